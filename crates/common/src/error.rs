@@ -36,7 +36,10 @@ pub enum Error {
 impl Error {
     /// A 404 for `kind` (`"project"`, `"user"`, ...) with `id`.
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
-        Error::NotFound { kind, id: id.into() }
+        Error::NotFound {
+            kind,
+            id: id.into(),
+        }
     }
 
     /// A 400 with `message`.

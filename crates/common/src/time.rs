@@ -25,7 +25,11 @@ pub fn parse_iso8601(text: &str) -> Option<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Some(t.timestamp_micros());
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+    ] {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text.trim_end_matches('Z'), fmt) {
             return Some(t.and_utc().timestamp_micros());
         }
@@ -50,8 +54,15 @@ mod tests {
 
     #[test]
     fn parses_the_forms_clients_send() {
-        for s in ["2026-11-24T10:32:45Z", "2026-11-24T10:32:45", "2026-11-24T10:32:45+00:00"] {
-            assert_eq!(iso8601_seconds(parse_iso8601(s).unwrap()), "2026-11-24T10:32:45Z");
+        for s in [
+            "2026-11-24T10:32:45Z",
+            "2026-11-24T10:32:45",
+            "2026-11-24T10:32:45+00:00",
+        ] {
+            assert_eq!(
+                iso8601_seconds(parse_iso8601(s).unwrap()),
+                "2026-11-24T10:32:45Z"
+            );
         }
         assert!(parse_iso8601("tomorrow").is_none());
     }

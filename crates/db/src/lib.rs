@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use sqlx::mysql::{MySqlPool, MySqlPoolOptions, MySqlRow};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+};
 use sqlx::{AssertSqlSafe, FromRow};
 
 pub use migrate::{Migration, migrate};
@@ -67,7 +69,12 @@ pub enum Engine {
 /// A record type that decodes from a row of each engine. Derive `sqlx::FromRow` on a
 /// struct whose fields are `String`, `i64`, `bool` and `Option`s of them.
 pub trait Record:
-    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, MySqlRow> + Send + Unpin + 'static
+    for<'r> FromRow<'r, SqliteRow>
+    + for<'r> FromRow<'r, PgRow>
+    + for<'r> FromRow<'r, MySqlRow>
+    + Send
+    + Unpin
+    + 'static
 {
 }
 impl<T> Record for T where
@@ -120,19 +127,34 @@ macro_rules! executor_methods {
             pub async fn fetch_all<T: Record>(&mut self, sql: &Sql) -> Result<Vec<T>, DbError> {
                 let $this = self;
                 Ok(match $this {
-                    $ty::Sqlite($ex) => with_query_as!(Engine::Sqlite, sql, T, |q| q.fetch_all($get).await?),
-                    $ty::Postgres($ex) => with_query_as!(Engine::Postgres, sql, T, |q| q.fetch_all($get).await?),
-                    $ty::MySql($ex) => with_query_as!(Engine::MySql, sql, T, |q| q.fetch_all($get).await?),
+                    $ty::Sqlite($ex) => {
+                        with_query_as!(Engine::Sqlite, sql, T, |q| q.fetch_all($get).await?)
+                    }
+                    $ty::Postgres($ex) => {
+                        with_query_as!(Engine::Postgres, sql, T, |q| q.fetch_all($get).await?)
+                    }
+                    $ty::MySql($ex) => {
+                        with_query_as!(Engine::MySql, sql, T, |q| q.fetch_all($get).await?)
+                    }
                 })
             }
 
             /// The first row of `sql`, if any.
-            pub async fn fetch_optional<T: Record>(&mut self, sql: &Sql) -> Result<Option<T>, DbError> {
+            pub async fn fetch_optional<T: Record>(
+                &mut self,
+                sql: &Sql,
+            ) -> Result<Option<T>, DbError> {
                 let $this = self;
                 Ok(match $this {
-                    $ty::Sqlite($ex) => with_query_as!(Engine::Sqlite, sql, T, |q| q.fetch_optional($get).await?),
-                    $ty::Postgres($ex) => with_query_as!(Engine::Postgres, sql, T, |q| q.fetch_optional($get).await?),
-                    $ty::MySql($ex) => with_query_as!(Engine::MySql, sql, T, |q| q.fetch_optional($get).await?),
+                    $ty::Sqlite($ex) => {
+                        with_query_as!(Engine::Sqlite, sql, T, |q| q.fetch_optional($get).await?)
+                    }
+                    $ty::Postgres($ex) => {
+                        with_query_as!(Engine::Postgres, sql, T, |q| q.fetch_optional($get).await?)
+                    }
+                    $ty::MySql($ex) => {
+                        with_query_as!(Engine::MySql, sql, T, |q| q.fetch_optional($get).await?)
+                    }
                 })
             }
 
@@ -140,9 +162,18 @@ macro_rules! executor_methods {
             pub async fn execute(&mut self, sql: &Sql) -> Result<u64, DbError> {
                 let $this = self;
                 Ok(match $this {
-                    $ty::Sqlite($ex) => with_query!(Engine::Sqlite, sql, |q| q.execute($get).await?.rows_affected()),
-                    $ty::Postgres($ex) => with_query!(Engine::Postgres, sql, |q| q.execute($get).await?.rows_affected()),
-                    $ty::MySql($ex) => with_query!(Engine::MySql, sql, |q| q.execute($get).await?.rows_affected()),
+                    $ty::Sqlite($ex) => with_query!(Engine::Sqlite, sql, |q| q
+                        .execute($get)
+                        .await?
+                        .rows_affected()),
+                    $ty::Postgres($ex) => with_query!(Engine::Postgres, sql, |q| q
+                        .execute($get)
+                        .await?
+                        .rows_affected()),
+                    $ty::MySql($ex) => with_query!(Engine::MySql, sql, |q| q
+                        .execute($get)
+                        .await?
+                        .rows_affected()),
                 })
             }
         }
@@ -150,6 +181,40 @@ macro_rules! executor_methods {
 }
 
 executor_methods!(Tx, |this, tx| &mut **tx);
+
+/// Something statements run on: a pool (`&Db`, each statement on its own connection) or an
+/// open transaction (`Tx`). Query functions take `&mut impl Executor` so one function
+/// serves reads outside and inside a transaction.
+#[allow(async_fn_in_trait)]
+pub trait Executor {
+    async fn fetch_all<T: Record>(&mut self, sql: &Sql) -> Result<Vec<T>, DbError>;
+    async fn fetch_optional<T: Record>(&mut self, sql: &Sql) -> Result<Option<T>, DbError>;
+    async fn execute(&mut self, sql: &Sql) -> Result<u64, DbError>;
+}
+
+impl Executor for Tx {
+    async fn fetch_all<T: Record>(&mut self, sql: &Sql) -> Result<Vec<T>, DbError> {
+        Tx::fetch_all(self, sql).await
+    }
+    async fn fetch_optional<T: Record>(&mut self, sql: &Sql) -> Result<Option<T>, DbError> {
+        Tx::fetch_optional(self, sql).await
+    }
+    async fn execute(&mut self, sql: &Sql) -> Result<u64, DbError> {
+        Tx::execute(self, sql).await
+    }
+}
+
+impl Executor for &Db {
+    async fn fetch_all<T: Record>(&mut self, sql: &Sql) -> Result<Vec<T>, DbError> {
+        PoolExec(self).fetch_all(sql).await
+    }
+    async fn fetch_optional<T: Record>(&mut self, sql: &Sql) -> Result<Option<T>, DbError> {
+        PoolExec(self).fetch_optional(sql).await
+    }
+    async fn execute(&mut self, sql: &Sql) -> Result<u64, DbError> {
+        PoolExec(self).execute(sql).await
+    }
+}
 
 /// A `Db` used as an executor: each statement on its own pooled connection.
 pub struct PoolExec<'a>(&'a Db);
@@ -163,13 +228,26 @@ impl Db {
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true);
-            let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(opts)
+                .await?;
             Ok(Db::Sqlite(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Ok(Db::Postgres(PgPoolOptions::new().max_connections(16).connect(url).await?))
+            Ok(Db::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(16)
+                    .connect(url)
+                    .await?,
+            ))
         } else if url.starts_with("mysql:") || url.starts_with("mariadb:") {
             let url = url.replacen("mariadb:", "mysql:", 1);
-            Ok(Db::MySql(MySqlPoolOptions::new().max_connections(16).connect(&url).await?))
+            Ok(Db::MySql(
+                MySqlPoolOptions::new()
+                    .max_connections(16)
+                    .connect(&url)
+                    .await?,
+            ))
         } else {
             Err(DbError::UnsupportedUrl(url.to_string()))
         }
@@ -230,17 +308,28 @@ impl PoolExec<'_> {
 
     async fn fetch_optional<T: Record>(&self, sql: &Sql) -> Result<Option<T>, DbError> {
         Ok(match self.0 {
-            Db::Sqlite(p) => with_query_as!(Engine::Sqlite, sql, T, |q| q.fetch_optional(p).await?),
-            Db::Postgres(p) => with_query_as!(Engine::Postgres, sql, T, |q| q.fetch_optional(p).await?),
+            Db::Sqlite(p) => {
+                with_query_as!(Engine::Sqlite, sql, T, |q| q.fetch_optional(p).await?)
+            }
+            Db::Postgres(p) => {
+                with_query_as!(Engine::Postgres, sql, T, |q| q.fetch_optional(p).await?)
+            }
             Db::MySql(p) => with_query_as!(Engine::MySql, sql, T, |q| q.fetch_optional(p).await?),
         })
     }
 
     async fn execute(&self, sql: &Sql) -> Result<u64, DbError> {
         Ok(match self.0 {
-            Db::Sqlite(p) => with_query!(Engine::Sqlite, sql, |q| q.execute(p).await?.rows_affected()),
-            Db::Postgres(p) => with_query!(Engine::Postgres, sql, |q| q.execute(p).await?.rows_affected()),
-            Db::MySql(p) => with_query!(Engine::MySql, sql, |q| q.execute(p).await?.rows_affected()),
+            Db::Sqlite(p) => {
+                with_query!(Engine::Sqlite, sql, |q| q.execute(p).await?.rows_affected())
+            }
+            Db::Postgres(p) => with_query!(Engine::Postgres, sql, |q| q
+                .execute(p)
+                .await?
+                .rows_affected()),
+            Db::MySql(p) => {
+                with_query!(Engine::MySql, sql, |q| q.execute(p).await?.rows_affected())
+            }
         })
     }
 }

@@ -1,7 +1,8 @@
 //! Each service's schema migrations, applied in order and recorded.
 //!
 //! A migration is written once as SQL with portable type names that are rendered per
-//! engine, so the three schemas cannot drift apart:
+//! engine, so the three schemas cannot drift apart (whole-line `--` comments only; a `;`
+//! ends a statement):
 //! `{id}` a short indexed string (ids, names), `{text}` unbounded text, `{bigint}`, `{bool}`.
 
 use crate::{Db, DbError, Engine, Sql};
@@ -27,7 +28,10 @@ pub fn render(sql: &str, engine: Engine) -> String {
         Engine::Postgres => ("VARCHAR(255)", "TEXT", "BIGINT", "BOOLEAN"),
         Engine::MySql => ("VARCHAR(255)", "LONGTEXT", "BIGINT", "BOOLEAN"),
     };
-    sql.replace("{id}", id).replace("{text}", text).replace("{bigint}", bigint).replace("{bool}", boolean)
+    sql.replace("{id}", id)
+        .replace("{text}", text)
+        .replace("{bigint}", bigint)
+        .replace("{bool}", boolean)
 }
 
 fn checksum(sql: &str) -> String {
@@ -52,20 +56,36 @@ pub async fn migrate(db: &Db, service: &str, migrations: &[Migration]) -> Result
     );
     db.execute(&Sql::new(&create)).await?;
     let applied: Vec<Applied> = db
-        .fetch_all(&Sql::new("SELECT version, checksum FROM ferro_migrations WHERE service = ?").arg(service))
+        .fetch_all(
+            &Sql::new("SELECT version, checksum FROM ferro_migrations WHERE service = ?")
+                .arg(service),
+        )
         .await?;
     for m in migrations {
         let text = render(m.sql, db.engine());
         let sum = checksum(m.sql);
         if let Some(a) = applied.iter().find(|a| a.version == m.version) {
             if a.checksum != sum {
-                return Err(DbError::MigrationChanged { service: service.to_string(), version: m.version });
+                return Err(DbError::MigrationChanged {
+                    service: service.to_string(),
+                    version: m.version,
+                });
             }
             continue;
         }
-        tracing::info!(service, version = m.version, name = m.name, "applying migration");
+        tracing::info!(
+            service,
+            version = m.version,
+            name = m.name,
+            "applying migration"
+        );
         let mut tx = db.begin().await?;
-        for stmt in text.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let code: String = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for stmt in code.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             tx.execute(&Sql::new(stmt)).await?;
         }
         tx.execute(

@@ -61,7 +61,10 @@ impl Sql {
     /// Starts a statement with `text`, which may contain `?` placeholders bound later with
     /// [`Sql::arg`].
     pub fn new(text: &str) -> Self {
-        Sql { text: text.to_string(), binds: Vec::new() }
+        Sql {
+            text: text.to_string(),
+            binds: Vec::new(),
+        }
     }
 
     /// Appends raw SQL text (never user input).
@@ -121,7 +124,10 @@ impl Sql {
         out
     }
 
-    pub(crate) fn bind_all<'q, DB: Binder>(&self, mut q: Query<'q, DB, DB::Arguments>) -> Query<'q, DB, DB::Arguments> {
+    pub(crate) fn bind_all<'q, DB: Binder>(
+        &self,
+        mut q: Query<'q, DB, DB::Arguments>,
+    ) -> Query<'q, DB, DB::Arguments> {
         for v in &self.binds {
             q = DB::bind(q, v.clone());
         }
@@ -142,7 +148,10 @@ impl Sql {
 /// How one engine binds a [`Value`].
 pub(crate) trait Binder: sqlx::Database {
     fn bind<'q>(q: Query<'q, Self, Self::Arguments>, v: Value) -> Query<'q, Self, Self::Arguments>;
-    fn bind_as<'q, O>(q: QueryAs<'q, Self, O, Self::Arguments>, v: Value) -> QueryAs<'q, Self, O, Self::Arguments>;
+    fn bind_as<'q, O>(
+        q: QueryAs<'q, Self, O, Self::Arguments>,
+        v: Value,
+    ) -> QueryAs<'q, Self, O, Self::Arguments>;
 }
 
 macro_rules! binder {
@@ -156,7 +165,10 @@ macro_rules! binder {
                     Value::Text(s) => q.bind(s),
                 }
             }
-            fn bind_as<'q, O>(q: QueryAs<'q, Self, O, $args>, v: Value) -> QueryAs<'q, Self, O, $args> {
+            fn bind_as<'q, O>(
+                q: QueryAs<'q, Self, O, $args>,
+                v: Value,
+            ) -> QueryAs<'q, Self, O, $args> {
                 match v {
                     Value::Null => q.bind(None::<String>),
                     Value::Bool(b) => q.bind(b),
@@ -181,8 +193,14 @@ mod tests {
         let mut s = Sql::new("SELECT * FROM t WHERE a = ?");
         s = s.arg("x");
         s.push(" AND b IN ").bind_list([1i64, 2]);
-        assert_eq!(s.render(Engine::Postgres), "SELECT * FROM t WHERE a = $1 AND b IN ($2, $3)");
-        assert_eq!(s.render(Engine::Sqlite), "SELECT * FROM t WHERE a = ? AND b IN (?, ?)");
+        assert_eq!(
+            s.render(Engine::Postgres),
+            "SELECT * FROM t WHERE a = $1 AND b IN ($2, $3)"
+        );
+        assert_eq!(
+            s.render(Engine::Sqlite),
+            "SELECT * FROM t WHERE a = ? AND b IN (?, ?)"
+        );
         assert_eq!(s.binds.len(), 3);
     }
 

@@ -1,1 +1,181 @@
-fn main() {}
+//! `ferrostack`: every role of the cloud in one binary.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use ferrostack::{Cloud, Config};
+
+#[derive(Parser)]
+#[command(
+    name = "ferrostack",
+    version,
+    about = "An OpenStack-compatible cloud in one binary"
+)]
+struct Cli {
+    /// Configuration file (TOML); default /etc/ferrostack/ferrostack.toml when present.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// State directory (database, keys, client files).
+    #[arg(long, global = true)]
+    state_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every service in one process on the embedded database; bootstraps on first start.
+    AllInOne {
+        /// The admin password on first start (default: generated and written to the state dir).
+        #[arg(long, env = "FERROSTACK_ADMIN_PASSWORD")]
+        admin_password: Option<String>,
+    },
+    /// The API services only, on an existing (bootstrapped) database.
+    Serve,
+    /// Creates the default domain, admin project and user, roles and catalog (idempotent).
+    Bootstrap {
+        #[arg(long, env = "FERROSTACK_ADMIN_PASSWORD")]
+        admin_password: String,
+    },
+    /// Database tasks.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+    /// Fernet key repository tasks.
+    Fernet {
+        #[command(subcommand)]
+        command: FernetCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Applies every pending migration.
+    Migrate,
+}
+
+#[derive(Subcommand)]
+enum FernetCommand {
+    /// Creates the key repository if missing.
+    Setup,
+    /// Promotes the staged key, stages a new one, drops the oldest beyond max_active_keys.
+    Rotate,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERROSTACK_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    if let Some(dir) = cli.state_dir {
+        config.state_dir = dir;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run(
+        cli.command.unwrap_or(Command::AllInOne {
+            admin_password: None,
+        }),
+        config,
+    ))
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::AllInOne { admin_password } => {
+            let started = std::time::Instant::now();
+            let cloud = Cloud::start(&config).await?;
+            let first = !ferro_identity::db::project_by_name(
+                &mut &cloud.identity.db,
+                "default",
+                &config.bootstrap.admin_project,
+            )
+            .await?
+            .is_some();
+            if first {
+                let password = admin_password
+                    .or_else(|| {
+                        Some(config.bootstrap.admin_password.clone()).filter(|p| !p.is_empty())
+                    })
+                    .unwrap_or_else(ferrostack::generate_password);
+                cloud.bootstrap(&config, &password).await?;
+                ferrostack::write_client_files(
+                    &config.state_dir,
+                    &config,
+                    &cloud.identity_url,
+                    &password,
+                )?;
+            }
+            eprintln!(
+                "ferrostack all-in-one: identity at {}/v3 (ready in {} ms)\n  clouds.yaml and admin-openrc: {}",
+                cloud.identity_url,
+                started.elapsed().as_millis(),
+                config.state_dir.display()
+            );
+            wait_for_shutdown().await;
+            cloud.stop();
+        }
+        Command::Serve => {
+            let cloud = Cloud::start(&config).await?;
+            eprintln!("ferrostack serve: identity at {}/v3", cloud.identity_url);
+            wait_for_shutdown().await;
+            cloud.stop();
+        }
+        Command::Bootstrap { admin_password } => {
+            let mut c = config.clone();
+            c.identity.port = 0;
+            let cloud = Cloud::start(&c).await?;
+            let url = config.identity_url(config.identity.port);
+            let p = ferro_identity::bootstrap::BootstrapParams {
+                admin_user: config.bootstrap.admin_user.clone(),
+                admin_password,
+                admin_project: config.bootstrap.admin_project.clone(),
+                region: config.bootstrap.region.clone(),
+                services: ferrostack::catalog(&url),
+                service_password: None,
+            };
+            let b = ferro_identity::bootstrap::bootstrap(&cloud.identity, &p).await?;
+            println!(
+                "admin user {} on project {}",
+                b.admin_user_id, b.admin_project_id
+            );
+            cloud.stop();
+        }
+        Command::Db {
+            command: DbCommand::Migrate,
+        } => {
+            ferrostack::open_database(&config).await?;
+            println!("migrations applied to {}", config.database_url());
+        }
+        Command::Fernet { command } => {
+            let dir = config.state_dir.join("fernet-keys");
+            match command {
+                FernetCommand::Setup => ferro_identity::token::setup_repository(&dir)?,
+                FernetCommand::Rotate => {
+                    ferro_identity::token::setup_repository(&dir)?;
+                    ferro_identity::token::rotate_repository(
+                        &dir,
+                        config.identity.max_active_keys,
+                    )?;
+                }
+            }
+            println!("fernet keys in {}", dir.display());
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+}

@@ -9,8 +9,8 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use ferro_common::{Error, RequestContext};
 
-use crate::fault::{ApiError, FaultStyle};
 use crate::RequestId;
+use crate::fault::{ApiError, FaultStyle};
 
 /// Turns an `X-Auth-Token` into the caller's context, or refuses it.
 #[async_trait::async_trait]
@@ -26,16 +26,20 @@ pub struct Auth(pub RequestContext);
 pub struct MaybeAuth(pub Option<RequestContext>);
 
 fn style(parts: &Parts) -> FaultStyle {
-    parts.extensions.get::<FaultStyle>().copied().unwrap_or(FaultStyle::Keystone)
+    parts
+        .extensions
+        .get::<FaultStyle>()
+        .copied()
+        .unwrap_or(FaultStyle::Keystone)
 }
 
 async fn authenticate(parts: &Parts) -> Result<Option<RequestContext>, Error> {
     let Some(token) = parts.headers.get("x-auth-token") else {
         return Ok(None);
     };
-    let token = token
-        .to_str()
-        .map_err(|_| Error::Unauthenticated("The request you have made requires authentication.".into()))?;
+    let token = token.to_str().map_err(|_| {
+        Error::Unauthenticated("The request you have made requires authentication.".into())
+    })?;
     let validator = parts
         .extensions
         .get::<Arc<dyn TokenValidator>>()
@@ -55,9 +59,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Auth {
             Ok(Some(ctx)) => Ok(Auth(ctx)),
             Ok(None) => Err(ApiError {
                 style: style(parts),
-                error: Error::Unauthenticated("The request you have made requires authentication.".into()),
+                error: Error::Unauthenticated(
+                    "The request you have made requires authentication.".into(),
+                ),
             }),
-            Err(error) => Err(ApiError { style: style(parts), error }),
+            Err(error) => Err(ApiError {
+                style: style(parts),
+                error,
+            }),
         }
     }
 }
@@ -66,6 +75,12 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeAuth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        authenticate(parts).await.map(MaybeAuth).map_err(|error| ApiError { style: style(parts), error })
+        authenticate(parts)
+            .await
+            .map(MaybeAuth)
+            .map_err(|error| ApiError {
+                style: style(parts),
+                error,
+            })
     }
 }

@@ -61,8 +61,10 @@ pub fn render(style: FaultStyle, error: &Error) -> Response {
     let mut resp = (status, axum::Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED && style == FaultStyle::Keystone {
         // keystonemiddleware and keystone both point clients at the identity endpoint.
-        resp.headers_mut()
-            .insert("www-authenticate", axum::http::HeaderValue::from_static("Keystone uri=\"/v3\""));
+        resp.headers_mut().insert(
+            "www-authenticate",
+            axum::http::HeaderValue::from_static("Keystone uri=\"/v3\""),
+        );
     }
     resp
 }

@@ -16,19 +16,30 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let style = req.extensions().get::<FaultStyle>().copied().unwrap_or(FaultStyle::Keystone);
+        let style = req
+            .extensions()
+            .get::<FaultStyle>()
+            .copied()
+            .unwrap_or(FaultStyle::Keystone);
         let reject = |error| ApiError { style, error };
-        if let Some(ct) = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok())
+        if let Some(ct) = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
             && !ct.starts_with("application/json")
             && !ct.contains("+json")
         {
-            return Err(reject(Error::BadRequest(format!("Unsupported Content-Type: {ct}"))));
+            return Err(reject(Error::BadRequest(format!(
+                "Unsupported Content-Type: {ct}"
+            ))));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 reject(Error::PayloadTooLarge("Request is too large.".into()))
             } else {
-                reject(Error::BadRequest(format!("Could not read the request body: {e}")))
+                reject(Error::BadRequest(format!(
+                    "Could not read the request body: {e}"
+                )))
             }
         })?;
         parse(&bytes).map(Json).map_err(reject)
@@ -38,11 +49,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
 /// Parses a JSON body into `T`, describing what is wrong in a client-readable 400.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     if bytes.is_empty() {
-        return Err(Error::BadRequest("Expecting to find a JSON body in the request.".into()));
+        return Err(Error::BadRequest(
+            "Expecting to find a JSON body in the request.".into(),
+        ));
     }
     serde_json::from_slice(bytes).map_err(|e| {
         let what = match e.classify() {
-            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "Malformed JSON body",
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                "Malformed JSON body"
+            }
             _ => "Invalid input",
         };
         Error::BadRequest(format!("{what}: {e}"))

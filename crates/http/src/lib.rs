@@ -33,16 +33,28 @@ pub const DEFAULT_BODY_LIMIT: usize = 114_688;
 
 /// Wraps a service router with the shared middleware: fault style, request id, body limit,
 /// panic-to-fault, and the token validator used by [`Auth`].
-pub fn layers(router: Router, style: FaultStyle, body_limit: usize, validator: Arc<dyn TokenValidator>) -> Router {
+pub fn layers(
+    router: Router,
+    style: FaultStyle,
+    body_limit: usize,
+    validator: Arc<dyn TokenValidator>,
+) -> Router {
     router
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(move |req, next| request_id(style, validator.clone(), req, next)))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(move |_| {
-            fault::render(style, &ferro_common::Error::internal("handler panicked"))
+        .layer(middleware::from_fn(move |req, next| {
+            request_id(style, validator.clone(), req, next)
         }))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            move |_| fault::render(style, &ferro_common::Error::internal("handler panicked")),
+        ))
 }
 
-async fn request_id(style: FaultStyle, validator: Arc<dyn TokenValidator>, mut req: Request, next: Next) -> Response {
+async fn request_id(
+    style: FaultStyle,
+    validator: Arc<dyn TokenValidator>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let id = format!("req-{}", uuid::Uuid::new_v4());
     req.extensions_mut().insert(RequestId(id.clone()));
     req.extensions_mut().insert(style);

@@ -1,1 +1,59 @@
-//! placeholder
+//! Keystone v3: identity, resources, assignments, catalog and Fernet tokens.
+//!
+//! Owns users, groups, projects and domains, roles and their assignments, the service
+//! catalog, application credentials and the tokens made from all of these. Other services
+//! see it only through its public API (and, in one process, through [`Identity`] as a
+//! `TokenValidator`); it must not know about any of them.
+
+pub mod api;
+pub mod bootstrap;
+pub mod db;
+pub mod manager;
+pub mod model;
+pub mod policy;
+pub mod token;
+
+use std::path::PathBuf;
+
+pub use manager::Identity;
+
+/// Identity's schema migrations, in order.
+pub fn migrations() -> &'static [ferro_db::Migration] {
+    static M: [ferro_db::Migration; 1] = [ferro_db::Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    }];
+    &M
+}
+
+/// Settings of the identity service.
+#[derive(Clone, Debug)]
+pub struct IdentityConfig {
+    /// The Fernet key repository directory.
+    pub key_repository: PathBuf,
+    /// Token lifetime in seconds (keystone `[token] expiration`, default 3600).
+    pub token_expiration: i64,
+    /// bcrypt cost for new password hashes (keystone default 12).
+    pub bcrypt_cost: u32,
+    /// Public base URL of this API (`http://127.0.0.1:5000`), used in links.
+    pub public_url: String,
+    /// Keystone's `[fernet_tokens] max_active_keys`.
+    pub max_active_keys: usize,
+    /// An oslo.policy YAML file overriding default rules.
+    pub policy_file: Option<PathBuf>,
+}
+
+impl IdentityConfig {
+    /// Defaults as upstream's, keys under `state_dir/fernet-keys`.
+    pub fn new(state_dir: &std::path::Path, public_url: &str) -> Self {
+        IdentityConfig {
+            key_repository: state_dir.join("fernet-keys"),
+            token_expiration: 3600,
+            bcrypt_cost: 12,
+            public_url: public_url.trim_end_matches('/').to_string(),
+            max_active_keys: 3,
+            policy_file: None,
+        }
+    }
+}

@@ -1,0 +1,989 @@
+//! Identity's queries: the only place in this crate that writes SQL.
+
+use ferro_db::{DbError, Executor, Sql};
+use sqlx::FromRow;
+
+/// Parent marker of top-level domains, as upstream stores it.
+pub const ROOT_DOMAIN: &str = "<<keystone.domain.root>>";
+
+#[derive(FromRow, Clone, Debug)]
+pub struct ProjectRow {
+    pub id: String,
+    pub name: String,
+    pub domain_id: String,
+    pub parent_id: Option<String>,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub is_domain: bool,
+    pub extra: String,
+    pub created_at: i64,
+}
+
+#[derive(FromRow, Clone, Debug)]
+pub struct UserRow {
+    pub id: String,
+    pub domain_id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub password_hash: Option<String>,
+    pub password_created_at: Option<i64>,
+    pub default_project_id: Option<String>,
+    pub extra: String,
+    pub created_at: i64,
+    pub last_active_at: Option<i64>,
+}
+
+#[derive(FromRow, Clone, Debug)]
+pub struct GroupRow {
+    pub id: String,
+    pub domain_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub extra: String,
+}
+
+#[derive(FromRow, Clone, Debug)]
+pub struct RoleRow {
+    pub id: String,
+    pub name: String,
+    /// `""` for a global role.
+    pub domain_id: String,
+    pub description: Option<String>,
+    pub extra: String,
+}
+
+#[derive(FromRow, Clone, Debug, PartialEq, Eq)]
+pub struct AssignmentRow {
+    pub kind: String,
+    pub actor_id: String,
+    pub target_id: String,
+    pub role_id: String,
+    pub inherited: bool,
+}
+
+#[derive(FromRow, Clone, Debug)]
+pub struct RegionRow {
+    pub id: String,
+    pub description: Option<String>,
+    pub parent_region_id: Option<String>,
+    pub extra: String,
+}
+
+#[derive(FromRow, Clone, Debug)]
+pub struct ServiceRow {
+    pub id: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub enabled: bool,
+    pub extra: String,
+}
+
+#[derive(FromRow, Clone, Debug)]
+pub struct EndpointRow {
+    pub id: String,
+    pub service_id: String,
+    pub interface: String,
+    pub url: String,
+    pub region_id: Option<String>,
+    pub enabled: bool,
+    pub extra: String,
+}
+
+#[derive(FromRow, Clone, Debug)]
+pub struct AppCredRow {
+    pub id: String,
+    pub name: String,
+    pub user_id: String,
+    pub project_id: Option<String>,
+    pub secret_hash: String,
+    pub description: Option<String>,
+    pub expires_at: Option<i64>,
+    pub unrestricted: bool,
+    /// JSON list of role ids.
+    pub roles: String,
+    pub created_at: i64,
+}
+
+/// A row of a blob resource (credentials, policies).
+#[derive(FromRow, Clone, Debug)]
+pub struct CredentialRow {
+    pub id: String,
+    pub user_id: String,
+    pub project_id: Option<String>,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub blob: String,
+    pub extra: String,
+}
+
+#[derive(FromRow, Clone, Debug)]
+pub struct PolicyRow {
+    pub id: String,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub blob: String,
+    pub extra: String,
+}
+
+#[derive(FromRow, Clone, Debug)]
+pub struct RevocationRow {
+    pub id: String,
+    pub domain_id: Option<String>,
+    pub project_id: Option<String>,
+    pub user_id: Option<String>,
+    pub role_id: Option<String>,
+    pub audit_id: Option<String>,
+    pub audit_chain_id: Option<String>,
+    pub issued_before: i64,
+    pub revoked_at: i64,
+}
+
+const PROJECT_COLS: &str =
+    "id, name, domain_id, parent_id, description, enabled, is_domain, extra, created_at";
+const USER_COLS: &str = "id, domain_id, name, enabled, password_hash, password_created_at, default_project_id, extra, created_at, last_active_at";
+
+/// Equality filters appended as `AND col = ?` for each `Some`.
+pub fn filters(sql: &mut Sql, pairs: &[(&str, Option<ferro_db::Value>)]) {
+    for (col, v) in pairs {
+        if let Some(v) = v {
+            sql.push(" AND ").push(col).push(" = ").bind(v.clone());
+        }
+    }
+}
+
+// ---- projects and domains ----
+
+pub async fn project_get(ex: &mut impl Executor, id: &str) -> Result<Option<ProjectRow>, DbError> {
+    ex.fetch_optional(
+        &Sql::new(&format!(
+            "SELECT {PROJECT_COLS} FROM ks_project WHERE id = ?"
+        ))
+        .arg(id),
+    )
+    .await
+}
+
+pub async fn project_by_name(
+    ex: &mut impl Executor,
+    domain_id: &str,
+    name: &str,
+) -> Result<Option<ProjectRow>, DbError> {
+    ex.fetch_optional(
+        &Sql::new(&format!(
+            "SELECT {PROJECT_COLS} FROM ks_project WHERE domain_id = ? AND name = ?"
+        ))
+        .arg(domain_id)
+        .arg(name),
+    )
+    .await
+}
+
+/// Projects (or domains, with `is_domain`) matching the equality filters, ordered by id.
+pub async fn project_list(
+    ex: &mut impl Executor,
+    is_domain: bool,
+    eq: &[(&str, Option<ferro_db::Value>)],
+) -> Result<Vec<ProjectRow>, DbError> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {PROJECT_COLS} FROM ks_project WHERE is_domain = ?"
+    ))
+    .arg(is_domain);
+    filters(&mut sql, eq);
+    sql.push(" ORDER BY id");
+    ex.fetch_all(&sql).await
+}
+
+pub async fn project_insert(ex: &mut impl Executor, p: &ProjectRow) -> Result<(), DbError> {
+    ex.execute(
+        &Sql::new(&format!(
+            "INSERT INTO ks_project ({PROJECT_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .arg(&p.id)
+        .arg(&p.name)
+        .arg(&p.domain_id)
+        .arg(p.parent_id.clone())
+        .arg(p.description.clone())
+        .arg(p.enabled)
+        .arg(p.is_domain)
+        .arg(&p.extra)
+        .arg(p.created_at),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn project_update(ex: &mut impl Executor, p: &ProjectRow) -> Result<(), DbError> {
+    ex.execute(
+        &Sql::new(
+            "UPDATE ks_project SET name = ?, description = ?, enabled = ?, extra = ? WHERE id = ?",
+        )
+        .arg(&p.name)
+        .arg(p.description.clone())
+        .arg(p.enabled)
+        .arg(&p.extra)
+        .arg(&p.id),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn project_children(
+    ex: &mut impl Executor,
+    id: &str,
+) -> Result<Vec<ProjectRow>, DbError> {
+    ex.fetch_all(
+        &Sql::new(&format!("SELECT {PROJECT_COLS} FROM ks_project WHERE parent_id = ? AND is_domain = ? ORDER BY id"))
+            .arg(id)
+            .arg(false),
+    )
+    .await
+}
+
+pub async fn project_tags(ex: &mut impl Executor, id: &str) -> Result<Vec<String>, DbError> {
+    #[derive(FromRow)]
+    struct Tag {
+        name: String,
+    }
+    let rows: Vec<Tag> = ex
+        .fetch_all(
+            &Sql::new("SELECT name FROM ks_project_tag WHERE project_id = ? ORDER BY name").arg(id),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|t| t.name).collect())
+}
+
+pub async fn project_set_tags(
+    ex: &mut impl Executor,
+    id: &str,
+    tags: &[String],
+) -> Result<(), DbError> {
+    ex.execute(&Sql::new("DELETE FROM ks_project_tag WHERE project_id = ?").arg(id))
+        .await?;
+    for t in tags {
+        ex.execute(
+            &Sql::new("INSERT INTO ks_project_tag (project_id, name) VALUES (?, ?)")
+                .arg(id)
+                .arg(t),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn projects_with_tags(
+    ex: &mut impl Executor,
+    tags: &[String],
+    all: bool,
+) -> Result<Vec<String>, DbError> {
+    #[derive(FromRow)]
+    struct Id {
+        project_id: String,
+    }
+    let mut sql = Sql::new("SELECT project_id FROM ks_project_tag WHERE name IN ");
+    sql.bind_list(tags.iter().cloned())
+        .push(" GROUP BY project_id");
+    if all {
+        sql.push(" HAVING COUNT(*) = ").bind(tags.len() as i64);
+    }
+    Ok(ex
+        .fetch_all::<Id>(&sql)
+        .await?
+        .into_iter()
+        .map(|r| r.project_id)
+        .collect())
+}
+
+/// Deletes a project and what hangs off it (tags, assignments on it).
+pub async fn project_delete(ex: &mut impl Executor, id: &str) -> Result<u64, DbError> {
+    ex.execute(&Sql::new("DELETE FROM ks_project_tag WHERE project_id = ?").arg(id))
+        .await?;
+    ex.execute(&Sql::new("DELETE FROM ks_assignment WHERE target_id = ?").arg(id))
+        .await?;
+    ex.execute(&Sql::new("DELETE FROM ks_project WHERE id = ?").arg(id))
+        .await
+}
+
+/// Whether anything still lives in domain `id` (projects, users, groups, roles).
+pub async fn domain_has_contents(ex: &mut impl Executor, id: &str) -> Result<bool, DbError> {
+    #[derive(FromRow)]
+    struct N {
+        n: i64,
+    }
+    for table in ["ks_project", "ks_user", "ks_group", "ks_role"] {
+        let n: Option<N> = ex
+            .fetch_optional(
+                &Sql::new(&format!(
+                    "SELECT COUNT(*) AS n FROM {table} WHERE domain_id = ?"
+                ))
+                .arg(id),
+            )
+            .await?;
+        if n.is_some_and(|n| n.n > 0) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+// ---- users ----
+
+pub async fn user_get(ex: &mut impl Executor, id: &str) -> Result<Option<UserRow>, DbError> {
+    ex.fetch_optional(&Sql::new(&format!("SELECT {USER_COLS} FROM ks_user WHERE id = ?")).arg(id))
+        .await
+}
+
+pub async fn user_by_name(
+    ex: &mut impl Executor,
+    domain_id: &str,
+    name: &str,
+) -> Result<Option<UserRow>, DbError> {
+    ex.fetch_optional(
+        &Sql::new(&format!(
+            "SELECT {USER_COLS} FROM ks_user WHERE domain_id = ? AND name = ?"
+        ))
+        .arg(domain_id)
+        .arg(name),
+    )
+    .await
+}
+
+pub async fn user_list(
+    ex: &mut impl Executor,
+    eq: &[(&str, Option<ferro_db::Value>)],
+) -> Result<Vec<UserRow>, DbError> {
+    let mut sql = Sql::new(&format!("SELECT {USER_COLS} FROM ks_user WHERE 1 = 1"));
+    filters(&mut sql, eq);
+    sql.push(" ORDER BY id");
+    ex.fetch_all(&sql).await
+}
+
+pub async fn user_insert(ex: &mut impl Executor, u: &UserRow) -> Result<(), DbError> {
+    ex.execute(
+        &Sql::new(&format!(
+            "INSERT INTO ks_user ({USER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .arg(&u.id)
+        .arg(&u.domain_id)
+        .arg(&u.name)
+        .arg(u.enabled)
+        .arg(u.password_hash.clone())
+        .arg(u.password_created_at)
+        .arg(u.default_project_id.clone())
+        .arg(&u.extra)
+        .arg(u.created_at)
+        .arg(u.last_active_at),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn user_update(ex: &mut impl Executor, u: &UserRow) -> Result<(), DbError> {
+    ex.execute(
+        &Sql::new(
+            "UPDATE ks_user SET name = ?, enabled = ?, password_hash = ?, password_created_at = ?, \
+             default_project_id = ?, extra = ? WHERE id = ?",
+        )
+        .arg(&u.name)
+        .arg(u.enabled)
+        .arg(u.password_hash.clone())
+        .arg(u.password_created_at)
+        .arg(u.default_project_id.clone())
+        .arg(&u.extra)
+        .arg(&u.id),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes a user with its memberships, assignments, application credentials and
+/// credentials.
+pub async fn user_delete(ex: &mut impl Executor, id: &str) -> Result<u64, DbError> {
+    ex.execute(&Sql::new("DELETE FROM ks_user_group WHERE user_id = ?").arg(id))
+        .await?;
+    ex.execute(&Sql::new("DELETE FROM ks_assignment WHERE actor_id = ?").arg(id))
+        .await?;
+    ex.execute(&Sql::new("DELETE FROM ks_app_cred WHERE user_id = ?").arg(id))
+        .await?;
+    ex.execute(&Sql::new("DELETE FROM ks_credential WHERE user_id = ?").arg(id))
+        .await?;
+    ex.execute(&Sql::new("DELETE FROM ks_user WHERE id = ?").arg(id))
+        .await
+}
+
+// ---- groups ----
+
+pub async fn group_get(ex: &mut impl Executor, id: &str) -> Result<Option<GroupRow>, DbError> {
+    ex.fetch_optional(
+        &Sql::new("SELECT id, domain_id, name, description, extra FROM ks_group WHERE id = ?")
+            .arg(id),
+    )
+    .await
+}
+
+pub async fn group_list(
+    ex: &mut impl Executor,
+    eq: &[(&str, Option<ferro_db::Value>)],
+) -> Result<Vec<GroupRow>, DbError> {
+    let mut sql =
+        Sql::new("SELECT id, domain_id, name, description, extra FROM ks_group WHERE 1 = 1");
+    filters(&mut sql, eq);
+    sql.push(" ORDER BY id");
+    ex.fetch_all(&sql).await
+}
+
+pub async fn group_insert(ex: &mut impl Executor, g: &GroupRow) -> Result<(), DbError> {
+    ex.execute(
+        &Sql::new(
+            "INSERT INTO ks_group (id, domain_id, name, description, extra) VALUES (?, ?, ?, ?, ?)",
+        )
+        .arg(&g.id)
+        .arg(&g.domain_id)
+        .arg(&g.name)
+        .arg(g.description.clone())
+        .arg(&g.extra),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn group_update(ex: &mut impl Executor, g: &GroupRow) -> Result<(), DbError> {
+    ex.execute(
+        &Sql::new("UPDATE ks_group SET name = ?, description = ?, extra = ? WHERE id = ?")
+            .arg(&g.name)
+            .arg(g.description.clone())
+            .arg(&g.extra)
+            .arg(&g.id),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn group_delete(ex: &mut impl Executor, id: &str) -> Result<u64, DbError> {
+    ex.execute(&Sql::new("DELETE FROM ks_user_group WHERE group_id = ?").arg(id))
+        .await?;
+    ex.execute(&Sql::new("DELETE FROM ks_assignment WHERE actor_id = ?").arg(id))
+        .await?;
+    ex.execute(&Sql::new("DELETE FROM ks_group WHERE id = ?").arg(id))
+        .await
+}
+
+pub async fn group_member_ids(
+    ex: &mut impl Executor,
+    group_id: &str,
+) -> Result<Vec<String>, DbError> {
+    #[derive(FromRow)]
+    struct U {
+        user_id: String,
+    }
+    let rows: Vec<U> = ex
+        .fetch_all(
+            &Sql::new("SELECT user_id FROM ks_user_group WHERE group_id = ? ORDER BY user_id")
+                .arg(group_id),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| r.user_id).collect())
+}
+
+pub async fn user_group_ids(ex: &mut impl Executor, user_id: &str) -> Result<Vec<String>, DbError> {
+    #[derive(FromRow)]
+    struct G {
+        group_id: String,
+    }
+    let rows: Vec<G> = ex
+        .fetch_all(
+            &Sql::new("SELECT group_id FROM ks_user_group WHERE user_id = ? ORDER BY group_id")
+                .arg(user_id),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| r.group_id).collect())
+}
+
+pub async fn membership_add(
+    ex: &mut impl Executor,
+    user_id: &str,
+    group_id: &str,
+) -> Result<(), DbError> {
+    match ex
+        .execute(
+            &Sql::new("INSERT INTO ks_user_group (user_id, group_id) VALUES (?, ?)")
+                .arg(user_id)
+                .arg(group_id),
+        )
+        .await
+    {
+        Ok(_) | Err(DbError::Duplicate(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn membership_remove(
+    ex: &mut impl Executor,
+    user_id: &str,
+    group_id: &str,
+) -> Result<u64, DbError> {
+    ex.execute(
+        &Sql::new("DELETE FROM ks_user_group WHERE user_id = ? AND group_id = ?")
+            .arg(user_id)
+            .arg(group_id),
+    )
+    .await
+}
+
+// ---- roles ----
+
+const ROLE_COLS: &str = "id, name, domain_id, description, extra";
+
+pub async fn role_get(ex: &mut impl Executor, id: &str) -> Result<Option<RoleRow>, DbError> {
+    ex.fetch_optional(&Sql::new(&format!("SELECT {ROLE_COLS} FROM ks_role WHERE id = ?")).arg(id))
+        .await
+}
+
+pub async fn role_list(
+    ex: &mut impl Executor,
+    eq: &[(&str, Option<ferro_db::Value>)],
+) -> Result<Vec<RoleRow>, DbError> {
+    let mut sql = Sql::new(&format!("SELECT {ROLE_COLS} FROM ks_role WHERE 1 = 1"));
+    filters(&mut sql, eq);
+    sql.push(" ORDER BY id");
+    ex.fetch_all(&sql).await
+}
+
+pub async fn role_insert(ex: &mut impl Executor, r: &RoleRow) -> Result<(), DbError> {
+    ex.execute(
+        &Sql::new(&format!(
+            "INSERT INTO ks_role ({ROLE_COLS}) VALUES (?, ?, ?, ?, ?)"
+        ))
+        .arg(&r.id)
+        .arg(&r.name)
+        .arg(&r.domain_id)
+        .arg(r.description.clone())
+        .arg(&r.extra),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn role_update(ex: &mut impl Executor, r: &RoleRow) -> Result<(), DbError> {
+    ex.execute(
+        &Sql::new("UPDATE ks_role SET name = ?, description = ?, extra = ? WHERE id = ?")
+            .arg(&r.name)
+            .arg(r.description.clone())
+            .arg(&r.extra)
+            .arg(&r.id),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn role_delete(ex: &mut impl Executor, id: &str) -> Result<u64, DbError> {
+    ex.execute(&Sql::new("DELETE FROM ks_assignment WHERE role_id = ?").arg(id))
+        .await?;
+    ex.execute(
+        &Sql::new("DELETE FROM ks_implied_role WHERE prior_role_id = ? OR implied_role_id = ?")
+            .arg(id)
+            .arg(id),
+    )
+    .await?;
+    ex.execute(&Sql::new("DELETE FROM ks_role WHERE id = ?").arg(id))
+        .await
+}
+
+#[derive(FromRow, Clone, Debug)]
+pub struct ImpliedRow {
+    pub prior_role_id: String,
+    pub implied_role_id: String,
+}
+
+pub async fn implied_all(ex: &mut impl Executor) -> Result<Vec<ImpliedRow>, DbError> {
+    ex.fetch_all(&Sql::new("SELECT prior_role_id, implied_role_id FROM ks_implied_role ORDER BY prior_role_id, implied_role_id"))
+        .await
+}
+
+pub async fn implied_insert(
+    ex: &mut impl Executor,
+    prior: &str,
+    implied: &str,
+) -> Result<(), DbError> {
+    ex.execute(
+        &Sql::new("INSERT INTO ks_implied_role (prior_role_id, implied_role_id) VALUES (?, ?)")
+            .arg(prior)
+            .arg(implied),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn implied_delete(
+    ex: &mut impl Executor,
+    prior: &str,
+    implied: &str,
+) -> Result<u64, DbError> {
+    ex.execute(
+        &Sql::new("DELETE FROM ks_implied_role WHERE prior_role_id = ? AND implied_role_id = ?")
+            .arg(prior)
+            .arg(implied),
+    )
+    .await
+}
+
+// ---- assignments ----
+
+pub async fn assignment_add(ex: &mut impl Executor, a: &AssignmentRow) -> Result<(), DbError> {
+    let r = ex
+        .execute(
+            &Sql::new("INSERT INTO ks_assignment (kind, actor_id, target_id, role_id, inherited) VALUES (?, ?, ?, ?, ?)")
+                .arg(&a.kind)
+                .arg(&a.actor_id)
+                .arg(&a.target_id)
+                .arg(&a.role_id)
+                .arg(a.inherited),
+        )
+        .await;
+    match r {
+        Ok(_) | Err(DbError::Duplicate(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn assignment_remove(ex: &mut impl Executor, a: &AssignmentRow) -> Result<u64, DbError> {
+    ex.execute(
+        &Sql::new(
+            "DELETE FROM ks_assignment WHERE kind = ? AND actor_id = ? AND target_id = ? AND role_id = ? AND inherited = ?",
+        )
+        .arg(&a.kind)
+        .arg(&a.actor_id)
+        .arg(&a.target_id)
+        .arg(&a.role_id)
+        .arg(a.inherited),
+    )
+    .await
+}
+
+/// Assignments whose actor is one of `actors` (a user and their groups), or all of them
+/// when `actors` is `None`.
+pub async fn assignment_list(
+    ex: &mut impl Executor,
+    actors: Option<&[String]>,
+) -> Result<Vec<AssignmentRow>, DbError> {
+    let mut sql =
+        Sql::new("SELECT kind, actor_id, target_id, role_id, inherited FROM ks_assignment");
+    if let Some(actors) = actors {
+        sql.push(" WHERE actor_id IN ")
+            .bind_list(actors.iter().cloned());
+    }
+    sql.push(" ORDER BY kind, actor_id, target_id, role_id");
+    ex.fetch_all(&sql).await
+}
+
+// ---- catalog ----
+
+pub async fn region_get(ex: &mut impl Executor, id: &str) -> Result<Option<RegionRow>, DbError> {
+    ex.fetch_optional(
+        &Sql::new("SELECT id, description, parent_region_id, extra FROM ks_region WHERE id = ?")
+            .arg(id),
+    )
+    .await
+}
+
+pub async fn region_list(
+    ex: &mut impl Executor,
+    eq: &[(&str, Option<ferro_db::Value>)],
+) -> Result<Vec<RegionRow>, DbError> {
+    let mut sql =
+        Sql::new("SELECT id, description, parent_region_id, extra FROM ks_region WHERE 1 = 1");
+    filters(&mut sql, eq);
+    sql.push(" ORDER BY id");
+    ex.fetch_all(&sql).await
+}
+
+pub async fn region_upsert(
+    ex: &mut impl Executor,
+    r: &RegionRow,
+    insert: bool,
+) -> Result<(), DbError> {
+    let sql = if insert {
+        Sql::new(
+            "INSERT INTO ks_region (description, parent_region_id, extra, id) VALUES (?, ?, ?, ?)",
+        )
+    } else {
+        Sql::new(
+            "UPDATE ks_region SET description = ?, parent_region_id = ?, extra = ? WHERE id = ?",
+        )
+    };
+    ex.execute(
+        &sql.arg(r.description.clone())
+            .arg(r.parent_region_id.clone())
+            .arg(&r.extra)
+            .arg(&r.id),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn service_get(ex: &mut impl Executor, id: &str) -> Result<Option<ServiceRow>, DbError> {
+    ex.fetch_optional(
+        &Sql::new("SELECT id, type, enabled, extra FROM ks_service WHERE id = ?").arg(id),
+    )
+    .await
+}
+
+pub async fn service_list(
+    ex: &mut impl Executor,
+    kind: Option<&str>,
+) -> Result<Vec<ServiceRow>, DbError> {
+    let mut sql = Sql::new("SELECT id, type, enabled, extra FROM ks_service WHERE 1 = 1");
+    filters(&mut sql, &[("type", kind.map(Into::into))]);
+    sql.push(" ORDER BY id");
+    ex.fetch_all(&sql).await
+}
+
+pub async fn service_upsert(
+    ex: &mut impl Executor,
+    s: &ServiceRow,
+    insert: bool,
+) -> Result<(), DbError> {
+    let sql = if insert {
+        Sql::new("INSERT INTO ks_service (type, enabled, extra, id) VALUES (?, ?, ?, ?)")
+    } else {
+        Sql::new("UPDATE ks_service SET type = ?, enabled = ?, extra = ? WHERE id = ?")
+    };
+    ex.execute(&sql.arg(&s.kind).arg(s.enabled).arg(&s.extra).arg(&s.id))
+        .await?;
+    Ok(())
+}
+
+const ENDPOINT_COLS: &str = "id, service_id, interface, url, region_id, enabled, extra";
+
+pub async fn endpoint_get(
+    ex: &mut impl Executor,
+    id: &str,
+) -> Result<Option<EndpointRow>, DbError> {
+    ex.fetch_optional(
+        &Sql::new(&format!(
+            "SELECT {ENDPOINT_COLS} FROM ks_endpoint WHERE id = ?"
+        ))
+        .arg(id),
+    )
+    .await
+}
+
+pub async fn endpoint_list(
+    ex: &mut impl Executor,
+    eq: &[(&str, Option<ferro_db::Value>)],
+) -> Result<Vec<EndpointRow>, DbError> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {ENDPOINT_COLS} FROM ks_endpoint WHERE 1 = 1"
+    ));
+    filters(&mut sql, eq);
+    sql.push(" ORDER BY id");
+    ex.fetch_all(&sql).await
+}
+
+pub async fn endpoint_upsert(
+    ex: &mut impl Executor,
+    e: &EndpointRow,
+    insert: bool,
+) -> Result<(), DbError> {
+    let sql = if insert {
+        Sql::new(
+            "INSERT INTO ks_endpoint (service_id, interface, url, region_id, enabled, extra, id) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+    } else {
+        Sql::new(
+            "UPDATE ks_endpoint SET service_id = ?, interface = ?, url = ?, region_id = ?, enabled = ?, extra = ? WHERE id = ?",
+        )
+    };
+    ex.execute(
+        &sql.arg(&e.service_id)
+            .arg(&e.interface)
+            .arg(&e.url)
+            .arg(e.region_id.clone())
+            .arg(e.enabled)
+            .arg(&e.extra)
+            .arg(&e.id),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes row `id` of a table whose key column is `id`.
+pub async fn delete_by_id(
+    ex: &mut impl Executor,
+    table: &'static str,
+    id: &str,
+) -> Result<u64, DbError> {
+    ex.execute(&Sql::new(&format!("DELETE FROM {table} WHERE id = ?")).arg(id))
+        .await
+}
+
+// ---- application credentials, credentials, policies ----
+
+const APP_CRED_COLS: &str = "id, name, user_id, project_id, secret_hash, description, expires_at, unrestricted, roles, created_at";
+
+pub async fn app_cred_get(ex: &mut impl Executor, id: &str) -> Result<Option<AppCredRow>, DbError> {
+    ex.fetch_optional(
+        &Sql::new(&format!(
+            "SELECT {APP_CRED_COLS} FROM ks_app_cred WHERE id = ?"
+        ))
+        .arg(id),
+    )
+    .await
+}
+
+pub async fn app_cred_list(
+    ex: &mut impl Executor,
+    user_id: &str,
+    name: Option<&str>,
+) -> Result<Vec<AppCredRow>, DbError> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {APP_CRED_COLS} FROM ks_app_cred WHERE user_id = ?"
+    ))
+    .arg(user_id);
+    filters(&mut sql, &[("name", name.map(Into::into))]);
+    sql.push(" ORDER BY id");
+    ex.fetch_all(&sql).await
+}
+
+pub async fn app_cred_insert(ex: &mut impl Executor, a: &AppCredRow) -> Result<(), DbError> {
+    ex.execute(
+        &Sql::new(&format!(
+            "INSERT INTO ks_app_cred ({APP_CRED_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .arg(&a.id)
+        .arg(&a.name)
+        .arg(&a.user_id)
+        .arg(a.project_id.clone())
+        .arg(&a.secret_hash)
+        .arg(a.description.clone())
+        .arg(a.expires_at)
+        .arg(a.unrestricted)
+        .arg(&a.roles)
+        .arg(a.created_at),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn credential_get(
+    ex: &mut impl Executor,
+    id: &str,
+) -> Result<Option<CredentialRow>, DbError> {
+    ex.fetch_optional(
+        &Sql::new(
+            "SELECT id, user_id, project_id, type, blob, extra FROM ks_credential WHERE id = ?",
+        )
+        .arg(id),
+    )
+    .await
+}
+
+pub async fn credential_list(
+    ex: &mut impl Executor,
+    eq: &[(&str, Option<ferro_db::Value>)],
+) -> Result<Vec<CredentialRow>, DbError> {
+    let mut sql = Sql::new(
+        "SELECT id, user_id, project_id, type, blob, extra FROM ks_credential WHERE 1 = 1",
+    );
+    filters(&mut sql, eq);
+    sql.push(" ORDER BY id");
+    ex.fetch_all(&sql).await
+}
+
+pub async fn credential_upsert(
+    ex: &mut impl Executor,
+    c: &CredentialRow,
+    insert: bool,
+) -> Result<(), DbError> {
+    let sql = if insert {
+        Sql::new(
+            "INSERT INTO ks_credential (user_id, project_id, type, blob, extra, id) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+    } else {
+        Sql::new(
+            "UPDATE ks_credential SET user_id = ?, project_id = ?, type = ?, blob = ?, extra = ? WHERE id = ?",
+        )
+    };
+    ex.execute(
+        &sql.arg(&c.user_id)
+            .arg(c.project_id.clone())
+            .arg(&c.kind)
+            .arg(&c.blob)
+            .arg(&c.extra)
+            .arg(&c.id),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn policy_get(ex: &mut impl Executor, id: &str) -> Result<Option<PolicyRow>, DbError> {
+    ex.fetch_optional(&Sql::new("SELECT id, type, blob, extra FROM ks_policy WHERE id = ?").arg(id))
+        .await
+}
+
+pub async fn policy_list(
+    ex: &mut impl Executor,
+    kind: Option<&str>,
+) -> Result<Vec<PolicyRow>, DbError> {
+    let mut sql = Sql::new("SELECT id, type, blob, extra FROM ks_policy WHERE 1 = 1");
+    filters(&mut sql, &[("type", kind.map(Into::into))]);
+    sql.push(" ORDER BY id");
+    ex.fetch_all(&sql).await
+}
+
+pub async fn policy_upsert(
+    ex: &mut impl Executor,
+    p: &PolicyRow,
+    insert: bool,
+) -> Result<(), DbError> {
+    let sql = if insert {
+        Sql::new("INSERT INTO ks_policy (type, blob, extra, id) VALUES (?, ?, ?, ?)")
+    } else {
+        Sql::new("UPDATE ks_policy SET type = ?, blob = ?, extra = ? WHERE id = ?")
+    };
+    ex.execute(&sql.arg(&p.kind).arg(&p.blob).arg(&p.extra).arg(&p.id))
+        .await?;
+    Ok(())
+}
+
+// ---- revocation events ----
+
+pub async fn revocation_insert(ex: &mut impl Executor, r: &RevocationRow) -> Result<(), DbError> {
+    ex.execute(
+        &Sql::new(
+            "INSERT INTO ks_revocation_event (id, domain_id, project_id, user_id, role_id, audit_id, audit_chain_id, \
+             issued_before, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .arg(&r.id)
+        .arg(r.domain_id.clone())
+        .arg(r.project_id.clone())
+        .arg(r.user_id.clone())
+        .arg(r.role_id.clone())
+        .arg(r.audit_id.clone())
+        .arg(r.audit_chain_id.clone())
+        .arg(r.issued_before)
+        .arg(r.revoked_at),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Events revoked after `since` (epoch micros), oldest first.
+pub async fn revocations_since(
+    ex: &mut impl Executor,
+    since: i64,
+) -> Result<Vec<RevocationRow>, DbError> {
+    ex.fetch_all(
+        &Sql::new(
+            "SELECT id, domain_id, project_id, user_id, role_id, audit_id, audit_chain_id, issued_before, revoked_at \
+             FROM ks_revocation_event WHERE revoked_at > ? ORDER BY revoked_at",
+        )
+        .arg(since),
+    )
+    .await
+}
+
+/// Drops events older than any token that could still be valid.
+pub async fn revocations_prune(ex: &mut impl Executor, before: i64) -> Result<u64, DbError> {
+    ex.execute(&Sql::new("DELETE FROM ks_revocation_event WHERE revoked_at < ?").arg(before))
+        .await
+}
