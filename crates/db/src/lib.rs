@@ -22,7 +22,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, FromRow};
 
 pub use migrate::{Migration, migrate};
-pub use sql::{Sql, Value};
+pub use sql::{Kind, Sql, Value};
 
 /// Errors of the database layer. Services turn them into `ferro_common::Error`.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,9 @@
 //! A migration is written once as SQL with portable type names that are rendered per
 //! engine, so the three schemas cannot drift apart (whole-line `--` comments only; a `;`
 //! ends a statement):
-//! `{id}` a short indexed string (ids, names), `{text}` unbounded text, `{bigint}`, `{bool}`.
+//! `{id}` an indexed id (64 characters), `{name}` an indexed name (255), `{text}` unbounded
+//! text, `{bigint}`, `{bool}`. The widths keep MariaDB's composite keys under its 3072-byte
+//! limit in utf8mb4.
 
 use crate::{Db, DbError, Engine, Sql};
 
@@ -23,12 +25,19 @@ struct Applied {
 
 /// The migration's SQL for `engine`.
 pub fn render(sql: &str, engine: Engine) -> String {
-    let (id, text, bigint, boolean) = match engine {
-        Engine::Sqlite => ("TEXT", "TEXT", "INTEGER", "BOOLEAN"),
-        Engine::Postgres => ("VARCHAR(255)", "TEXT", "BIGINT", "BOOLEAN"),
-        Engine::MySql => ("VARCHAR(255)", "LONGTEXT", "BIGINT", "BOOLEAN"),
+    let (id, name, text, bigint, boolean) = match engine {
+        Engine::Sqlite => ("TEXT", "TEXT", "TEXT", "INTEGER", "BOOLEAN"),
+        Engine::Postgres => ("VARCHAR(64)", "VARCHAR(255)", "TEXT", "BIGINT", "BOOLEAN"),
+        Engine::MySql => (
+            "VARCHAR(64)",
+            "VARCHAR(255)",
+            "LONGTEXT",
+            "BIGINT",
+            "BOOLEAN",
+        ),
     };
     sql.replace("{id}", id)
+        .replace("{name}", name)
         .replace("{text}", text)
         .replace("{bigint}", bigint)
         .replace("{bool}", boolean)

@@ -12,7 +12,8 @@ use crate::Engine;
 /// ids and JSON as text, instants as epoch microseconds.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
-    Null,
+    /// A NULL of the given type: PostgreSQL wants typed parameters even for NULL.
+    Null(Kind),
     Bool(bool),
     Int(i64),
     Text(String),
@@ -43,11 +44,28 @@ impl From<bool> for Value {
         Value::Bool(v)
     }
 }
-impl<T: Into<Value>> From<Option<T>> for Value {
-    fn from(v: Option<T>) -> Self {
-        v.map_or(Value::Null, Into::into)
-    }
+/// The SQL type of a NULL.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Bool,
+    Int,
+    Text,
 }
+
+macro_rules! from_option {
+    ($t:ty, $kind:expr) => {
+        impl From<Option<$t>> for Value {
+            fn from(v: Option<$t>) -> Self {
+                v.map_or(Value::Null($kind), Into::into)
+            }
+        }
+    };
+}
+from_option!(String, Kind::Text);
+from_option!(&str, Kind::Text);
+from_option!(&String, Kind::Text);
+from_option!(i64, Kind::Int);
+from_option!(bool, Kind::Bool);
 
 /// A statement under construction: text with `?` placeholders plus their values, in order.
 /// Never put a literal `?` in the text; bind it.
@@ -159,7 +177,9 @@ macro_rules! binder {
         impl Binder for $db {
             fn bind<'q>(q: Query<'q, Self, $args>, v: Value) -> Query<'q, Self, $args> {
                 match v {
-                    Value::Null => q.bind(None::<String>),
+                    Value::Null(Kind::Text) => q.bind(None::<String>),
+                    Value::Null(Kind::Int) => q.bind(None::<i64>),
+                    Value::Null(Kind::Bool) => q.bind(None::<bool>),
                     Value::Bool(b) => q.bind(b),
                     Value::Int(i) => q.bind(i),
                     Value::Text(s) => q.bind(s),
@@ -170,7 +190,9 @@ macro_rules! binder {
                 v: Value,
             ) -> QueryAs<'q, Self, O, $args> {
                 match v {
-                    Value::Null => q.bind(None::<String>),
+                    Value::Null(Kind::Text) => q.bind(None::<String>),
+                    Value::Null(Kind::Int) => q.bind(None::<i64>),
+                    Value::Null(Kind::Bool) => q.bind(None::<bool>),
                     Value::Bool(b) => q.bind(b),
                     Value::Int(i) => q.bind(i),
                     Value::Text(s) => q.bind(s),

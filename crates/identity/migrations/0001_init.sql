@@ -2,7 +2,7 @@
 -- as upstream stores them; top-level domains have domain_id = '<<keystone.domain.root>>'.
 CREATE TABLE ks_project (
     id {id} PRIMARY KEY,
-    name {id} NOT NULL,
+    name {name} NOT NULL,
     domain_id {id} NOT NULL,
     parent_id {id},
     description {text},
@@ -15,13 +15,13 @@ CREATE TABLE ks_project (
 CREATE INDEX ks_project_parent ON ks_project (parent_id);
 CREATE TABLE ks_project_tag (
     project_id {id} NOT NULL,
-    name {id} NOT NULL,
+    name {name} NOT NULL,
     PRIMARY KEY (project_id, name)
 );
 CREATE TABLE ks_user (
     id {id} PRIMARY KEY,
     domain_id {id} NOT NULL,
-    name {id} NOT NULL,
+    name {name} NOT NULL,
     enabled {bool} NOT NULL,
     password_hash {text},
     password_created_at {bigint},
@@ -34,7 +34,7 @@ CREATE TABLE ks_user (
 CREATE TABLE ks_group (
     id {id} PRIMARY KEY,
     domain_id {id} NOT NULL,
-    name {id} NOT NULL,
+    name {name} NOT NULL,
     description {text},
     extra {text} NOT NULL,
     UNIQUE (domain_id, name)
@@ -48,7 +48,7 @@ CREATE INDEX ks_user_group_group ON ks_user_group (group_id);
 -- Global roles have domain_id = '' so that the unique index covers them too.
 CREATE TABLE ks_role (
     id {id} PRIMARY KEY,
-    name {id} NOT NULL,
+    name {name} NOT NULL,
     domain_id {id} NOT NULL,
     description {text},
     extra {text} NOT NULL,
@@ -71,14 +71,14 @@ CREATE TABLE ks_assignment (
 CREATE INDEX ks_assignment_actor ON ks_assignment (actor_id);
 CREATE INDEX ks_assignment_target ON ks_assignment (target_id);
 CREATE TABLE ks_region (
-    id {id} PRIMARY KEY,
+    id {name} PRIMARY KEY,
     description {text},
-    parent_region_id {id},
+    parent_region_id {name},
     extra {text} NOT NULL
 );
 CREATE TABLE ks_service (
     id {id} PRIMARY KEY,
-    type {id} NOT NULL,
+    type {name} NOT NULL,
     enabled {bool} NOT NULL,
     extra {text} NOT NULL
 );
@@ -87,13 +87,13 @@ CREATE TABLE ks_endpoint (
     service_id {id} NOT NULL,
     interface {id} NOT NULL,
     url {text} NOT NULL,
-    region_id {id},
+    region_id {name},
     enabled {bool} NOT NULL,
     extra {text} NOT NULL
 );
 CREATE TABLE ks_app_cred (
     id {id} PRIMARY KEY,
-    name {id} NOT NULL,
+    name {name} NOT NULL,
     user_id {id} NOT NULL,
     project_id {id},
     secret_hash {text} NOT NULL,
@@ -108,14 +108,14 @@ CREATE TABLE ks_credential (
     id {id} PRIMARY KEY,
     user_id {id} NOT NULL,
     project_id {id},
-    type {id} NOT NULL,
-    blob {text} NOT NULL,
+    type {name} NOT NULL,
+    data {text} NOT NULL,
     extra {text} NOT NULL
 );
 CREATE TABLE ks_policy (
     id {id} PRIMARY KEY,
-    type {id} NOT NULL,
-    blob {text} NOT NULL,
+    type {name} NOT NULL,
+    data {text} NOT NULL,
     extra {text} NOT NULL
 );
 -- Revocation events, as upstream's revocation_event table: a token is revoked when every

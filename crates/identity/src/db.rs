@@ -112,6 +112,7 @@ pub struct CredentialRow {
     pub project_id: Option<String>,
     #[sqlx(rename = "type")]
     pub kind: String,
+    #[sqlx(rename = "data")]
     pub blob: String,
     pub extra: String,
 }
@@ -121,6 +122,7 @@ pub struct PolicyRow {
     pub id: String,
     #[sqlx(rename = "type")]
     pub kind: String,
+    #[sqlx(rename = "data")]
     pub blob: String,
     pub extra: String,
 }
@@ -870,7 +872,7 @@ pub async fn credential_get(
 ) -> Result<Option<CredentialRow>, DbError> {
     ex.fetch_optional(
         &Sql::new(
-            "SELECT id, user_id, project_id, type, blob, extra FROM ks_credential WHERE id = ?",
+            "SELECT id, user_id, project_id, type, data, extra FROM ks_credential WHERE id = ?",
         )
         .arg(id),
     )
@@ -882,7 +884,7 @@ pub async fn credential_list(
     eq: &[(&str, Option<ferro_db::Value>)],
 ) -> Result<Vec<CredentialRow>, DbError> {
     let mut sql = Sql::new(
-        "SELECT id, user_id, project_id, type, blob, extra FROM ks_credential WHERE 1 = 1",
+        "SELECT id, user_id, project_id, type, data, extra FROM ks_credential WHERE 1 = 1",
     );
     filters(&mut sql, eq);
     sql.push(" ORDER BY id");
@@ -896,11 +898,11 @@ pub async fn credential_upsert(
 ) -> Result<(), DbError> {
     let sql = if insert {
         Sql::new(
-            "INSERT INTO ks_credential (user_id, project_id, type, blob, extra, id) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ks_credential (user_id, project_id, type, data, extra, id) VALUES (?, ?, ?, ?, ?, ?)",
         )
     } else {
         Sql::new(
-            "UPDATE ks_credential SET user_id = ?, project_id = ?, type = ?, blob = ?, extra = ? WHERE id = ?",
+            "UPDATE ks_credential SET user_id = ?, project_id = ?, type = ?, data = ?, extra = ? WHERE id = ?",
         )
     };
     ex.execute(
@@ -916,7 +918,7 @@ pub async fn credential_upsert(
 }
 
 pub async fn policy_get(ex: &mut impl Executor, id: &str) -> Result<Option<PolicyRow>, DbError> {
-    ex.fetch_optional(&Sql::new("SELECT id, type, blob, extra FROM ks_policy WHERE id = ?").arg(id))
+    ex.fetch_optional(&Sql::new("SELECT id, type, data, extra FROM ks_policy WHERE id = ?").arg(id))
         .await
 }
 
@@ -924,7 +926,7 @@ pub async fn policy_list(
     ex: &mut impl Executor,
     kind: Option<&str>,
 ) -> Result<Vec<PolicyRow>, DbError> {
-    let mut sql = Sql::new("SELECT id, type, blob, extra FROM ks_policy WHERE 1 = 1");
+    let mut sql = Sql::new("SELECT id, type, data, extra FROM ks_policy WHERE 1 = 1");
     filters(&mut sql, &[("type", kind.map(Into::into))]);
     sql.push(" ORDER BY id");
     ex.fetch_all(&sql).await
@@ -936,9 +938,9 @@ pub async fn policy_upsert(
     insert: bool,
 ) -> Result<(), DbError> {
     let sql = if insert {
-        Sql::new("INSERT INTO ks_policy (type, blob, extra, id) VALUES (?, ?, ?, ?)")
+        Sql::new("INSERT INTO ks_policy (type, data, extra, id) VALUES (?, ?, ?, ?)")
     } else {
-        Sql::new("UPDATE ks_policy SET type = ?, blob = ?, extra = ? WHERE id = ?")
+        Sql::new("UPDATE ks_policy SET type = ?, data = ?, extra = ? WHERE id = ?")
     };
     ex.execute(&sql.arg(&p.kind).arg(&p.blob).arg(&p.extra).arg(&p.id))
         .await?;

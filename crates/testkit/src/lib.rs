@@ -1,1 +1,243 @@
-//! placeholder
+//! `TestCloud`: a whole FerroStack in-process on ephemeral ports, for tests.
+//!
+//! Each cloud gets its own temporary state directory and its own database: an SQLite file by
+//! default, or a fresh PostgreSQL / MariaDB database when `FERRO_TEST_DB=postgres|mysql`
+//! (server URLs from `FERRO_TEST_PG_URL` / `FERRO_TEST_MYSQL_URL`), dropped again when the
+//! cloud is dropped. Passwords hash at bcrypt cost 4 unless a test asks for another.
+
+use ferro_client::{Client, password_auth};
+use ferrostack::{Cloud, Config};
+use serde_json::{Value, json};
+
+pub use ferro_client;
+
+/// The admin's password in every test cloud.
+pub const ADMIN_PASSWORD: &str = "secret-admin";
+
+/// A running test cloud and a logged-in admin client.
+pub struct TestCloud {
+    pub cloud: Cloud,
+    pub config: Config,
+    /// Identity's base URL (`http://127.0.0.1:<port>`).
+    pub url: String,
+    /// Project-scoped admin client.
+    pub admin: Client,
+    pub admin_token: Value,
+    dir: tempfile::TempDir,
+    database: Option<ScratchDatabase>,
+}
+
+/// A database made for one test on a shared server; dropped with the test cloud.
+struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs outside any runtime guarantee: use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(db) = ferro_db::Db::connect(&url).await {
+                    let force = if url.starts_with("postgres") {
+                        " WITH (FORCE)"
+                    } else {
+                        ""
+                    };
+                    let _ = db
+                        .execute(&ferro_db::Sql::new(&format!(
+                            "DROP DATABASE IF EXISTS {name}{force}"
+                        )))
+                        .await;
+                    db.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+async fn scratch_database() -> anyhow::Result<Option<(String, ScratchDatabase)>> {
+    let engine = std::env::var("FERRO_TEST_DB").unwrap_or_default();
+    let (admin_url, base) = match engine.as_str() {
+        "" | "sqlite" => return Ok(None),
+        "postgres" => {
+            let u = std::env::var("FERRO_TEST_PG_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+            (format!("{u}/postgres"), u)
+        }
+        "mysql" | "mariadb" => {
+            let u = std::env::var("FERRO_TEST_MYSQL_URL")
+                .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
+            (format!("{u}/mysql"), u)
+        }
+        other => anyhow::bail!("FERRO_TEST_DB={other}: expected sqlite, postgres or mysql"),
+    };
+    let name = format!("ferro_{}", ferro_common::new_hex_id());
+    let db = ferro_db::Db::connect(&admin_url).await?;
+    db.execute(&ferro_db::Sql::new(&format!("CREATE DATABASE {name}")))
+        .await?;
+    db.close().await;
+    Ok(Some((
+        format!("{base}/{name}"),
+        ScratchDatabase { admin_url, name },
+    )))
+}
+
+impl TestCloud {
+    /// Starts a fresh cloud and logs the admin in.
+    pub async fn start() -> TestCloud {
+        Self::start_with(|_| {}).await.expect("test cloud starts")
+    }
+
+    /// Starts a fresh cloud after `adjust` has changed its configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> anyhow::Result<TestCloud> {
+        let dir = tempfile::tempdir()?;
+        let mut config = Config {
+            state_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.identity.port = 0;
+        config.identity.bcrypt_cost = 4;
+        let database = match scratch_database().await? {
+            Some((url, scratch)) => {
+                config.database.url = url;
+                Some(scratch)
+            }
+            None => None,
+        };
+        adjust(&mut config);
+        let cloud = Cloud::start(&config).await?;
+        cloud.bootstrap(&config, ADMIN_PASSWORD).await?;
+        let url = cloud.identity_url.clone();
+        let (admin, admin_token) = Client::login(
+            &url,
+            &password_auth("admin", "Default", ADMIN_PASSWORD, Some("admin")),
+        )
+        .await?;
+        Ok(TestCloud {
+            cloud,
+            config,
+            url,
+            admin,
+            admin_token,
+            dir,
+            database,
+        })
+    }
+
+    /// Restarts the cloud on the same state directory and database (a process restart).
+    pub async fn restart(self) -> anyhow::Result<TestCloud> {
+        let TestCloud {
+            cloud,
+            config,
+            dir,
+            database,
+            ..
+        } = self;
+        let mut config = config;
+        config.identity.port = 0;
+        cloud.stop();
+        drop(cloud);
+        let cloud = Cloud::start(&config).await?;
+        let url = cloud.identity_url.clone();
+        let (admin, admin_token) = Client::login(
+            &url,
+            &password_auth("admin", "Default", ADMIN_PASSWORD, Some("admin")),
+        )
+        .await?;
+        Ok(TestCloud {
+            cloud,
+            config,
+            url,
+            admin,
+            admin_token,
+            dir,
+            database,
+        })
+    }
+
+    /// A client with no token.
+    pub fn anonymous(&self) -> Client {
+        Client::new(&self.url)
+    }
+
+    /// Creates a project, a user with `password` and grants `role` there; returns
+    /// `(project_id, user_id)`.
+    pub async fn project_user(
+        &self,
+        project: &str,
+        user: &str,
+        password: &str,
+        role: &str,
+    ) -> (String, String) {
+        let p = self
+            .admin
+            .post(
+                "/v3/projects",
+                &json!({"project": {"name": project, "domain_id": "default"}}),
+            )
+            .await
+            .expect("post");
+        assert_eq!(p.status, 201, "create project: {:?}", p.body);
+        let pid = p.body["project"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let u = self
+            .admin
+            .post(
+                "/v3/users",
+                &json!({"user": {"name": user, "domain_id": "default", "password": password}}),
+            )
+            .await
+            .expect("post");
+        assert_eq!(u.status, 201, "create user: {:?}", u.body);
+        let uid = u.body["user"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let rid = self.role_id(role).await;
+        let g = self
+            .admin
+            .put(&format!("/v3/projects/{pid}/users/{uid}/roles/{rid}"), None)
+            .await
+            .expect("put");
+        assert_eq!(g.status, 204, "grant: {:?}", g.body);
+        (pid, uid)
+    }
+
+    /// The id of global role `name`.
+    pub async fn role_id(&self, name: &str) -> String {
+        let r = self
+            .admin
+            .get(&format!("/v3/roles?name={name}"))
+            .await
+            .expect("get");
+        r.body["roles"][0]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Logs `user` in with a project scope.
+    pub async fn login(
+        &self,
+        user: &str,
+        password: &str,
+        project: Option<&str>,
+    ) -> Result<(Client, Value), ferro_client::ClientError> {
+        Client::login(
+            &self.url,
+            &password_auth(user, "Default", password, project),
+        )
+        .await
+    }
+}

@@ -1,0 +1,4 @@
+//! Whole-cloud tests: FerroStack started in-process through `TestCloud`, driven over HTTP.
+
+mod identity;
+mod identity_faults;

@@ -1,0 +1,123 @@
+# shellcheck shell=bash
+# Helpers shared by the tests/e2e/*.sh test files (sourced, never run).
+#
+# A test file runs commands with `run` (or `osc` for the openstack CLI), which captures
+# stdout, stderr and the exit code, then judges them with `check NAME PREDICATE ARGS...`.
+# Every check prints exactly one line, `PASS  name` or `FAIL  name`; a failing check
+# also prints the command, its exit code and its output, indented, below that line.
+#
+# Under run.sh, E2E_RESULTS names a file that collects one "PASS|FAIL name" line per
+# check; run.sh counts it. A test file run on its own prints its own summary instead.
+
+E2E_LIB_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+E2E_PY="${E2E_PY:-python3}"
+E2E_PASSED=0
+E2E_FAILED=0
+: "${E2E_CMD_TIMEOUT:=60}"
+
+# Last command's record.
+OUT=""
+ERR=""
+RC=0
+LAST_CMD=""
+
+_e2e_record() {
+    if [[ -n "${E2E_RESULTS:-}" ]]; then
+        printf '%s %s\n' "$1" "$2" >>"$E2E_RESULTS"
+    fi
+}
+
+pass() {
+    E2E_PASSED=$((E2E_PASSED + 1))
+    printf 'PASS  %s\n' "$1"
+    _e2e_record PASS "$1"
+}
+
+# fail NAME [WHY]: a failed check, with the last command's details.
+fail() {
+    E2E_FAILED=$((E2E_FAILED + 1))
+    printf 'FAIL  %s\n' "$1"
+    _e2e_record FAIL "$1"
+    if [[ -n "${2:-}" ]]; then
+        printf '      why: %s\n' "$2"
+    fi
+    if [[ -n "$LAST_CMD" ]]; then
+        printf '      command: %s\n' "$LAST_CMD"
+        printf '      exit code: %s\n' "$RC"
+        _e2e_indent stdout "$OUT"
+        _e2e_indent stderr "$ERR"
+    fi
+}
+
+_e2e_indent() {
+    local label=$1 text=$2
+    [[ -z "$text" ]] && return 0
+    printf '      %s:\n' "$label"
+    printf '%s\n' "$text" | head -n 25 | sed 's/^/        | /'
+    local n
+    n=$(printf '%s\n' "$text" | wc -l)
+    if ((n > 25)); then printf '        | ... (%d more lines)\n' $((n - 25)); fi
+}
+
+# run CMD ARGS...: runs a command (stdin from /dev/null, with a time limit) and records
+# OUT, ERR, RC and LAST_CMD.
+run() {
+    local errf
+    errf=$(mktemp "${TMPDIR:-/tmp}/e2e-err.XXXXXX")
+    LAST_CMD="$(_e2e_quote "$@")"
+    OUT=$(timeout -k 5 "$E2E_CMD_TIMEOUT" "$@" </dev/null 2>"$errf")
+    RC=$?
+    ERR=$(cat "$errf")
+    rm -f "$errf"
+    return 0
+}
+
+_e2e_quote() {
+    local s="" a
+    for a in "$@"; do
+        if [[ "$a" =~ ^[A-Za-z0-9_./:=@,+-]+$ ]]; then s+="$a "; else s+="$(printf '%q' "$a") "; fi
+    done
+    printf '%s' "${s% }"
+}
+
+# osc ARGS...: the openstack CLI in the current environment.
+osc() { run openstack "$@"; }
+
+# check NAME PREDICATE ARGS...: one PASS/FAIL line.
+check() {
+    local name=$1
+    shift
+    if "$@"; then pass "$name"; else fail "$name" "expected: $*"; fi
+}
+
+# ---- predicates on the last command -------------------------------------------------------
+succeeded() { [[ $RC -eq 0 ]]; }
+# out_is TEXT: succeeded and stdout is exactly TEXT
+out_is() { [[ $RC -eq 0 && "$OUT" == "$1" ]]; }
+# out_has_line TEXT: succeeded and one stdout line is exactly TEXT
+out_has_line() { [[ $RC -eq 0 ]] && printf '%s\n' "$OUT" | grep -Fxq -- "$1"; }
+# out_lacks_line TEXT: succeeded and no stdout line is exactly TEXT
+out_lacks_line() { [[ $RC -eq 0 ]] && ! printf '%s\n' "$OUT" | grep -Fxq -- "$1"; }
+# out_matches ERE: succeeded and stdout matches the extended regex
+out_matches() { [[ $RC -eq 0 ]] && printf '%s\n' "$OUT" | grep -Eq -- "$1"; }
+# failed_with ERE: failed, and stdout or stderr matches the extended regex
+failed_with() { [[ $RC -ne 0 ]] && printf '%s\n%s\n' "$OUT" "$ERR" | grep -Eq -- "$1"; }
+# is_true CMD...: an arbitrary condition (the last command must have succeeded too)
+is_true() { [[ $RC -eq 0 ]] && "$@"; }
+
+# jfield EXPR: evaluates a Python expression over the JSON in OUT (bound to `d`)
+jfield() { printf '%s' "$OUT" | "$E2E_PY" "$E2E_LIB_DIR/http.py" json "$1" 2>/dev/null; }
+
+# http_get URL [TOKEN [SUBJECT]]: GET through Python; records "<status> <body>" in OUT
+http_get() { run "$E2E_PY" "$E2E_LIB_DIR/http.py" get "$@"; }
+# status_is CODE: the last http_get answered CODE
+status_is() { [[ $RC -eq 0 && "${OUT%% *}" == "$1" ]]; }
+
+# summary PREFIX: prints "PREFIX: N passed, M failed" unless run.sh collects the results;
+# returns non-zero if any check failed.
+e2e_summary() {
+    if [[ -z "${E2E_RESULTS:-}" ]]; then
+        printf '%s: %d passed, %d failed\n' "$1" "$E2E_PASSED" "$E2E_FAILED"
+    fi
+    [[ $E2E_FAILED -eq 0 ]]
+}
