@@ -76,7 +76,8 @@ async fn scratch_database() -> anyhow::Result<Option<(String, ScratchDatabase)>>
         "mysql" | "mariadb" => {
             let u = std::env::var("FERRO_TEST_MYSQL_URL")
                 .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".into());
-            (format!("{u}/mysql"), u)
+            // No database in the URL: the test role may only see its own scratch databases.
+            (u.clone(), u)
         }
         other => anyhow::bail!("FERRO_TEST_DB={other}: expected sqlite, postgres or mysql"),
     };

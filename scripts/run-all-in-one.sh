@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks, builds FerroStack and runs it all-in-one
+# on the embedded default (SQLite, in-process bus). State: $FERROSTACK_STATE_DIR
+# (default /var/lib/ferrostack); the admin's clouds.yaml and admin-openrc are written there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+. scripts/lib.sh
+install_packages build-essential pkg-config ca-certificates curl
+require_rust
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}"
+cargo build --release -p ferrostack
+exec "$CARGO_TARGET_DIR/release/ferrostack" all-in-one --state-dir "${FERROSTACK_STATE_DIR:-/var/lib/ferrostack}" "$@"

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: formatting, lints, unit and whole-cloud tests on
+# SQLite, the same tests on PostgreSQL and MariaDB, the real openstack CLI end to end, and
+# Tempest's identity tests against all-in-one. Installs what is missing (Debian 12, root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}"
+export CARGO_TERM_COLOR=never
+. scripts/lib.sh
+
+passed=0
+failed=0
+# Adds the counts of cargo test's "test result:" lines in a log to the totals.
+count_cargo() {
+  local p f
+  p=$(grep -E '^test result:' "$1" | sed -E 's/.* ([0-9]+) passed.*/\1/' | paste -sd+ | bc)
+  f=$(grep -E '^test result:' "$1" | sed -E 's/.* ([0-9]+) failed.*/\1/' | paste -sd+ | bc)
+  passed=$((passed + ${p:-0}))
+  failed=$((failed + ${f:-0}))
+}
+step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
+
+install_packages build-essential pkg-config ca-certificates curl bc python3-venv
+require_rust
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --all-targets -- -D warnings
+
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
+step "unit and whole-cloud tests (SQLite)"
+cargo test --workspace 2>&1 | tee "$logs/sqlite.log"
+count_cargo "$logs/sqlite.log"
+
+step "whole-cloud tests on PostgreSQL and MariaDB"
+start_databases
+for engine in postgres mysql; do
+  FERRO_TEST_DB=$engine cargo test -p ferro-testkit 2>&1 | tee "$logs/$engine.log"
+  count_cargo "$logs/$engine.log"
+done
+
+step "end to end: the openstack CLI against all-in-one"
+cargo build -p ferrostack
+bash tests/e2e/run.sh 2>&1 | tee "$logs/e2e.log" || true
+line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' "$logs/e2e.log" | tail -1)
+[ -n "$line" ] || { echo "e2e produced no result line"; exit 1; }
+passed=$((passed + $(echo "$line" | sed -E 's/e2e: ([0-9]+) passed.*/\1/')))
+failed=$((failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')))
+
+if [ -x tests/tempest/run.sh ]; then
+  step "Tempest: identity"
+  bash tests/tempest/run.sh 2>&1 | tee "$logs/tempest.log" || true
+  line=$(grep -E '^tempest-gate: [0-9]+ passed, [0-9]+ failed' "$logs/tempest.log" | tail -1)
+  [ -n "$line" ] || { echo "tempest produced no result line"; exit 1; }
+  passed=$((passed + $(echo "$line" | sed -E 's/tempest-gate: ([0-9]+) passed.*/\1/')))
+  failed=$((failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')))
+fi
+
+echo
+echo "all: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
