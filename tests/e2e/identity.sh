@@ -16,7 +16,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$HERE/lib/checks.bash"
 
 FERROSTACK_BIN="${FERROSTACK_BIN:-${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}/debug/ferrostack}"
-HTTP_PY="$E2E_LIB_DIR/http.py"
+HTTP_PY="$E2E_LIB_DIR/e2e_util.py"
 
 # ---- isolation and cleanup -------------------------------------------------------------------
 # Nothing from the caller's OpenStack environment may leak into the CLI runs.
@@ -101,9 +101,10 @@ start_server() {
 STARTED_AT=$SECONDS
 LAST_CMD=""
 if start_server; then
-    pass "server: all-in-one started on free port $PORT and wrote clouds.yaml ($((SECONDS - STARTED_AT)) s)"
+    printf 'e2e: identity: all-in-one on 127.0.0.1:%s, ready in %d s\n' "$PORT" $((SECONDS - STARTED_AT)) >&2
+    pass "server: all-in-one starts on a free port and writes clouds.yaml"
 else
-    fail "server: all-in-one started on a free port and wrote clouds.yaml" "see the server log below"
+    fail "server: all-in-one starts on a free port and writes clouds.yaml" "see the server log below"
     sed 's/^/        | /' "${SERVER_LOG:-/dev/null}" | tail -n 40
     e2e_summary identity
     exit 1
@@ -111,13 +112,13 @@ fi
 
 AUTH_URL="http://127.0.0.1:$PORT/v3"
 http_get "$AUTH_URL"
+V3_ID="$(printf '%s' "${OUT#* }" | "$E2E_PY" "$HTTP_PY" json 'd["version"]["id"]' 2>/dev/null)"
 check "server: GET /v3 answers 200 with the v3 version document" \
-    is_true [ "$(printf '%s' "${OUT#* }" | "$E2E_PY" "$HTTP_PY" json 'd["version"]["id"][:3]')" = "v3." ]
+    is_true eval '[[ ${OUT%% *} == 200 && $V3_ID == v3.* ]]'
 
-run grep -E '^ *auth_url: ' "$STATE/clouds.yaml"
-check "clouds.yaml: cloud 'ferrostack' has auth_url $AUTH_URL" \
-    is_true grep -q "^  ferrostack:" "$STATE/clouds.yaml"
-[[ "$OUT" == *"auth_url: $AUTH_URL"* ]] || fail "clouds.yaml: auth_url is $AUTH_URL"
+run cat "$STATE/clouds.yaml"
+check "clouds.yaml: cloud 'ferrostack' with auth_url $AUTH_URL" \
+    is_true eval '[[ $OUT == *"  ferrostack:"* && $OUT == *"auth_url: $AUTH_URL"* ]]'
 
 export OS_CLIENT_CONFIG_FILE="$STATE/clouds.yaml"
 export OS_CLOUD=ferrostack
@@ -132,8 +133,7 @@ ADMIN_PROJECT_ID="$(jfield 'd["project_id"]')"
 ADMIN_USER_ID="$(jfield 'd["user_id"]')"
 TOKEN_ID="$(jfield 'd["id"]')"
 check "token issue (admin via clouds.yaml) returns id, project_id, user_id, expires" \
-    is_true [ -n "$TOKEN_ID" ] && [ -n "$ADMIN_PROJECT_ID" ] && [ -n "$ADMIN_USER_ID" ] &&
-    [ -n "$(jfield 'd["expires"]')" ]
+    is_true eval '[[ -n $TOKEN_ID && -n $ADMIN_PROJECT_ID && -n $ADMIN_USER_ID && -n $(jfield "d[\"expires\"]") ]]'
 
 osc project show admin -f value -c id
 check "project show admin: id is the token's project_id" out_is "$ADMIN_PROJECT_ID"
@@ -149,7 +149,7 @@ check "catalog list shows keystone (identity)" out_has_line "keystone identity"
 
 osc catalog show identity -f json
 check "catalog show identity lists the public endpoint $AUTH_URL" \
-    out_matches "public: $AUTH_URL"
+    is_true [ "$(jfield "[e['url'] for e in d['endpoints'] if e['interface'] == 'public']")" = "[\"$AUTH_URL\"]" ]
 
 osc endpoint list -f value -c Region -c "Service Name" -c "Service Type" -c Enabled -c Interface -c URL
 check "endpoint list shows RegionOne keystone identity public $AUTH_URL" \
@@ -169,7 +169,7 @@ osc project create "$P" --domain default
 check "project create of a duplicate name fails with HTTP 409" failed_with 'HTTP 409|[Cc]onflict'
 
 osc project list -f value -c Name
-check "project list shows $P and admin" is_true out_has_line "$P" && out_has_line admin
+check "project list shows $P and admin" is_true eval 'out_has_line "$P" && out_has_line admin'
 
 osc project show "$P" -f value -c id -c description
 check "project show $P (by name) gives its id and description" \
@@ -188,7 +188,11 @@ check "project set --enable re-enables it" out_is "True"
 
 osc project show "e2e-missing-$SFX"
 check "project show of a missing project fails (not found)" \
-    failed_with "No project with a name or ID of 'e2e-missing-$SFX' exists|could not be found|HTTP 404"
+    failed_with "No Project found for e2e-missing-$SFX|No project with a name or ID of 'e2e-missing-$SFX' exists"
+
+http_get "$AUTH_URL/projects/e2e-missing-$SFX" "$TOKEN_ID"
+check "GET /v3/projects/<missing> answers 404 with a Keystone error body" \
+    is_true eval '[[ ${OUT%% *} == 404 && $(printf "%s" "${OUT#* }" | "$E2E_PY" "$HTTP_PY" json "d[\"error\"][\"code\"]") == 404 ]]'
 
 # ---- users, groups, roles --------------------------------------------------------------------
 U="e2e-user-$SFX"
@@ -213,11 +217,12 @@ check "user list --group $G shows $U" out_is "$U"
 
 osc role list -f value -c Name
 check "role list shows the bootstrap roles admin, member, reader" \
-    is_true out_has_line admin && out_has_line member && out_has_line reader
+    is_true eval 'out_has_line admin && out_has_line member && out_has_line reader'
 
 R="e2e-role-$SFX"
-osc role create "$R" -f value -c name
-check "role create $R" out_is "$R"
+osc role create "$R" -f json
+ROLE_ID="$(jfield 'd["id"]')"
+check "role create $R" is_true eval '[[ -n $ROLE_ID && $(jfield "d[\"name\"]") == "$R" ]]'
 
 osc role add --user "$U" --project "$P" member
 check "role add --user $U --project $P member" out_is ""
@@ -225,15 +230,14 @@ check "role add --user $U --project $P member" out_is ""
 osc role add --group "$G" --project "$P" "$R"
 check "role add --group $G --project $P $R" out_is ""
 
-osc role assignment list --user "$U" --project "$P" --names -f value -c Role -c User -c Group -c Project
+osc role assignment list --user "$U" --project "$P" --names -f value -c Role -c User -c Project
 check "role assignment list --user --project --names shows the direct member grant only" \
-    out_is "member $U@Default  $P@Default"
+    out_is "member $U@Default $P@Default"
 
 osc role assignment list --group "$G" --names -f value -c Role -c Group -c Project
 check "role assignment list --group --names shows the group grant" out_is "$R $G@Default $P@Default"
 
 osc role assignment list --user "$U" --project "$P" --names --effective -f value -c Role -c User -c Project
-EFFECTIVE="$OUT"
 check "role assignment list --names --effective: direct member on $P" \
     out_has_line "member $U@Default $P@Default"
 check "role assignment list --names --effective: $R through group $G" \
@@ -241,47 +245,100 @@ check "role assignment list --names --effective: $R through group $G" \
 check "role assignment list --names --effective: reader implied by member" \
     out_has_line "reader $U@Default $P@Default"
 
+osc group show "$G" -f value -c id
+GROUP_ID="$OUT"
 osc role assignment list --project "$P" --effective -f value -c Role -c User -c Group
-check "role assignment list --project --effective (ids) shows no group rows" \
-    is_true [ -n "$OUT" ] && ! printf '%s\n' "$OUT" | grep -q "$(osc group show "$G" -f value -c id; echo "${OUT:-none}")"
-OUT="$EFFECTIVE"
+check "role assignment list --project --effective (ids): group grant expanded to $U, no group rows" \
+    is_true eval '[[ -n $GROUP_ID && $OUT != *"$GROUP_ID"* ]] && out_has_line "$ROLE_ID $USER_ID "'
 
 # The new user logs in with its password on its project.
 run "${clean_env[@]}" OS_USERNAME="$U" OS_PASSWORD="$UPW" OS_USER_DOMAIN_NAME=Default \
     OS_PROJECT_NAME="$P" OS_PROJECT_DOMAIN_NAME=Default openstack token issue -f json
 check "token issue as $U (password) on $P" \
     is_true [ "$(jfield 'd["user_id"], d["project_id"]')" = "('$USER_ID', '$PROJECT_ID')" ]
+USER_TOKEN="$(jfield 'd["id"]')"
+
+# A member may not list all projects (identity:list_projects is admin or reader on system or
+# domain scope). On that 403 the CLI falls back to GET /v3/users/{self}/projects.
+http_get "$AUTH_URL/projects" "$USER_TOKEN"
+check "GET /v3/projects with a project member's token answers 403" status_is 403
+
+run "${clean_env[@]}" OS_USERNAME="$U" OS_PASSWORD="$UPW" OS_USER_DOMAIN_NAME=Default \
+    OS_PROJECT_NAME="$P" OS_PROJECT_DOMAIN_NAME=Default openstack project list -f value -c Name
+check "project list as $U shows only its own project $P" out_is "$P"
+
+# Likewise identity:list_users and identity:list_role_assignments (no CLI fallback here).
+run "${clean_env[@]}" OS_USERNAME="$U" OS_PASSWORD="$UPW" OS_USER_DOMAIN_NAME=Default \
+    OS_PROJECT_NAME="$P" OS_PROJECT_DOMAIN_NAME=Default openstack user list
+check "user list as the project member $U is forbidden (HTTP 403)" failed_with 'HTTP 403'
+
+run "${clean_env[@]}" OS_USERNAME="$U" OS_PASSWORD="$UPW" OS_USER_DOMAIN_NAME=Default \
+    OS_PROJECT_NAME="$P" OS_PROJECT_DOMAIN_NAME=Default openstack role assignment list
+check "role assignment list as the project member $U is forbidden (HTTP 403)" failed_with 'HTTP 403'
 
 run "${clean_env[@]}" OS_USERNAME="$U" OS_PASSWORD="not-$UPW" OS_USER_DOMAIN_NAME=Default \
     OS_PROJECT_NAME="$P" OS_PROJECT_DOMAIN_NAME=Default openstack token issue
 check "token issue as $U with a wrong password fails with HTTP 401" failed_with 'HTTP 401'
 
 # ---- application credentials -----------------------------------------------------------------
+# python-openstackclient 10.x prints these fields capitalised ("ID", "Secret", "Roles"); older
+# releases printed them in lower case.
+ac_field() { jfield "d.get('$1', d.get('${1,,}'))"; }
+# ac_roles: the role names of the credential shown in OUT, sorted, space-separated
+ac_roles() { jfield "' '.join(sorted(r['name'] if isinstance(r, dict) else str(r) for r in d.get('Roles', d.get('roles')) or []))"; }
+appcred_env=("${clean_env[@]}" OS_AUTH_TYPE=v3applicationcredential)
+
+# 1. Without --role: Keystone gives the credential every role of the creator's token (the CLI
+#    sends "roles": [], which Keystone treats like an absent list).
 AC="e2e-appcred-$SFX"
 osc application credential create "$AC" --description "e2e" -f json
-AC_ID="$(jfield 'd["id"]')"
-AC_SECRET="$(jfield 'd["secret"]')"
+AC_ID="$(ac_field ID)"
+AC_SECRET="$(ac_field Secret)"
 check "application credential create $AC returns id and secret" \
-    is_true [ -n "$AC_ID" ] && [ -n "$AC_SECRET" ] && [ "$(jfield 'd["name"]')" = "$AC" ]
+    is_true eval '[[ -n $AC_ID && -n $AC_SECRET && $(ac_field Name) == "$AC" ]]'
+AC_ROLES="$(ac_roles)"
+check "application credential create without --role gets the token's roles (admin member reader)" \
+    is_true eval '[[ " $AC_ROLES " == *" admin "* ]]'
 
 osc application credential list -f value -c Name
 check "application credential list shows $AC" out_has_line "$AC"
 
-appcred_env=("${clean_env[@]}" OS_AUTH_TYPE=v3applicationcredential)
 run "${appcred_env[@]}" OS_APPLICATION_CREDENTIAL_ID="$AC_ID" OS_APPLICATION_CREDENTIAL_SECRET="$AC_SECRET" \
     openstack token issue -f json
-check "token issue with the application credential (id + secret, no password)" \
+check "token issue with the application credential $AC (id + secret, no password)" \
     is_true [ "$(jfield 'd["user_id"], d["project_id"]')" = "('$ADMIN_USER_ID', '$ADMIN_PROJECT_ID')" ]
 
 run "${appcred_env[@]}" OS_APPLICATION_CREDENTIAL_ID="$AC_ID" OS_APPLICATION_CREDENTIAL_SECRET="$AC_SECRET" \
     openstack project show "$PROJECT_ID" -f value -c name
-check "project show through the application credential" out_is "$P"
+check "project show $P through the application credential $AC" out_is "$P"
 
-run "${appcred_env[@]}" OS_APPLICATION_CREDENTIAL_NAME="$AC" OS_APPLICATION_CREDENTIAL_SECRET="$AC_SECRET" \
+# 2. With --role member: restricted to that role.
+AC2="e2e-appcred-member-$SFX"
+osc application credential create "$AC2" --role member --secret "e2e-secret-$SFX" -f json
+AC2_ID="$(ac_field ID)"
+check "application credential create $AC2 --role member --secret" \
+    is_true eval '[[ -n $AC2_ID && $(ac_field Secret) == "e2e-secret-$SFX" && $(ac_roles) == member ]]'
+
+run "${appcred_env[@]}" OS_APPLICATION_CREDENTIAL_ID="$AC2_ID" OS_APPLICATION_CREDENTIAL_SECRET="e2e-secret-$SFX" \
+    openstack token issue -f json
+check "token issue with the application credential $AC2 (id + secret, no password)" \
+    is_true [ "$(jfield 'd["user_id"], d["project_id"]')" = "('$ADMIN_USER_ID', '$ADMIN_PROJECT_ID')" ]
+
+run "${appcred_env[@]}" OS_APPLICATION_CREDENTIAL_ID="$AC2_ID" OS_APPLICATION_CREDENTIAL_SECRET="e2e-secret-$SFX" \
+    openstack project show "$ADMIN_PROJECT_ID" -f value -c name
+check "project show admin through the application credential $AC2" out_is "admin"
+
+# The credential's token carries member (+ reader) only: GET /v3/projects is refused and the
+# CLI falls back to the admin user's own projects, which are just "admin".
+run "${appcred_env[@]}" OS_APPLICATION_CREDENTIAL_ID="$AC2_ID" OS_APPLICATION_CREDENTIAL_SECRET="e2e-secret-$SFX" \
+    openstack project list -f value -c Name
+check "project list through the member-only application credential shows only admin" out_is "admin"
+
+run "${appcred_env[@]}" OS_APPLICATION_CREDENTIAL_NAME="$AC2" OS_APPLICATION_CREDENTIAL_SECRET="e2e-secret-$SFX" \
     OS_USERNAME=admin OS_USER_DOMAIN_NAME=Default openstack token issue -f value -c project_id
-check "token issue with the application credential by name + user" out_is "$ADMIN_PROJECT_ID"
+check "token issue with the application credential by name + user name" out_is "$ADMIN_PROJECT_ID"
 
-run "${appcred_env[@]}" OS_APPLICATION_CREDENTIAL_ID="$AC_ID" OS_APPLICATION_CREDENTIAL_SECRET="wrong-secret" \
+run "${appcred_env[@]}" OS_APPLICATION_CREDENTIAL_ID="$AC2_ID" OS_APPLICATION_CREDENTIAL_SECRET="wrong-secret" \
     openstack token issue
 check "application credential with a wrong secret fails with HTTP 401" failed_with 'HTTP 401'
 
@@ -298,6 +355,9 @@ check "the issued token works with --os-auth-type token before revocation" out_h
 http_get "$AUTH_URL/projects" "$TOK"
 check "the issued token works as X-Auth-Token before revocation (GET /v3/projects 200)" status_is 200
 
+http_get "$AUTH_URL/auth/tokens" "$TOKEN_ID" "$TOK"
+check "the issued token validates before revocation (GET /v3/auth/tokens 200)" status_is 200
+
 osc token revoke "$TOK"
 check "token revoke" out_is ""
 
@@ -307,14 +367,17 @@ check "the revoked token is refused by the CLI (--os-auth-type token)" failed_wi
 http_get "$AUTH_URL/projects" "$TOK"
 check "the revoked token is refused as X-Auth-Token (GET /v3/projects 401)" status_is 401
 
+http_get "$AUTH_URL/auth/tokens" "$TOKEN_ID" "$TOK"
+check "the revoked token no longer validates (GET /v3/auth/tokens 404)" status_is 404
+
 osc token issue -f value -c id
-check "a fresh admin token still works after the revocation" is_true [ -n "$OUT" ] && [ "$OUT" != "$TOK" ]
+check "a fresh admin token is issued after the revocation" is_true eval '[[ -n $OUT && $OUT != "$TOK" ]]'
 
 # ---- deletion --------------------------------------------------------------------------------
-osc application credential delete "$AC"
-check "application credential delete $AC" out_is ""
+osc application credential delete "$AC" "$AC2"
+check "application credential delete $AC $AC2" out_is ""
 
-run "${appcred_env[@]}" OS_APPLICATION_CREDENTIAL_ID="$AC_ID" OS_APPLICATION_CREDENTIAL_SECRET="$AC_SECRET" \
+run "${appcred_env[@]}" OS_APPLICATION_CREDENTIAL_ID="$AC2_ID" OS_APPLICATION_CREDENTIAL_SECRET="e2e-secret-$SFX" \
     openstack token issue
 check "a deleted application credential no longer authenticates" failed_with 'HTTP 401|HTTP 404'
 
@@ -336,6 +399,6 @@ check "project list no longer shows $P" out_lacks_line "$P"
 
 osc project show "$PROJECT_ID"
 check "project show of the deleted project fails (not found)" \
-    failed_with "No project with a name or ID of|could not be found|HTTP 404"
+    failed_with "No Project found for $PROJECT_ID|No project with a name or ID of '$PROJECT_ID' exists"
 
 e2e_summary identity

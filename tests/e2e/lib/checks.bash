@@ -106,10 +106,10 @@ failed_with() { [[ $RC -ne 0 ]] && printf '%s\n%s\n' "$OUT" "$ERR" | grep -Eq --
 is_true() { [[ $RC -eq 0 ]] && "$@"; }
 
 # jfield EXPR: evaluates a Python expression over the JSON in OUT (bound to `d`)
-jfield() { printf '%s' "$OUT" | "$E2E_PY" "$E2E_LIB_DIR/http.py" json "$1" 2>/dev/null; }
+jfield() { printf '%s' "$OUT" | "$E2E_PY" "$E2E_LIB_DIR/e2e_util.py" json "$1" 2>/dev/null; }
 
 # http_get URL [TOKEN [SUBJECT]]: GET through Python; records "<status> <body>" in OUT
-http_get() { run "$E2E_PY" "$E2E_LIB_DIR/http.py" get "$@"; }
+http_get() { run "$E2E_PY" "$E2E_LIB_DIR/e2e_util.py" get "$@"; }
 # status_is CODE: the last http_get answered CODE
 status_is() { [[ $RC -eq 0 && "${OUT%% *}" == "$1" ]]; }
 

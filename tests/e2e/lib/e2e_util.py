@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Tiny HTTP and JSON helpers for the e2e shell tests (standard library only).
 
-  http.py free-port
+  e2e_util.py free-port
       prints a free TCP port on 127.0.0.1
-  http.py wait URL SECONDS
+  e2e_util.py wait URL SECONDS
       polls GET URL until it answers 200 (exit 0) or SECONDS pass (exit 1)
-  http.py get URL [TOKEN [SUBJECT_TOKEN]]
+  e2e_util.py get URL [TOKEN [SUBJECT_TOKEN]]
       GET with optional X-Auth-Token / X-Subject-Token; prints "<status> <body>"
-  http.py json EXPR
+  e2e_util.py json EXPR
       reads JSON from stdin, prints eval(EXPR) with the document bound to `d`
       (lists and dicts are printed as JSON, None as an empty line)
 """
