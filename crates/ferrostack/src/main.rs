@@ -92,13 +92,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::AllInOne { admin_password } => {
             let started = std::time::Instant::now();
             let cloud = Cloud::start(&config).await?;
-            let first = !ferro_identity::db::project_by_name(
+            let first = ferro_identity::db::project_by_name(
                 &mut &cloud.identity.db,
                 "default",
                 &config.bootstrap.admin_project,
             )
             .await?
-            .is_some();
+            .is_none();
             if first {
                 let password = admin_password
                     .or_else(|| {

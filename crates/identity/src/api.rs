@@ -18,12 +18,12 @@ use crate::manager::{Identity, TokenData, TokenScope};
 use crate::model::*;
 use crate::policy::authorize;
 
-type S = State<Arc<Identity>>;
-type Q = Query<HashMap<String, String>>;
-type ApiResult = Result<Response, Fault>;
+pub(crate) type S = State<Arc<Identity>>;
+pub(crate) type Q = Query<HashMap<String, String>>;
+pub(crate) type ApiResult = Result<Response, Fault>;
 
 /// An error answered as a Keystone fault.
-pub struct Fault(Error);
+pub struct Fault(pub(crate) Error);
 
 impl<E: Into<Error>> From<E> for Fault {
     fn from(e: E) -> Self {
@@ -41,11 +41,11 @@ impl IntoResponse for Fault {
     }
 }
 
-fn ok(status: StatusCode, body: Value) -> ApiResult {
+pub(crate) fn ok(status: StatusCode, body: Value) -> ApiResult {
     Ok((status, axum::Json(body)).into_response())
 }
 
-fn no_content() -> ApiResult {
+pub(crate) fn no_content() -> ApiResult {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -191,29 +191,49 @@ pub fn router(state: Arc<Identity>) -> Router {
                 .route(
                     &prefix,
                     get(move |s: S, a: Auth, p: Path<HashMap<String, String>>| {
-                        grant_list(s, a, p, kind)
+                        grant_list(s, a, p, (kind, false))
                     }),
                 )
                 .route(
                     &format!("{prefix}/{{rid}}"),
                     put(move |s: S, a: Auth, p: Path<HashMap<String, String>>| {
-                        grant_put(s, a, p, kind)
+                        grant_put(s, a, p, (kind, false))
                     })
                     .get(move |s: S, a: Auth, p: Path<HashMap<String, String>>| {
-                        grant_check(s, a, p, kind)
+                        grant_check(s, a, p, (kind, false))
                     })
                     .head(move |s: S, a: Auth, p: Path<HashMap<String, String>>| {
-                        grant_check(s, a, p, kind)
+                        grant_check(s, a, p, (kind, false))
                     })
                     .delete(
                         move |s: S, a: Auth, p: Path<HashMap<String, String>>| {
-                            grant_delete(s, a, p, kind)
+                            grant_delete(s, a, p, (kind, false))
                         },
                     ),
                 );
         }
     }
-    r.with_state(state)
+    // OS-INHERIT: inherited grants on domains and projects, applying to the projects below.
+    for target in ["projects", "domains"] {
+        for actor in ["users", "groups"] {
+            let prefix = format!("/v3/OS-INHERIT/{target}/{{tid}}/{actor}/{{aid}}/roles");
+            let kind = grant_kind(target, actor);
+            r = r.route(
+                &format!("{prefix}/{{rid}}/inherited_to_projects"),
+                put(move |s: S, a: Auth, p: PathMap| grant_put(s, a, p, (kind, true)))
+                    .get(move |s: S, a: Auth, p: PathMap| grant_check(s, a, p, (kind, true)))
+                    .head(move |s: S, a: Auth, p: PathMap| grant_check(s, a, p, (kind, true)))
+                    .delete(move |s: S, a: Auth, p: PathMap| grant_delete(s, a, p, (kind, true))),
+            );
+            if target == "domains" {
+                r = r.route(
+                    &format!("{prefix}/inherited_to_projects"),
+                    get(move |s: S, a: Auth, p: PathMap| grant_list(s, a, p, (kind, true))),
+                );
+            }
+        }
+    }
+    crate::ext::routes(r).with_state(state)
 }
 
 fn grant_kind(target: &str, actor: &str) -> &'static str {
@@ -518,7 +538,7 @@ async fn domain_create(State(id): S, Auth(ctx): Auth, Json(body): Json<Value>) -
     )
 }
 
-fn conflict(e: ferro_db::DbError, kind: &str, name: &str) -> Error {
+pub(crate) fn conflict(e: ferro_db::DbError, kind: &str, name: &str) -> Error {
     match e {
         ferro_db::DbError::Duplicate(_) => Error::conflict(format!(
             "Conflict occurred attempting to store {kind} - Duplicate entry found with name {name}."
@@ -661,7 +681,12 @@ async fn domain_delete(State(id): S, Auth(ctx): Auth, Path(did): Path<String>) -
         )
         .into());
     }
-    // Upstream deletes the domain's contents with it.
+    domain_delete_cascade(&id, d).await
+}
+
+/// Deletes a (disabled) domain with its contents, as upstream does.
+async fn domain_delete_cascade(id: &Identity, d: ProjectRow) -> ApiResult {
+    let did = d.id;
     let mut tx = id.db.begin().await?;
     for p in db::project_list(&mut tx, false, &[("domain_id", Some(did.clone().into()))]).await? {
         db::project_delete(&mut tx, &p.id).await?;
@@ -675,6 +700,7 @@ async fn domain_delete(State(id): S, Auth(ctx): Auth, Path(did): Path<String>) -
     for r in db::role_list(&mut tx, &[("domain_id", Some(did.clone().into()))]).await? {
         db::role_delete(&mut tx, &r.id).await?;
     }
+    db::domain_config_delete(&mut tx, &did, None, None).await?;
     db::project_delete(&mut tx, &did).await?;
     tx.commit().await?;
     let mut e = Identity::event();
@@ -686,8 +712,12 @@ async fn domain_delete(State(id): S, Auth(ctx): Auth, Path(did): Path<String>) -
 // ---- projects ----
 
 async fn project_list(State(id): S, Auth(ctx): Auth, Query(q): Q) -> ApiResult {
-    let target =
-        json!({"target": {"domain_id": q.get("domain_id")}, "domain_id": q.get("domain_id")});
+    // As upstream: the target is the caller's domain scope, if any; the filters are
+    // flat attributes.
+    let mut target = json!({"domain_id": q.get("domain_id")});
+    if let Some(d) = &ctx.domain_id {
+        target["target"] = json!({"domain_id": d});
+    }
     authorize(&id.enforcer, &ctx, "identity:list_projects", &target)?;
     let enabled = q.get("enabled").map(|v| query_bool(v).into());
     let is_domain = q.get("is_domain").map(|v| query_bool(v)).unwrap_or(false);
@@ -716,6 +746,9 @@ async fn project_list(State(id): S, Auth(ctx): Auth, Query(q): Q) -> ApiResult {
                 .collect();
             list.retain(|p| ids.contains(&p.id) != negate);
         }
+    }
+    if let Some(d) = &ctx.domain_id {
+        list.retain(|p| p.domain_id == *d);
     }
     let base = &id.config.public_url;
     let mut out = Vec::new();
@@ -766,7 +799,7 @@ async fn project_create(State(id): S, Auth(ctx): Auth, Json(body): Json<Value>) 
         &json!({"target": {"project": {"domain_id": domain_id}}}),
     )?;
     if is_domain {
-        return Err(Error::bad_request("Create domains through /v3/domains.").into());
+        return project_create_domain(&id, &ctx, p, name).await;
     }
     let domain = id
         .domain(&domain_id)
@@ -822,12 +855,79 @@ async fn project_create(State(id): S, Auth(ctx): Auth, Json(body): Json<Value>) 
     )
 }
 
+/// `POST /v3/projects` with `is_domain`: a top-level project acting as a domain.
+async fn project_create_domain(
+    id: &Identity,
+    ctx: &RequestContext,
+    p: &Map<String, Value>,
+    name: String,
+) -> ApiResult {
+    authorize(
+        &id.enforcer,
+        ctx,
+        "identity:create_project",
+        &json!({"target": {"project": {"domain_id": null, "is_domain": true}}}),
+    )?;
+    if str_field(p, "parent_id", true)?.is_some() {
+        return Err(Error::bad_request("Only root projects can act as domains.").into());
+    }
+    if str_field(p, "domain_id", true)?.is_some() {
+        return Err(Error::bad_request(
+            "A project acting as a domain cannot be given a domain_id.",
+        )
+        .into());
+    }
+    let row = ProjectRow {
+        id: new_hex_id(),
+        name,
+        domain_id: ROOT_DOMAIN.into(),
+        parent_id: None,
+        description: str_field(p, "description", true)?,
+        enabled: bool_field(p, "enabled")?.unwrap_or(true),
+        is_domain: true,
+        extra: extra_of(
+            p,
+            &[
+                "name",
+                "domain_id",
+                "parent_id",
+                "description",
+                "enabled",
+                "is_domain",
+                "tags",
+                "options",
+            ],
+            None,
+        ),
+        created_at: now_micros(),
+    };
+    let tags = tags_field(p)?;
+    let mut tx = id.db.begin().await?;
+    db::project_insert(&mut tx, &row)
+        .await
+        .map_err(|e| conflict(e, "project", &row.name))?;
+    db::project_set_tags(&mut tx, &row.id, &tags).await?;
+    tx.commit().await?;
+    id.changed();
+    ok(
+        StatusCode::CREATED,
+        json!({"project": project_json(&id.config.public_url, &row, &tags)}),
+    )
+}
+
+/// A project by id, projects acting as domains included (the projects API shows them).
+async fn project_or_domain(id: &Identity, pid: &str) -> Result<ProjectRow, Error> {
+    db::project_get(&mut &id.db, pid)
+        .await?
+        .ok_or_else(|| Error::not_found("project", pid))
+}
+
 fn project_target(p: &ProjectRow) -> Value {
     json!({"target": {"project": {"id": p.id, "domain_id": p.domain_id, "name": p.name}}})
 }
 
 async fn project_show(State(id): S, Auth(ctx): Auth, Path(pid): Path<String>) -> ApiResult {
-    let p = id.project(&pid).await;
+    let p = project_or_domain(&id, &pid).await;
     let target = p
         .as_ref()
         .map(project_target)
@@ -847,7 +947,7 @@ async fn project_update(
     Path(pid): Path<String>,
     Json(body): Json<Value>,
 ) -> ApiResult {
-    let mut p = id.project(&pid).await?;
+    let mut p = project_or_domain(&id, &pid).await?;
     authorize(
         &id.enforcer,
         &ctx,
@@ -879,13 +979,22 @@ async fn project_update(
 }
 
 async fn project_delete(State(id): S, Auth(ctx): Auth, Path(pid): Path<String>) -> ApiResult {
-    let p = id.project(&pid).await?;
+    let p = project_or_domain(&id, &pid).await?;
     authorize(
         &id.enforcer,
         &ctx,
         "identity:delete_project",
         &project_target(&p),
     )?;
+    if p.is_domain {
+        if p.enabled {
+            return Err(Error::bad_request(format!(
+                "Cannot delete project {pid}: it is an enabled project acting as a domain; disable it first."
+            ))
+            .into());
+        }
+        return domain_delete_cascade(&id, p).await;
+    }
     if !db::project_children(&mut &id.db, &pid).await?.is_empty() {
         return Err(Error::Forbidden(format!(
             "Cannot delete project {pid}: it has child projects."
@@ -1079,7 +1188,7 @@ async fn user_create(State(id): S, Auth(ctx): Auth, Json(body): Json<Value>) -> 
     )?;
     id.domain(&domain_id)
         .await
-        .map_err(|_| Error::bad_request(format!("Could not find domain: {domain_id}.")))?;
+        .map_err(|_| Error::not_found("domain", domain_id.clone()))?;
     let password = str_field(u, "password", true)?;
     let hash = match &password {
         Some(p) => Some(id.hash_password(p).await?),
@@ -1278,6 +1387,17 @@ async fn app_cred_roles_json(id: &Identity, roles: &str) -> Result<Vec<Value>, E
     Ok(out)
 }
 
+/// An application credential as the API shows it, with its roles and access rules.
+async fn app_cred_full(id: &Identity, a: &db::AppCredRow) -> Result<Value, Error> {
+    let roles = app_cred_roles_json(id, &a.roles).await?;
+    let rules: Vec<Value> = db::app_cred_access_rules(&mut &id.db, &a.id)
+        .await?
+        .iter()
+        .map(crate::ext::access_rule_ref)
+        .collect();
+    Ok(app_cred_json(&id.config.public_url, a, roles, rules))
+}
+
 fn app_cred_target(uid: &str) -> Value {
     json!({"target": {"user": {"id": uid}, "application_credential": {"user_id": uid}}, "user_id": uid})
 }
@@ -1376,16 +1496,16 @@ async fn app_cred_create(
         roles: json!(roles).to_string(),
         created_at: now_micros(),
     };
+    let rules = crate::ext::resolve_access_rules(&id, &uid, a.get("access_rules")).await?;
     let mut tx = id.db.begin().await?;
     db::app_cred_insert(&mut tx, &row)
         .await
         .map_err(|e| conflict(e, "application_credential", &row.name))?;
+    for r in &rules {
+        db::app_cred_access_rule_link(&mut tx, &row.id, &r.id).await?;
+    }
     tx.commit().await?;
-    let mut body = app_cred_json(
-        &id.config.public_url,
-        &row,
-        app_cred_roles_json(&id, &row.roles).await?,
-    );
+    let mut body = app_cred_full(&id, &row).await?;
     body["secret"] = json!(secret);
     ok(StatusCode::CREATED, json!({"application_credential": body}))
 }
@@ -1406,8 +1526,7 @@ async fn app_cred_list(
     let base = &id.config.public_url;
     let mut out = Vec::new();
     for a in db::app_cred_list(&mut &id.db, &uid, q.get("name").map(String::as_str)).await? {
-        let roles = app_cred_roles_json(&id, &a.roles).await?;
-        out.push(app_cred_json(base, &a, roles));
+        out.push(app_cred_full(&id, &a).await?);
     }
     ok(
         StatusCode::OK,
@@ -1430,10 +1549,9 @@ async fn app_cred_show(
         .await?
         .filter(|a| a.user_id == uid)
         .ok_or_else(|| Error::not_found("application credential", &cid))?;
-    let roles = app_cred_roles_json(&id, &a.roles).await?;
     ok(
         StatusCode::OK,
-        json!({"application_credential": app_cred_json(&id.config.public_url, &a, roles)}),
+        json!({"application_credential": app_cred_full(&id, &a).await?}),
     )
 }
 
@@ -1452,6 +1570,7 @@ async fn app_cred_delete(
         .await?
         .filter(|a| a.user_id == uid)
         .ok_or_else(|| Error::not_found("application credential", &cid))?;
+    db::app_cred_access_rule_unlink(&mut &id.db, &cid).await?;
     db::delete_by_id(&mut &id.db, "ks_app_cred", &cid).await?;
     // Tokens made from it stop working: validation re-reads the credential.
     id.changed();
@@ -1496,7 +1615,7 @@ async fn group_create(State(id): S, Auth(ctx): Auth, Json(body): Json<Value>) ->
     )?;
     id.domain(&domain_id)
         .await
-        .map_err(|_| Error::bad_request(format!("Could not find domain: {domain_id}.")))?;
+        .map_err(|_| Error::not_found("domain", domain_id.clone()))?;
     let row = db::GroupRow {
         id: new_hex_id(),
         name: name_field(g, "name", 64, true)?.unwrap_or_default(),
@@ -1833,9 +1952,13 @@ async fn implied_create(
         &json!({}),
     )?;
     let (prior, implied) = implied_pair(&id, &p, &i).await?;
-    if !implied.domain_id.is_empty() && prior.domain_id != implied.domain_id {
+    // Keystone's default `[assignment] prohibited_implied_role`.
+    if implied.name == "admin" {
+        return Err(Error::Forbidden(format!("{i} cannot be an implied roles.")).into());
+    }
+    if prior.domain_id.is_empty() && !implied.domain_id.is_empty() {
         return Err(
-            Error::Forbidden("A global role cannot imply a domain-specific role.".into()).into(),
+            Error::Forbidden("Global role cannot imply a domain-specific role.".into()).into(),
         );
     }
     // A rule that would close a cycle is refused.
@@ -1991,10 +2114,13 @@ async fn role_inferences(State(id): S, Auth(ctx): Auth) -> ApiResult {
 
 type PathMap = Path<HashMap<String, String>>;
 
+/// A grant route: the assignment kind and whether it is an OS-INHERIT grant.
+type GrantKind = (&'static str, bool);
+
 async fn grant_parts(
     id: &Identity,
     p: &HashMap<String, String>,
-    kind: &'static str,
+    (kind, inherited): GrantKind,
 ) -> Result<(AssignmentRow, Value), Error> {
     let aid = p.get("aid").cloned().unwrap_or_default();
     let rid = p.get("rid").cloned().unwrap_or_default();
@@ -2033,7 +2159,7 @@ async fn grant_parts(
         actor_id: aid,
         target_id,
         role_id: rid,
-        inherited: false,
+        inherited,
     };
     Ok((row, json!({"target": target})))
 }
@@ -2045,15 +2171,10 @@ fn grant_rule(kind: &str, verb: &str) -> String {
         } else {
             "group"
         };
-        return format!(
-            "identity:{}_system_grant_for_{actor}",
-            match verb {
-                "create" => "create",
-                "check" => "check",
-                "revoke" => "revoke",
-                _ => "list",
-            }
-        );
+        return match verb {
+            "create" | "check" | "revoke" => format!("identity:{verb}_system_grant_for_{actor}"),
+            _ => format!("identity:list_system_grants_for_{actor}"),
+        };
     }
     match verb {
         "list" => "identity:list_grants".into(),
@@ -2061,26 +2182,18 @@ fn grant_rule(kind: &str, verb: &str) -> String {
     }
 }
 
-async fn grant_put(
-    State(id): S,
-    Auth(ctx): Auth,
-    Path(p): PathMap,
-    kind: &'static str,
-) -> ApiResult {
-    let (row, target) = grant_parts(&id, &p, kind).await?;
+async fn grant_put(State(id): S, Auth(ctx): Auth, Path(p): PathMap, gk: GrantKind) -> ApiResult {
+    let kind = gk.0;
+    let (row, target) = grant_parts(&id, &p, gk).await?;
     authorize(&id.enforcer, &ctx, &grant_rule(kind, "create"), &target)?;
     db::assignment_add(&mut &id.db, &row).await?;
     id.changed();
     no_content()
 }
 
-async fn grant_check(
-    State(id): S,
-    Auth(ctx): Auth,
-    Path(p): PathMap,
-    kind: &'static str,
-) -> ApiResult {
-    let (row, target) = grant_parts(&id, &p, kind).await?;
+async fn grant_check(State(id): S, Auth(ctx): Auth, Path(p): PathMap, gk: GrantKind) -> ApiResult {
+    let kind = gk.0;
+    let (row, target) = grant_parts(&id, &p, gk).await?;
     authorize(&id.enforcer, &ctx, &grant_rule(kind, "check"), &target)?;
     let all = db::assignment_list(&mut &id.db, Some(std::slice::from_ref(&row.actor_id))).await?;
     if all.contains(&row) {
@@ -2097,13 +2210,9 @@ async fn grant_check(
     }
 }
 
-async fn grant_delete(
-    State(id): S,
-    Auth(ctx): Auth,
-    Path(p): PathMap,
-    kind: &'static str,
-) -> ApiResult {
-    let (row, target) = grant_parts(&id, &p, kind).await?;
+async fn grant_delete(State(id): S, Auth(ctx): Auth, Path(p): PathMap, gk: GrantKind) -> ApiResult {
+    let kind = gk.0;
+    let (row, target) = grant_parts(&id, &p, gk).await?;
     authorize(&id.enforcer, &ctx, &grant_rule(kind, "revoke"), &target)?;
     if db::assignment_remove(&mut &id.db, &row).await? == 0 {
         return Err(Error::NotFound {
@@ -2115,35 +2224,24 @@ async fn grant_delete(
         }
         .into());
     }
-    let mut e = Identity::event();
-    if kind.starts_with("User") {
-        e.user_id = Some(row.actor_id.clone());
-        if kind.ends_with("Project") {
-            e.project_id = Some(row.target_id.clone());
-        }
-        id.revoke(e).await?;
-    } else {
-        // Every member of the group loses the role: their tokens are rebuilt from the
-        // database on next validation.
-        id.changed();
-    }
+    // As upstream, removing a grant records no revocation event: tokens are rebuilt
+    // from the database on validation, so they lose the role (and stop working when
+    // no role is left on their scope). A revocation here would also refuse tokens
+    // issued later in the same second (Fernet timestamps have whole seconds).
+    id.changed();
     no_content()
 }
 
-async fn grant_list(
-    State(id): S,
-    Auth(ctx): Auth,
-    Path(p): PathMap,
-    kind: &'static str,
-) -> ApiResult {
-    let (row, target) = grant_parts(&id, &p, kind).await?;
+async fn grant_list(State(id): S, Auth(ctx): Auth, Path(p): PathMap, gk: GrantKind) -> ApiResult {
+    let kind = gk.0;
+    let (row, target) = grant_parts(&id, &p, gk).await?;
     authorize(&id.enforcer, &ctx, &grant_rule(kind, "list"), &target)?;
     let base = &id.config.public_url;
     let mut out = Vec::new();
     for a in db::assignment_list(&mut &id.db, Some(std::slice::from_ref(&row.actor_id))).await? {
         if a.kind == kind
             && a.target_id == row.target_id
-            && !a.inherited
+            && a.inherited == row.inherited
             && let Some(r) = db::role_get(&mut &id.db, &a.role_id).await?
         {
             out.push(role_json(base, &r));
@@ -2157,6 +2255,18 @@ async fn grant_list(
 
 // ---- role assignments ----
 
+/// One listed assignment: (user or group, actor id, scope kind, target id, role id,
+/// inherited, via group).
+type AssignmentItem = (
+    bool,
+    String,
+    &'static str,
+    String,
+    String,
+    bool,
+    Option<String>,
+);
+
 async fn role_assignments(State(id): S, Auth(ctx): Auth, Query(q): Q) -> ApiResult {
     let target = json!({"target": {"domain_id": q.get("scope.domain.id"), "project": {"id": q.get("scope.project.id")}}});
     authorize(
@@ -2168,16 +2278,7 @@ async fn role_assignments(State(id): S, Auth(ctx): Auth, Query(q): Q) -> ApiResu
     let effective = q.contains_key("effective");
     let names = q.contains_key("include_names");
     let rows = db::assignment_list(&mut &id.db, None).await?;
-    // (user or group, actor id, scope kind, target id, role id, inherited, via group)
-    let mut items: Vec<(
-        bool,
-        String,
-        &'static str,
-        String,
-        String,
-        bool,
-        Option<String>,
-    )> = Vec::new();
+    let mut items: Vec<AssignmentItem> = Vec::new();
     for a in rows {
         let is_user = a.kind.starts_with("User");
         let scope: &'static str = if a.kind.ends_with("Project") {
@@ -2234,13 +2335,21 @@ async fn role_assignments(State(id): S, Auth(ctx): Auth, Query(q): Q) -> ApiResu
                 expanded.push(it);
             }
         }
-        // Implied roles become assignments of their own.
-        let rules = db::implied_all(&mut &id.db).await?;
+        // Implied roles become assignments of their own; domain-specific roles only imply
+        // and are left out, as upstream.
+        let domain_roles: HashSet<String> = db::role_list(&mut &id.db, &[])
+            .await?
+            .into_iter()
+            .filter(|r| !r.domain_id.is_empty())
+            .map(|r| r.id)
+            .collect();
         let mut out = Vec::new();
         for it in expanded {
             let all = id.expand_implied(&HashSet::from([it.4.clone()])).await?;
-            let _ = &rules;
             for rid in all {
+                if domain_roles.contains(&rid) {
+                    continue;
+                }
                 let mut c = it.clone();
                 c.4 = rid;
                 if !out.contains(&c) {
@@ -2258,7 +2367,7 @@ async fn role_assignments(State(id): S, Auth(ctx): Auth, Query(q): Q) -> ApiResu
             && want("scope.project.id").is_none_or(|p| *scope == "project" && *target == p)
             && want("scope.domain.id").is_none_or(|d| *scope == "domain" && *target == d)
             && want("scope.system").is_none_or(|_| *scope == "system")
-            && (q.get("scope.OS-INHERIT:inherited_to").is_none() || *inherited)
+            && (!q.contains_key("scope.OS-INHERIT:inherited_to") || *inherited)
     });
     let base = &id.config.public_url;
     let mut out = Vec::new();
@@ -2631,14 +2740,24 @@ async fn endpoint_write(
     if let Some(en) = bool_field(e, "enabled")? {
         row.enabled = en;
     }
-    let region = str_field(e, "region_id", true)?.or(str_field(e, "region", true)?);
+    let region_id = str_field(e, "region_id", true)?;
+    // The legacy `region` attribute (v2 style) creates its region when missing, as upstream.
+    let legacy = if region_id.is_none() {
+        str_field(e, "region", true)?
+    } else {
+        None
+    };
     if e.contains_key("region_id") || e.contains_key("region") {
-        if let Some(rid) = &region {
+        if let Some(rid) = &region_id {
             db::region_get(&mut &id.db, rid)
                 .await?
                 .ok_or_else(|| Error::bad_request(format!("Could not find region: {rid}.")))?;
+        } else if let Some(rid) = &legacy
+            && db::region_get(&mut &id.db, rid).await?.is_none()
+        {
+            region_auto_create(id, rid).await?;
         }
-        row.region_id = region;
+        row.region_id = region_id.or(legacy);
     }
     db::service_get(&mut &id.db, &row.service_id)
         .await?
@@ -2667,6 +2786,23 @@ async fn endpoint_write(
         },
         json!({"endpoint": endpoint_json(&id.config.public_url, &row)}),
     )
+}
+
+/// Creates the region an endpoint names through the legacy `region` attribute.
+async fn region_auto_create(id: &Identity, rid: &str) -> Result<(), Error> {
+    let row = db::RegionRow {
+        id: rid.to_string(),
+        description: None,
+        parent_region_id: None,
+        extra: "{}".into(),
+    };
+    match db::region_upsert(&mut &id.db, &row, true).await {
+        // Another request made it meanwhile.
+        Ok(()) | Err(ferro_db::DbError::Duplicate(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    id.changed();
+    Ok(())
 }
 
 async fn endpoint_create(State(id): S, Auth(ctx): Auth, Json(body): Json<Value>) -> ApiResult {

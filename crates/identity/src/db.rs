@@ -397,15 +397,30 @@ pub async fn user_update(ex: &mut impl Executor, u: &UserRow) -> Result<(), DbEr
     Ok(())
 }
 
-/// Deletes a user with its memberships, assignments, application credentials and
-/// credentials.
+/// Deletes a user with its memberships, assignments, application credentials (and their
+/// access rules), trusts and credentials.
 pub async fn user_delete(ex: &mut impl Executor, id: &str) -> Result<u64, DbError> {
     ex.execute(&Sql::new("DELETE FROM ks_user_group WHERE user_id = ?").arg(id))
         .await?;
     ex.execute(&Sql::new("DELETE FROM ks_assignment WHERE actor_id = ?").arg(id))
         .await?;
+    ex.execute(
+        &Sql::new(
+            "DELETE FROM ks_app_cred_access_rule WHERE app_cred_id IN (SELECT id FROM ks_app_cred WHERE user_id = ?)",
+        )
+        .arg(id),
+    )
+    .await?;
     ex.execute(&Sql::new("DELETE FROM ks_app_cred WHERE user_id = ?").arg(id))
         .await?;
+    ex.execute(&Sql::new("DELETE FROM ks_access_rule WHERE user_id = ?").arg(id))
+        .await?;
+    ex.execute(
+        &Sql::new("DELETE FROM ks_trust WHERE trustor_user_id = ? OR trustee_user_id = ?")
+            .arg(id)
+            .arg(id),
+    )
+    .await?;
     ex.execute(&Sql::new("DELETE FROM ks_credential WHERE user_id = ?").arg(id))
         .await?;
     ex.execute(&Sql::new("DELETE FROM ks_user WHERE id = ?").arg(id))
@@ -988,4 +1003,326 @@ pub async fn revocations_since(
 pub async fn revocations_prune(ex: &mut impl Executor, before: i64) -> Result<u64, DbError> {
     ex.execute(&Sql::new("DELETE FROM ks_revocation_event WHERE revoked_at < ?").arg(before))
         .await
+}
+
+// ---- extensions: OAuth1 consumers, endpoint groups, access rules, trusts ----
+
+#[derive(FromRow, Clone, Debug)]
+pub struct ConsumerRow {
+    pub id: String,
+    pub description: Option<String>,
+    pub secret: String,
+    pub extra: String,
+}
+
+pub async fn consumer_get(
+    ex: &mut impl Executor,
+    id: &str,
+) -> Result<Option<ConsumerRow>, DbError> {
+    ex.fetch_optional(
+        &Sql::new("SELECT id, description, secret, extra FROM ks_consumer WHERE id = ?").arg(id),
+    )
+    .await
+}
+
+pub async fn consumer_list(ex: &mut impl Executor) -> Result<Vec<ConsumerRow>, DbError> {
+    ex.fetch_all(&Sql::new(
+        "SELECT id, description, secret, extra FROM ks_consumer ORDER BY id",
+    ))
+    .await
+}
+
+pub async fn consumer_upsert(
+    ex: &mut impl Executor,
+    c: &ConsumerRow,
+    insert: bool,
+) -> Result<(), DbError> {
+    let sql = if insert {
+        Sql::new("INSERT INTO ks_consumer (description, secret, extra, id) VALUES (?, ?, ?, ?)")
+    } else {
+        Sql::new("UPDATE ks_consumer SET description = ?, secret = ?, extra = ? WHERE id = ?")
+    };
+    ex.execute(
+        &sql.arg(c.description.clone())
+            .arg(&c.secret)
+            .arg(&c.extra)
+            .arg(&c.id),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(FromRow, Clone, Debug)]
+pub struct EndpointGroupRow {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    /// JSON object of filters (`service_id`, `interface`, `region_id`).
+    pub filters: String,
+}
+
+pub async fn endpoint_group_get(
+    ex: &mut impl Executor,
+    id: &str,
+) -> Result<Option<EndpointGroupRow>, DbError> {
+    ex.fetch_optional(
+        &Sql::new("SELECT id, name, description, filters FROM ks_endpoint_group WHERE id = ?")
+            .arg(id),
+    )
+    .await
+}
+
+pub async fn endpoint_group_list(
+    ex: &mut impl Executor,
+    name: Option<&str>,
+) -> Result<Vec<EndpointGroupRow>, DbError> {
+    let mut sql =
+        Sql::new("SELECT id, name, description, filters FROM ks_endpoint_group WHERE 1 = 1");
+    filters(&mut sql, &[("name", name.map(Into::into))]);
+    sql.push(" ORDER BY id");
+    ex.fetch_all(&sql).await
+}
+
+pub async fn endpoint_group_upsert(
+    ex: &mut impl Executor,
+    g: &EndpointGroupRow,
+    insert: bool,
+) -> Result<(), DbError> {
+    let sql = if insert {
+        Sql::new(
+            "INSERT INTO ks_endpoint_group (name, description, filters, id) VALUES (?, ?, ?, ?)",
+        )
+    } else {
+        Sql::new("UPDATE ks_endpoint_group SET name = ?, description = ?, filters = ? WHERE id = ?")
+    };
+    ex.execute(
+        &sql.arg(&g.name)
+            .arg(g.description.clone())
+            .arg(&g.filters)
+            .arg(&g.id),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(FromRow, Clone, Debug, PartialEq, Eq)]
+pub struct AccessRuleRow {
+    pub id: String,
+    pub user_id: String,
+    pub service: String,
+    pub path: String,
+    pub method: String,
+}
+
+const ACCESS_RULE_COLS: &str = "id, user_id, service, path, method";
+
+pub async fn access_rule_list(
+    ex: &mut impl Executor,
+    user_id: &str,
+) -> Result<Vec<AccessRuleRow>, DbError> {
+    ex.fetch_all(
+        &Sql::new(&format!(
+            "SELECT {ACCESS_RULE_COLS} FROM ks_access_rule WHERE user_id = ? ORDER BY id"
+        ))
+        .arg(user_id),
+    )
+    .await
+}
+
+pub async fn access_rule_insert(ex: &mut impl Executor, r: &AccessRuleRow) -> Result<(), DbError> {
+    ex.execute(
+        &Sql::new(&format!(
+            "INSERT INTO ks_access_rule ({ACCESS_RULE_COLS}) VALUES (?, ?, ?, ?, ?)"
+        ))
+        .arg(&r.id)
+        .arg(&r.user_id)
+        .arg(&r.service)
+        .arg(&r.path)
+        .arg(&r.method),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The access rules of an application credential.
+pub async fn app_cred_access_rules(
+    ex: &mut impl Executor,
+    app_cred_id: &str,
+) -> Result<Vec<AccessRuleRow>, DbError> {
+    ex.fetch_all(
+        &Sql::new(
+            "SELECT r.id, r.user_id, r.service, r.path, r.method FROM ks_access_rule r \
+             JOIN ks_app_cred_access_rule l ON l.access_rule_id = r.id \
+             WHERE l.app_cred_id = ? ORDER BY r.id",
+        )
+        .arg(app_cred_id),
+    )
+    .await
+}
+
+pub async fn app_cred_access_rule_link(
+    ex: &mut impl Executor,
+    app_cred_id: &str,
+    access_rule_id: &str,
+) -> Result<(), DbError> {
+    ex.execute(
+        &Sql::new(
+            "INSERT INTO ks_app_cred_access_rule (app_cred_id, access_rule_id) VALUES (?, ?)",
+        )
+        .arg(app_cred_id)
+        .arg(access_rule_id),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes the links of a deleted application credential (the rules stay, as upstream).
+pub async fn app_cred_access_rule_unlink(
+    ex: &mut impl Executor,
+    app_cred_id: &str,
+) -> Result<u64, DbError> {
+    ex.execute(
+        &Sql::new("DELETE FROM ks_app_cred_access_rule WHERE app_cred_id = ?").arg(app_cred_id),
+    )
+    .await
+}
+
+/// How many application credentials use an access rule.
+pub async fn access_rule_uses(ex: &mut impl Executor, id: &str) -> Result<usize, DbError> {
+    #[derive(FromRow)]
+    struct Link {
+        #[allow(dead_code)]
+        app_cred_id: String,
+    }
+    let rows: Vec<Link> = ex
+        .fetch_all(
+            &Sql::new("SELECT app_cred_id FROM ks_app_cred_access_rule WHERE access_rule_id = ?")
+                .arg(id),
+        )
+        .await?;
+    Ok(rows.len())
+}
+
+#[derive(FromRow, Clone, Debug)]
+pub struct TrustRow {
+    pub id: String,
+    pub trustor_user_id: String,
+    pub trustee_user_id: String,
+    pub project_id: Option<String>,
+    pub impersonation: bool,
+    pub expires_at: Option<i64>,
+    pub remaining_uses: Option<i64>,
+    pub allow_redelegation: bool,
+    pub redelegation_count: i64,
+    pub redelegated_trust_id: Option<String>,
+    /// JSON list of role ids.
+    pub roles: String,
+    pub extra: String,
+    pub created_at: i64,
+}
+
+const TRUST_COLS: &str = "id, trustor_user_id, trustee_user_id, project_id, impersonation, expires_at, remaining_uses, allow_redelegation, redelegation_count, redelegated_trust_id, roles, extra, created_at";
+
+pub async fn trust_get(ex: &mut impl Executor, id: &str) -> Result<Option<TrustRow>, DbError> {
+    ex.fetch_optional(&Sql::new(&format!("SELECT {TRUST_COLS} FROM ks_trust WHERE id = ?")).arg(id))
+        .await
+}
+
+pub async fn trust_list(
+    ex: &mut impl Executor,
+    eq: &[(&str, Option<ferro_db::Value>)],
+) -> Result<Vec<TrustRow>, DbError> {
+    let mut sql = Sql::new(&format!("SELECT {TRUST_COLS} FROM ks_trust WHERE 1 = 1"));
+    filters(&mut sql, eq);
+    sql.push(" ORDER BY id");
+    ex.fetch_all(&sql).await
+}
+
+pub async fn trust_insert(ex: &mut impl Executor, t: &TrustRow) -> Result<(), DbError> {
+    ex.execute(
+        &Sql::new(&format!(
+            "INSERT INTO ks_trust ({TRUST_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .arg(&t.id)
+        .arg(&t.trustor_user_id)
+        .arg(&t.trustee_user_id)
+        .arg(t.project_id.clone())
+        .arg(t.impersonation)
+        .arg(t.expires_at)
+        .arg(t.remaining_uses)
+        .arg(t.allow_redelegation)
+        .arg(t.redelegation_count)
+        .arg(t.redelegated_trust_id.clone())
+        .arg(&t.roles)
+        .arg(&t.extra)
+        .arg(t.created_at),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(FromRow, Clone, Debug)]
+pub struct DomainConfigRow {
+    pub domain_id: String,
+    pub grp: String,
+    pub opt: String,
+    /// JSON of the value.
+    pub opt_value: String,
+    pub sensitive: bool,
+}
+
+/// A domain's config options, ordered by group and option.
+pub async fn domain_config_list(
+    ex: &mut impl Executor,
+    domain_id: &str,
+) -> Result<Vec<DomainConfigRow>, DbError> {
+    ex.fetch_all(
+        &Sql::new(
+            "SELECT domain_id, grp, opt, opt_value, sensitive FROM ks_domain_config \
+             WHERE domain_id = ? ORDER BY grp, opt",
+        )
+        .arg(domain_id),
+    )
+    .await
+}
+
+/// Sets one option (insert or replace).
+pub async fn domain_config_set(ex: &mut impl Executor, r: &DomainConfigRow) -> Result<(), DbError> {
+    ex.execute(
+        &Sql::new("DELETE FROM ks_domain_config WHERE domain_id = ? AND grp = ? AND opt = ?")
+            .arg(&r.domain_id)
+            .arg(&r.grp)
+            .arg(&r.opt),
+    )
+    .await?;
+    ex.execute(
+        &Sql::new(
+            "INSERT INTO ks_domain_config (domain_id, grp, opt, opt_value, sensitive) VALUES (?, ?, ?, ?, ?)",
+        )
+        .arg(&r.domain_id)
+        .arg(&r.grp)
+        .arg(&r.opt)
+        .arg(&r.opt_value)
+        .arg(r.sensitive),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes a domain's options: all, one group's, or one option.
+pub async fn domain_config_delete(
+    ex: &mut impl Executor,
+    domain_id: &str,
+    group: Option<&str>,
+    option: Option<&str>,
+) -> Result<u64, DbError> {
+    let mut sql = Sql::new("DELETE FROM ks_domain_config WHERE domain_id = ?").arg(domain_id);
+    filters(
+        &mut sql,
+        &[
+            ("grp", group.map(Into::into)),
+            ("opt", option.map(Into::into)),
+        ],
+    );
+    ex.execute(&sql).await
 }

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod bootstrap;
 pub mod db;
+pub mod ext;
 pub mod manager;
 pub mod model;
 pub mod policy;
@@ -19,11 +20,18 @@ pub use manager::Identity;
 
 /// Identity's schema migrations, in order.
 pub fn migrations() -> &'static [ferro_db::Migration] {
-    static M: [ferro_db::Migration; 1] = [ferro_db::Migration {
-        version: 1,
-        name: "init",
-        sql: include_str!("../migrations/0001_init.sql"),
-    }];
+    static M: [ferro_db::Migration; 2] = [
+        ferro_db::Migration {
+            version: 1,
+            name: "init",
+            sql: include_str!("../migrations/0001_init.sql"),
+        },
+        ferro_db::Migration {
+            version: 2,
+            name: "extensions",
+            sql: include_str!("../migrations/0002_extensions.sql"),
+        },
+    ];
     &M
 }
 

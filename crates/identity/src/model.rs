@@ -36,8 +36,14 @@ pub fn project_json(base: &str, p: &ProjectRow, tags: &[String]) -> Value {
     } else {
         p.parent_id.clone()
     };
+    // Projects acting as domains have no domain (upstream stores a marker, shows null).
+    let domain = if p.domain_id == crate::db::ROOT_DOMAIN {
+        None
+    } else {
+        Some(&p.domain_id)
+    };
     merge_extra(
-        json!({"id": p.id, "name": p.name, "domain_id": p.domain_id, "description": p.description.clone().unwrap_or_default(),
+        json!({"id": p.id, "name": p.name, "domain_id": domain, "description": p.description.clone().unwrap_or_default(),
             "enabled": p.enabled, "parent_id": parent, "is_domain": p.is_domain, "tags": tags, "options": {},
             "links": link(base, &format!("projects/{}", p.id))}),
         &p.extra,
@@ -126,10 +132,21 @@ pub fn policy_json(base: &str, p: &PolicyRow) -> Value {
     )
 }
 
-pub fn app_cred_json(base: &str, a: &AppCredRow, roles: Vec<Value>) -> Value {
+/// An application credential; `expires_at` as upstream renders it (oslo's
+/// `%Y-%m-%dT%H:%M:%S.%f`, no zone).
+pub fn app_cred_json(
+    base: &str,
+    a: &AppCredRow,
+    roles: Vec<Value>,
+    access_rules: Vec<Value>,
+) -> Value {
+    let expires = a.expires_at.map(|e| {
+        let s = ferro_common::time::keystone_format(e);
+        s.trim_end_matches('Z').to_string()
+    });
     json!({"id": a.id, "name": a.name, "user_id": a.user_id, "project_id": a.project_id,
-        "description": a.description, "unrestricted": a.unrestricted, "access_rules": [],
-        "expires_at": a.expires_at.map(ferro_common::time::keystone_format), "roles": roles,
+        "description": a.description, "unrestricted": a.unrestricted, "access_rules": access_rules,
+        "expires_at": expires, "roles": roles,
         "links": link(base, &format!("users/{}/application_credentials/{}", a.user_id, a.id))})
 }
 

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Tempest's identity API tests (tempest.api.identity) against a fresh all-in-one, through
+# ../shared/conformance/run-tempest.sh. Every test listed in identity-expected-pass.txt must
+# pass: the closing line `tempest-gate: N passed, M failed` counts those (M are regressions).
+# The full counts go to docs/conformance.md by hand.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$(pwd)
+SHARED="${FERRO_SHARED:-$REPO/../shared}"
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}"
+BIN="${FERROSTACK_BIN:-$CARGO_TARGET_DIR/debug/ferrostack}"
+[ -n "${FERROSTACK_BIN:-}" ] || cargo build -q -p ferrostack
+
+# Tempest in a venv of its own, at the versions measured in ../shared/conformance.
+export TEMPEST_WORK="${TEMPEST_WORK:-/var/tmp/ferrostack-tempest}"
+venv="$TEMPEST_WORK/venv"
+reqs="$SHARED/conformance/requirements-conformance.txt"
+stamp="$venv/.ferrostack-stamp"
+if [ ! -x "$venv/bin/tempest" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$(sha256sum "$reqs" | cut -d' ' -f1)" ]; then
+  rm -rf "$venv"
+  mkdir -p "$TEMPEST_WORK"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q -U pip
+  for attempt in 1 2 3; do
+    "$venv/bin/pip" install -q -r "$reqs" && break
+    [ "$attempt" = 3 ] && { echo "pip install of Tempest failed" >&2; exit 1; }
+    sleep 5
+  done
+  sha256sum "$reqs" | cut -d' ' -f1 > "$stamp"
+fi
+
+work=$(mktemp -d)
+cleanup() {
+  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+FERROSTACK_IDENTITY__PORT=$port FERROSTACK_IDENTITY__BCRYPT_COST=4 FERROSTACK_LOG=warn \
+  "$BIN" all-in-one --state-dir "$work/state" --config /dev/null --admin-password secret &
+pid=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v3" >/dev/null && break; sleep 0.1; done
+
+bash "$SHARED/conformance/run-tempest.sh" \
+  --auth-url "http://127.0.0.1:$port/v3" --password secret --workspace "$work/tempest" --venv "$venv" \
+  --regex 'tempest.api.identity' \
+  --set service_available.nova=false --set service_available.glance=false \
+  --set service_available.neutron=false --set service_available.cinder=false \
+  --set service_available.swift=false --set service_available.heat=false \
+  --set auth.create_isolated_networks=false | tail -25
+
+python3 - "$work/tempest/summary.json" tests/tempest/identity-expected-pass.txt <<'PY'
+import json, sys
+summary = json.load(open(sys.argv[1]))
+passed = {t.split("[")[0] for t in summary.get("passed_tests", [])}
+expected = [l.strip() for l in open(sys.argv[2]) if l.strip() and not l.startswith("#")]
+missing = [t for t in expected if t not in passed]
+for t in missing:
+    print(f"REGRESSION {t}")
+for t in summary.get("failed_tests", []):
+    print(f"failed (not gated unless listed): {t}")
+print(f"tempest-gate: {len(expected) - len(missing)} passed, {len(missing)} failed")
+PY
