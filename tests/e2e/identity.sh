@@ -270,11 +270,11 @@ check "project list as $U shows only its own project $P" out_is "$P"
 # Likewise identity:list_users and identity:list_role_assignments (no CLI fallback here).
 run "${clean_env[@]}" OS_USERNAME="$U" OS_PASSWORD="$UPW" OS_USER_DOMAIN_NAME=Default \
     OS_PROJECT_NAME="$P" OS_PROJECT_DOMAIN_NAME=Default openstack user list
-check "user list as the project member $U is forbidden (HTTP 403)" failed_with 'HTTP 403'
+check "user list as the project member $U is forbidden (HTTP 403)" failed_with '(HTTP 403|403: Client Error)'
 
 run "${clean_env[@]}" OS_USERNAME="$U" OS_PASSWORD="$UPW" OS_USER_DOMAIN_NAME=Default \
     OS_PROJECT_NAME="$P" OS_PROJECT_DOMAIN_NAME=Default openstack role assignment list
-check "role assignment list as the project member $U is forbidden (HTTP 403)" failed_with 'HTTP 403'
+check "role assignment list as the project member $U is forbidden (HTTP 403)" failed_with '(HTTP 403|403: Client Error)'
 
 run "${clean_env[@]}" OS_USERNAME="$U" OS_PASSWORD="not-$UPW" OS_USER_DOMAIN_NAME=Default \
     OS_PROJECT_NAME="$P" OS_PROJECT_DOMAIN_NAME=Default openstack token issue

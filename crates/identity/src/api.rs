@@ -484,14 +484,7 @@ async fn domain_list(State(id): S, Auth(ctx): Auth, Query(q): Q) -> ApiResult {
     )
     .await?;
     let base = &id.config.public_url;
-    let mut out = Vec::new();
-    for d in &list {
-        out.push(domain_json(
-            base,
-            d,
-            &db::project_tags(&mut &id.db, &d.id).await?,
-        ));
-    }
+    let out = render_projects(&id, &list, true).await?;
     ok(
         StatusCode::OK,
         json!({"domains": out, "links": collection_links(base, "domains")}),
@@ -709,6 +702,44 @@ async fn domain_delete_cascade(id: &Identity, d: ProjectRow) -> ApiResult {
     no_content()
 }
 
+/// Projects (or domains) as JSON, their tags read in one query rather than one per project.
+async fn render_projects(
+    id: &Identity,
+    list: &[ProjectRow],
+    domains: bool,
+) -> Result<Vec<Value>, Error> {
+    let base = &id.config.public_url;
+    let ids: Vec<String> = list.iter().map(|p| p.id.clone()).collect();
+    let tags = db::project_tags_of(&mut &id.db, &ids).await?;
+    let none = Vec::new();
+    Ok(list
+        .iter()
+        .map(|p| {
+            let t = tags.get(&p.id).unwrap_or(&none);
+            if domains {
+                domain_json(base, p, t)
+            } else {
+                project_json(base, p, t)
+            }
+        })
+        .collect())
+}
+
+/// The policy target of a list call: its filters, only those given, both flat and under
+/// `target` (an absent filter must not be compared as `None`, or `domain_id:%(...)s` would
+/// match an unscoped caller).
+fn list_target(filters: &[(&str, Option<&String>)]) -> Value {
+    let mut flat = Map::new();
+    for (k, v) in filters {
+        if let Some(v) = v {
+            flat.insert((*k).to_string(), json!(v));
+        }
+    }
+    let mut t = Value::Object(flat.clone());
+    t["target"] = Value::Object(flat);
+    t
+}
+
 // ---- projects ----
 
 async fn project_list(State(id): S, Auth(ctx): Auth, Query(q): Q) -> ApiResult {
@@ -751,14 +782,7 @@ async fn project_list(State(id): S, Auth(ctx): Auth, Query(q): Q) -> ApiResult {
         list.retain(|p| p.domain_id == *d);
     }
     let base = &id.config.public_url;
-    let mut out = Vec::new();
-    for p in &list {
-        out.push(project_json(
-            base,
-            p,
-            &db::project_tags(&mut &id.db, &p.id).await?,
-        ));
-    }
+    let out = render_projects(&id, &list, false).await?;
     ok(
         StatusCode::OK,
         json!({"projects": out, "links": collection_links(base, "projects")}),
@@ -1153,7 +1177,7 @@ async fn user_list(State(id): S, Auth(ctx): Auth, Query(q): Q) -> ApiResult {
         &id.enforcer,
         &ctx,
         "identity:list_users",
-        &json!({"target": {"domain_id": q.get("domain_id")}, "domain_id": q.get("domain_id")}),
+        &list_target(&[("domain_id", q.get("domain_id"))]),
     )?;
     let enabled = q.get("enabled").map(|v| query_bool(v).into());
     let list = db::user_list(
@@ -1462,7 +1486,9 @@ async fn app_cred_create(
     // among them.
     let held: Vec<(String, String)> = ctx.roles.clone();
     let roles: Vec<String> = match a.get("roles") {
+        // Upstream: no roles, or an empty list, means every role the token has.
         None | Some(Value::Null) => held.iter().map(|r| r.0.clone()).collect(),
+        Some(Value::Array(list)) if list.is_empty() => held.iter().map(|r| r.0.clone()).collect(),
         Some(Value::Array(list)) => {
             let mut out = Vec::new();
             for r in list {
@@ -1584,7 +1610,7 @@ async fn group_list(State(id): S, Auth(ctx): Auth, Query(q): Q) -> ApiResult {
         &id.enforcer,
         &ctx,
         "identity:list_groups",
-        &json!({"target": {"domain_id": q.get("domain_id")}, "domain_id": q.get("domain_id")}),
+        &list_target(&[("domain_id", q.get("domain_id"))]),
     )?;
     let list = db::group_list(
         &mut &id.db,
@@ -2268,7 +2294,10 @@ type AssignmentItem = (
 );
 
 async fn role_assignments(State(id): S, Auth(ctx): Auth, Query(q): Q) -> ApiResult {
-    let target = json!({"target": {"domain_id": q.get("scope.domain.id"), "project": {"id": q.get("scope.project.id")}}});
+    let mut target = list_target(&[("domain_id", q.get("scope.domain.id"))]);
+    if let Some(p) = q.get("scope.project.id") {
+        target["target"]["project"] = json!({"id": p});
+    }
     authorize(
         &id.enforcer,
         &ctx,

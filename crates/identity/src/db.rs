@@ -254,6 +254,28 @@ pub async fn project_tags(ex: &mut impl Executor, id: &str) -> Result<Vec<String
     Ok(rows.into_iter().map(|t| t.name).collect())
 }
 
+/// The tags of every project in `ids`, in one query.
+pub async fn project_tags_of(
+    ex: &mut impl Executor,
+    ids: &[String],
+) -> Result<std::collections::HashMap<String, Vec<String>>, DbError> {
+    #[derive(FromRow)]
+    struct Tag {
+        project_id: String,
+        name: String,
+    }
+    let mut out: std::collections::HashMap<String, Vec<String>> = Default::default();
+    // Chunks keep the parameter count inside every engine's limit.
+    for chunk in ids.chunks(500) {
+        let mut sql = Sql::new("SELECT project_id, name FROM ks_project_tag WHERE project_id IN ");
+        sql.bind_list(chunk.iter().cloned()).push(" ORDER BY name");
+        for t in ex.fetch_all::<Tag>(&sql).await? {
+            out.entry(t.project_id).or_default().push(t.name);
+        }
+    }
+    Ok(out)
+}
+
 pub async fn project_set_tags(
     ex: &mut impl Executor,
     id: &str,

@@ -741,8 +741,14 @@ impl Identity {
         let id = self.keyring().seal(&payload)?;
         // A token only just issued is validated to fill in names and roles, exactly as a
         // later validation would see it.
-        let data = self.build(&id, payload, issued_at).await?;
-        Ok(data)
+        // Whatever makes a fresh token unusable (no role left on the scope, say) is an
+        // authentication failure to the caller, as upstream answers it.
+        self.build(&id, payload, issued_at)
+            .await
+            .map_err(|e| match e {
+                Error::Internal(_) => e,
+                _ => unauthorized(),
+            })
     }
 
     /// Validates a token: decrypts it, refuses it if expired or revoked, and reloads the

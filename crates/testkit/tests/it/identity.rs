@@ -442,3 +442,74 @@ async fn keystone_default_bcrypt_cost_12_hashes_and_verifies() {
         .unwrap();
     assert!(hash.starts_with("$2b$12$"), "{hash}");
 }
+
+#[tokio::test]
+async fn a_project_member_cannot_list_users_groups_or_role_assignments() {
+    let c = TestCloud::start().await;
+    c.project_user("p1", "jack", "pw-jack", "member").await;
+    let (jack, _) = c.login("jack", "pw-jack", Some("p1")).await.unwrap();
+    for path in [
+        "/v3/users",
+        "/v3/groups",
+        "/v3/role_assignments",
+        "/v3/projects",
+    ] {
+        assert_eq!(jack.get(path).await.unwrap().status, 403, "{path}");
+        assert_eq!(c.admin.get(path).await.unwrap().status, 200, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn application_credential_with_an_empty_role_list_gets_the_tokens_roles() {
+    let c = TestCloud::start().await;
+    let (_, uid) = c.project_user("p1", "kim", "pw-kim", "member").await;
+    let (kim, _) = c.login("kim", "pw-kim", Some("p1")).await.unwrap();
+    let r = kim
+        .post(
+            &format!("/v3/users/{uid}/application_credentials"),
+            &json!({"application_credential": {"name": "all", "roles": []}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let roles = r.body["application_credential"]["roles"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(roles, 2, "member and reader: {:?}", r.body);
+}
+
+#[tokio::test]
+async fn project_list_shows_every_projects_tags() {
+    let c = TestCloud::start().await;
+    for (name, tags) in [
+        ("t1", json!(["a", "b"])),
+        ("t2", json!([])),
+        ("t3", json!(["c"])),
+    ] {
+        let r = c
+            .admin
+            .post(
+                "/v3/projects",
+                &json!({"project": {"name": name, "tags": tags}}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201);
+    }
+    let r = c.admin.get("/v3/projects").await.unwrap();
+    let by_name = |n: &str| {
+        r.body["projects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == n)
+            .unwrap()["tags"]
+            .clone()
+    };
+    assert_eq!(by_name("t1"), json!(["a", "b"]));
+    assert_eq!(by_name("t2"), json!([]));
+    assert_eq!(by_name("t3"), json!(["c"]));
+    let r = c.admin.get("/v3/projects?tags-any=a,c").await.unwrap();
+    assert_eq!(r.body["projects"].as_array().unwrap().len(), 2);
+}
