@@ -50,6 +50,7 @@ bash "$SHARED/conformance/run-tempest.sh" \
   --set service_available.swift=false --set service_available.heat=false \
   --set auth.create_isolated_networks=false | tail -25
 
+cp "$work/tempest/summary.json" "$TEMPEST_WORK/last-summary.json" 2>/dev/null || true
 python3 - "$work/tempest/summary.json" tests/tempest/identity-expected-pass.txt <<'PY'
 import json, sys
 summary = json.load(open(sys.argv[1]))
