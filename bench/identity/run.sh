@@ -45,6 +45,8 @@ SERVER_PIDS=$fs_pid SERVER_LABEL=ferrostack OUT_DIR="$OUT/ferrostack" \
 
 if [ "${SKIP_PEER:-0}" != 1 ]; then
   echo "== upstream Keystone (uWSGI, 2 workers, memcached) at http://127.0.0.1:$KS_PORT" >&2
+  # keystone-manage bootstrap already talks to the cache: memcached must be up first.
+  PEERS_DIR=/var/tmp/ferrostack-peers bash "$PEERS/memcached.sh" start >&2
   KS_CACHE=memcache KS_PORT=$KS_PORT PEERS_DIR=/var/tmp/ferrostack-peers "$PEERS/setup-keystone.sh" all >&2
   SERVER_PIDS="$(cat /var/tmp/ferrostack-peers/keystone/uwsgi.pid) $(pgrep -x memcached | head -1)" SERVER_LABEL=keystone \
     OUT_DIR="$OUT/keystone" bash "$PEERS/bench-keystone.sh" "http://127.0.0.1:$KS_PORT" >&2

@@ -2,3 +2,4 @@
 
 mod identity;
 mod identity_faults;
+mod unauthorized;
