@@ -7,7 +7,6 @@ pub mod config;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use ferro_identity::bootstrap::{BootstrapParams, Bootstrapped};
@@ -81,23 +80,13 @@ impl Cloud {
                 tracing::error!(error = %e, "identity server stopped");
             }
         });
-        // Other processes revoke tokens too: pick their events up.
-        let refresher = {
-            let identity = identity.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_secs(2)).await;
-                    if let Err(e) = identity.refresh_revocations().await {
-                        tracing::warn!(error = %e, "revocation refresh failed");
-                    }
-                }
-            })
-        };
+        let mut tasks = vec![server];
+        tasks.extend(ferro_identity::workers(identity.clone()));
         Ok(Cloud {
             identity,
             identity_addr: addr,
             identity_url: url,
-            tasks: vec![server, refresher],
+            tasks,
         })
     }
 

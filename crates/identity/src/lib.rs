@@ -18,6 +18,35 @@ use std::path::PathBuf;
 
 pub use manager::Identity;
 
+/// Identity's background work: picking up revocation events other processes wrote (every
+/// 2 s) and pruning events older than any token they could still match (hourly).
+pub fn workers(identity: std::sync::Arc<Identity>) -> Vec<tokio::task::JoinHandle<()>> {
+    let refresher = {
+        let identity = identity.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                if let Err(e) = identity.refresh_revocations().await {
+                    tracing::warn!(error = %e, "revocation refresh failed");
+                }
+            }
+        })
+    };
+    let pruner = tokio::spawn(async move {
+        loop {
+            // A token lives at most token_expiration from its issue; an event older than
+            // that (plus an hour of slack) can match no live token.
+            let horizon = (identity.config.token_expiration + 3600) * 1_000_000;
+            let before = ferro_common::time::now_micros() - horizon;
+            if let Err(e) = db::revocations_prune(&mut &identity.db, before).await {
+                tracing::warn!(error = %e, "revocation prune failed");
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+        }
+    });
+    vec![refresher, pruner]
+}
+
 /// Identity's schema migrations, in order.
 pub fn migrations() -> &'static [ferro_db::Migration] {
     static M: [ferro_db::Migration; 2] = [

@@ -165,7 +165,9 @@ pub struct Identity {
     keys: RwLock<Arc<KeyRing>>,
     revocations: RwLock<RevocationIndex>,
     generation: AtomicU64,
-    cache: Mutex<HashMap<String, (u64, Arc<TokenData>)>>,
+    cache: Mutex<TokenCache>,
+    /// Modification time of the key repository when it was last read.
+    keys_mtime: Mutex<Option<std::time::SystemTime>>,
     catalog_cache: Mutex<Option<(u64, Arc<Vec<CatalogService>>)>>,
     pub enforcer: ferro_policy::Enforcer,
 }
@@ -179,7 +181,15 @@ pub struct CatalogService {
     pub endpoints: Vec<db::EndpointRow>,
 }
 
-const CACHE_LIMIT: usize = 100_000;
+const CACHE_LIMIT: usize = 20_000;
+
+/// Validated tokens of one generation of identity data. Entries of an older generation are
+/// useless, so a change empties the map instead of letting stale entries pile up.
+#[derive(Default)]
+struct TokenCache {
+    generation: u64,
+    map: HashMap<String, Arc<TokenData>>,
+}
 
 impl Identity {
     /// Opens identity on a migrated database: loads the keys and the revocation events.
@@ -194,7 +204,8 @@ impl Identity {
             keys: RwLock::new(Arc::new(keys)),
             revocations: RwLock::new(RevocationIndex::default()),
             generation: AtomicU64::new(1),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(TokenCache::default()),
+            keys_mtime: Mutex::new(None),
             catalog_cache: Mutex::new(None),
             enforcer,
         });
@@ -233,6 +244,21 @@ impl Identity {
             .read()
             .map(|k| k.clone())
             .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Re-reads the key repository when its directory changed since the last read; says
+    /// whether it did. Garbage tokens therefore cost no disk reads.
+    pub fn reload_keys_if_changed(&self) -> Result<bool> {
+        let mtime = std::fs::metadata(&self.config.key_repository)
+            .and_then(|m| m.modified())
+            .ok();
+        let mut seen = self.keys_mtime.lock().map_err(Error::internal)?;
+        if mtime.is_some() && *seen == mtime {
+            return Ok(false);
+        }
+        self.reload_keys()?;
+        *seen = mtime;
+        Ok(true)
     }
 
     /// Re-reads the key repository (after `ferrostack fernet rotate`).
@@ -754,14 +780,13 @@ impl Identity {
     /// user, scope and roles (a disabled user or project stops its tokens at once).
     pub async fn validate(&self, token: &str) -> Result<TokenData> {
         let generation = self.generation.load(Ordering::SeqCst);
-        if let Some((g, data)) = self
-            .cache
-            .lock()
-            .map_err(Error::internal)?
-            .get(token)
-            .cloned()
-            && g == generation
-        {
+        let hit = {
+            let cache = self.cache.lock().map_err(Error::internal)?;
+            (cache.generation == generation)
+                .then(|| cache.map.get(token).cloned())
+                .flatten()
+        };
+        if let Some(data) = hit {
             if data.expires_at <= now_micros() {
                 return Err(not_found_token());
             }
@@ -770,8 +795,10 @@ impl Identity {
         let (payload, issued_at) = match self.keyring().open(token) {
             Some(p) => p,
             None => {
-                // Another process may have rotated the keys: read them again once.
-                self.reload_keys()?;
+                // Another process may have rotated the keys: read them again if they changed.
+                if !self.reload_keys_if_changed()? {
+                    return Err(not_found_token());
+                }
                 self.keyring().open(token).ok_or_else(not_found_token)?
             }
         };
@@ -783,10 +810,11 @@ impl Identity {
                 _ => not_found_token(),
             })?;
         let mut cache = self.cache.lock().map_err(Error::internal)?;
-        if cache.len() >= CACHE_LIMIT {
-            cache.clear();
+        if cache.generation != generation || cache.map.len() >= CACHE_LIMIT {
+            cache.map.clear();
+            cache.generation = generation;
         }
-        cache.insert(token.to_string(), (generation, Arc::new(data.clone())));
+        cache.map.insert(token.to_string(), Arc::new(data.clone()));
         Ok(data)
     }
 
