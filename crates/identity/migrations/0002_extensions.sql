@@ -52,6 +52,6 @@ CREATE TABLE ks_domain_config (
     grp {name} NOT NULL,
     opt {name} NOT NULL,
     opt_value {text} NOT NULL,
-    sensitive {bool} NOT NULL,
+    is_sensitive {bool} NOT NULL,
     PRIMARY KEY (domain_id, grp, opt)
 );

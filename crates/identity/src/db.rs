@@ -1290,6 +1290,7 @@ pub struct DomainConfigRow {
     pub opt: String,
     /// JSON of the value.
     pub opt_value: String,
+    #[sqlx(rename = "is_sensitive")]
     pub sensitive: bool,
 }
 
@@ -1300,7 +1301,7 @@ pub async fn domain_config_list(
 ) -> Result<Vec<DomainConfigRow>, DbError> {
     ex.fetch_all(
         &Sql::new(
-            "SELECT domain_id, grp, opt, opt_value, sensitive FROM ks_domain_config \
+            "SELECT domain_id, grp, opt, opt_value, is_sensitive FROM ks_domain_config \
              WHERE domain_id = ? ORDER BY grp, opt",
         )
         .arg(domain_id),
@@ -1319,7 +1320,7 @@ pub async fn domain_config_set(ex: &mut impl Executor, r: &DomainConfigRow) -> R
     .await?;
     ex.execute(
         &Sql::new(
-            "INSERT INTO ks_domain_config (domain_id, grp, opt, opt_value, sensitive) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO ks_domain_config (domain_id, grp, opt, opt_value, is_sensitive) VALUES (?, ?, ?, ?, ?)",
         )
         .arg(&r.domain_id)
         .arg(&r.grp)

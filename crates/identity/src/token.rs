@@ -309,6 +309,20 @@ mod tests {
         assert!(KeyRing::load(dir.path()).unwrap().open(&old).is_none());
     }
 
+    /// The Fernet specification's acceptance vector (generate.json / verify.json), with
+    /// the padding stripped as keystone strips it.
+    #[test]
+    fn fernet_spec_vector_decrypts_and_dates() {
+        let key = Fernet::new("cw_0x689RpI-jtRR7oE8h_eQsKImvJapLeSbXpwF4e4=").unwrap();
+        let token = "gAAAAAAdwJ6wAAECAwQFBgcICQoLDA0ODy021cpGVWKZ_eEwCGM4BLLF_5CV9dOPmrhuVUPgJobwOz7JcbmrR64jVmpU4IwqDA";
+        assert_eq!(key.decrypt(token).unwrap(), b"hello");
+        // 1985-10-26T01:20:00-07:00
+        assert_eq!(issued_at_micros(token), Some(499_162_800_000_000));
+        let mut tampered = token.to_string();
+        tampered.replace_range(40..41, if &token[40..41] == "A" { "B" } else { "A" });
+        assert!(key.decrypt(&tampered).is_err());
+    }
+
     #[test]
     fn garbage_does_not_open() {
         let dir = tempfile::tempdir().unwrap();
