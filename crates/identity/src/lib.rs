@@ -18,8 +18,8 @@ use std::path::PathBuf;
 
 pub use manager::Identity;
 
-/// Identity's background work: picking up revocation events other processes wrote (every
-/// 2 s) and pruning events older than any token they could still match (hourly).
+/// Identity's background work: picking up revocation events other processes wrote and key
+/// rotations (every 2 s), and pruning events older than any token they could still match (hourly).
 pub fn workers(identity: std::sync::Arc<Identity>) -> Vec<tokio::task::JoinHandle<()>> {
     let refresher = {
         let identity = identity.clone();
@@ -28,6 +28,13 @@ pub fn workers(identity: std::sync::Arc<Identity>) -> Vec<tokio::task::JoinHandl
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                 if let Err(e) = identity.refresh_revocations().await {
                     tracing::warn!(error = %e, "revocation refresh failed");
+                }
+                // `ferrostack fernet rotate` (or a key distribution) changed the keys: tokens
+                // of a key rotated out must stop validating, cached or not.
+                match identity.reload_keys_if_changed() {
+                    Ok(true) => identity.changed(),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(error = %e, "fernet key reload failed"),
                 }
             }
         })
