@@ -62,6 +62,14 @@ impl Client {
         }
     }
 
+    /// The same client (and token) aimed at another base URL.
+    pub fn clone_with_base(&self, base: &str) -> Client {
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            ..self.clone()
+        }
+    }
+
     /// The same client with `token`.
     pub fn with_token(&self, token: &str) -> Client {
         Client {

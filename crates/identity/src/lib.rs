@@ -18,8 +18,8 @@ use std::path::PathBuf;
 
 pub use manager::Identity;
 
-/// Identity's background work: picking up revocation events other processes wrote and key
-/// rotations (every 2 s), and pruning events older than any token they could still match (hourly).
+/// Identity's background work: picking up revocation events and data changes other
+/// processes wrote and key rotations (every 2 s), and pruning events older than any token they could still match (hourly).
 pub fn workers(identity: std::sync::Arc<Identity>) -> Vec<tokio::task::JoinHandle<()>> {
     let refresher = {
         let identity = identity.clone();
@@ -28,6 +28,9 @@ pub fn workers(identity: std::sync::Arc<Identity>) -> Vec<tokio::task::JoinHandl
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                 if let Err(e) = identity.refresh_revocations().await {
                     tracing::warn!(error = %e, "revocation refresh failed");
+                }
+                if let Err(e) = identity.refresh_changes().await {
+                    tracing::warn!(error = %e, "change counter refresh failed");
                 }
                 // `ferrostack fernet rotate` (or a key distribution) changed the keys: tokens
                 // of a key rotated out must stop validating, cached or not.
@@ -56,7 +59,7 @@ pub fn workers(identity: std::sync::Arc<Identity>) -> Vec<tokio::task::JoinHandl
 
 /// Identity's schema migrations, in order.
 pub fn migrations() -> &'static [ferro_db::Migration] {
-    static M: [ferro_db::Migration; 2] = [
+    static M: [ferro_db::Migration; 3] = [
         ferro_db::Migration {
             version: 1,
             name: "init",
@@ -66,6 +69,11 @@ pub fn migrations() -> &'static [ferro_db::Migration] {
             version: 2,
             name: "extensions",
             sql: include_str!("../migrations/0002_extensions.sql"),
+        },
+        ferro_db::Migration {
+            version: 3,
+            name: "change_counter",
+            sql: include_str!("../migrations/0003_change_counter.sql"),
         },
     ];
     &M

@@ -165,6 +165,8 @@ pub struct Identity {
     keys: RwLock<Arc<KeyRing>>,
     revocations: RwLock<RevocationIndex>,
     generation: AtomicU64,
+    /// The shared change counter as last read.
+    seen_changes: std::sync::atomic::AtomicI64,
     cache: Mutex<TokenCache>,
     /// Modification time of the key repository when it was last read.
     keys_mtime: Mutex<Option<std::time::SystemTime>>,
@@ -197,6 +199,9 @@ impl Identity {
         token::setup_repository(&config.key_repository)
             .map_err(|e| Error::internal(format!("fernet key repository: {e}")))?;
         let keys = KeyRing::load(&config.key_repository)?;
+        let keys_mtime = std::fs::metadata(&config.key_repository)
+            .and_then(|m| m.modified())
+            .ok();
         let enforcer = crate::policy::enforcer(config.policy_file.as_deref())?;
         let me = Arc::new(Identity {
             db,
@@ -204,8 +209,9 @@ impl Identity {
             keys: RwLock::new(Arc::new(keys)),
             revocations: RwLock::new(RevocationIndex::default()),
             generation: AtomicU64::new(1),
+            seen_changes: std::sync::atomic::AtomicI64::new(0),
             cache: Mutex::new(TokenCache::default()),
-            keys_mtime: Mutex::new(None),
+            keys_mtime: Mutex::new(keys_mtime),
             catalog_cache: Mutex::new(None),
             enforcer,
         });
@@ -235,8 +241,45 @@ impl Identity {
     }
 
     /// Marks identity data as changed: cached validations and the catalog are recomputed.
+    ///
+    /// Other processes on the same database learn of it through the shared change counter
+    /// (`ks_change`), which their workers poll every 2 s.
+    // TODO-correctness: between a write here and the next poll there, another process may
+    // still answer from its cache for up to 2 s (revocation events, which every disable and
+    // delete writes, travel the same way).
     pub fn changed(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let db = self.db.clone();
+            rt.spawn(async move {
+                let bump =
+                    ferro_db::Sql::new("UPDATE ks_change SET counter = counter + 1 WHERE id = 1");
+                if let Err(e) = db.execute(&bump).await {
+                    tracing::warn!(error = %e, "could not publish an identity change");
+                }
+            });
+        }
+    }
+
+    /// Drops cached validations when another process changed identity data since the last
+    /// look at the shared counter.
+    pub async fn refresh_changes(&self) -> Result<()> {
+        #[derive(sqlx::FromRow)]
+        struct Counter {
+            counter: i64,
+        }
+        let now = self
+            .db
+            .fetch_optional::<Counter>(&ferro_db::Sql::new(
+                "SELECT counter FROM ks_change WHERE id = 1",
+            ))
+            .await?
+            .map_or(0, |c| c.counter);
+        let previous = self.seen_changes.swap(now, Ordering::SeqCst);
+        if previous != now {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(())
     }
 
     fn keyring(&self) -> Arc<KeyRing> {

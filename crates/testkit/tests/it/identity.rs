@@ -513,3 +513,52 @@ async fn project_list_shows_every_projects_tags() {
     let r = c.admin.get("/v3/projects?tags-any=a,c").await.unwrap();
     assert_eq!(r.body["projects"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test]
+async fn a_change_made_by_one_process_reaches_the_others_cache() {
+    let c = TestCloud::start().await;
+    let (pid, uid) = c.project_user("p1", "lena", "pw-lena", "member").await;
+    // A second API process on the same database, as `ferrostack serve` scaled out.
+    let mut config = c.config.clone();
+    config.identity.port = 0;
+    let other = ferrostack::Cloud::start(&config).await.unwrap();
+    // Past the workers' first round, so that nothing but the change itself can clear the
+    // other process's cache.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (lena, _) = c.login("lena", "pw-lena", Some("p1")).await.unwrap();
+    let via_other = lena.clone_with_base(&other.identity_url);
+    assert_eq!(
+        via_other
+            .get(&format!("/v3/users/{uid}"))
+            .await
+            .unwrap()
+            .status,
+        200,
+        "cached there now"
+    );
+    // Removing the grant writes no revocation event: the other process must learn of it
+    // through the change counter.
+    let member = c.role_id("member").await;
+    let r = c
+        .admin
+        .delete(&format!("/v3/projects/{pid}/users/{uid}/roles/{member}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 204);
+    let mut status = 0;
+    for _ in 0..40 {
+        status = via_other
+            .get(&format!("/v3/users/{uid}"))
+            .await
+            .unwrap()
+            .status;
+        if status == 401 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        status, 401,
+        "the other process still honours a token with no role left"
+    );
+}
