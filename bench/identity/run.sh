@@ -37,7 +37,7 @@ fs_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$FS_PORT/v3" >/dev/null && break; sleep 0.1; done
 
 # The cost of one bcrypt verify at cost 12 on this machine, for the issue bound.
-verify_ms=$(cargo run -q --release -p ferro-identity --example bcrypt_verify -- 12 2>/dev/null | tail -1)
+verify_ms=$(cargo run -q --release -p ferro-identity --example bcrypt_verify -- 12 2>/dev/null | tail -1 || true)
 
 echo "== FerroStack (release) at http://127.0.0.1:$FS_PORT" >&2
 SERVER_PIDS=$fs_pid SERVER_LABEL=ferrostack OUT_DIR="$OUT/ferrostack" \

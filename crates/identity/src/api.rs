@@ -45,6 +45,18 @@ pub(crate) fn ok(status: StatusCode, body: Value) -> ApiResult {
     Ok((status, axum::Json(body)).into_response())
 }
 
+/// The answer to a create-or-update: 201 for a new record, 200 for a changed one.
+pub(crate) fn saved(creating: bool, body: Value) -> ApiResult {
+    ok(
+        if creating {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        body,
+    )
+}
+
 pub(crate) fn no_content() -> ApiResult {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -2537,12 +2549,8 @@ async fn region_write(
             other => other.into(),
         })?;
     id.changed();
-    ok(
-        if creating {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
+    saved(
+        creating,
         json!({"region": region_json(&id.config.public_url, &row)}),
     )
 }
@@ -2649,12 +2657,8 @@ async fn service_write(id: &Identity, body: &Value, existing: Option<db::Service
     row.extra = extra_of(s, &["type", "enabled"], Some(&row.extra));
     db::service_upsert(&mut &id.db, &row, creating).await?;
     id.changed();
-    ok(
-        if creating {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
+    saved(
+        creating,
         json!({"service": service_json(&id.config.public_url, &row)}),
     )
 }
@@ -2807,12 +2811,8 @@ async fn endpoint_write(
     );
     db::endpoint_upsert(&mut &id.db, &row, creating).await?;
     id.changed();
-    ok(
-        if creating {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
+    saved(
+        creating,
         json!({"endpoint": endpoint_json(&id.config.public_url, &row)}),
     )
 }
@@ -2968,12 +2968,8 @@ async fn credential_write(
     db::credential_upsert(&mut &id.db, &row, creating)
         .await
         .map_err(|e| conflict(e, "credential", &row.id))?;
-    ok(
-        if creating {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
+    saved(
+        creating,
         json!({"credential": credential_json(&id.config.public_url, &row)}),
     )
 }
@@ -3051,12 +3047,8 @@ async fn policy_write(id: &Identity, body: &Value, existing: Option<db::PolicyRo
     }
     row.extra = extra_of(p, &["type", "blob"], Some(&row.extra));
     db::policy_upsert(&mut &id.db, &row, creating).await?;
-    ok(
-        if creating {
-            StatusCode::CREATED
-        } else {
-            StatusCode::OK
-        },
+    saved(
+        creating,
         json!({"policy": policy_json(&id.config.public_url, &row)}),
     )
 }
