@@ -42,6 +42,10 @@ pub fn workers(identity: std::sync::Arc<Identity>) -> Vec<tokio::task::JoinHandl
             }
         })
     };
+    let publisher = {
+        let identity = identity.clone();
+        tokio::spawn(async move { identity.publish_changes().await })
+    };
     let pruner = tokio::spawn(async move {
         loop {
             // A token lives at most token_expiration from its issue; an event older than
@@ -54,7 +58,7 @@ pub fn workers(identity: std::sync::Arc<Identity>) -> Vec<tokio::task::JoinHandl
             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
         }
     });
-    vec![refresher, pruner]
+    vec![refresher, publisher, pruner]
 }
 
 /// Identity's schema migrations, in order.

@@ -165,6 +165,9 @@ pub struct Identity {
     keys: RwLock<Arc<KeyRing>>,
     revocations: RwLock<RevocationIndex>,
     generation: AtomicU64,
+    /// Set by `changed`, cleared when the change is written to the shared counter.
+    unpublished: std::sync::atomic::AtomicBool,
+    publish: tokio::sync::Notify,
     /// The shared change counter as last read.
     seen_changes: std::sync::atomic::AtomicI64,
     cache: Mutex<TokenCache>,
@@ -210,6 +213,8 @@ impl Identity {
             revocations: RwLock::new(RevocationIndex::default()),
             generation: AtomicU64::new(1),
             seen_changes: std::sync::atomic::AtomicI64::new(0),
+            unpublished: std::sync::atomic::AtomicBool::new(false),
+            publish: tokio::sync::Notify::new(),
             cache: Mutex::new(TokenCache::default()),
             keys_mtime: Mutex::new(keys_mtime),
             catalog_cache: Mutex::new(None),
@@ -249,15 +254,26 @@ impl Identity {
     // delete writes, travel the same way).
     pub fn changed(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let db = self.db.clone();
-            rt.spawn(async move {
-                let bump =
-                    ferro_db::Sql::new("UPDATE ks_change SET counter = counter + 1 WHERE id = 1");
-                if let Err(e) = db.execute(&bump).await {
-                    tracing::warn!(error = %e, "could not publish an identity change");
-                }
-            });
+        // The publisher (see `publish_changes`) writes the counter once per burst: 10,000
+        // revocations in a row must not queue 10,000 database writes.
+        self.unpublished.store(true, Ordering::SeqCst);
+        self.publish.notify_one();
+    }
+
+    /// Publishes local changes to the shared counter, one write per burst; runs for ever
+    /// (one of identity's workers).
+    pub async fn publish_changes(&self) {
+        let bump = ferro_db::Sql::new("UPDATE ks_change SET counter = counter + 1 WHERE id = 1");
+        loop {
+            self.publish.notified().await;
+            if self.unpublished.swap(false, Ordering::SeqCst)
+                && let Err(e) = self.db.execute(&bump).await
+            {
+                tracing::warn!(error = %e, "could not publish an identity change");
+                self.unpublished.store(true, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                self.publish.notify_one();
+            }
         }
     }
 
