@@ -68,9 +68,11 @@ start_server() {
     for attempt in 1 2 3; do
         rm -rf "$STATE"
         PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
+        IMAGE_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
         env -i PATH="$PATH" HOME="$HOME" TMPDIR="$WORK" \
             FERROSTACK_LOG="${FERROSTACK_LOG:-info,sqlx=warn}" \
             FERROSTACK_IDENTITY__PORT="$PORT" \
+            FERROSTACK_IMAGE__PORT="$IMAGE_PORT" \
             FERROSTACK_IDENTITY__BCRYPT_COST=4 \
             "$FERROSTACK_BIN" --config "$CONF" all-in-one \
             --state-dir "$STATE" --admin-password "$ADMIN_PW" \

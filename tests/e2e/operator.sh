@@ -50,9 +50,10 @@ check "fernet setup makes the staged key 0 and the primary key 1" is_true eval '
 
 # all-in-one on the prepared state dir: bootstraps, serves.
 PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
+IMAGE_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
 start() {
     env -i PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT_COST=4 \
-        FERROSTACK_IDENTITY__PORT="$PORT" "$FERROSTACK_BIN" --config "$CONF" --state-dir "$STATE" \
+        FERROSTACK_IDENTITY__PORT="$PORT" FERROSTACK_IMAGE__PORT="$IMAGE_PORT" "$FERROSTACK_BIN" --config "$CONF" --state-dir "$STATE" \
         all-in-one --admin-password op-secret </dev/null >>"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     "$E2E_PY" "$HTTP_PY" wait "http://127.0.0.1:$PORT/v3" 15 2>/dev/null

@@ -36,8 +36,9 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-FERROSTACK_IDENTITY__PORT=$port FERROSTACK_IDENTITY__BCRYPT_COST=4 FERROSTACK_LOG=warn \
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+FERROSTACK_IDENTITY__PORT=$port FERROSTACK_IMAGE__PORT=$(free_port) FERROSTACK_IDENTITY__BCRYPT_COST=4 FERROSTACK_LOG=warn \
   "$BIN" all-in-one --state-dir "$work/state" --config /dev/null --admin-password secret &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v3" >/dev/null && break; sleep 0.1; done

@@ -12,6 +12,7 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub database: DatabaseConfig,
     pub identity: IdentitySection,
+    pub image: ImageSection,
     pub bootstrap: BootstrapSection,
 }
 
@@ -36,6 +37,17 @@ pub struct IdentitySection {
     pub policy_file: Option<PathBuf>,
 }
 
+/// The image service (Glance v2).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImageSection {
+    pub bind: String,
+    pub port: u16,
+    /// The URL clients reach the image API at; empty means `http://<bind>:<port>`.
+    pub public_url: String,
+    pub policy_file: Option<PathBuf>,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BootstrapSection {
@@ -52,6 +64,7 @@ impl Default for Config {
             state_dir: PathBuf::from("/var/lib/ferrostack"),
             database: DatabaseConfig::default(),
             identity: IdentitySection::default(),
+            image: ImageSection::default(),
             bootstrap: BootstrapSection::default(),
         }
     }
@@ -66,6 +79,17 @@ impl Default for IdentitySection {
             token_expiration: 3600,
             bcrypt_cost: 12,
             max_active_keys: 3,
+            policy_file: None,
+        }
+    }
+}
+
+impl Default for ImageSection {
+    fn default() -> Self {
+        ImageSection {
+            bind: "127.0.0.1".into(),
+            port: 9292,
+            public_url: String::new(),
             policy_file: None,
         }
     }
@@ -145,6 +169,17 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The image API's public URL in effect (no version suffix, as Glance's catalog entry).
+    pub fn image_url(&self, port: u16) -> String {
+        if self.image.public_url.is_empty() {
+            format!("http://{}:{port}", self.image.bind)
+        } else {
+            self.image.public_url.trim_end_matches('/').to_string()
+        }
+    }
+}
+
 /// Environment values are typed as TOML would type them: numbers and booleans stay so.
 fn parse_env_value(v: &str) -> toml::Value {
     if let Ok(i) = v.parse::<i64>() {
@@ -169,6 +204,8 @@ mod tests {
         let c = Config::load(Some(&f), env.into_iter()).unwrap();
         assert_eq!(c.identity.port, 6000);
         assert_eq!(c.identity.bcrypt_cost, 10);
+        assert_eq!(c.image.port, 9292);
+        assert_eq!(c.image_url(9292), "http://127.0.0.1:9292");
         std::fs::write(&f, "[identity]\nprot = 1\n").unwrap();
         assert!(Config::load(Some(&f), std::iter::empty()).is_err());
     }

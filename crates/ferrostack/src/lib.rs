@@ -11,6 +11,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use ferro_identity::bootstrap::{BootstrapParams, Bootstrapped};
 use ferro_identity::{Identity, IdentityConfig};
+use ferro_image::{ImageConfig, Images};
 
 pub use config::Config;
 
@@ -19,6 +20,10 @@ pub struct Cloud {
     pub identity: Arc<Identity>,
     pub identity_addr: SocketAddr,
     pub identity_url: String,
+    pub images: Arc<Images>,
+    pub image_addr: SocketAddr,
+    /// The image API's base URL (`http://host:9292`).
+    pub image_url: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -31,6 +36,7 @@ pub async fn open_database(config: &Config) -> anyhow::Result<ferro_db::Db> {
         .await
         .with_context(|| format!("database {url}"))?;
     ferro_db::migrate(&db, "identity", ferro_identity::migrations()).await?;
+    ferro_db::migrate(&db, "image", ferro_image::migrations()).await?;
     Ok(db)
 }
 
@@ -43,49 +49,76 @@ fn identity_config(config: &Config, url: &str) -> IdentityConfig {
     ic
 }
 
-/// The catalog entries of the services this cloud runs.
-pub fn catalog(identity_url: &str) -> Vec<(String, String, String)> {
-    vec![(
-        "identity".into(),
-        "keystone".into(),
-        format!("{identity_url}/v3"),
-    )]
+/// The catalog entries of the services this cloud runs. Glance's URL carries no version:
+/// clients discover v2 from its version list.
+pub fn catalog(identity_url: &str, image_url: &str) -> Vec<(String, String, String)> {
+    vec![
+        (
+            "identity".into(),
+            "keystone".into(),
+            format!("{identity_url}/v3"),
+        ),
+        ("image".into(), "glance".into(), image_url.to_string()),
+    ]
+}
+
+async fn bind(what: &str, host: &str, port: u16) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("bind {what} on {host}:{port}"))
+}
+
+fn serve(
+    what: &'static str,
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "{what} server stopped");
+        }
+    })
 }
 
 impl Cloud {
-    /// Starts the identity API on the configured address (port 0 picks a free one).
+    /// Starts the identity and image APIs on the configured addresses (port 0 picks a free
+    /// one). The image API validates tokens in-process through identity.
     pub async fn start(config: &Config) -> anyhow::Result<Cloud> {
         let db = open_database(config).await?;
-        let listener =
-            tokio::net::TcpListener::bind((config.identity.bind.as_str(), config.identity.port))
-                .await
-                .with_context(|| {
-                    format!(
-                        "bind identity on {}:{}",
-                        config.identity.bind, config.identity.port
-                    )
-                })?;
+        let listener = bind("identity", &config.identity.bind, config.identity.port).await?;
         let addr = listener.local_addr()?;
         let url = config.identity_url(addr.port());
-        let identity = Identity::open(db, identity_config(config, &url)).await?;
+        let identity = Identity::open(db.clone(), identity_config(config, &url)).await?;
         let validator: Arc<dyn ferro_http::TokenValidator> = identity.clone();
         let app = ferro_http::layers(
             ferro_identity::api::router(identity.clone()),
             ferro_http::FaultStyle::Keystone,
             ferro_http::DEFAULT_BODY_LIMIT,
+            validator.clone(),
+        );
+        let mut tasks = vec![serve("identity", listener, app)];
+        tasks.extend(ferro_identity::workers(identity.clone()));
+
+        let image_listener = bind("image", &config.image.bind, config.image.port).await?;
+        let image_addr = image_listener.local_addr()?;
+        let image_url = config.image_url(image_addr.port());
+        let mut ic = ImageConfig::new(&config.state_dir, &image_url);
+        ic.policy_file = config.image.policy_file.clone();
+        let images = Images::open(db, ic)?;
+        let image_app = ferro_http::layers(
+            ferro_image::api::router(images.clone()),
+            ferro_http::FaultStyle::Glance,
+            ferro_http::DEFAULT_BODY_LIMIT,
             validator,
         );
-        let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "identity server stopped");
-            }
-        });
-        let mut tasks = vec![server];
-        tasks.extend(ferro_identity::workers(identity.clone()));
+        tasks.push(serve("image", image_listener, image_app));
         Ok(Cloud {
             identity,
             identity_addr: addr,
             identity_url: url,
+            images,
+            image_addr,
+            image_url,
             tasks,
         })
     }
@@ -101,7 +134,7 @@ impl Cloud {
             admin_password: admin_password.to_string(),
             admin_project: config.bootstrap.admin_project.clone(),
             region: config.bootstrap.region.clone(),
-            services: catalog(&self.identity_url),
+            services: catalog(&self.identity_url, &self.image_url),
             service_password: None,
         };
         Ok(ferro_identity::bootstrap::bootstrap(&self.identity, &p).await?)

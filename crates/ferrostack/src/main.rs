@@ -114,8 +114,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 )?;
             }
             eprintln!(
-                "ferrostack all-in-one: identity at {}/v3 (ready in {} ms)\n  clouds.yaml and admin-openrc: {}",
+                "ferrostack all-in-one: identity at {}/v3, image at {} (ready in {} ms)\n  clouds.yaml and admin-openrc: {}",
                 cloud.identity_url,
+                cloud.image_url,
                 started.elapsed().as_millis(),
                 config.state_dir.display()
             );
@@ -124,13 +125,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Serve => {
             let cloud = Cloud::start(&config).await?;
-            eprintln!("ferrostack serve: identity at {}/v3", cloud.identity_url);
+            eprintln!(
+                "ferrostack serve: identity at {}/v3, image at {}",
+                cloud.identity_url, cloud.image_url
+            );
             wait_for_shutdown().await;
             cloud.stop();
         }
         Command::Bootstrap { admin_password } => {
             let mut c = config.clone();
             c.identity.port = 0;
+            c.image.port = 0;
             let cloud = Cloud::start(&c).await?;
             let url = config.identity_url(config.identity.port);
             let p = ferro_identity::bootstrap::BootstrapParams {
@@ -138,7 +143,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 admin_password,
                 admin_project: config.bootstrap.admin_project.clone(),
                 region: config.bootstrap.region.clone(),
-                services: ferrostack::catalog(&url),
+                services: ferrostack::catalog(&url, &config.image_url(config.image.port)),
                 service_password: None,
             };
             let b = ferro_identity::bootstrap::bootstrap(&cloud.identity, &p).await?;

@@ -12,6 +12,10 @@ pub enum FaultStyle {
     Keystone,
     /// Nova: `{"itemNotFound": {"code": 404, "message": "..."}}`.
     Nova,
+    /// Glance: webob's JSON error page, `{"code": "404 Not Found", "title": "Not Found",
+    /// "message": "<explanation><br /><br />\n<detail>\n\n"}` (webob `WSGIHTTPException`
+    /// with glance's `explanation=` and no detail, as answered to `Accept: application/json`).
+    Glance,
 }
 
 /// A domain error on its way out as a fault of the request's style.
@@ -38,6 +42,12 @@ pub fn render(style: FaultStyle, error: &Error) -> Response {
         }
         other => other.to_string(),
     };
+    render_status(style, status, &message)
+}
+
+/// Renders a fault of `style` with any `status` (also those no domain error maps to, such as
+/// Glance's 415) and a client-visible `message`.
+pub fn render_status(style: FaultStyle, status: StatusCode, message: &str) -> Response {
     let body = match style {
         FaultStyle::Keystone => json!({"error": {
             "code": status.as_u16(),
@@ -57,6 +67,20 @@ pub fn render(style: FaultStyle, error: &Error) -> Response {
             };
             json!({key: {"code": status.as_u16(), "message": message}})
         }
+        // keystonemiddleware, not glance, refuses a missing or bad token: its body is Keystone's.
+        FaultStyle::Glance if status == StatusCode::UNAUTHORIZED => json!({"error": {
+            "code": status.as_u16(),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "message": message,
+        }}),
+        FaultStyle::Glance => {
+            let title = status.canonical_reason().unwrap_or("Error");
+            json!({
+                "code": format!("{} {title}", status.as_u16()),
+                "title": title,
+                "message": format!("{message}<br /><br />\n\n\n"),
+            })
+        }
     };
     let mut resp = (status, axum::Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED && style == FaultStyle::Keystone {
@@ -67,4 +91,28 @@ pub fn render(style: FaultStyle, error: &Error) -> Response {
         );
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(resp: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn glance_faults_are_webob_json_pages() {
+        let r = render(FaultStyle::Glance, &Error::conflict("busy"));
+        assert_eq!(r.status(), 409);
+        let b = body(r).await;
+        assert_eq!(b["code"], "409 Conflict");
+        assert_eq!(b["title"], "Conflict");
+        assert_eq!(b["message"], "busy<br /><br />\n\n\n");
+        let r = render(FaultStyle::Glance, &Error::Unauthenticated("no".into()));
+        assert_eq!(body(r).await["error"]["code"], 401);
+    }
 }

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod fault;
 pub mod json;
+pub mod policy;
 
 use std::sync::Arc;
 

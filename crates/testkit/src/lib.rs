@@ -20,6 +20,8 @@ pub struct TestCloud {
     pub config: Config,
     /// Identity's base URL (`http://127.0.0.1:<port>`).
     pub url: String,
+    /// The image API's base URL (`http://127.0.0.1:<port>`).
+    pub image_url: String,
     /// Project-scoped admin client.
     pub admin: Client,
     pub admin_token: Value,
@@ -106,6 +108,7 @@ impl TestCloud {
             ..Config::default()
         };
         config.identity.port = 0;
+        config.image.port = 0;
         config.identity.bcrypt_cost = 4;
         let database = match scratch_database().await? {
             Some((url, scratch)) => {
@@ -123,10 +126,12 @@ impl TestCloud {
             &password_auth("admin", "Default", ADMIN_PASSWORD, Some("admin")),
         )
         .await?;
+        let image_url = cloud.image_url.clone();
         Ok(TestCloud {
             cloud,
             config,
             url,
+            image_url,
             admin,
             admin_token,
             dir,
@@ -145,6 +150,7 @@ impl TestCloud {
         } = self;
         let mut config = config;
         config.identity.port = 0;
+        config.image.port = 0;
         cloud.stop();
         drop(cloud);
         let cloud = Cloud::start(&config).await?;
@@ -154,10 +160,12 @@ impl TestCloud {
             &password_auth("admin", "Default", ADMIN_PASSWORD, Some("admin")),
         )
         .await?;
+        let image_url = cloud.image_url.clone();
         Ok(TestCloud {
             cloud,
             config,
             url,
+            image_url,
             admin,
             admin_token,
             dir,

@@ -2,4 +2,5 @@
 
 mod identity;
 mod identity_faults;
+mod image;
 mod unauthorized;
