@@ -329,7 +329,7 @@ async fn image_list(
     json_response(StatusCode::OK, body)
 }
 
-/// Decodes Glance's JSON-patch body (draft 10 form: `op`, `path`, `value`).
+/// Decodes Glance's JSON-patch body, in either of its media types' forms.
 fn parse_changes(body: &Value) -> Result<Vec<Change>, Error> {
     let Value::Array(ops) = body else {
         return Err(Error::bad_request(
@@ -341,15 +341,25 @@ fn parse_changes(body: &Value) -> Result<Vec<Change>, Error> {
         let Value::Object(raw) = raw else {
             return Err(Error::bad_request("Operations must be JSON objects."));
         };
-        let op = raw.get("op").and_then(Value::as_str).ok_or_else(|| {
-            Error::bad_request(
-                "Unable to find `op` in JSON Schema change. It must be one of the following: add, remove, replace.",
-            )
-        })?;
-        let path = raw
-            .get("path")
-            .and_then(Value::as_str)
-            .ok_or_else(|| Error::bad_request("Unable to find 'path' in JSON Schema change"))?;
+        // The v2.1 media type names the operation in `op` and the pointer in `path` (draft
+        // 10); the v2.0 one, which Tempest sends, uses the operation as the key:
+        // `{"replace": "/name", "value": ...}`. Glance takes both.
+        let (op, path) = match raw.get("op").and_then(Value::as_str) {
+            Some(op) => (
+                op,
+                raw.get("path").and_then(Value::as_str).ok_or_else(|| {
+                    Error::bad_request("Unable to find 'path' in JSON Schema change")
+                })?,
+            ),
+            None => ["add", "remove", "replace"]
+                .iter()
+                .find_map(|k| raw.get(*k).and_then(Value::as_str).map(|p| (*k, p)))
+                .ok_or_else(|| {
+                    Error::bad_request(
+                        "Unable to find `op` in JSON Schema change. It must be one of the following: add, remove, replace.",
+                    )
+                })?,
+        };
         let Some(root) = path.strip_prefix('/') else {
             return Err(Error::bad_request(format!(
                 "Pointer `{path}` does not start with \"/\"."
@@ -829,6 +839,11 @@ mod tests {
             ]
         );
         assert!(parse_changes(&json!([{"op": "remove", "path": "/tags/x"}])).is_err());
+        // The v2.0 form, operation as the key (what Tempest's images client sends).
+        let old = parse_changes(&json!([{"replace": "/name", "value": "n2"}])).unwrap();
+        let new =
+            parse_changes(&json!([{"op": "replace", "path": "/name", "value": "n2"}])).unwrap();
+        assert_eq!(format!("{old:?}"), format!("{new:?}"));
         for bad in [
             json!({}),
             json!([{"op": "move", "path": "/a"}]),
