@@ -120,40 +120,33 @@ impl TestCloud {
         adjust(&mut config);
         let cloud = Cloud::start(&config).await?;
         cloud.bootstrap(&config, ADMIN_PASSWORD).await?;
-        let url = cloud.identity_url.clone();
-        let (admin, admin_token) = Client::login(
-            &url,
-            &password_auth("admin", "Default", ADMIN_PASSWORD, Some("admin")),
-        )
-        .await?;
-        let image_url = cloud.image_url.clone();
-        Ok(TestCloud {
-            cloud,
-            config,
-            url,
-            image_url,
-            admin,
-            admin_token,
-            dir,
-            database,
-        })
+        Self::logged_in(cloud, config, dir, database).await
     }
 
     /// Restarts the cloud on the same state directory and database (a process restart).
     pub async fn restart(self) -> anyhow::Result<TestCloud> {
         let TestCloud {
             cloud,
-            config,
+            mut config,
             dir,
             database,
             ..
         } = self;
-        let mut config = config;
         config.identity.port = 0;
         config.image.port = 0;
         cloud.stop();
         drop(cloud);
         let cloud = Cloud::start(&config).await?;
+        Self::logged_in(cloud, config, dir, database).await
+    }
+
+    /// A test cloud around a started `cloud`, with the admin logged in.
+    async fn logged_in(
+        cloud: Cloud,
+        config: Config,
+        dir: tempfile::TempDir,
+        database: Option<ScratchDatabase>,
+    ) -> anyhow::Result<TestCloud> {
         let url = cloud.identity_url.clone();
         let (admin, admin_token) = Client::login(
             &url,
