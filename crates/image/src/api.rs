@@ -247,6 +247,12 @@ fn list_query(params: &[(String, String)]) -> Result<(ListFilter, Page), Error> 
             "tag" => f.tags.push(v.clone()),
             "protected" => f.protected = Some(parse_bool(k, v)?),
             "os_hidden" => f.os_hidden = parse_bool(k, v)?,
+            // An exact size is both bounds.
+            "size" => {
+                let n = parse_int(k, v)?;
+                f.size_min = Some(n);
+                f.size_max = Some(n);
+            }
             "size_min" => f.size_min = Some(parse_int(k, v)?),
             "size_max" => f.size_max = Some(parse_int(k, v)?),
             "member_status" => {

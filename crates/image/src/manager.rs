@@ -15,7 +15,7 @@ use sha2::Digest as _;
 
 use crate::ImageConfig;
 use crate::db::{self, ListFilter};
-use crate::model::{self, DISALLOWED_ON_CREATE, Image, Member, READ_ONLY, RESERVED, Status};
+use crate::model::{self, DISALLOWED_ON_CREATE, Image, Member, READ_ONLY, Status};
 use crate::policy::{allowed, authorize};
 use crate::store::{DataStream, Store};
 
@@ -161,7 +161,7 @@ impl Images {
                 }
             } else if READ_ONLY.contains(&key.as_str()) {
                 return Err(Error::Forbidden(format!("Attribute '{key}' is read-only.")));
-            } else if RESERVED.contains(&key.as_str()) {
+            } else if model::is_reserved(key) {
                 return Err(Error::Forbidden(format!("Attribute '{key}' is reserved.")));
             } else {
                 image.set(key, value)?;
@@ -254,7 +254,7 @@ impl Images {
             if READ_ONLY.contains(&key) {
                 return Err(Error::Forbidden(format!("Attribute '{key}' is read-only.")));
             }
-            if RESERVED.contains(&key) {
+            if model::is_reserved(key) {
                 return Err(Error::Forbidden(format!("Attribute '{key}' is reserved.")));
             }
             match change {

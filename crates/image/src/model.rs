@@ -47,6 +47,11 @@ pub const READ_ONLY: &[&str] = &[
 /// Properties reserved to Glance itself (`_reserved_properties`).
 pub const RESERVED: &[&str] = &["location", "deleted", "deleted_at"];
 
+/// Glance keeps the `os_glance_` namespace for itself: users may not set such properties.
+pub fn is_reserved(key: &str) -> bool {
+    RESERVED.contains(&key) || key.starts_with("os_glance")
+}
+
 /// Properties refused on create although the image schema names them (`_disallowed_properties`).
 pub const DISALLOWED_ON_CREATE: &[&str] = &["direct_url", "self", "file", "schema", "stores"];
 

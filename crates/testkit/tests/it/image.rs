@@ -767,3 +767,36 @@ async fn shared_images_reach_members_once_accepted() {
         "member"
     );
 }
+
+#[tokio::test]
+async fn os_glance_properties_are_reserved_and_size_filters_exactly() {
+    let c = TestCloud::start().await;
+    let alice = member(&c, "p-res", "res-alice").await;
+    let body = json!({"name": "r", "disk_format": "raw", "container_format": "bare", "os_glance_foo": "bar"});
+    assert_eq!(alice.post("/v2/images", &body).await.unwrap().status, 403);
+    let img = create(
+        &alice,
+        json!({"name": "sized", "disk_format": "raw", "container_format": "bare"}),
+    )
+    .await;
+    let id = img["id"].as_str().unwrap();
+    let r = patch(
+        &alice,
+        id,
+        json!([{"op": "add", "path": "/os_glance_x", "value": "y"}]),
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(
+        upload(&alice, id, vec![7u8; 1234]).await.status().as_u16(),
+        204
+    );
+    create(
+        &alice,
+        json!({"name": "other", "disk_format": "raw", "container_format": "bare"}),
+    )
+    .await;
+    let r = alice.get("/v2/images?size=1234").await.unwrap();
+    assert_eq!(names(&r.body), ["sized"]);
+    assert!(names(&alice.get("/v2/images?size=1235").await.unwrap().body).is_empty());
+}
