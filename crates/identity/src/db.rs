@@ -144,6 +144,30 @@ const PROJECT_COLS: &str =
     "id, name, domain_id, parent_id, description, enabled, is_domain, extra, created_at";
 const USER_COLS: &str = "id, domain_id, name, enabled, password_hash, password_created_at, default_project_id, extra, created_at, last_active_at";
 
+/// Row `id` of `table`, reading `cols`.
+async fn get_by_id<T: ferro_db::Record>(
+    ex: &mut impl Executor,
+    cols: &str,
+    table: &str,
+    id: &str,
+) -> Result<Option<T>, DbError> {
+    ex.fetch_optional(&Sql::new(&format!("SELECT {cols} FROM {table} WHERE id = ?")).arg(id))
+        .await
+}
+
+/// The rows of `table` matching the equality filters `eq`, ordered by id.
+async fn list_eq<T: ferro_db::Record>(
+    ex: &mut impl Executor,
+    cols: &str,
+    table: &str,
+    eq: &[(&str, Option<ferro_db::Value>)],
+) -> Result<Vec<T>, DbError> {
+    let mut sql = Sql::new(&format!("SELECT {cols} FROM {table} WHERE 1 = 1"));
+    filters(&mut sql, eq);
+    sql.push(" ORDER BY id");
+    ex.fetch_all(&sql).await
+}
+
 /// Equality filters appended as `AND col = ?` for each `Some`.
 pub fn filters(sql: &mut Sql, pairs: &[(&str, Option<ferro_db::Value>)]) {
     for (col, v) in pairs {
@@ -156,13 +180,7 @@ pub fn filters(sql: &mut Sql, pairs: &[(&str, Option<ferro_db::Value>)]) {
 // ---- projects and domains ----
 
 pub async fn project_get(ex: &mut impl Executor, id: &str) -> Result<Option<ProjectRow>, DbError> {
-    ex.fetch_optional(
-        &Sql::new(&format!(
-            "SELECT {PROJECT_COLS} FROM ks_project WHERE id = ?"
-        ))
-        .arg(id),
-    )
-    .await
+    get_by_id(ex, PROJECT_COLS, "ks_project", id).await
 }
 
 pub async fn project_by_name(
@@ -352,8 +370,7 @@ pub async fn domain_has_contents(ex: &mut impl Executor, id: &str) -> Result<boo
 // ---- users ----
 
 pub async fn user_get(ex: &mut impl Executor, id: &str) -> Result<Option<UserRow>, DbError> {
-    ex.fetch_optional(&Sql::new(&format!("SELECT {USER_COLS} FROM ks_user WHERE id = ?")).arg(id))
-        .await
+    get_by_id(ex, USER_COLS, "ks_user", id).await
 }
 
 pub async fn user_by_name(
@@ -375,10 +392,7 @@ pub async fn user_list(
     ex: &mut impl Executor,
     eq: &[(&str, Option<ferro_db::Value>)],
 ) -> Result<Vec<UserRow>, DbError> {
-    let mut sql = Sql::new(&format!("SELECT {USER_COLS} FROM ks_user WHERE 1 = 1"));
-    filters(&mut sql, eq);
-    sql.push(" ORDER BY id");
-    ex.fetch_all(&sql).await
+    list_eq(ex, USER_COLS, "ks_user", eq).await
 }
 
 pub async fn user_insert(ex: &mut impl Executor, u: &UserRow) -> Result<(), DbError> {
@@ -452,9 +466,11 @@ pub async fn user_delete(ex: &mut impl Executor, id: &str) -> Result<u64, DbErro
 // ---- groups ----
 
 pub async fn group_get(ex: &mut impl Executor, id: &str) -> Result<Option<GroupRow>, DbError> {
-    ex.fetch_optional(
-        &Sql::new("SELECT id, domain_id, name, description, extra FROM ks_group WHERE id = ?")
-            .arg(id),
+    get_by_id(
+        ex,
+        "id, domain_id, name, description, extra",
+        "ks_group",
+        id,
     )
     .await
 }
@@ -463,11 +479,13 @@ pub async fn group_list(
     ex: &mut impl Executor,
     eq: &[(&str, Option<ferro_db::Value>)],
 ) -> Result<Vec<GroupRow>, DbError> {
-    let mut sql =
-        Sql::new("SELECT id, domain_id, name, description, extra FROM ks_group WHERE 1 = 1");
-    filters(&mut sql, eq);
-    sql.push(" ORDER BY id");
-    ex.fetch_all(&sql).await
+    list_eq(
+        ex,
+        "id, domain_id, name, description, extra",
+        "ks_group",
+        eq,
+    )
+    .await
 }
 
 pub async fn group_insert(ex: &mut impl Executor, g: &GroupRow) -> Result<(), DbError> {
@@ -573,18 +591,14 @@ pub async fn membership_remove(
 const ROLE_COLS: &str = "id, name, domain_id, description, extra";
 
 pub async fn role_get(ex: &mut impl Executor, id: &str) -> Result<Option<RoleRow>, DbError> {
-    ex.fetch_optional(&Sql::new(&format!("SELECT {ROLE_COLS} FROM ks_role WHERE id = ?")).arg(id))
-        .await
+    get_by_id(ex, ROLE_COLS, "ks_role", id).await
 }
 
 pub async fn role_list(
     ex: &mut impl Executor,
     eq: &[(&str, Option<ferro_db::Value>)],
 ) -> Result<Vec<RoleRow>, DbError> {
-    let mut sql = Sql::new(&format!("SELECT {ROLE_COLS} FROM ks_role WHERE 1 = 1"));
-    filters(&mut sql, eq);
-    sql.push(" ORDER BY id");
-    ex.fetch_all(&sql).await
+    list_eq(ex, ROLE_COLS, "ks_role", eq).await
 }
 
 pub async fn role_insert(ex: &mut impl Executor, r: &RoleRow) -> Result<(), DbError> {
@@ -717,9 +731,11 @@ pub async fn assignment_list(
 // ---- catalog ----
 
 pub async fn region_get(ex: &mut impl Executor, id: &str) -> Result<Option<RegionRow>, DbError> {
-    ex.fetch_optional(
-        &Sql::new("SELECT id, description, parent_region_id, extra FROM ks_region WHERE id = ?")
-            .arg(id),
+    get_by_id(
+        ex,
+        "id, description, parent_region_id, extra",
+        "ks_region",
+        id,
     )
     .await
 }
@@ -728,11 +744,13 @@ pub async fn region_list(
     ex: &mut impl Executor,
     eq: &[(&str, Option<ferro_db::Value>)],
 ) -> Result<Vec<RegionRow>, DbError> {
-    let mut sql =
-        Sql::new("SELECT id, description, parent_region_id, extra FROM ks_region WHERE 1 = 1");
-    filters(&mut sql, eq);
-    sql.push(" ORDER BY id");
-    ex.fetch_all(&sql).await
+    list_eq(
+        ex,
+        "id, description, parent_region_id, extra",
+        "ks_region",
+        eq,
+    )
+    .await
 }
 
 pub async fn region_upsert(
@@ -760,20 +778,20 @@ pub async fn region_upsert(
 }
 
 pub async fn service_get(ex: &mut impl Executor, id: &str) -> Result<Option<ServiceRow>, DbError> {
-    ex.fetch_optional(
-        &Sql::new("SELECT id, type, enabled, extra FROM ks_service WHERE id = ?").arg(id),
-    )
-    .await
+    get_by_id(ex, "id, type, enabled, extra", "ks_service", id).await
 }
 
 pub async fn service_list(
     ex: &mut impl Executor,
     kind: Option<&str>,
 ) -> Result<Vec<ServiceRow>, DbError> {
-    let mut sql = Sql::new("SELECT id, type, enabled, extra FROM ks_service WHERE 1 = 1");
-    filters(&mut sql, &[("type", kind.map(Into::into))]);
-    sql.push(" ORDER BY id");
-    ex.fetch_all(&sql).await
+    list_eq(
+        ex,
+        "id, type, enabled, extra",
+        "ks_service",
+        &[("type", kind.map(Into::into))],
+    )
+    .await
 }
 
 pub async fn service_upsert(
@@ -797,25 +815,14 @@ pub async fn endpoint_get(
     ex: &mut impl Executor,
     id: &str,
 ) -> Result<Option<EndpointRow>, DbError> {
-    ex.fetch_optional(
-        &Sql::new(&format!(
-            "SELECT {ENDPOINT_COLS} FROM ks_endpoint WHERE id = ?"
-        ))
-        .arg(id),
-    )
-    .await
+    get_by_id(ex, ENDPOINT_COLS, "ks_endpoint", id).await
 }
 
 pub async fn endpoint_list(
     ex: &mut impl Executor,
     eq: &[(&str, Option<ferro_db::Value>)],
 ) -> Result<Vec<EndpointRow>, DbError> {
-    let mut sql = Sql::new(&format!(
-        "SELECT {ENDPOINT_COLS} FROM ks_endpoint WHERE 1 = 1"
-    ));
-    filters(&mut sql, eq);
-    sql.push(" ORDER BY id");
-    ex.fetch_all(&sql).await
+    list_eq(ex, ENDPOINT_COLS, "ks_endpoint", eq).await
 }
 
 pub async fn endpoint_upsert(
@@ -860,13 +867,7 @@ pub async fn delete_by_id(
 const APP_CRED_COLS: &str = "id, name, user_id, project_id, secret_hash, description, expires_at, unrestricted, roles, created_at";
 
 pub async fn app_cred_get(ex: &mut impl Executor, id: &str) -> Result<Option<AppCredRow>, DbError> {
-    ex.fetch_optional(
-        &Sql::new(&format!(
-            "SELECT {APP_CRED_COLS} FROM ks_app_cred WHERE id = ?"
-        ))
-        .arg(id),
-    )
-    .await
+    get_by_id(ex, APP_CRED_COLS, "ks_app_cred", id).await
 }
 
 pub async fn app_cred_list(
@@ -907,11 +908,11 @@ pub async fn credential_get(
     ex: &mut impl Executor,
     id: &str,
 ) -> Result<Option<CredentialRow>, DbError> {
-    ex.fetch_optional(
-        &Sql::new(
-            "SELECT id, user_id, project_id, type, data, extra FROM ks_credential WHERE id = ?",
-        )
-        .arg(id),
+    get_by_id(
+        ex,
+        "id, user_id, project_id, type, data, extra",
+        "ks_credential",
+        id,
     )
     .await
 }
@@ -920,12 +921,13 @@ pub async fn credential_list(
     ex: &mut impl Executor,
     eq: &[(&str, Option<ferro_db::Value>)],
 ) -> Result<Vec<CredentialRow>, DbError> {
-    let mut sql = Sql::new(
-        "SELECT id, user_id, project_id, type, data, extra FROM ks_credential WHERE 1 = 1",
-    );
-    filters(&mut sql, eq);
-    sql.push(" ORDER BY id");
-    ex.fetch_all(&sql).await
+    list_eq(
+        ex,
+        "id, user_id, project_id, type, data, extra",
+        "ks_credential",
+        eq,
+    )
+    .await
 }
 
 pub async fn credential_upsert(
@@ -955,18 +957,20 @@ pub async fn credential_upsert(
 }
 
 pub async fn policy_get(ex: &mut impl Executor, id: &str) -> Result<Option<PolicyRow>, DbError> {
-    ex.fetch_optional(&Sql::new("SELECT id, type, data, extra FROM ks_policy WHERE id = ?").arg(id))
-        .await
+    get_by_id(ex, "id, type, data, extra", "ks_policy", id).await
 }
 
 pub async fn policy_list(
     ex: &mut impl Executor,
     kind: Option<&str>,
 ) -> Result<Vec<PolicyRow>, DbError> {
-    let mut sql = Sql::new("SELECT id, type, data, extra FROM ks_policy WHERE 1 = 1");
-    filters(&mut sql, &[("type", kind.map(Into::into))]);
-    sql.push(" ORDER BY id");
-    ex.fetch_all(&sql).await
+    list_eq(
+        ex,
+        "id, type, data, extra",
+        "ks_policy",
+        &[("type", kind.map(Into::into))],
+    )
+    .await
 }
 
 pub async fn policy_upsert(
@@ -1041,10 +1045,7 @@ pub async fn consumer_get(
     ex: &mut impl Executor,
     id: &str,
 ) -> Result<Option<ConsumerRow>, DbError> {
-    ex.fetch_optional(
-        &Sql::new("SELECT id, description, secret, extra FROM ks_consumer WHERE id = ?").arg(id),
-    )
-    .await
+    get_by_id(ex, "id, description, secret, extra", "ks_consumer", id).await
 }
 
 pub async fn consumer_list(ex: &mut impl Executor) -> Result<Vec<ConsumerRow>, DbError> {
@@ -1087,9 +1088,11 @@ pub async fn endpoint_group_get(
     ex: &mut impl Executor,
     id: &str,
 ) -> Result<Option<EndpointGroupRow>, DbError> {
-    ex.fetch_optional(
-        &Sql::new("SELECT id, name, description, filters FROM ks_endpoint_group WHERE id = ?")
-            .arg(id),
+    get_by_id(
+        ex,
+        "id, name, description, filters",
+        "ks_endpoint_group",
+        id,
     )
     .await
 }
@@ -1098,11 +1101,13 @@ pub async fn endpoint_group_list(
     ex: &mut impl Executor,
     name: Option<&str>,
 ) -> Result<Vec<EndpointGroupRow>, DbError> {
-    let mut sql =
-        Sql::new("SELECT id, name, description, filters FROM ks_endpoint_group WHERE 1 = 1");
-    filters(&mut sql, &[("name", name.map(Into::into))]);
-    sql.push(" ORDER BY id");
-    ex.fetch_all(&sql).await
+    list_eq(
+        ex,
+        "id, name, description, filters",
+        "ks_endpoint_group",
+        &[("name", name.map(Into::into))],
+    )
+    .await
 }
 
 pub async fn endpoint_group_upsert(
@@ -1246,18 +1251,14 @@ pub struct TrustRow {
 const TRUST_COLS: &str = "id, trustor_user_id, trustee_user_id, project_id, impersonation, expires_at, remaining_uses, allow_redelegation, redelegation_count, redelegated_trust_id, roles, extra, created_at";
 
 pub async fn trust_get(ex: &mut impl Executor, id: &str) -> Result<Option<TrustRow>, DbError> {
-    ex.fetch_optional(&Sql::new(&format!("SELECT {TRUST_COLS} FROM ks_trust WHERE id = ?")).arg(id))
-        .await
+    get_by_id(ex, TRUST_COLS, "ks_trust", id).await
 }
 
 pub async fn trust_list(
     ex: &mut impl Executor,
     eq: &[(&str, Option<ferro_db::Value>)],
 ) -> Result<Vec<TrustRow>, DbError> {
-    let mut sql = Sql::new(&format!("SELECT {TRUST_COLS} FROM ks_trust WHERE 1 = 1"));
-    filters(&mut sql, eq);
-    sql.push(" ORDER BY id");
-    ex.fetch_all(&sql).await
+    list_eq(ex, TRUST_COLS, "ks_trust", eq).await
 }
 
 pub async fn trust_insert(ex: &mut impl Executor, t: &TrustRow) -> Result<(), DbError> {
