@@ -363,11 +363,34 @@ fn ec2_json(base: &str, c: &db::CredentialRow) -> Value {
 }
 
 /// Upstream answers 401 for an unknown EC2 access key.
-async fn ec2_get(id: &Identity, access: &str) -> Result<db::CredentialRow, Error> {
-    db::credential_get(&mut &id.db, &ec2_credential_id(access))
+/// Loads the credential of `access` and checks `rule` against it: upstream builds the
+/// policy target from the stored credential, so an unknown key is a 404.
+async fn ec2_authorized(
+    id: &Identity,
+    ctx: &RequestContext,
+    uid: &str,
+    access: &str,
+    rule: &str,
+) -> Result<db::CredentialRow, Error> {
+    let cred = db::credential_get(&mut &id.db, &ec2_credential_id(access))
         .await?
-        .filter(|c| c.kind == "ec2")
-        .ok_or_else(|| Error::Unauthenticated("EC2 access key not found.".into()))
+        .ok_or_else(|| Error::not_found("credential", access))?;
+    authorize(
+        &id.enforcer,
+        ctx,
+        rule,
+        &json!({"user_id": uid, "target": {"credential": {"user_id": cred.user_id}}}),
+    )?;
+    Ok(cred)
+}
+
+/// A credential of another type under an EC2 key is refused as upstream refuses it.
+fn ec2_only(cred: db::CredentialRow) -> Result<db::CredentialRow, Error> {
+    if cred.kind == "ec2" {
+        Ok(cred)
+    } else {
+        Err(Error::Unauthenticated("EC2 access key not found.".into()))
+    }
 }
 
 /// Tokens made from an application credential may not manage EC2 credentials unless it
@@ -450,18 +473,9 @@ async fn ec2_show(
     Auth(ctx): Auth,
     Path((uid, access)): Path<(String, String)>,
 ) -> ApiResult {
-    // Upstream loads the credential to build the policy target: unknown is a 404.
-    let cred = db::credential_get(&mut &id.db, &ec2_credential_id(&access))
-        .await?
-        .ok_or_else(|| Error::not_found("credential", &access))?;
-    authorize(
-        &id.enforcer,
-        &ctx,
-        "identity:ec2_get_credential",
-        &json!({"user_id": uid, "target": {"credential": {"user_id": cred.user_id}}}),
-    )?;
+    let cred = ec2_authorized(&id, &ctx, &uid, &access, "identity:ec2_get_credential").await?;
     id.user(&uid).await?;
-    let c = ec2_get(&id, &access).await?;
+    let c = ec2_only(cred)?;
     ok(
         StatusCode::OK,
         json!({"credential": ec2_json(&id.config.public_url, &c)}),
@@ -473,19 +487,10 @@ async fn ec2_delete(
     Auth(ctx): Auth,
     Path((uid, access)): Path<(String, String)>,
 ) -> ApiResult {
-    // Upstream loads the credential to build the policy target: unknown is a 404.
-    let cred = db::credential_get(&mut &id.db, &ec2_credential_id(&access))
-        .await?
-        .ok_or_else(|| Error::not_found("credential", &access))?;
-    authorize(
-        &id.enforcer,
-        &ctx,
-        "identity:ec2_delete_credential",
-        &json!({"user_id": uid, "target": {"credential": {"user_id": cred.user_id}}}),
-    )?;
+    let cred = ec2_authorized(&id, &ctx, &uid, &access, "identity:ec2_delete_credential").await?;
     ec2_check_delegation(&id, &ctx).await?;
     id.user(&uid).await?;
-    let c = ec2_get(&id, &access).await?;
+    let c = ec2_only(cred)?;
     db::delete_by_id(&mut &id.db, "ks_credential", &c.id).await?;
     no_content()
 }
