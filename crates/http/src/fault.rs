@@ -116,3 +116,25 @@ mod tests {
         assert_eq!(body(r).await["error"]["code"], 401);
     }
 }
+
+/// Declares a service's error type: any domain error converts into it, and it answers as
+/// `style`'s fault. Handlers return `Result<Response, ThatType>` and use `?` freely.
+#[macro_export]
+macro_rules! service_fault {
+    ($(#[$meta:meta])* $name:ident, $style:expr) => {
+        $(#[$meta])*
+        pub struct $name(pub $crate::__common::Error);
+
+        impl<E: Into<$crate::__common::Error>> From<E> for $name {
+            fn from(e: E) -> Self {
+                $name(e.into())
+            }
+        }
+
+        impl $crate::__axum::response::IntoResponse for $name {
+            fn into_response(self) -> $crate::__axum::response::Response {
+                $crate::fault::render($style, &self.0)
+            }
+        }
+    };
+}

@@ -22,6 +22,10 @@ pub use auth::{Auth, MaybeAuth, TokenValidator};
 pub use fault::{ApiError, FaultStyle};
 pub use json::Json;
 
+// For `service_fault!` in the crates that call it.
+#[doc(hidden)]
+pub use {axum as __axum, ferro_common as __common};
+
 /// The request id of the current request (`req-<uuid>`), in request extensions.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use ferro_common::time::now_micros;
 use ferro_common::{Error, RequestContext, new_hex_id};
-use ferro_http::{ApiError, Auth, FaultStyle, Json};
+use ferro_http::{Auth, FaultStyle, Json};
 use serde_json::{Map, Value, json};
 
 use crate::db::{self, AssignmentRow, ProjectRow, ROOT_DOMAIN};
@@ -22,24 +22,11 @@ pub(crate) type S = State<Arc<Identity>>;
 pub(crate) type Q = Query<HashMap<String, String>>;
 pub(crate) type ApiResult = Result<Response, Fault>;
 
-/// An error answered as a Keystone fault.
-pub struct Fault(pub(crate) Error);
-
-impl<E: Into<Error>> From<E> for Fault {
-    fn from(e: E) -> Self {
-        Fault(e.into())
-    }
-}
-
-impl IntoResponse for Fault {
-    fn into_response(self) -> Response {
-        ApiError {
-            style: FaultStyle::Keystone,
-            error: self.0,
-        }
-        .into_response()
-    }
-}
+ferro_http::service_fault!(
+    /// An error answered as a Keystone fault.
+    Fault,
+    FaultStyle::Keystone
+);
 
 pub(crate) fn ok(status: StatusCode, body: Value) -> ApiResult {
     Ok((status, axum::Json(body)).into_response())

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use ferro_common::Error;
-use ferro_http::{ApiError, Auth, FaultStyle, Json};
+use ferro_http::{Auth, FaultStyle, Json};
 use serde_json::{Value, json};
 
 use crate::db::ListFilter;
@@ -26,24 +26,11 @@ const PATCH_TYPES: &[&str] = &[
     "application/openstack-images-v2.0-json-patch",
 ];
 
-/// An error answered as a Glance fault.
-pub struct Fault(Error);
-
-impl<E: Into<Error>> From<E> for Fault {
-    fn from(e: E) -> Self {
-        Fault(e.into())
-    }
-}
-
-impl IntoResponse for Fault {
-    fn into_response(self) -> Response {
-        ApiError {
-            style: FaultStyle::Glance,
-            error: self.0,
-        }
-        .into_response()
-    }
-}
+ferro_http::service_fault!(
+    /// An error answered as a Glance fault.
+    Fault,
+    FaultStyle::Glance
+);
 
 fn json_response(status: StatusCode, body: Value) -> ApiResult {
     Ok((status, axum::Json(body)).into_response())
