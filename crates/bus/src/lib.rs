@@ -4,11 +4,11 @@
 //! to every subscriber), carried as JSON [`Envelope`]s. This crate owns the
 //! [`Bus`] trait, the delivery/acknowledgement model (at-least-once: a
 //! [`Delivery`] dropped without `ack`/`reply` is redelivered), the in-process
-//! [`MemoryBus`] backend, the [`connect`] URL dispatcher and the backend
+//! [`MemoryBus`] backend, the RabbitMQ backend `AmqpBus` (cargo feature
+//! `amqp`, on by default), the [`connect`] URL dispatcher and the backend
 //! [`contract`] test suite every backend must pass. It must not know about any
 //! service, RPC method or payload schema, and it must not grow a backend
-//! without also running [`contract::run_all`] against it (the AMQP backend
-//! arrives with the compute service).
+//! without also running [`contract::run_all`] against it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +17,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+#[cfg(feature = "amqp")]
+mod amqp;
 pub mod contract;
 mod memory;
 
+#[cfg(feature = "amqp")]
+pub use amqp::{AmqpBus, AmqpConfig};
 pub use memory::MemoryBus;
 
 /// Errors of every bus operation.
@@ -127,8 +131,10 @@ pub trait Bus: Send + Sync {
 /// Opens the bus named by `url`:
 /// - `memory://` (anything after the scheme is ignored) opens a new,
 ///   private [`MemoryBus`];
-/// - `amqp://…`/`amqps://…` fails with [`BusError::Unsupported`] until the
-///   AMQP backend arrives with the compute service.
+/// - `amqp://user:password@host:port/vhost` opens an `AmqpBus` with the
+///   default [`AmqpConfig`] (names prefixed `ferro.`); it connects on first
+///   use. It fails with [`BusError::Unsupported`] for `amqps://` (no TLS in
+///   this build) and when built without the `amqp` feature.
 pub fn connect(url: &str) -> Result<Arc<dyn Bus>, BusError> {
     let Some((scheme, _rest)) = url.split_once("://") else {
         return Err(BusError::InvalidUrl {
@@ -138,16 +144,24 @@ pub fn connect(url: &str) -> Result<Arc<dyn Bus>, BusError> {
     };
     match scheme.to_ascii_lowercase().as_str() {
         "memory" => Ok(Arc::new(MemoryBus::new())),
-        "amqp" | "amqps" => Err(BusError::Unsupported(
-            "the AMQP (RabbitMQ) backend arrives with the compute service; \
-             use memory:// for now"
-                .to_owned(),
-        )),
+        "amqp" | "amqps" => connect_amqp(url),
         other => Err(BusError::InvalidUrl {
             url: url.to_owned(),
             reason: format!("unknown scheme {other:?} (supported: memory, amqp)"),
         }),
     }
+}
+
+#[cfg(feature = "amqp")]
+fn connect_amqp(url: &str) -> Result<Arc<dyn Bus>, BusError> {
+    Ok(Arc::new(AmqpBus::new(AmqpConfig::new(url))?))
+}
+
+#[cfg(not(feature = "amqp"))]
+fn connect_amqp(_url: &str) -> Result<Arc<dyn Bus>, BusError> {
+    Err(BusError::Unsupported(
+        "amqp:// (ferro-bus was built without its `amqp` feature)".to_owned(),
+    ))
 }
 
 /// The backend side of a [`Subscription`]. Implemented by bus backends, not
@@ -296,16 +310,29 @@ mod tests {
         assert!(connect("MEMORY://anything").is_ok());
     }
 
+    #[cfg(feature = "amqp")]
     #[test]
-    fn connect_amqp_is_unsupported_for_now() {
-        match connect("amqp://guest:guest@localhost:5672/") {
-            Err(BusError::Unsupported(msg)) => assert!(msg.contains("compute")),
-            other => panic!("unexpected: {:?}", other.map(|_| ())),
-        }
+    fn connect_amqp_opens_lazily() {
+        // No broker is needed: the connection opens on first use.
+        assert!(connect("amqp://guest:guest@127.0.0.1:1/%2f").is_ok());
+        assert!(connect("AMQP://localhost").is_ok());
         assert!(matches!(
             connect("amqps://host/"),
             Err(BusError::Unsupported(_))
         ));
+        assert!(matches!(
+            connect("amqp://host:notaport/"),
+            Err(BusError::InvalidUrl { .. })
+        ));
+    }
+
+    #[cfg(not(feature = "amqp"))]
+    #[test]
+    fn connect_amqp_needs_the_feature() {
+        match connect("amqp://guest:guest@localhost:5672/") {
+            Err(BusError::Unsupported(msg)) => assert!(msg.contains("amqp")),
+            other => panic!("unexpected: {:?}", other.map(|_| ())),
+        }
     }
 
     #[test]

@@ -6,6 +6,10 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
+pub mod service_auth;
+
+pub use service_auth::{ServiceAuth, TokenSource};
+
 /// Errors reaching an API (not API faults: those come back as a [`Response`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -40,6 +44,8 @@ pub struct Client {
     http: reqwest::Client,
     pub base: String,
     pub token: Option<String>,
+    /// Headers sent with every request (microversions, `X-Service-Token`).
+    pub headers: Vec<(String, String)>,
 }
 
 /// The `auth` body of a password login, by names in the `Default`-style domain name given.
@@ -59,6 +65,7 @@ impl Client {
             http: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_string(),
             token: None,
+            headers: Vec::new(),
         }
     }
 
@@ -76,6 +83,14 @@ impl Client {
             token: Some(token.to_string()),
             ..self.clone()
         }
+    }
+
+    /// The same client also sending header `name: value` (replacing an earlier value).
+    pub fn with_header(&self, name: &str, value: &str) -> Client {
+        let mut c = self.clone();
+        c.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        c.headers.push((name.to_string(), value.to_string()));
+        c
     }
 
     /// Authenticates with a `POST /v3/auth/tokens` body and returns a client holding the
@@ -106,6 +121,9 @@ impl Client {
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
             req = req.header("X-Auth-Token", t);
+        }
+        for (n, v) in &self.headers {
+            req = req.header(n.as_str(), v.as_str());
         }
         if let Some(b) = body {
             req = req.json(b);

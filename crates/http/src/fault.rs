@@ -16,6 +16,14 @@ pub enum FaultStyle {
     /// "message": "<explanation><br /><br />\n<detail>\n\n"}` (webob `WSGIHTTPException`
     /// with glance's `explanation=` and no detail, as answered to `Accept: application/json`).
     Glance,
+    /// Placement (API-WG errors guideline): `{"errors": [{"status": 404, "title": "Not Found",
+    /// "detail": "..."}]}`. The placement crate adds `code` (1.23+) and `request_id` to the
+    /// faults it renders itself; this form serves the shared layers' faults.
+    Placement,
+    /// Neutron: `{"NeutronError": {"type": "HTTPNotFound", "message": "...", "detail": ""}}`,
+    /// `type` named after webob's exception for the status (the network crate renders its
+    /// own faults with neutron-lib's exception names; this form serves the shared layers').
+    Neutron,
 }
 
 /// A domain error on its way out as a fault of the request's style.
@@ -60,8 +68,11 @@ pub fn render_status(style: FaultStyle, status: StatusCode, message: &str) -> Re
                 401 => "unauthorized",
                 403 => "forbidden",
                 404 => "itemNotFound",
+                405 => "badMethod",
                 409 => "conflictingRequest",
-                413 => "overLimit",
+                413 | 429 => "overLimit",
+                415 => "badMediaType",
+                501 => "notImplemented",
                 503 => "serviceUnavailable",
                 _ => "computeFault",
             };
@@ -73,6 +84,38 @@ pub fn render_status(style: FaultStyle, status: StatusCode, message: &str) -> Re
             "title": status.canonical_reason().unwrap_or("Error"),
             "message": message,
         }}),
+        // As for Glance, keystonemiddleware answers a missing or bad token.
+        FaultStyle::Placement if status == StatusCode::UNAUTHORIZED => json!({"error": {
+            "code": status.as_u16(),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "message": message,
+        }}),
+        // As for Glance, keystonemiddleware answers a missing or bad token.
+        FaultStyle::Neutron if status == StatusCode::UNAUTHORIZED => json!({"error": {
+            "code": status.as_u16(),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "message": message,
+        }}),
+        FaultStyle::Neutron => {
+            let kind = match status.as_u16() {
+                400 => "HTTPBadRequest",
+                403 => "HTTPForbidden",
+                404 => "HTTPNotFound",
+                405 => "HTTPMethodNotAllowed",
+                409 => "HTTPConflict",
+                412 => "HTTPPreconditionFailed",
+                413 => "HTTPRequestEntityTooLarge",
+                415 => "HTTPUnsupportedMediaType",
+                503 => "HTTPServiceUnavailable",
+                _ => "HTTPInternalServerError",
+            };
+            json!({"NeutronError": {"type": kind, "message": message, "detail": ""}})
+        }
+        FaultStyle::Placement => json!({"errors": [{
+            "status": status.as_u16(),
+            "title": status.canonical_reason().unwrap_or("Error"),
+            "detail": message,
+        }]}),
         FaultStyle::Glance => {
             let title = status.canonical_reason().unwrap_or("Error");
             json!({
@@ -91,6 +134,28 @@ pub fn render_status(style: FaultStyle, status: StatusCode, message: &str) -> Re
         );
     }
     resp
+}
+
+/// Declares a service's error type: any domain error converts into it, and it answers as
+/// `style`'s fault. Handlers return `Result<Response, ThatType>` and use `?` freely.
+#[macro_export]
+macro_rules! service_fault {
+    ($(#[$meta:meta])* $name:ident, $style:expr) => {
+        $(#[$meta])*
+        pub struct $name(pub $crate::__common::Error);
+
+        impl<E: Into<$crate::__common::Error>> From<E> for $name {
+            fn from(e: E) -> Self {
+                $name(e.into())
+            }
+        }
+
+        impl $crate::__axum::response::IntoResponse for $name {
+            fn into_response(self) -> $crate::__axum::response::Response {
+                $crate::fault::render($style, &self.0)
+            }
+        }
+    };
 }
 
 #[cfg(test)]
@@ -115,26 +180,4 @@ mod tests {
         let r = render(FaultStyle::Glance, &Error::Unauthenticated("no".into()));
         assert_eq!(body(r).await["error"]["code"], 401);
     }
-}
-
-/// Declares a service's error type: any domain error converts into it, and it answers as
-/// `style`'s fault. Handlers return `Result<Response, ThatType>` and use `?` freely.
-#[macro_export]
-macro_rules! service_fault {
-    ($(#[$meta:meta])* $name:ident, $style:expr) => {
-        $(#[$meta])*
-        pub struct $name(pub $crate::__common::Error);
-
-        impl<E: Into<$crate::__common::Error>> From<E> for $name {
-            fn from(e: E) -> Self {
-                $name(e.into())
-            }
-        }
-
-        impl $crate::__axum::response::IntoResponse for $name {
-            fn into_response(self) -> $crate::__axum::response::Response {
-                $crate::fault::render($style, &self.0)
-            }
-        }
-    };
 }

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod fault;
 pub mod json;
 pub mod policy;
+pub mod query;
 
 use std::sync::Arc;
 

@@ -1,0 +1,328 @@
+//! Nova's instance state vocabulary (`vm_state`, `task_state`, `power_state`, as
+//! nova/compute/{vm_states,task_states,power_state}.py name them) and the bus contract
+//! between the conductor (topic [`CONDUCTOR_TOPIC`]) and the compute agents (topic
+//! [`compute_topic`]). A message is an envelope whose `method` is the enum variant's
+//! snake_case name and whose `payload` is its body, so [`AgentRequest::method`] +
+//! [`AgentRequest::payload`] and [`AgentRequest::parse`] round-trip. Bodies carry
+//! [`CONTRACT_VERSION`]; a receiver refuses a major version it does not know.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The contract's version: `major.minor`; minors only add optional fields.
+pub const CONTRACT_VERSION: &str = "1.0";
+
+/// The conductor's work queue.
+pub const CONDUCTOR_TOPIC: &str = "conductor";
+
+/// The work queue of the compute agent on `host`.
+pub fn compute_topic(host: &str) -> String {
+    format!("compute.{host}")
+}
+
+/// Nova's `vm_state`: the stable state of an instance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VmState {
+    Active,
+    Building,
+    Paused,
+    Suspended,
+    Stopped,
+    Rescued,
+    Resized,
+    SoftDeleted,
+    Deleted,
+    Error,
+    Shelved,
+    ShelvedOffloaded,
+}
+
+impl VmState {
+    /// Upstream's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmState::Active => "active",
+            VmState::Building => "building",
+            VmState::Paused => "paused",
+            VmState::Suspended => "suspended",
+            VmState::Stopped => "stopped",
+            VmState::Rescued => "rescued",
+            VmState::Resized => "resized",
+            VmState::SoftDeleted => "soft-delete",
+            VmState::Deleted => "deleted",
+            VmState::Error => "error",
+            VmState::Shelved => "shelved",
+            VmState::ShelvedOffloaded => "shelved_offloaded",
+        }
+    }
+
+    /// The state spelled `s` upstream.
+    pub fn parse(s: &str) -> Option<VmState> {
+        [
+            VmState::Active,
+            VmState::Building,
+            VmState::Paused,
+            VmState::Suspended,
+            VmState::Stopped,
+            VmState::Rescued,
+            VmState::Resized,
+            VmState::SoftDeleted,
+            VmState::Deleted,
+            VmState::Error,
+            VmState::Shelved,
+            VmState::ShelvedOffloaded,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+/// Nova's `power_state` codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerState {
+    NoState,
+    Running,
+    Paused,
+    Shutdown,
+    Crashed,
+    Suspended,
+}
+
+impl PowerState {
+    /// The integer Nova stores and shows in `OS-EXT-STS:power_state`.
+    pub fn code(self) -> i64 {
+        match self {
+            PowerState::NoState => 0,
+            PowerState::Running => 1,
+            PowerState::Paused => 3,
+            PowerState::Shutdown => 4,
+            PowerState::Crashed => 6,
+            PowerState::Suspended => 7,
+        }
+    }
+
+    /// The state of code `c` (unknown codes are NOSTATE).
+    pub fn from_code(c: i64) -> PowerState {
+        match c {
+            1 => PowerState::Running,
+            3 => PowerState::Paused,
+            4 => PowerState::Shutdown,
+            6 => PowerState::Crashed,
+            7 => PowerState::Suspended,
+            _ => PowerState::NoState,
+        }
+    }
+}
+
+/// The power actions the API casts to an agent. Each names the `task_state` the API sets
+/// before casting and the states the agent reports when done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PowerAction {
+    Stop,
+    Start,
+    RebootSoft,
+    RebootHard,
+    Pause,
+    Unpause,
+    Suspend,
+    Resume,
+}
+
+impl PowerAction {
+    /// The `vm_state` and `power_state` an instance has after the action succeeded.
+    pub fn outcome(self) -> (VmState, PowerState) {
+        match self {
+            PowerAction::Stop => (VmState::Stopped, PowerState::Shutdown),
+            PowerAction::Pause => (VmState::Paused, PowerState::Paused),
+            PowerAction::Suspend => (VmState::Suspended, PowerState::Suspended),
+            PowerAction::Start
+            | PowerAction::RebootSoft
+            | PowerAction::RebootHard
+            | PowerAction::Unpause
+            | PowerAction::Resume => (VmState::Active, PowerState::Running),
+        }
+    }
+}
+
+/// What an agent needs to build one instance; the conductor fills it from the instance row.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    pub uuid: String,
+    /// `instance-<hex id>`-style libvirt name, used by the driver.
+    pub name: String,
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub root_gb: i64,
+    pub ephemeral_gb: i64,
+    pub swap_mb: i64,
+    pub image_ref: String,
+    #[serde(default)]
+    pub user_data: Option<String>,
+    #[serde(default)]
+    pub key_data: Option<String>,
+}
+
+/// A host's capacity and identity, sent with each heartbeat.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HostResources {
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub local_gb: i64,
+    /// `fake`, `QEMU`...
+    pub hypervisor_type: String,
+    pub hypervisor_version: i64,
+    /// Placement resource provider of the host, once the agent registered it.
+    #[serde(default)]
+    pub provider_uuid: Option<String>,
+    /// The instances the driver runs now.
+    #[serde(default)]
+    pub running_instances: i64,
+}
+
+/// Requests to a compute agent (topic `compute.<host>`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentRequest {
+    /// Build and start an instance; the agent answers `build_succeeded` or `build_failed`.
+    BuildAndRunInstance {
+        version: String,
+        instance: InstanceSpec,
+    },
+    /// Destroy an instance (idempotent); the agent answers `instance_destroyed`.
+    TerminateInstance { version: String, uuid: String },
+    /// A power action; the agent answers `power_action_done`.
+    PowerAction {
+        version: String,
+        uuid: String,
+        action: PowerAction,
+    },
+}
+
+/// Requests to the conductor (topic [`CONDUCTOR_TOPIC`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConductorRequest {
+    /// Schedule and build an instance the API recorded (`building`/`scheduling`).
+    BuildInstances { version: String, uuid: String },
+    /// An agent built the instance: it runs on `host` with `power_state`.
+    BuildSucceeded {
+        version: String,
+        uuid: String,
+        host: String,
+        power_state: PowerState,
+    },
+    /// An agent failed to build the instance (its undo ran); reschedule or fail.
+    BuildFailed {
+        version: String,
+        uuid: String,
+        host: String,
+        reason: String,
+    },
+    /// An agent destroyed the instance on its host.
+    InstanceDestroyed {
+        version: String,
+        uuid: String,
+        host: String,
+    },
+    /// The agent's report on a power action: the states it observed after it.
+    PowerActionDone {
+        version: String,
+        uuid: String,
+        host: String,
+        action: PowerAction,
+        /// `None` when the action succeeded, else why it failed.
+        error: Option<String>,
+        power_state: PowerState,
+    },
+    /// An agent is alive, with its host's resources.
+    ServiceHeartbeat {
+        version: String,
+        host: String,
+        resources: HostResources,
+    },
+}
+
+/// A message that is not a valid contract body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContractError(pub String);
+
+impl std::fmt::Display for ContractError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "bad bus message: {}", self.0)
+    }
+}
+
+impl std::error::Error for ContractError {}
+
+fn split<T: Serialize>(v: &T) -> (String, Value) {
+    match serde_json::to_value(v) {
+        Ok(Value::Object(m)) => m.into_iter().next().unwrap_or_default(),
+        _ => (String::new(), Value::Null),
+    }
+}
+
+fn join<T: for<'de> Deserialize<'de>>(method: &str, payload: &Value) -> Result<T, ContractError> {
+    if let Some(v) = payload.get("version").and_then(Value::as_str)
+        && v.split('.').next() != CONTRACT_VERSION.split('.').next()
+    {
+        return Err(ContractError(format!("unsupported contract version {v}")));
+    }
+    let mut m = serde_json::Map::new();
+    m.insert(method.to_string(), payload.clone());
+    serde_json::from_value(Value::Object(m)).map_err(|e| ContractError(format!("{method}: {e}")))
+}
+
+macro_rules! envelope_parts {
+    ($t:ty) => {
+        impl $t {
+            /// The envelope's `method` and `payload` of this request.
+            pub fn to_parts(&self) -> (String, Value) {
+                split(self)
+            }
+
+            /// The request an envelope's `method` and `payload` carry.
+            pub fn parse(method: &str, payload: &Value) -> Result<Self, ContractError> {
+                join(method, payload)
+            }
+        }
+    };
+}
+
+envelope_parts!(AgentRequest);
+envelope_parts!(ConductorRequest);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_through_envelope_parts() {
+        let r = AgentRequest::PowerAction {
+            version: CONTRACT_VERSION.into(),
+            uuid: "u".into(),
+            action: PowerAction::RebootHard,
+        };
+        let (method, payload) = r.to_parts();
+        assert_eq!(method, "power_action");
+        assert_eq!(payload["action"], "reboot_hard");
+        assert_eq!(AgentRequest::parse(&method, &payload).unwrap(), r);
+    }
+
+    #[test]
+    fn unknown_major_versions_are_refused() {
+        let payload = serde_json::json!({"version": "2.0", "uuid": "u"});
+        assert!(AgentRequest::parse("terminate_instance", &payload).is_err());
+        assert!(AgentRequest::parse("no_such_method", &serde_json::json!({})).is_err());
+    }
+
+    #[test]
+    fn states_use_upstream_spellings() {
+        assert_eq!(VmState::SoftDeleted.as_str(), "soft-delete");
+        assert_eq!(VmState::parse("stopped"), Some(VmState::Stopped));
+        assert_eq!(PowerState::Shutdown.code(), 4);
+        assert_eq!(PowerState::from_code(7), PowerState::Suspended);
+    }
+}
