@@ -232,7 +232,7 @@ pub fn router(state: Arc<Identity>) -> Router {
             }
         }
     }
-    crate::ext::routes(r).with_state(state)
+    crate::limits::routes(crate::ext::routes(r)).with_state(state)
 }
 
 fn grant_kind(target: &str, actor: &str) -> &'static str {

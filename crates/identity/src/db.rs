@@ -341,6 +341,13 @@ pub async fn project_delete(ex: &mut impl Executor, id: &str) -> Result<u64, DbE
         .await?;
     ex.execute(&Sql::new("DELETE FROM ks_assignment WHERE target_id = ?").arg(id))
         .await?;
+    // Keystone drops a project's limits with it; a domain's too, which upstream leaves behind.
+    ex.execute(
+        &Sql::new("DELETE FROM ks_limit WHERE project_id = ? OR domain_id = ?")
+            .arg(id)
+            .arg(id),
+    )
+    .await?;
     ex.execute(&Sql::new("DELETE FROM ks_project WHERE id = ?").arg(id))
         .await
 }
@@ -1349,4 +1356,157 @@ pub async fn domain_config_delete(
         ],
     );
     ex.execute(&sql).await
+}
+
+// ---- unified limits ----
+
+/// A registered limit: a service's default for one resource. `region_id` is `""` for a
+/// registration of no region (see migration 0004).
+#[derive(FromRow, Clone, Debug, PartialEq, Eq)]
+pub struct RegisteredLimitRow {
+    pub id: String,
+    pub service_id: String,
+    pub region_id: String,
+    pub resource_name: String,
+    pub default_limit: i64,
+    pub description: Option<String>,
+}
+
+/// A project or domain limit, with the service, region and resource of its registered limit.
+#[derive(FromRow, Clone, Debug, PartialEq, Eq)]
+pub struct LimitRow {
+    pub id: String,
+    pub registered_limit_id: String,
+    pub project_id: Option<String>,
+    pub domain_id: Option<String>,
+    pub resource_limit: i64,
+    pub description: Option<String>,
+    pub service_id: String,
+    pub region_id: String,
+    pub resource_name: String,
+}
+
+const REGISTERED_LIMIT_COLS: &str =
+    "id, service_id, region_id, resource_name, default_limit, description";
+
+const LIMIT_SELECT: &str = "SELECT l.id, l.registered_limit_id, l.project_id, l.domain_id, \
+     l.resource_limit, l.description, r.service_id, r.region_id, r.resource_name \
+     FROM ks_limit l JOIN ks_registered_limit r ON r.id = l.registered_limit_id WHERE 1 = 1";
+
+pub async fn registered_limit_get(
+    ex: &mut impl Executor,
+    id: &str,
+) -> Result<Option<RegisteredLimitRow>, DbError> {
+    get_by_id(ex, REGISTERED_LIMIT_COLS, "ks_registered_limit", id).await
+}
+
+/// Registered limits matching the equality filters (`service_id`, `region_id` with `""`
+/// for none, `resource_name`), ordered by id.
+pub async fn registered_limit_list(
+    ex: &mut impl Executor,
+    eq: &[(&str, Option<ferro_db::Value>)],
+) -> Result<Vec<RegisteredLimitRow>, DbError> {
+    list_eq(ex, REGISTERED_LIMIT_COLS, "ks_registered_limit", eq).await
+}
+
+/// The registered limits of `resource_name` for every service of type `service_type`.
+pub async fn service_type_registered_limits(
+    ex: &mut impl Executor,
+    service_type: &str,
+    resource_name: &str,
+) -> Result<Vec<RegisteredLimitRow>, DbError> {
+    ex.fetch_all(
+        &Sql::new(
+            "SELECT r.id, r.service_id, r.region_id, r.resource_name, r.default_limit, r.description \
+             FROM ks_registered_limit r JOIN ks_service s ON s.id = r.service_id \
+             WHERE s.type = ? AND r.resource_name = ? ORDER BY r.region_id, r.id",
+        )
+        .arg(service_type)
+        .arg(resource_name),
+    )
+    .await
+}
+
+pub async fn registered_limit_upsert(
+    ex: &mut impl Executor,
+    r: &RegisteredLimitRow,
+    insert: bool,
+) -> Result<(), DbError> {
+    let sql = if insert {
+        Sql::new(
+            "INSERT INTO ks_registered_limit (service_id, region_id, resource_name, default_limit, description, id) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+    } else {
+        Sql::new(
+            "UPDATE ks_registered_limit SET service_id = ?, region_id = ?, resource_name = ?, default_limit = ?, description = ? WHERE id = ?",
+        )
+    };
+    ex.execute(
+        &sql.arg(&r.service_id)
+            .arg(&r.region_id)
+            .arg(&r.resource_name)
+            .arg(r.default_limit)
+            .arg(r.description.clone())
+            .arg(&r.id),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Whether any project or domain limit refers to registered limit `id`.
+pub async fn registered_limit_in_use(ex: &mut impl Executor, id: &str) -> Result<bool, DbError> {
+    #[derive(FromRow)]
+    struct One {
+        id: String,
+    }
+    let hit: Option<One> = ex
+        .fetch_optional(
+            &Sql::new("SELECT id FROM ks_limit WHERE registered_limit_id = ? ORDER BY id LIMIT 1")
+                .arg(id),
+        )
+        .await?;
+    Ok(hit.is_some_and(|h| !h.id.is_empty()))
+}
+
+pub async fn limit_get(ex: &mut impl Executor, id: &str) -> Result<Option<LimitRow>, DbError> {
+    ex.fetch_optional(&Sql::new(&format!("{LIMIT_SELECT} AND l.id = ?")).arg(id))
+        .await
+}
+
+/// Limits matching the equality filters, which name columns of the limit (`l.`) or of its
+/// registered limit (`r.`); ordered by id.
+pub async fn limit_list(
+    ex: &mut impl Executor,
+    eq: &[(&str, Option<ferro_db::Value>)],
+) -> Result<Vec<LimitRow>, DbError> {
+    let mut sql = Sql::new(LIMIT_SELECT);
+    filters(&mut sql, eq);
+    sql.push(" ORDER BY l.id");
+    ex.fetch_all(&sql).await
+}
+
+pub async fn limit_upsert(
+    ex: &mut impl Executor,
+    l: &LimitRow,
+    insert: bool,
+) -> Result<(), DbError> {
+    let sql = if insert {
+        Sql::new(
+            "INSERT INTO ks_limit (registered_limit_id, project_id, domain_id, resource_limit, description, id) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+    } else {
+        Sql::new(
+            "UPDATE ks_limit SET registered_limit_id = ?, project_id = ?, domain_id = ?, resource_limit = ?, description = ? WHERE id = ?",
+        )
+    };
+    ex.execute(
+        &sql.arg(&l.registered_limit_id)
+            .arg(l.project_id.clone())
+            .arg(l.domain_id.clone())
+            .arg(l.resource_limit)
+            .arg(l.description.clone())
+            .arg(&l.id),
+    )
+    .await?;
+    Ok(())
 }

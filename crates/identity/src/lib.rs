@@ -9,6 +9,7 @@ pub mod api;
 pub mod bootstrap;
 pub mod db;
 pub mod ext;
+pub mod limits;
 pub mod manager;
 pub mod model;
 pub mod policy;
@@ -63,7 +64,7 @@ pub fn workers(identity: std::sync::Arc<Identity>) -> Vec<tokio::task::JoinHandl
 
 /// Identity's schema migrations, in order.
 pub fn migrations() -> &'static [ferro_db::Migration] {
-    static M: [ferro_db::Migration; 3] = [
+    static M: [ferro_db::Migration; 4] = [
         ferro_db::Migration {
             version: 1,
             name: "init",
@@ -78,6 +79,11 @@ pub fn migrations() -> &'static [ferro_db::Migration] {
             version: 3,
             name: "change_counter",
             sql: include_str!("../migrations/0003_change_counter.sql"),
+        },
+        ferro_db::Migration {
+            version: 4,
+            name: "unified_limits",
+            sql: include_str!("../migrations/0004_unified_limits.sql"),
         },
     ];
     &M
@@ -98,6 +104,9 @@ pub struct IdentityConfig {
     pub max_active_keys: usize,
     /// An oslo.policy YAML file overriding default rules.
     pub policy_file: Option<PathBuf>,
+    /// The region whose limits [`Identity::effective_limit`] reads (oslo.limit finds it
+    /// from its endpoint); `None` reads region-less registrations first, then any region.
+    pub limits_region: Option<String>,
 }
 
 impl IdentityConfig {
@@ -110,6 +119,7 @@ impl IdentityConfig {
             public_url: public_url.trim_end_matches('/').to_string(),
             max_active_keys: 3,
             policy_file: None,
+            limits_region: None,
         }
     }
 }

@@ -395,6 +395,45 @@ impl Identity {
             .ok_or_else(|| Error::not_found("domain", id))
     }
 
+    /// The limit on `resource_name` of the service of type `service_type` for project
+    /// `project_id` under the flat model, as oslo.limit computes it for a service: the
+    /// project's own limit if it has one, else the registered default. `None` means
+    /// unlimited: nothing is registered for the resource, or the value is -1.
+    ///
+    /// With `limits_region` configured only that region's registration (or a region-less
+    /// one) counts; without, a region-less registration wins over regional ones, and among
+    /// those the lowest region id, so the answer does not depend on row order.
+    pub async fn effective_limit(
+        &self,
+        project_id: &str,
+        service_type: &str,
+        resource_name: &str,
+    ) -> Result<Option<i64>> {
+        let mut registered =
+            db::service_type_registered_limits(&mut &self.db, service_type, resource_name).await?;
+        if let Some(region) = &self.config.limits_region {
+            registered.retain(|r| r.region_id.is_empty() || r.region_id == *region);
+            // The configured region's own registration is more specific than a region-less one.
+            registered.sort_by_key(|r| r.region_id.is_empty());
+        }
+        let Some(registered) = registered.into_iter().next() else {
+            return Ok(None);
+        };
+        let own = db::limit_list(
+            &mut &self.db,
+            &[
+                ("l.registered_limit_id", Some(registered.id.into())),
+                ("l.project_id", Some(project_id.into())),
+            ],
+        )
+        .await?;
+        let value = own
+            .first()
+            .map_or(registered.default_limit, |l| l.resource_limit);
+        // -1 is unlimited for keystone and oslo.limit alike.
+        Ok((value >= 0).then_some(value))
+    }
+
     pub async fn domain_by_name(&self, name: &str) -> Result<ProjectRow> {
         db::project_by_name(&mut &self.db, db::ROOT_DOMAIN, name)
             .await?
