@@ -98,4 +98,52 @@ osc image delete "$ID"
 check "image delete" succeeded
 osc image list -f value -c Name
 check "the deleted image is gone from the list" out_lacks_line e2e-img
+
+# Interoperable import with the CLI: stage the data, then glance-direct.
+osc image create --disk-format raw --container-format bare --import --file "$DATA" -f value -c id e2e-imported
+IMP_ID="$OUT"
+check "image create --import (stage + glance-direct)" out_matches '^[0-9a-f-]{36}$'
+for _ in $(seq 100); do
+    osc image show -f value -c status "$IMP_ID"
+    [[ "$OUT" == active ]] && break
+    sleep 0.1
+done
+check "the imported image becomes active" out_is active
+osc image show -f value -c checksum "$IMP_ID"
+check "the imported image has the file's md5" out_is "$SUM"
+osc image delete "$IMP_ID"
+
+# 2 GiB through the server in bounded memory: the peak RSS (VmHWM, reset first) may grow by
+# less than 64 MiB over the RSS before the transfer, for the upload and for the download.
+BIG="$WORK/big.img"
+truncate -s 2G "$BIG"
+BIG_SUM="$(md5sum "$BIG" | cut -d' ' -f1)"
+osc token issue -f value -c id
+TOKEN="$OUT"
+# (Not `openstack image create`: without --file it uploads whatever its stdin holds.)
+run bash -c "curl -sS -f -H 'X-Auth-Token: $TOKEN' -H 'Content-Type: application/json' \
+    -d '{\"name\": \"e2e-big\", \"disk_format\": \"raw\", \"container_format\": \"bare\"}' \
+    http://127.0.0.1:$IMAGE_PORT/v2/images | $E2E_PY -c 'import json,sys; print(json.load(sys.stdin)[\"id\"])'"
+BIG_ID="$OUT"
+check "a queued image for the 2 GiB test" out_matches '^[0-9a-f-]{36}$'
+IMG_URL="http://127.0.0.1:$IMAGE_PORT/v2/images/$BIG_ID/file"
+kib() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$SERVER_PID/status"; }
+BASE="$(kib VmRSS)"
+echo 5 >"/proc/$SERVER_PID/clear_refs"
+run curl -sS -f -X PUT -H "X-Auth-Token: $TOKEN" -H 'Content-Type: application/octet-stream' \
+    -T "$BIG" "$IMG_URL"
+check "a 2 GiB upload succeeds" succeeded
+UP_MIB=$(( ($(kib VmHWM) - BASE) / 1024 ))
+check "the upload grew the server's RSS by $UP_MIB MiB (< 64)" is_true test "$UP_MIB" -lt 64
+osc image show -f value -c checksum "$BIG_ID"
+check "the 2 GiB image has the file's md5" out_is "$BIG_SUM"
+BASE="$(kib VmRSS)"
+echo 5 >"/proc/$SERVER_PID/clear_refs"
+run bash -c "curl -sS -f -H 'X-Auth-Token: $TOKEN' '$IMG_URL' | md5sum | cut -d' ' -f1"
+check "the 2 GiB download returns the same bytes" out_is "$BIG_SUM"
+DOWN_MIB=$(( ($(kib VmHWM) - BASE) / 1024 ))
+check "the download grew the server's RSS by $DOWN_MIB MiB (< 64)" is_true test "$DOWN_MIB" -lt 64
+osc image delete "$BIG_ID"
+rm -f "$BIG"
+
 e2e_summary image

@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use ferro_common::Error;
+use ferro_http::query::urlencode;
 use ferro_http::{Auth, FaultStyle, Json};
 use serde_json::{Value, json};
 
@@ -83,12 +84,25 @@ pub fn router(state: Arc<Images>) -> Router {
             "/v2/images/{id}/members/{member}",
             get(member_show).put(member_update).delete(member_delete),
         )
+        .route(
+            "/v2/images/{id}/stage",
+            put(image_stage).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v2/images/{id}/import", post(image_import))
+        .route("/v2/images/{id}/tasks", get(image_tasks))
+        .route("/v2/info/import", get(info_import))
+        .route("/v2/info/stores", get(info_stores))
+        .route("/v2/tasks", get(task_list).post(task_create))
+        .route("/v2/tasks/{id}", get(task_show).delete(task_delete))
+        .route("/v2/schemas/task", get(schema_task))
+        .route("/v2/schemas/tasks", get(schema_tasks))
         .route("/v2/images/{id}/actions/deactivate", post(image_deactivate))
         .route("/v2/images/{id}/actions/reactivate", post(image_reactivate))
         .route("/v2/schemas/image", get(schema_image))
         .route("/v2/schemas/images", get(schema_images))
         .route("/v2/schemas/member", get(schema_member))
         .route("/v2/schemas/members", get(schema_members))
+        .merge(crate::metadefs::router(state.clone()))
         .with_state(state)
 }
 
@@ -134,9 +148,18 @@ async fn versions(State(s): S) -> ApiResult {
 async fn image_create(State(s): S, Auth(ctx): Auth, Json(body): Json<Value>) -> ApiResult {
     let image = s.create(&ctx, &body).await?;
     let mut resp = (StatusCode::CREATED, axum::Json(image.to_json())).into_response();
+    let h = resp.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&format!("/v2/images/{}", image.id)) {
-        resp.headers_mut().insert("location", v);
+        h.insert("location", v);
     }
+    // Clients decide from these whether they may import, and into which stores.
+    if let Ok(v) = HeaderValue::from_str(&crate::import::IMPORT_METHODS.join(",")) {
+        h.insert("openstack-image-import-methods", v);
+    }
+    h.insert(
+        "openstack-image-store-ids",
+        HeaderValue::from_static(crate::store::STORE_ID),
+    );
     Ok(resp)
 }
 
@@ -150,7 +173,8 @@ async fn image_delete(State(s): S, Auth(ctx): Auth, Path(id): Path<String>) -> A
 }
 
 fn parse_bool(key: &str, v: &str) -> Result<bool, Error> {
-    match v {
+    // Glance lower-cases the value first (openstacksdk sends Python's `True`).
+    match v.to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
         _ => Err(Error::bad_request(format!(
@@ -162,6 +186,78 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, Error> {
 fn parse_int(key: &str, v: &str) -> Result<i64, Error> {
     v.parse()
         .map_err(|_| Error::bad_request(format!("Invalid value '{v}' for '{key}'.")))
+}
+
+/// Glance's `split_filter_op`: `op:value`, or `eq` when there is no operator (or the whole
+/// expression is a timestamp, whose colons are not operators).
+fn split_op(expr: &str) -> (&str, &str) {
+    match expr.split_once(':') {
+        Some(_) if ferro_common::time::parse_iso8601(expr).is_some() => ("eq", expr),
+        Some((op, rest)) => (op, rest),
+        None => ("eq", expr),
+    }
+}
+
+/// `value` or `in:a,b,"c,d"` into the values a column may have.
+fn in_filter(expr: &str) -> Result<Vec<String>, Error> {
+    match split_op(expr) {
+        ("eq", v) => Ok(vec![v.to_string()]),
+        ("in", list) => split_quoted(list),
+        (op, _) => Err(Error::bad_request(format!(
+            "Unable to filter by unknown operator '{op}'."
+        ))),
+    }
+}
+
+/// Splits `a,"b,c",d` on commas outside double quotes, as Glance's
+/// `split_filter_value_for_quotes` does; an unclosed quote is a 400.
+fn split_quoted(list: &str) -> Result<Vec<String>, Error> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let (mut quoted, mut escaped) = (false, false);
+    for c in list.chars() {
+        match c {
+            _ if escaped => {
+                cur.push(c);
+                escaped = false;
+            }
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err(Error::bad_request(format!(
+            "Invalid filter value {list}. The quote is not closed."
+        )));
+    }
+    out.push(cur);
+    Ok(out)
+}
+
+/// `created_at`/`updated_at` filters: `[gt|gte|lt|lte|eq|neq:]<ISO 8601>`.
+fn time_filter(col: &'static str, expr: &str) -> Result<(&'static str, &'static str, i64), Error> {
+    let (op, time) = split_op(expr);
+    let op = match op {
+        "gt" => "gt",
+        "gte" => "gte",
+        "lt" => "lt",
+        "lte" => "lte",
+        "eq" => "eq",
+        "neq" => "neq",
+        _ => {
+            return Err(Error::bad_request(
+                "Unable to filter on a unknown operator.",
+            ));
+        }
+    };
+    let micros = ferro_common::time::parse_iso8601(time).ok_or_else(|| {
+        Error::bad_request(format!(
+            "Bad \"{col}\" query filter format. Use ISO 8601 DateTime notation."
+        ))
+    })?;
+    Ok((col, op, micros))
 }
 
 /// Query parameters of `GET /v2/images` into a filter and a page (glance
@@ -220,11 +316,17 @@ fn list_query(params: &[(String, String)]) -> Result<(ListFilter, Page), Error> 
                     sort.push((key(k.trim())?, dir(d.trim())?));
                 }
             }
-            "name" => f.name = Some(v.clone()),
-            "status" => f.status = Some(v.clone()),
+            "name" | "id" | "status" | "disk_format" | "container_format" => {
+                let col = match k.as_str() {
+                    "name" => "name",
+                    "id" => "id",
+                    "status" => "status",
+                    "disk_format" => "disk_format",
+                    _ => "container_format",
+                };
+                f.any_of.push((col, in_filter(v)?));
+            }
             "owner" => f.owner = Some(v.clone()),
-            "disk_format" => f.disk_format = Some(v.clone()),
-            "container_format" => f.container_format = Some(v.clone()),
             "visibility" => {
                 if v != "all" && !VISIBILITIES.contains(&v.as_str()) {
                     return Err(Error::bad_request(format!("Invalid visibility value: {v}")));
@@ -248,8 +350,8 @@ fn list_query(params: &[(String, String)]) -> Result<(ListFilter, Page), Error> 
                 }
                 f.member_status = v.clone();
             }
-            // TODO-compat: created_at/updated_at comparisons.
-            "created_at" | "updated_at" => {}
+            "created_at" => f.times.push(time_filter("created_at", v)?),
+            "updated_at" => f.times.push(time_filter("updated_at", v)?),
             _ => page.properties.push((k.clone(), v.clone())),
         }
     }
@@ -276,26 +378,27 @@ fn list_query(params: &[(String, String)]) -> Result<(ListFilter, Page), Error> 
     Ok((f, page))
 }
 
-/// `application/x-www-form-urlencoded` encoding, as Python's `urlencode` writes it.
-fn urlencode(pairs: &[(String, String)]) -> String {
-    fn enc(s: &str) -> String {
-        let mut out = String::new();
-        for b in s.bytes() {
-            match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
-                    out.push(b as char)
-                }
-                b' ' => out.push('+'),
-                other => out.push_str(&format!("%{other:02X}")),
-            }
-        }
-        out
+/// A Glance collection page: `{key: items, "first", "schema"}`, and `next` when there is a
+/// further page. The links repeat the query without its marker (`ResponseSerializer.index`).
+pub(crate) fn collection(
+    path: &str,
+    key: &str,
+    items: Vec<Value>,
+    schema: &str,
+    params: Vec<(String, String)>,
+    next: Option<String>,
+) -> Value {
+    let mut rest: Vec<(String, String)> =
+        params.into_iter().filter(|(k, _)| k != "marker").collect();
+    let mut body = json!({ key: items, "first": path, "schema": schema });
+    if !rest.is_empty() {
+        body["first"] = json!(format!("{path}?{}", urlencode(&rest)));
     }
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
-        .collect::<Vec<_>>()
-        .join("&")
+    if let Some(marker) = next {
+        rest.push(("marker".into(), marker));
+        body["next"] = json!(format!("{path}?{}", urlencode(&rest)));
+    }
+    body
 }
 
 async fn image_list(
@@ -305,20 +408,15 @@ async fn image_list(
 ) -> ApiResult {
     let (filter, page) = list_query(&params)?;
     let (images, next) = s.list(&ctx, filter, &page).await?;
-    let mut rest: Vec<(String, String)> =
-        params.into_iter().filter(|(k, _)| k != "marker").collect();
-    let mut body = json!({
-        "images": images.iter().map(|i| i.to_json()).collect::<Vec<_>>(),
-        "first": "/v2/images",
-        "schema": "/v2/schemas/images",
-    });
-    if !rest.is_empty() {
-        body["first"] = json!(format!("/v2/images?{}", urlencode(&rest)));
-    }
-    if let Some(marker) = next {
-        rest.push(("marker".into(), marker));
-        body["next"] = json!(format!("/v2/images?{}", urlencode(&rest)));
-    }
+    let images = images.iter().map(|i| i.to_json()).collect();
+    let body = collection(
+        "/v2/images",
+        "images",
+        images,
+        "/v2/schemas/images",
+        params,
+        next,
+    );
     json_response(StatusCode::OK, body)
 }
 
@@ -543,6 +641,214 @@ async fn image_upload(
     no_content()
 }
 
+/// `PUT /v2/images/{id}/stage`: like an upload, into the staging area (204).
+async fn image_stage(
+    State(s): S,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    if let Some(ct) = content_type(&headers)
+        && ct != "application/octet-stream"
+    {
+        return Ok(unsupported_media_type(ct));
+    }
+    // As for uploads: a client hanging up still ends in the clean-up path.
+    let task = tokio::spawn(async move { s.stage(&ctx, &id, body.into_data_stream()).await });
+    match task.await {
+        Ok(r) => r?,
+        Err(e) => return Err(Error::internal(format!("stage task: {e}")).into()),
+    }
+    no_content()
+}
+
+/// `POST /v2/images/{id}/import`: 202 once the import task is under way.
+async fn image_import(
+    State(s): S,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> ApiResult {
+    let store = headers
+        .get("x-image-meta-store")
+        .and_then(|v| v.to_str().ok());
+    s.import(&ctx, &id, &body, store).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `GET /v2/images/{id}/tasks`.
+async fn image_tasks(State(s): S, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
+    let tasks = s.image_tasks(&ctx, &id).await?;
+    json_response(
+        StatusCode::OK,
+        json!({"tasks": tasks.iter().map(|t| t.to_json()).collect::<Vec<_>>()}),
+    )
+}
+
+/// `GET /v2/info/import`: the import methods on offer.
+async fn info_import(Auth(_ctx): Auth) -> ApiResult {
+    json_response(
+        StatusCode::OK,
+        json!({"import-methods": {
+            "description": "Import methods available.",
+            "type": "array",
+            "value": crate::import::IMPORT_METHODS,
+        }}),
+    )
+}
+
+/// `GET /v2/info/stores`: the one store, the default.
+async fn info_stores(Auth(_ctx): Auth) -> ApiResult {
+    json_response(
+        StatusCode::OK,
+        json!({"stores": [{
+            "id": crate::store::STORE_ID,
+            "description": "Image data as files under the state directory",
+            "default": "true",
+        }]}),
+    )
+}
+
+async fn task_create(State(s): S, Auth(ctx): Auth, Json(body): Json<Value>) -> ApiResult {
+    let task = s.task_create(&ctx, &body).await?;
+    let mut resp = (StatusCode::CREATED, axum::Json(task.to_json())).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("/v2/tasks/{}", task.id)) {
+        resp.headers_mut().insert("location", v);
+    }
+    Ok(resp)
+}
+
+async fn task_list(
+    State(s): S,
+    Auth(ctx): Auth,
+    Query(params): Query<Vec<(String, String)>>,
+) -> ApiResult {
+    let mut q = crate::import::TaskQuery {
+        task_type: None,
+        status: None,
+        sort_key: "created_at".into(),
+        descending: true,
+        marker: None,
+        limit: DEFAULT_LIMIT,
+    };
+    for (k, v) in &params {
+        match k.as_str() {
+            "type" => q.task_type = Some(v.clone()),
+            "status" => q.status = Some(v.clone()),
+            "marker" => q.marker = Some(v.clone()),
+            "limit" => {
+                let n = parse_int(k, v)?;
+                if n < 1 {
+                    return Err(Error::bad_request("limit param must be positive").into());
+                }
+                q.limit = (n as usize).min(MAX_LIMIT);
+            }
+            "sort_key" => {
+                if !["id", "type", "status", "created_at", "updated_at"].contains(&v.as_str()) {
+                    return Err(Error::bad_request(format!("Invalid sort key: {v}")).into());
+                }
+                q.sort_key = v.clone();
+            }
+            "sort_dir" => {
+                q.descending = match v.as_str() {
+                    "asc" => false,
+                    "desc" => true,
+                    _ => {
+                        return Err(
+                            Error::bad_request(format!("Invalid sort direction: {v}")).into()
+                        );
+                    }
+                };
+            }
+            _ => {}
+        }
+    }
+    let (tasks, next) = s.task_list(&ctx, &q).await?;
+    let tasks = tasks.iter().map(|t| t.stub_json()).collect();
+    let body = collection(
+        "/v2/tasks",
+        "tasks",
+        tasks,
+        "/v2/schemas/tasks",
+        params,
+        next,
+    );
+    json_response(StatusCode::OK, body)
+}
+
+async fn task_show(State(s): S, Auth(ctx): Auth, Path(id): Path<String>) -> ApiResult {
+    json_response(StatusCode::OK, s.task_get(&ctx, &id).await?.to_json())
+}
+
+/// Tasks are never deleted by a client: they expire (405, as Glance).
+async fn task_delete(Auth(_ctx): Auth) -> ApiResult {
+    Ok(ferro_http::fault::render_status(
+        FaultStyle::Glance,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "This operation is currently not permitted on Glance Tasks. They are auto deleted after reaching the time based on their expires_at property.",
+    ))
+}
+
+/// The task schema's properties (glance/api/v2/tasks.py `_TASK_SCHEMA`), without the ones
+/// a list leaves out when `partial`.
+fn task_properties(partial: bool) -> Value {
+    let mut p = json!({
+        "id": {"description": "An identifier for the task", "type": "string",
+            "pattern": "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"},
+        "type": {"description": "The type of task represented by this content", "type": "string",
+            "enum": ["import", "api_image_import", "location_import"]},
+        "status": {"description": "The current status of this task", "type": "string",
+            "enum": crate::model::TASK_STATUSES},
+        "input": {"description": "The parameters required by task, JSON blob", "type": ["null", "object"]},
+        "result": {"description": "The result of current task, JSON blob", "type": ["null", "object"]},
+        "owner": {"description": "An identifier for the owner of this task", "type": "string"},
+        "message": {"description": "Human-readable informative message only included when appropriate (usually on failure)", "type": "string"},
+        "image_id": {"description": "Image associated with the task", "type": "string"},
+        "request_id": {"description": "Human-readable informative request-id", "type": "string"},
+        "user_id": {"description": "User associated with the task", "type": "string"},
+        "expires_at": {"description": "Datetime when this resource would be subject to removal", "type": ["null", "string"]},
+        "created_at": {"description": "Datetime when this resource was created", "type": "string"},
+        "updated_at": {"description": "Datetime when this resource was updated", "type": "string"},
+        "self": {"readOnly": true, "type": "string"},
+        "schema": {"readOnly": true, "type": "string"},
+    });
+    if partial && let Some(m) = p.as_object_mut() {
+        for k in ["input", "result", "message"] {
+            m.remove(k);
+        }
+    }
+    p
+}
+
+async fn schema_task(Auth(_ctx): Auth) -> ApiResult {
+    json_response(
+        StatusCode::OK,
+        json!({"name": "task", "properties": task_properties(false)}),
+    )
+}
+
+async fn schema_tasks(Auth(_ctx): Auth) -> ApiResult {
+    json_response(
+        StatusCode::OK,
+        json!({
+            "name": "tasks",
+            "properties": {
+                "tasks": {"type": "array", "items": {"name": "task", "properties": task_properties(true)}},
+                "schema": {"type": "string"},
+                "first": {"type": "string"},
+                "next": {"type": "string"},
+            },
+            "links": [
+                {"rel": "first", "href": "{first}"},
+                {"rel": "next", "href": "{next}"},
+                {"rel": "describedby", "href": "{schema}"},
+            ],
+        }),
+    )
+}
+
 /// A single `Range: bytes=...` against an image of `size` bytes, as `(first, last)`
 /// inclusive; `Err` when it cannot be satisfied (416). Several ranges are not served.
 fn byte_range(header: &str, size: u64) -> Result<(u64, u64), ()> {
@@ -748,6 +1054,14 @@ mod tests {
     }
 
     #[test]
+    fn boolean_filters_ignore_case_as_glance_does() {
+        let (f, _) = list_query(&q(&[("os_hidden", "True"), ("protected", "FALSE")])).unwrap();
+        assert!(f.os_hidden);
+        assert_eq!(f.protected, Some(false));
+        assert!(list_query(&q(&[("os_hidden", "yes")])).is_err());
+    }
+
+    #[test]
     fn list_query_defaults_and_errors() {
         let (f, p) = list_query(&[]).unwrap();
         assert_eq!(p.sort, vec![("created_at".to_string(), true)]);
@@ -793,14 +1107,6 @@ mod tests {
         ] {
             assert_eq!(byte_range(bad, 100), Err(()), "{bad}");
         }
-    }
-
-    #[test]
-    fn urlencode_matches_python() {
-        assert_eq!(
-            urlencode(&q(&[("name", "a b/c"), ("limit", "2")])),
-            "name=a+b%2Fc&limit=2"
-        );
     }
 
     #[test]

@@ -17,12 +17,17 @@ use crate::ImageConfig;
 use crate::db::{self, ListFilter};
 use crate::model::{self, DISALLOWED_ON_CREATE, Image, Member, READ_ONLY, Status};
 use crate::policy::{allowed, authorize};
+use crate::quota::Resource;
 use crate::store::{DataStream, Store};
 
 /// The image service: its database, data store, policy and settings.
 pub struct Images {
     pub db: Db,
     pub store: Arc<dyn Store>,
+    /// Where `PUT .../stage` keeps data until an import moves it into `store`.
+    pub staging: Arc<dyn Store>,
+    /// Per-project limits (Keystone's unified limits for `image`).
+    pub limits: Arc<dyn crate::quota::Limits>,
     pub enforcer: Enforcer,
     pub config: ImageConfig,
 }
@@ -75,24 +80,73 @@ fn not_found(id: &str) -> Error {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// A digest computed on a blocking thread from the chunks [`Hasher::feed`] hands it.
+struct Hasher {
+    tx: tokio::sync::mpsc::Sender<Bytes>,
+    done: tokio::task::JoinHandle<String>,
+}
+
+impl Hasher {
+    fn spawn<H: Send + 'static>(
+        mut state: H,
+        update: fn(&mut H, &[u8]),
+        finish: fn(H) -> String,
+    ) -> Hasher {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+        let done = tokio::task::spawn_blocking(move || {
+            while let Some(chunk) = rx.blocking_recv() {
+                update(&mut state, &chunk);
+            }
+            finish(state)
+        });
+        Hasher { tx, done }
+    }
+
+    async fn feed(&self, chunk: Bytes) {
+        // The thread only stops when the sender is dropped: a send cannot fail before.
+        let _ = self.tx.send(chunk).await;
+    }
+
+    async fn finish(self) -> Result<String> {
+        drop(self.tx);
+        self.done
+            .await
+            .map_err(|e| Error::internal(format!("digest thread: {e}")))
+    }
+}
+
+/// The 413 of an image larger than `image_size_cap`.
+pub(crate) fn too_large(cap: i64) -> Error {
+    Error::PayloadTooLarge(format!(
+        "The incoming image is too large: image size exceeds the limit of {cap} bytes"
+    ))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl Images {
     /// The image service on `db`, with data in a file store under `config.data_dir`.
-    pub fn open(db: Db, config: ImageConfig) -> Result<Arc<Images>> {
+    pub fn open(
+        db: Db,
+        config: ImageConfig,
+        limits: Arc<dyn crate::quota::Limits>,
+    ) -> Result<Arc<Images>> {
         let store = Arc::new(crate::store::FileStore::new(&config.data_dir)?);
+        let staging = Arc::new(crate::store::FileStore::new(&config.staging_dir)?);
         let enforcer = crate::policy::enforcer(config.policy_file.as_deref())?;
         Ok(Arc::new(Images {
             db,
             store,
+            staging,
+            limits,
             enforcer,
             config,
         }))
     }
 
-    fn is_admin(&self, ctx: &RequestContext) -> bool {
+    pub(crate) fn is_admin(&self, ctx: &RequestContext) -> bool {
         allowed(&self.enforcer, ctx, "context_is_admin", &json!({}))
     }
 
@@ -102,7 +156,11 @@ impl Images {
     }
 
     /// Image `id` as [`Images::get`] finds it, with its policy target for this caller.
-    async fn get_with_target(&self, ctx: &RequestContext, id: &str) -> Result<(Image, Value)> {
+    pub(crate) async fn get_with_target(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+    ) -> Result<(Image, Value)> {
         let image = db::image_get(&mut &self.db, id)
             .await?
             .ok_or_else(|| not_found(id))?;
@@ -170,6 +228,7 @@ impl Images {
         let target = json!({"project_id": ctx.project_id, "owner": image.owner});
         authorize(&self.enforcer, ctx, "add_image", &target)?;
         self.check_visibility_change(ctx, &image)?;
+        self.enforce(&image.owner, Resource::Count, 1).await?;
         let mut tx = self.db.begin().await?;
         db::image_insert(&mut tx, &image)
             .await
@@ -234,13 +293,38 @@ impl Images {
     }
 
     /// `PATCH /v2/images/{id}`: applies `changes` in order, all or nothing.
+    ///
+    /// Two patches of one image at once both apply, one after the other, as Glance's
+    /// per-column updates do: the write is a compare-and-swap on `updated_at`, and the loser
+    /// re-reads the image and applies its changes again.
     pub async fn update(
         &self,
         ctx: &RequestContext,
         id: &str,
         changes: &[Change],
     ) -> Result<Image> {
+        for _ in 0..64 {
+            if let Some(image) = self.try_update(ctx, id, changes).await? {
+                return Ok(image);
+            }
+            // Lost the race: step aside for a moment (jittered) before re-reading.
+            let jitter = (now_micros() % 4000) as u64;
+            tokio::time::sleep(std::time::Duration::from_micros(500 + jitter)).await;
+        }
+        Err(Error::conflict(format!(
+            "Image {id} is being changed by other requests; try again."
+        )))
+    }
+
+    /// One attempt of [`Images::update`]: `None` when another writer got in first.
+    async fn try_update(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        changes: &[Change],
+    ) -> Result<Option<Image>> {
         let (mut image, target) = self.get_with_target(ctx, id).await?;
+        let seen = image.updated_at;
         authorize(&self.enforcer, ctx, "modify_image", &target)?;
         let was_visibility = image.visibility.clone();
         for change in changes {
@@ -298,13 +382,14 @@ impl Images {
         if image.visibility != was_visibility {
             self.check_visibility_change(ctx, &image)?;
         }
-        image.updated_at = now_micros();
-        // TODO-correctness: two concurrent patches of one image are last-writer-wins on the
-        // whole record (Glance's is per column); a generation counter would make it a 409.
+        // Strictly later than what was read, so the swap can tell every write apart.
+        image.updated_at = now_micros().max(seen + 1);
         let mut tx = self.db.begin().await?;
-        db::image_update(&mut tx, &image).await?;
+        if !db::image_update(&mut tx, &image, seen).await? {
+            return Ok(None);
+        }
         tx.commit().await?;
-        Ok(image)
+        Ok(Some(image))
     }
 
     /// `DELETE /v2/images/{id}`: the record and its data; a protected image is refused.
@@ -322,37 +407,39 @@ impl Images {
         self.store.delete(id).await
     }
 
-    /// `PUT /v2/images/{id}/tags/{tag}` (idempotent).
+    /// `PUT /v2/images/{id}/tags/{tag}` (idempotent). One row is added, so concurrent tag
+    /// changes on one image never undo each other.
     pub async fn tag_add(&self, ctx: &RequestContext, id: &str, tag: &str) -> Result<()> {
-        let (mut image, target) = self.get_with_target(ctx, id).await?;
+        let (image, target) = self.get_with_target(ctx, id).await?;
         authorize(&self.enforcer, ctx, "modify_image", &target)?;
         let tag = model::tag(tag)?;
         if image.tags.contains(&tag) {
             return Ok(());
         }
-        image.tags.push(tag);
+        // The image row first, then its tags, in every writer: one lock order, no deadlock.
         let mut tx = self.db.begin().await?;
-        db::tags_replace(&mut tx, id, &image.tags).await?;
         db::image_touch(&mut tx, id, now_micros()).await?;
+        match db::tag_insert(&mut tx, id, &tag).await {
+            // Added by someone else meanwhile: the tag is there, as asked.
+            Err(Error::Conflict(_)) => return Ok(()),
+            other => other?,
+        }
         tx.commit().await?;
         Ok(())
     }
 
     /// `DELETE /v2/images/{id}/tags/{tag}`: 404 when the image has no such tag.
     pub async fn tag_delete(&self, ctx: &RequestContext, id: &str, tag: &str) -> Result<()> {
-        let (mut image, target) = self.get_with_target(ctx, id).await?;
+        let (_, target) = self.get_with_target(ctx, id).await?;
         authorize(&self.enforcer, ctx, "modify_image", &target)?;
-        let before = image.tags.len();
-        image.tags.retain(|t| t != tag);
-        if image.tags.len() == before {
+        let mut tx = self.db.begin().await?;
+        db::image_touch(&mut tx, id, now_micros()).await?;
+        if !db::tag_delete(&mut tx, id, tag).await? {
             return Err(Error::NotFound {
                 kind: "tag",
                 id: tag.to_string(),
             });
         }
-        let mut tx = self.db.begin().await?;
-        db::tags_replace(&mut tx, id, &image.tags).await?;
-        db::image_touch(&mut tx, id, now_micros()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -522,6 +609,7 @@ impl Images {
                 "Properties disk_format, container_format must be set prior to saving data.",
             ));
         }
+        self.enforce(&image.owner, Resource::Size, 0).await?;
         if image.status != Status::Queued
             || !db::image_cas_status(
                 &mut &self.db,
@@ -537,7 +625,11 @@ impl Images {
                 image.status.as_str()
             )));
         }
-        match self.receive(id, body).await {
+        let received = match self.enforce(&image.owner, Resource::Uploading, 0).await {
+            Ok(()) => self.receive(id, &image.owner, body, Status::Saving).await,
+            Err(e) => Err(e),
+        };
+        match received {
             Ok(()) => Ok(()),
             Err(e) => {
                 // Back to queued so the client may try again; the store kept nothing.
@@ -557,38 +649,74 @@ impl Images {
         }
     }
 
-    async fn receive<S, E>(&self, id: &str, body: S) -> Result<()>
+    /// Streams `body` into the store as image `id`'s data, hashing as it goes, and makes the
+    /// image `active` if it is still in `from`. Nothing is left in the store on failure.
+    pub(crate) async fn receive<S, E>(
+        &self,
+        id: &str,
+        owner: &str,
+        body: S,
+        from: Status,
+    ) -> Result<()>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
+        let quota_left = self.bytes_left(owner).await?;
         let mut body = Box::pin(body);
         let mut upload = self.store.begin(id).await?;
-        let mut md5 = md5::Md5::default();
-        let mut sha = sha2::Sha512::new();
+        // md5 and sha512 each take a core's worth of time per byte: they run on threads of
+        // their own, beside the writes, so the upload is bound by the slower of the two and
+        // not by their sum. Chunks are shared (`Bytes`), and the channels are short, so
+        // memory stays bounded.
+        let md5 = Hasher::spawn(
+            md5::Md5::default(),
+            |h, b| md5::Digest::update(h, b),
+            |h| hex(&md5::Digest::finalize(h)),
+        );
+        let sha = Hasher::spawn(
+            sha2::Sha512::new(),
+            |h, b| h.update(b),
+            |h| hex(&h.finalize()),
+        );
         let mut size: i64 = 0;
         while let Some(chunk) = body.next().await {
-            let chunk =
-                chunk.map_err(|e| Error::bad_request(format!("Error reading the image data: {e}")));
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(error) => {
-                    upload.abort().await;
-                    return Err(error);
+            let step = match chunk {
+                Err(e) => Err(Error::bad_request(format!(
+                    "Error reading the image data: {e}"
+                ))),
+                Ok(chunk) => {
+                    size += chunk.len() as i64;
+                    if size > self.config.size_cap {
+                        Err(too_large(self.config.size_cap))
+                    } else if let Some(left) = quota_left.filter(|left| size > *left) {
+                        Err(crate::quota::storage_quota_full(left))
+                    } else {
+                        md5.feed(chunk.clone()).await;
+                        sha.feed(chunk.clone()).await;
+                        upload.write(&chunk).await
+                    }
                 }
             };
-            md5::Digest::update(&mut md5, &chunk);
-            sha.update(&chunk);
-            size += chunk.len() as i64;
-            if let Err(e) = upload.write(&chunk).await {
+            if let Err(e) = step {
                 upload.abort().await;
                 return Err(e);
             }
         }
         upload.commit().await?;
-        let checksum = hex(&md5::Digest::finalize(md5));
-        let hash = hex(&sha.finalize());
-        if !db::image_set_data(&mut &self.db, id, size, &checksum, &hash, now_micros()).await? {
+        let checksum = md5.finish().await?;
+        let hash = sha.finish().await?;
+        if !db::image_set_data(
+            &mut &self.db,
+            id,
+            from,
+            size,
+            &checksum,
+            &hash,
+            now_micros(),
+        )
+        .await?
+        {
             // Deleted while we were writing: drop the data we just stored.
             self.store.delete(id).await?;
             return Err(Error::conflict(format!(

@@ -45,7 +45,7 @@ pub const READ_ONLY: &[&str] = &[
 ];
 
 /// Properties reserved to Glance itself (`_reserved_properties`).
-pub const RESERVED: &[&str] = &["location", "deleted", "deleted_at"];
+pub const RESERVED: &[&str] = &["location", "deleted", "deleted_at", "stores"];
 
 /// Glance keeps the `os_glance_` namespace for itself: users may not set such properties.
 pub fn is_reserved(key: &str) -> bool {
@@ -55,12 +55,15 @@ pub fn is_reserved(key: &str) -> bool {
 /// Properties refused on create although the image schema names them (`_disallowed_properties`).
 pub const DISALLOWED_ON_CREATE: &[&str] = &["direct_url", "self", "file", "schema", "stores"];
 
-/// Glance's image status (glance/domain `Image.valid_state_targets`), the subset this service
-/// reaches: no interoperable import (`uploading`, `importing`) or delayed delete yet.
+/// Glance's image status (glance/domain `Image.valid_state_targets`); no delayed delete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Queued,
     Saving,
+    /// Data staged for interoperable import (`PUT .../stage`).
+    Uploading,
+    /// An import task is moving data into the store.
+    Importing,
     Active,
     Killed,
     Deactivated,
@@ -73,6 +76,8 @@ impl Status {
         match self {
             Status::Queued => "queued",
             Status::Saving => "saving",
+            Status::Uploading => "uploading",
+            Status::Importing => "importing",
             Status::Active => "active",
             Status::Killed => "killed",
             Status::Deactivated => "deactivated",
@@ -85,6 +90,8 @@ impl Status {
         Some(match s {
             "queued" => Status::Queued,
             "saving" => Status::Saving,
+            "uploading" => Status::Uploading,
+            "importing" => Status::Importing,
             "active" => Status::Active,
             "killed" => Status::Killed,
             "deactivated" => Status::Deactivated,
@@ -94,12 +101,14 @@ impl Status {
     }
 
     /// Whether Glance lets an image go from `self` to `to` (glance/domain `_validate_state`
-    /// table; a failed upload goes back to `queued`).
+    /// table; a failed upload or import goes back to `queued`).
     pub fn valid_transition(self, to: Status) -> bool {
         use Status::*;
         match self {
-            Queued => matches!(to, Saving | Active | Deleted),
+            Queued => matches!(to, Saving | Uploading | Importing | Active | Deleted),
             Saving => matches!(to, Active | Killed | Deleted | Queued),
+            Uploading => matches!(to, Importing | Queued | Deleted),
+            Importing => matches!(to, Active | Deleted | Queued),
             Active => matches!(to, Deactivated | Deleted),
             Deactivated => matches!(to, Active | Deleted),
             Killed => matches!(to, Deleted),
@@ -273,6 +282,13 @@ impl Image {
         });
         if let Value::Object(b) = base {
             m.extend(b);
+        }
+        // One store, `file`, holds all data; Glance names the stores an image is in.
+        if self.size.is_some() && matches!(self.status, Status::Active | Status::Deactivated) {
+            m.insert(
+                "stores".into(),
+                Value::String(crate::store::STORE_ID.into()),
+            );
         }
         Value::Object(m)
     }
@@ -465,5 +481,86 @@ mod tests {
         assert!(!i.visible_to(Some("q"), false, true));
         i.visibility = "public".into();
         assert!(i.visible_to(Some("q"), false, false));
+    }
+}
+
+/// The statuses of a Glance task.
+pub const TASK_STATUSES: &[&str] = &["pending", "processing", "success", "failure"];
+
+/// A Glance task: an interoperable import (`api_image_import`) or a legacy tasks-API
+/// `import`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Task {
+    pub id: String,
+    pub task_type: String,
+    /// `pending`, `processing`, `success` or `failure`.
+    pub status: String,
+    pub owner: String,
+    pub user_id: Option<String>,
+    pub request_id: Option<String>,
+    pub image_id: Option<String>,
+    pub input: Value,
+    pub result: Option<Value>,
+    pub message: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+impl Task {
+    /// A new pending task.
+    pub fn new(task_type: &str, owner: String, input: Value, now: i64) -> Task {
+        Task {
+            id: uuid::Uuid::new_v4().to_string(),
+            task_type: task_type.to_string(),
+            status: "pending".into(),
+            owner,
+            user_id: None,
+            request_id: None,
+            image_id: None,
+            input,
+            result: None,
+            message: String::new(),
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+        }
+    }
+
+    /// The task as Glance shows it in full (`GET /v2/tasks/{id}`, image tasks).
+    pub fn to_json(&self) -> Value {
+        let mut v = self.stub_json();
+        let m = v.as_object_mut().expect("stub_json is an object");
+        m.insert("input".into(), self.input.clone());
+        m.insert("result".into(), self.result.clone().unwrap_or(Value::Null));
+        m.insert("message".into(), Value::String(self.message.clone()));
+        for (k, f) in [
+            ("image_id", &self.image_id),
+            ("request_id", &self.request_id),
+            ("user_id", &self.user_id),
+        ] {
+            if let Some(f) = f {
+                m.insert(k.into(), Value::String(f.clone()));
+            }
+        }
+        v
+    }
+
+    /// The task as a list shows it: without input, result and message.
+    pub fn stub_json(&self) -> Value {
+        let mut v = json!({
+            "id": self.id,
+            "type": self.task_type,
+            "status": self.status,
+            "owner": self.owner,
+            "created_at": ferro_common::time::iso8601_seconds(self.created_at),
+            "updated_at": ferro_common::time::iso8601_seconds(self.updated_at),
+            "self": format!("/v2/tasks/{}", self.id),
+            "schema": "/v2/schemas/task",
+        });
+        if let Some(e) = self.expires_at {
+            v["expires_at"] = Value::String(ferro_common::time::iso8601_seconds(e));
+        }
+        v
     }
 }

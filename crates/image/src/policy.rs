@@ -112,6 +112,36 @@ pub static GLANCE_DEFAULTS: &[DefaultRule] = &[
         description: "Uploads data to specified image",
     },
     DefaultRule {
+        name: "tasks_api_access",
+        check_str: "role:admin",
+        scope_types: &[],
+        description: "Access the tasks API (admins only)",
+    },
+    DefaultRule {
+        name: "get_task",
+        check_str: "rule:default",
+        scope_types: PROJECT,
+        description: "Get an image task",
+    },
+    DefaultRule {
+        name: "get_tasks",
+        check_str: "rule:default",
+        scope_types: PROJECT,
+        description: "List image tasks",
+    },
+    DefaultRule {
+        name: "add_task",
+        check_str: "rule:default",
+        scope_types: PROJECT,
+        description: "Create an image task",
+    },
+    DefaultRule {
+        name: "modify_task",
+        check_str: "rule:default",
+        scope_types: PROJECT,
+        description: "Modify an image task",
+    },
+    DefaultRule {
         name: "add_member",
         check_str: admin_or!(project_member!()),
         scope_types: PROJECT,

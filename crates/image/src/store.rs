@@ -12,6 +12,10 @@ use ferro_common::{Error, Result};
 use futures::Stream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+/// The id of the one store this service runs, as `GET /v2/info/stores` and an image's
+/// `stores` property name it.
+pub const STORE_ID: &str = "file";
+
 /// Image data being read back, chunk by chunk.
 pub type DataStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
@@ -44,8 +48,9 @@ pub struct FileStore {
     dir: PathBuf,
 }
 
-/// Read size for downloads: large enough for throughput, small enough for bounded memory.
-const CHUNK: usize = 256 * 1024;
+/// Read size for downloads: large enough for throughput (one blocking read per MiB),
+/// small enough for bounded memory.
+const CHUNK: usize = 1024 * 1024;
 
 impl FileStore {
     /// A store under `dir`, created if missing.
