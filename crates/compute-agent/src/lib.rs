@@ -1,0 +1,280 @@
+//! The compute agent (nova-compute) of one host: it consumes `compute.<host>` on the bus,
+//! builds guests through a [`Driver`] with a saga that undoes itself, performs power
+//! actions and deletions, registers the host's inventory in placement over HTTP with its
+//! service token, and heartbeats to the conductor.
+//!
+//! It reports every outcome to the conductor over the bus ([`ConductorRequest`]); it never
+//! links the database and never writes an instance row (ARCHITECTURE.md §2, §4).
+
+pub mod build;
+pub mod inventory;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferro_api_types::compute::{
+    AgentRequest, CONDUCTOR_TOPIC, CONTRACT_VERSION, ConductorRequest, HostResources, PowerAction,
+    compute_topic,
+};
+use ferro_bus::{Bus, Envelope};
+use ferro_client::TokenSource;
+use ferro_virt::Driver;
+use tokio::task::JoinHandle;
+
+/// Settings of one agent.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The host name (`fake-0`); the bus topic is `compute.<host>`, the resource provider
+    /// is named after it.
+    pub host: String,
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub disk_gb: i64,
+    /// Nova's `reserved_host_memory_mb`.
+    pub reserved_memory_mb: i64,
+    /// Nova's `initial_cpu_allocation_ratio`.
+    pub cpu_allocation_ratio: f64,
+    /// Placement's base URL (`http://host:8778`).
+    pub placement_url: String,
+    /// Nova's `report_interval`.
+    pub heartbeat_interval: Duration,
+    /// How long a spawned guest may take to run.
+    pub spawn_timeout: Duration,
+}
+
+impl AgentConfig {
+    /// A host named `host` with a small default inventory.
+    pub fn new(host: &str, placement_url: &str) -> AgentConfig {
+        AgentConfig {
+            host: host.to_string(),
+            vcpus: 8,
+            memory_mb: 16384,
+            disk_gb: 200,
+            reserved_memory_mb: 512,
+            cpu_allocation_ratio: 4.0,
+            placement_url: placement_url.trim_end_matches('/').to_string(),
+            heartbeat_interval: Duration::from_secs(10),
+            spawn_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One compute agent: its host's driver, bus and service credentials.
+pub struct Agent {
+    pub config: AgentConfig,
+    pub bus: Arc<dyn Bus>,
+    pub driver: Arc<dyn Driver>,
+    pub auth: Arc<dyn TokenSource>,
+    /// The host's resource provider, once registered in placement.
+    provider: Mutex<Option<String>>,
+    /// One lock per instance: messages about one guest run one at a time (a per-VM actor).
+    guests: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Agent {
+    pub fn new(
+        config: AgentConfig,
+        bus: Arc<dyn Bus>,
+        driver: Arc<dyn Driver>,
+        auth: Arc<dyn TokenSource>,
+    ) -> Arc<Agent> {
+        Arc::new(Agent {
+            config,
+            bus,
+            driver,
+            auth,
+            provider: Mutex::new(None),
+            guests: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The resource provider uuid, once registered.
+    pub fn provider(&self) -> Option<String> {
+        self.provider
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn guest_lock(&self, uuid: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.guests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(uuid.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Sends `req` to the conductor.
+    pub async fn report(&self, req: ConductorRequest, request_id: Option<&str>) {
+        let (method, payload) = req.to_parts();
+        let mut env = Envelope::new(CONDUCTOR_TOPIC, method, payload);
+        if let Some(r) = request_id {
+            env = env.with_request_id(r);
+        }
+        if let Err(e) = self.bus.cast(CONDUCTOR_TOPIC, env).await {
+            tracing::error!(host = %self.config.host, error = %e, "report to the conductor failed");
+        }
+    }
+
+    async fn heartbeat(&self) {
+        let running = self
+            .driver
+            .list_instances()
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0);
+        let resources = HostResources {
+            vcpus: self.config.vcpus,
+            memory_mb: self.config.memory_mb,
+            local_gb: self.config.disk_gb,
+            hypervisor_type: self.driver.hypervisor_type().to_string(),
+            hypervisor_version: 1,
+            provider_uuid: self.provider(),
+            running_instances: i64::try_from(running).unwrap_or(i64::MAX),
+        };
+        self.report(
+            ConductorRequest::ServiceHeartbeat {
+                version: CONTRACT_VERSION.into(),
+                host: self.config.host.clone(),
+                resources,
+            },
+            None,
+        )
+        .await;
+    }
+
+    /// Handles one request; every outcome is reported to the conductor.
+    pub async fn handle(&self, req: AgentRequest, request_id: Option<&str>) {
+        match req {
+            AgentRequest::BuildAndRunInstance { instance, .. } => {
+                let lock = self.guest_lock(&instance.uuid);
+                let _g = lock.lock().await;
+                let uuid = instance.uuid.clone();
+                let report = match build::build(self, instance).await {
+                    Ok(power_state) => ConductorRequest::BuildSucceeded {
+                        version: CONTRACT_VERSION.into(),
+                        uuid,
+                        host: self.config.host.clone(),
+                        power_state,
+                    },
+                    Err(reason) => ConductorRequest::BuildFailed {
+                        version: CONTRACT_VERSION.into(),
+                        uuid,
+                        host: self.config.host.clone(),
+                        reason,
+                    },
+                };
+                self.report(report, request_id).await;
+            }
+            AgentRequest::TerminateInstance { uuid, .. } => {
+                let lock = self.guest_lock(&uuid);
+                {
+                    let _g = lock.lock().await;
+                    if let Err(e) = self.driver.destroy(&uuid).await {
+                        // Reported as destroyed only once the driver managed it; the
+                        // conductor's sweep retries a delete stuck in `deleting`.
+                        tracing::error!(%uuid, error = %e, "destroy failed");
+                        return;
+                    }
+                }
+                self.guests
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&uuid);
+                self.report(
+                    ConductorRequest::InstanceDestroyed {
+                        version: CONTRACT_VERSION.into(),
+                        uuid,
+                        host: self.config.host.clone(),
+                    },
+                    request_id,
+                )
+                .await;
+            }
+            AgentRequest::PowerAction { uuid, action, .. } => {
+                let lock = self.guest_lock(&uuid);
+                let _g = lock.lock().await;
+                let d = &self.driver;
+                let result = match action {
+                    PowerAction::Stop => d.power_off(&uuid).await,
+                    PowerAction::Start => d.power_on(&uuid).await,
+                    PowerAction::RebootSoft => d.reboot(&uuid, false).await,
+                    PowerAction::RebootHard => d.reboot(&uuid, true).await,
+                    PowerAction::Pause => d.pause(&uuid).await,
+                    PowerAction::Unpause => d.unpause(&uuid).await,
+                    PowerAction::Suspend => d.suspend(&uuid).await,
+                    PowerAction::Resume => d.resume(&uuid).await,
+                };
+                let power_state = d
+                    .power_state(&uuid)
+                    .await
+                    .unwrap_or(ferro_virt::PowerState::NoState);
+                self.report(
+                    ConductorRequest::PowerActionDone {
+                        version: CONTRACT_VERSION.into(),
+                        uuid,
+                        host: self.config.host.clone(),
+                        action,
+                        error: result.err().map(|e| e.to_string()),
+                        power_state,
+                    },
+                    request_id,
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// Starts the agent: its message loop, its placement registration and its heartbeat.
+pub async fn start(agent: Arc<Agent>) -> Result<Vec<JoinHandle<()>>, ferro_bus::BusError> {
+    let mut sub = agent
+        .bus
+        .subscribe(&compute_topic(&agent.config.host))
+        .await?;
+    let mut tasks = Vec::new();
+    let a = agent.clone();
+    tasks.push(tokio::spawn(async move {
+        while let Some(delivery) = sub.next().await {
+            let env = delivery.envelope().clone();
+            let a = a.clone();
+            tokio::spawn(async move {
+                match AgentRequest::parse(&env.method, &env.payload) {
+                    Ok(req) => a.handle(req, env.request_id.as_deref()).await,
+                    Err(e) => tracing::error!(host = %a.config.host, error = %e, "dropped"),
+                }
+                if let Err(e) = delivery.ack().await {
+                    tracing::warn!(error = %e, "ack failed");
+                }
+            });
+        }
+    }));
+    let a = agent.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut wait = Duration::from_millis(200);
+        loop {
+            match inventory::register(&a).await {
+                Ok(uuid) => {
+                    *a.provider.lock().unwrap_or_else(|e| e.into_inner()) = Some(uuid);
+                    a.heartbeat().await;
+                    break;
+                }
+                Err(e) => {
+                    tracing::debug!(host = %a.config.host, error = %e, "placement registration; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }));
+    let a = agent;
+    tasks.push(tokio::spawn(async move {
+        loop {
+            a.heartbeat().await;
+            tokio::time::sleep(a.config.heartbeat_interval).await;
+        }
+    }));
+    Ok(tasks)
+}

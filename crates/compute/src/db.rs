@@ -1,0 +1,1085 @@
+//! Compute's queries over its `nv_` tables. No SQL elsewhere in this crate.
+
+use std::collections::BTreeMap;
+
+use ferro_common::{Error, Result};
+use ferro_db::{Executor, Sql};
+use sqlx::FromRow;
+
+use crate::model::{
+    Flavor, Instance, InstanceFault, InstanceFlavor, KeyPair, KeyType, PowerState, Service, VmState,
+};
+
+// ---- sequences ------------------------------------------------------------------------------
+
+#[derive(FromRow)]
+struct NextValue {
+    next_value: i64,
+}
+
+/// The next integer of sequence `name` (seeded by the migration). The UPDATE takes the row
+/// lock first, so concurrent transactions hand out distinct values.
+pub async fn next_id(ex: &mut impl Executor, name: &str) -> Result<i64> {
+    let n = ex
+        .execute(
+            &Sql::new("UPDATE nv_sequences SET next_value = next_value + 1 WHERE seq_name = ?")
+                .arg(name),
+        )
+        .await?;
+    if n != 1 {
+        return Err(Error::internal(format!("sequence {name} is missing")));
+    }
+    let row: Option<NextValue> = ex
+        .fetch_optional(
+            &Sql::new("SELECT next_value FROM nv_sequences WHERE seq_name = ?").arg(name),
+        )
+        .await?;
+    row.map(|r| r.next_value - 1)
+        .ok_or_else(|| Error::internal(format!("sequence {name} is missing")))
+}
+
+// ---- flavors --------------------------------------------------------------------------------
+
+const FLAVOR_COLUMNS: &str = "flavorid, name, memory_mb, vcpus, root_gb, ephemeral_gb, swap_mb, \
+    rxtx_factor, disabled, is_public, description, created_at, updated_at";
+
+#[derive(FromRow)]
+struct FlavorRow {
+    flavorid: String,
+    name: String,
+    memory_mb: i64,
+    vcpus: i64,
+    root_gb: i64,
+    ephemeral_gb: i64,
+    swap_mb: i64,
+    rxtx_factor: String,
+    disabled: bool,
+    is_public: bool,
+    description: Option<String>,
+    created_at: i64,
+    updated_at: Option<i64>,
+}
+
+impl FlavorRow {
+    fn into_flavor(self) -> Flavor {
+        Flavor {
+            id: self.flavorid,
+            name: self.name,
+            memory_mb: self.memory_mb,
+            vcpus: self.vcpus,
+            root_gb: self.root_gb,
+            ephemeral_gb: self.ephemeral_gb,
+            swap: self.swap_mb,
+            rxtx_factor: self.rxtx_factor.parse().unwrap_or(1.0),
+            disabled: self.disabled,
+            is_public: self.is_public,
+            description: self.description,
+            extra_specs: BTreeMap::new(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+#[derive(FromRow)]
+struct SpecRow {
+    flavorid: String,
+    spec_key: String,
+    spec_value: String,
+}
+
+/// Inserts a flavor and its extra specs.
+pub async fn flavor_insert(ex: &mut impl Executor, f: &Flavor) -> Result<()> {
+    ex.execute(
+        &Sql::new(&format!(
+            "INSERT INTO nv_flavors ({FLAVOR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .arg(&f.id)
+        .arg(&f.name)
+        .arg(f.memory_mb)
+        .arg(f.vcpus)
+        .arg(f.root_gb)
+        .arg(f.ephemeral_gb)
+        .arg(f.swap)
+        .arg(format!("{:?}", f.rxtx_factor))
+        .arg(f.disabled)
+        .arg(f.is_public)
+        .arg(f.description.as_ref())
+        .arg(f.created_at)
+        .arg(f.updated_at),
+    )
+    .await?;
+    extra_specs_set(ex, &f.id, &f.extra_specs).await
+}
+
+/// Whether a flavor named `name` exists.
+pub async fn flavor_name_taken(ex: &mut impl Executor, name: &str) -> Result<bool> {
+    #[derive(FromRow)]
+    struct One {
+        flavorid: String,
+    }
+    let row: Option<One> = ex
+        .fetch_optional(&Sql::new("SELECT flavorid FROM nv_flavors WHERE name = ?").arg(name))
+        .await?;
+    Ok(row.map(|r| r.flavorid).is_some())
+}
+
+/// Flavor `id` with its extra specs, whoever may see it.
+pub async fn flavor_get(ex: &mut impl Executor, id: &str) -> Result<Option<Flavor>> {
+    let row: Option<FlavorRow> = ex
+        .fetch_optional(
+            &Sql::new(&format!(
+                "SELECT {FLAVOR_COLUMNS} FROM nv_flavors WHERE flavorid = ?"
+            ))
+            .arg(id),
+        )
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut f = row.into_flavor();
+    f.extra_specs = specs_of(ex, std::slice::from_ref(&f.id))
+        .await?
+        .remove(&f.id)
+        .unwrap_or_default();
+    Ok(Some(f))
+}
+
+async fn specs_of(
+    ex: &mut impl Executor,
+    ids: &[String],
+) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let mut sql = Sql::new(
+        "SELECT flavorid, spec_key, spec_value FROM nv_flavor_extra_specs WHERE flavorid IN ",
+    );
+    sql.bind_list(ids.iter());
+    let rows: Vec<SpecRow> = ex.fetch_all(&sql).await?;
+    for r in rows {
+        out.entry(r.flavorid)
+            .or_default()
+            .insert(r.spec_key, r.spec_value);
+    }
+    Ok(out)
+}
+
+/// Which flavors a list selects (before sorting and paging, which the manager does).
+#[derive(Clone, Debug, Default)]
+pub struct FlavorFilter {
+    /// Whether the caller sees every flavor (`context.is_admin`).
+    pub is_admin: bool,
+    /// The caller's project: private flavors it was granted count as visible.
+    pub project: Option<String>,
+    /// `Some(true)`: public flavors and those granted to `project`; `Some(false)`: private
+    /// ones only; `None`: no filter.
+    pub is_public: Option<bool>,
+    pub min_memory_mb: Option<i64>,
+    pub min_root_gb: Option<i64>,
+    /// Only enabled flavors (always so for non-admins).
+    pub enabled_only: bool,
+}
+
+fn push_granted(sql: &mut Sql, project: &str) {
+    sql.push("flavorid IN (SELECT flavorid FROM nv_flavor_projects WHERE project_id = ")
+        .bind(project)
+        .push(")");
+}
+
+/// Every flavor `f` selects, with extra specs, in no particular order.
+pub async fn flavor_list(ex: &mut impl Executor, f: &FlavorFilter) -> Result<Vec<Flavor>> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {FLAVOR_COLUMNS} FROM nv_flavors WHERE 1 = 1"
+    ));
+    if !f.is_admin {
+        // flavor.py `_flavor_get_query_from_db`: public, or granted to the caller's project.
+        sql.push(" AND (is_public = ").bind(true).push(" OR ");
+        push_granted(&mut sql, f.project.as_deref().unwrap_or(""));
+        sql.push(")");
+    }
+    if let Some(n) = f.min_memory_mb {
+        sql.push(" AND memory_mb >= ").bind(n);
+    }
+    if let Some(n) = f.min_root_gb {
+        sql.push(" AND root_gb >= ").bind(n);
+    }
+    if f.enabled_only {
+        sql.push(" AND disabled = ").bind(false);
+    }
+    match (f.is_public, f.project.as_deref()) {
+        (Some(true), Some(project)) => {
+            sql.push(" AND (is_public = ").bind(true).push(" OR ");
+            push_granted(&mut sql, project);
+            sql.push(")");
+        }
+        (Some(p), _) => {
+            sql.push(" AND is_public = ").bind(p);
+        }
+        (None, _) => {}
+    }
+    let rows: Vec<FlavorRow> = ex.fetch_all(&sql).await?;
+    let mut flavors: Vec<Flavor> = rows.into_iter().map(FlavorRow::into_flavor).collect();
+    let ids: Vec<String> = flavors.iter().map(|f| f.id.clone()).collect();
+    let mut specs = specs_of(ex, &ids).await?;
+    for f in &mut flavors {
+        f.extra_specs = specs.remove(&f.id).unwrap_or_default();
+    }
+    Ok(flavors)
+}
+
+/// Sets a flavor's description.
+pub async fn flavor_set_description(
+    ex: &mut impl Executor,
+    id: &str,
+    description: Option<&str>,
+    now: i64,
+) -> Result<bool> {
+    let n = ex
+        .execute(
+            &Sql::new("UPDATE nv_flavors SET description = ?, updated_at = ? WHERE flavorid = ?")
+                .arg(description)
+                .arg(now)
+                .arg(id),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Deletes a flavor with its extra specs and access list; false if it did not exist.
+pub async fn flavor_delete(ex: &mut impl Executor, id: &str) -> Result<bool> {
+    ex.execute(&Sql::new("DELETE FROM nv_flavor_extra_specs WHERE flavorid = ?").arg(id))
+        .await?;
+    ex.execute(&Sql::new("DELETE FROM nv_flavor_projects WHERE flavorid = ?").arg(id))
+        .await?;
+    let n = ex
+        .execute(&Sql::new("DELETE FROM nv_flavors WHERE flavorid = ?").arg(id))
+        .await?;
+    Ok(n == 1)
+}
+
+/// Creates or overwrites extra specs of flavor `id` (delete-then-insert: portable, and the
+/// caller's transaction makes it atomic).
+pub async fn extra_specs_set(
+    ex: &mut impl Executor,
+    id: &str,
+    specs: &BTreeMap<String, String>,
+) -> Result<()> {
+    for (k, v) in specs {
+        ex.execute(
+            &Sql::new("DELETE FROM nv_flavor_extra_specs WHERE flavorid = ? AND spec_key = ?")
+                .arg(id)
+                .arg(k),
+        )
+        .await?;
+        ex.execute(
+            &Sql::new(
+                "INSERT INTO nv_flavor_extra_specs (flavorid, spec_key, spec_value) VALUES (?, ?, ?)",
+            )
+            .arg(id)
+            .arg(k)
+            .arg(v),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Removes extra spec `key` of flavor `id`; false if it was not set.
+pub async fn extra_spec_delete(ex: &mut impl Executor, id: &str, key: &str) -> Result<bool> {
+    let n = ex
+        .execute(
+            &Sql::new("DELETE FROM nv_flavor_extra_specs WHERE flavorid = ? AND spec_key = ?")
+                .arg(id)
+                .arg(key),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+#[derive(FromRow)]
+struct ProjectRow {
+    project_id: String,
+}
+
+/// The projects granted private flavor `id`, in order.
+pub async fn flavor_projects(ex: &mut impl Executor, id: &str) -> Result<Vec<String>> {
+    let rows: Vec<ProjectRow> = ex
+        .fetch_all(
+            &Sql::new(
+                "SELECT project_id FROM nv_flavor_projects WHERE flavorid = ? ORDER BY project_id",
+            )
+            .arg(id),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|r| r.project_id).collect())
+}
+
+/// Whether `project` was granted flavor `id`.
+pub async fn flavor_granted(ex: &mut impl Executor, id: &str, project: &str) -> Result<bool> {
+    let rows: Vec<ProjectRow> = ex
+        .fetch_all(
+            &Sql::new(
+                "SELECT project_id FROM nv_flavor_projects WHERE flavorid = ? AND project_id = ?",
+            )
+            .arg(id)
+            .arg(project),
+        )
+        .await?;
+    Ok(!rows.is_empty())
+}
+
+/// Grants `project` flavor `id`; an existing grant is a conflict (`Error::Conflict`).
+pub async fn flavor_project_add(ex: &mut impl Executor, id: &str, project: &str) -> Result<()> {
+    ex.execute(
+        &Sql::new("INSERT INTO nv_flavor_projects (flavorid, project_id) VALUES (?, ?)")
+            .arg(id)
+            .arg(project),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Revokes a grant; false if there was none.
+pub async fn flavor_project_remove(
+    ex: &mut impl Executor,
+    id: &str,
+    project: &str,
+) -> Result<bool> {
+    let n = ex
+        .execute(
+            &Sql::new("DELETE FROM nv_flavor_projects WHERE flavorid = ? AND project_id = ?")
+                .arg(id)
+                .arg(project),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+// ---- key pairs ------------------------------------------------------------------------------
+
+const KEYPAIR_COLUMNS: &str = "id, user_id, name, fingerprint, public_key, key_type, created_at";
+
+#[derive(FromRow)]
+struct KeyPairRow {
+    id: i64,
+    user_id: String,
+    name: String,
+    fingerprint: String,
+    public_key: String,
+    key_type: String,
+    created_at: i64,
+}
+
+impl KeyPairRow {
+    fn into_keypair(self) -> KeyPair {
+        KeyPair {
+            id: self.id,
+            user_id: self.user_id,
+            name: self.name,
+            fingerprint: self.fingerprint,
+            public_key: self.public_key,
+            key_type: KeyType::parse(&self.key_type).unwrap_or(KeyType::Ssh),
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// Inserts a key pair (its `id` already drawn from the `key_pairs` sequence); an existing
+/// name of the same user is `Error::Conflict`.
+pub async fn keypair_insert(ex: &mut impl Executor, k: &KeyPair) -> Result<()> {
+    ex.execute(
+        &Sql::new(&format!(
+            "INSERT INTO nv_key_pairs ({KEYPAIR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .arg(k.id)
+        .arg(&k.user_id)
+        .arg(&k.name)
+        .arg(&k.fingerprint)
+        .arg(&k.public_key)
+        .arg(k.key_type.as_str())
+        .arg(k.created_at),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Key pair `name` of `user`.
+pub async fn keypair_get(
+    ex: &mut impl Executor,
+    user: &str,
+    name: &str,
+) -> Result<Option<KeyPair>> {
+    let row: Option<KeyPairRow> = ex
+        .fetch_optional(
+            &Sql::new(&format!(
+                "SELECT {KEYPAIR_COLUMNS} FROM nv_key_pairs WHERE user_id = ? AND name = ?"
+            ))
+            .arg(user)
+            .arg(name),
+        )
+        .await?;
+    Ok(row.map(KeyPairRow::into_keypair))
+}
+
+/// A user's key pairs by name, after `after` (a name) if given, at most `limit`.
+pub async fn keypair_list(
+    ex: &mut impl Executor,
+    user: &str,
+    after: Option<&str>,
+    limit: Option<i64>,
+) -> Result<Vec<KeyPair>> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {KEYPAIR_COLUMNS} FROM nv_key_pairs WHERE user_id = "
+    ));
+    sql.bind(user);
+    if let Some(a) = after {
+        sql.push(" AND name > ").bind(a);
+    }
+    sql.push(" ORDER BY name");
+    if let Some(n) = limit {
+        sql.push(" LIMIT ").bind(n);
+    }
+    let rows: Vec<KeyPairRow> = ex.fetch_all(&sql).await?;
+    Ok(rows.into_iter().map(KeyPairRow::into_keypair).collect())
+}
+
+#[derive(FromRow)]
+struct Count {
+    n: i64,
+}
+
+/// How many key pairs `user` has.
+pub async fn keypair_count(ex: &mut impl Executor, user: &str) -> Result<i64> {
+    let row: Option<Count> = ex
+        .fetch_optional(
+            &Sql::new("SELECT COUNT(*) AS n FROM nv_key_pairs WHERE user_id = ?").arg(user),
+        )
+        .await?;
+    Ok(row.map_or(0, |r| r.n))
+}
+
+/// Deletes key pair `name` of `user`; false if there was none.
+pub async fn keypair_delete(ex: &mut impl Executor, user: &str, name: &str) -> Result<bool> {
+    let n = ex
+        .execute(
+            &Sql::new("DELETE FROM nv_key_pairs WHERE user_id = ? AND name = ?")
+                .arg(user)
+                .arg(name),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+// ---- quotas ---------------------------------------------------------------------------------
+
+#[derive(FromRow)]
+struct LimitRow {
+    resource_name: String,
+    hard_limit: i64,
+}
+
+#[derive(FromRow)]
+struct UserLimitRow {
+    user_id: String,
+    resource_name: String,
+    hard_limit: i64,
+}
+
+/// Limits set for `project` (`user` empty) or for `user` in `project`.
+pub async fn quota_limits(
+    ex: &mut impl Executor,
+    project: &str,
+    user: &str,
+) -> Result<BTreeMap<String, i64>> {
+    let rows: Vec<LimitRow> = ex
+        .fetch_all(
+            &Sql::new(
+                "SELECT resource_name, hard_limit FROM nv_quotas WHERE project_id = ? AND user_id = ?",
+            )
+            .arg(project)
+            .arg(user),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.resource_name, r.hard_limit))
+        .collect())
+}
+
+/// Every per-user limit set in `project`: `(user, resource, limit)`.
+pub async fn quota_user_limits_in_project(
+    ex: &mut impl Executor,
+    project: &str,
+) -> Result<Vec<(String, String, i64)>> {
+    let rows: Vec<UserLimitRow> = ex
+        .fetch_all(
+            &Sql::new(
+                "SELECT user_id, resource_name, hard_limit FROM nv_quotas WHERE project_id = ? AND user_id <> ''",
+            )
+            .arg(project),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.user_id, r.resource_name, r.hard_limit))
+        .collect())
+}
+
+/// Sets one limit of `project` (`user` empty) or of `user` in `project`.
+pub async fn quota_set(
+    ex: &mut impl Executor,
+    project: &str,
+    user: &str,
+    resource: &str,
+    limit: i64,
+) -> Result<()> {
+    ex.execute(
+        &Sql::new(
+            "DELETE FROM nv_quotas WHERE project_id = ? AND user_id = ? AND resource_name = ?",
+        )
+        .arg(project)
+        .arg(user)
+        .arg(resource),
+    )
+    .await?;
+    ex.execute(
+        &Sql::new(
+            "INSERT INTO nv_quotas (project_id, user_id, resource_name, hard_limit) VALUES (?, ?, ?, ?)",
+        )
+        .arg(project)
+        .arg(user)
+        .arg(resource)
+        .arg(limit),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes the limits of `project` and all its users, or of one `user` in it.
+pub async fn quota_delete(ex: &mut impl Executor, project: &str, user: Option<&str>) -> Result<()> {
+    let sql = match user {
+        Some(u) => Sql::new("DELETE FROM nv_quotas WHERE project_id = ? AND user_id = ?")
+            .arg(project)
+            .arg(u),
+        None => Sql::new("DELETE FROM nv_quotas WHERE project_id = ?").arg(project),
+    };
+    ex.execute(&sql).await?;
+    Ok(())
+}
+
+/// Limits set for quota class `class`.
+pub async fn quota_class_limits(
+    ex: &mut impl Executor,
+    class: &str,
+) -> Result<BTreeMap<String, i64>> {
+    let rows: Vec<LimitRow> = ex
+        .fetch_all(
+            &Sql::new(
+                "SELECT resource_name, hard_limit FROM nv_quota_classes WHERE class_name = ?",
+            )
+            .arg(class),
+        )
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.resource_name, r.hard_limit))
+        .collect())
+}
+
+/// Sets one limit of quota class `class`.
+pub async fn quota_class_set(
+    ex: &mut impl Executor,
+    class: &str,
+    resource: &str,
+    limit: i64,
+) -> Result<()> {
+    ex.execute(
+        &Sql::new("DELETE FROM nv_quota_classes WHERE class_name = ? AND resource_name = ?")
+            .arg(class)
+            .arg(resource),
+    )
+    .await?;
+    ex.execute(
+        &Sql::new(
+            "INSERT INTO nv_quota_classes (class_name, resource_name, hard_limit) VALUES (?, ?, ?)",
+        )
+        .arg(class)
+        .arg(resource)
+        .arg(limit),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(FromRow)]
+struct LockRow {
+    scope_key: String,
+}
+
+/// Makes sure quota scope `key` has its lock row (outside any transaction: a duplicate from
+/// a concurrent creator is fine).
+pub async fn quota_lock_ensure(db: &ferro_db::Db, key: &str) -> Result<()> {
+    let row: Option<LockRow> = db
+        .fetch_optional(
+            &Sql::new("SELECT scope_key FROM nv_quota_locks WHERE scope_key = ?").arg(key),
+        )
+        .await?;
+    if row.map(|r| r.scope_key).is_some() {
+        return Ok(());
+    }
+    match db
+        .execute(
+            &Sql::new("INSERT INTO nv_quota_locks (scope_key, generation) VALUES (?, 0)").arg(key),
+        )
+        .await
+    {
+        Ok(_) | Err(ferro_db::DbError::Duplicate(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Takes quota scope `key`'s row lock for the rest of the transaction.
+pub async fn quota_lock(ex: &mut impl Executor, key: &str) -> Result<()> {
+    let n = ex
+        .execute(
+            &Sql::new("UPDATE nv_quota_locks SET generation = generation + 1 WHERE scope_key = ?")
+                .arg(key),
+        )
+        .await?;
+    if n != 1 {
+        return Err(Error::internal(format!("quota lock row {key} is missing")));
+    }
+    Ok(())
+}
+
+// ---- services -------------------------------------------------------------------------------
+
+const SERVICE_COLUMNS: &str = "id, uuid, host, service_binary, topic, report_count, disabled, \
+    disabled_reason, forced_down, last_seen_up, created_at, updated_at";
+
+#[derive(FromRow)]
+struct ServiceRow {
+    id: i64,
+    uuid: String,
+    host: String,
+    service_binary: String,
+    topic: String,
+    report_count: i64,
+    disabled: bool,
+    disabled_reason: Option<String>,
+    forced_down: bool,
+    last_seen_up: Option<i64>,
+    created_at: i64,
+    updated_at: Option<i64>,
+}
+
+impl From<ServiceRow> for Service {
+    fn from(r: ServiceRow) -> Service {
+        Service {
+            id: r.id,
+            uuid: r.uuid,
+            host: r.host,
+            binary: r.service_binary,
+            topic: r.topic,
+            report_count: r.report_count,
+            disabled: r.disabled,
+            disabled_reason: r.disabled_reason,
+            forced_down: r.forced_down,
+            last_seen_up: r.last_seen_up,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Every registered service, by id.
+pub async fn service_list(ex: &mut impl Executor) -> Result<Vec<Service>> {
+    let rows: Vec<ServiceRow> = ex
+        .fetch_all(&Sql::new(&format!(
+            "SELECT {SERVICE_COLUMNS} FROM nv_services ORDER BY id"
+        )))
+        .await?;
+    Ok(rows.into_iter().map(Service::from).collect())
+}
+
+/// Service `binary` on `host`, if registered.
+pub async fn service_get(
+    ex: &mut impl Executor,
+    host: &str,
+    binary: &str,
+) -> Result<Option<Service>> {
+    let row: Option<ServiceRow> = ex
+        .fetch_optional(
+            &Sql::new(&format!(
+                "SELECT {SERVICE_COLUMNS} FROM nv_services WHERE host = ? AND service_binary = ?"
+            ))
+            .arg(host)
+            .arg(binary),
+        )
+        .await?;
+    Ok(row.map(Service::from))
+}
+
+/// Registers a new service.
+pub async fn service_insert(ex: &mut impl Executor, s: &Service) -> Result<()> {
+    ex.execute(
+        &Sql::new(&format!(
+            "INSERT INTO nv_services ({SERVICE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .arg(s.id)
+        .arg(&s.uuid)
+        .arg(&s.host)
+        .arg(&s.binary)
+        .arg(&s.topic)
+        .arg(s.report_count)
+        .arg(s.disabled)
+        .arg(s.disabled_reason.as_ref())
+        .arg(s.forced_down)
+        .arg(s.last_seen_up)
+        .arg(s.created_at)
+        .arg(s.updated_at),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Records a heartbeat of service `id`.
+pub async fn service_heartbeat(ex: &mut impl Executor, id: i64, now: i64) -> Result<()> {
+    ex.execute(
+        &Sql::new(
+            "UPDATE nv_services SET report_count = report_count + 1, last_seen_up = ?, updated_at = ? WHERE id = ?",
+        )
+        .arg(now)
+        .arg(now)
+        .arg(id),
+    )
+    .await?;
+    Ok(())
+}
+
+// ---- instances ------------------------------------------------------------------------------
+
+const INSTANCE_COLUMNS: &str = "uuid, internal_id, project_id, user_id, display_name, \
+    display_description, hostname, host, node, availability_zone, flavor, vcpus, memory_mb, \
+    image_ref, key_name, key_data, user_data, metadata, tags, vm_state, task_state, power_state, \
+    locked_by, locked_reason, launch_index, reservation_id, config_drive, access_ip_v4, \
+    access_ip_v6, auto_disk_config, attempts, tried_hosts, fault, created_at, updated_at, \
+    launched_at, terminated_at, deleted_at, deleted";
+
+#[derive(FromRow)]
+struct InstanceRow {
+    uuid: String,
+    internal_id: i64,
+    project_id: String,
+    user_id: String,
+    display_name: String,
+    display_description: Option<String>,
+    hostname: String,
+    host: Option<String>,
+    node: Option<String>,
+    availability_zone: Option<String>,
+    flavor: String,
+    image_ref: String,
+    key_name: Option<String>,
+    key_data: Option<String>,
+    user_data: Option<String>,
+    metadata: String,
+    tags: String,
+    vm_state: String,
+    task_state: Option<String>,
+    power_state: i64,
+    locked_by: Option<String>,
+    locked_reason: Option<String>,
+    launch_index: i64,
+    reservation_id: String,
+    config_drive: String,
+    access_ip_v4: Option<String>,
+    access_ip_v6: Option<String>,
+    auto_disk_config: bool,
+    attempts: i64,
+    tried_hosts: String,
+    fault: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+    launched_at: Option<i64>,
+    terminated_at: Option<i64>,
+    deleted_at: Option<i64>,
+    deleted: bool,
+}
+
+impl InstanceRow {
+    fn into_instance(self) -> Result<Instance> {
+        let bad = |what: &str| Error::internal(format!("instance {}: bad {what}", self.uuid));
+        let flavor: InstanceFlavor =
+            serde_json::from_str(&self.flavor).map_err(|_| bad("flavor"))?;
+        let fault: Option<InstanceFault> = match &self.fault {
+            Some(f) => Some(serde_json::from_str(f).map_err(|_| bad("fault"))?),
+            None => None,
+        };
+        Ok(Instance {
+            flavor,
+            fault,
+            metadata: serde_json::from_str(&self.metadata).map_err(|_| bad("metadata"))?,
+            tags: serde_json::from_str(&self.tags).map_err(|_| bad("tags"))?,
+            tried_hosts: serde_json::from_str(&self.tried_hosts).map_err(|_| bad("tried hosts"))?,
+            vm_state: VmState::parse(&self.vm_state).ok_or_else(|| bad("vm_state"))?,
+            power_state: PowerState::from_code(self.power_state),
+            uuid: self.uuid,
+            internal_id: self.internal_id,
+            project_id: self.project_id,
+            user_id: self.user_id,
+            display_name: self.display_name,
+            display_description: self.display_description,
+            hostname: self.hostname,
+            host: self.host,
+            node: self.node,
+            availability_zone: self.availability_zone,
+            image_ref: self.image_ref,
+            key_name: self.key_name,
+            key_data: self.key_data,
+            user_data: self.user_data,
+            task_state: self.task_state,
+            locked_by: self.locked_by,
+            locked_reason: self.locked_reason,
+            launch_index: self.launch_index,
+            reservation_id: self.reservation_id,
+            config_drive: self.config_drive,
+            access_ip_v4: self.access_ip_v4,
+            access_ip_v6: self.access_ip_v6,
+            auto_disk_config: self.auto_disk_config,
+            attempts: self.attempts,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            launched_at: self.launched_at,
+            terminated_at: self.terminated_at,
+            deleted_at: self.deleted_at,
+            deleted: self.deleted,
+        })
+    }
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::internal(format!("encode: {e}")))
+}
+
+/// Inserts a new instance.
+pub async fn instance_insert(ex: &mut impl Executor, i: &Instance) -> Result<()> {
+    let fault = i.fault.as_ref().map(json_text).transpose()?;
+    ex.execute(
+        &Sql::new(&format!(
+            "INSERT INTO nv_instances ({INSTANCE_COLUMNS}) VALUES \
+             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .arg(&i.uuid)
+        .arg(i.internal_id)
+        .arg(&i.project_id)
+        .arg(&i.user_id)
+        .arg(&i.display_name)
+        .arg(i.display_description.as_ref())
+        .arg(&i.hostname)
+        .arg(i.host.as_ref())
+        .arg(i.node.as_ref())
+        .arg(i.availability_zone.as_ref())
+        .arg(json_text(&i.flavor)?)
+        .arg(i.flavor.vcpus)
+        .arg(i.flavor.memory_mb)
+        .arg(&i.image_ref)
+        .arg(i.key_name.as_ref())
+        .arg(i.key_data.as_ref())
+        .arg(i.user_data.as_ref())
+        .arg(json_text(&i.metadata)?)
+        .arg(json_text(&i.tags)?)
+        .arg(i.vm_state.as_str())
+        .arg(i.task_state.as_ref())
+        .arg(i.power_state.code())
+        .arg(i.locked_by.as_ref())
+        .arg(i.locked_reason.as_ref())
+        .arg(i.launch_index)
+        .arg(&i.reservation_id)
+        .arg(&i.config_drive)
+        .arg(i.access_ip_v4.as_ref())
+        .arg(i.access_ip_v6.as_ref())
+        .arg(i.auto_disk_config)
+        .arg(i.attempts)
+        .arg(json_text(&i.tried_hosts)?)
+        .arg(fault)
+        .arg(i.created_at)
+        .arg(i.updated_at)
+        .arg(i.launched_at)
+        .arg(i.terminated_at)
+        .arg(i.deleted_at)
+        .arg(i.deleted),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Instance `uuid` unless deleted.
+pub async fn instance_get(ex: &mut impl Executor, uuid: &str) -> Result<Option<Instance>> {
+    let row: Option<InstanceRow> = ex
+        .fetch_optional(
+            &Sql::new(&format!(
+                "SELECT {INSTANCE_COLUMNS} FROM nv_instances WHERE uuid = ? AND deleted = ?"
+            ))
+            .arg(uuid)
+            .arg(false),
+        )
+        .await?;
+    row.map(InstanceRow::into_instance).transpose()
+}
+
+/// Instances not deleted, of `project` when given, oldest first.
+pub async fn instance_list(ex: &mut impl Executor, project: Option<&str>) -> Result<Vec<Instance>> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {INSTANCE_COLUMNS} FROM nv_instances WHERE deleted = ?"
+    ))
+    .arg(false);
+    if let Some(p) = project {
+        sql.push(" AND project_id = ").bind(p);
+    }
+    sql.push(" ORDER BY created_at, uuid");
+    let rows: Vec<InstanceRow> = ex.fetch_all(&sql).await?;
+    rows.into_iter().map(InstanceRow::into_instance).collect()
+}
+
+/// Writes every mutable column of `i` if the row still has `expected` (vm_state and
+/// task_state as read): compare-and-swap, as upstream's `save(expected_task_state=...)`.
+/// Whether the row was written.
+pub async fn instance_save(
+    ex: &mut impl Executor,
+    i: &Instance,
+    expected: (VmState, Option<&str>),
+) -> Result<bool> {
+    let fault = i.fault.as_ref().map(json_text).transpose()?;
+    let mut sql = Sql::new(
+        "UPDATE nv_instances SET display_name = ?, display_description = ?, host = ?, node = ?, \
+         availability_zone = ?, metadata = ?, tags = ?, vm_state = ?, task_state = ?, \
+         power_state = ?, locked_by = ?, locked_reason = ?, attempts = ?, tried_hosts = ?, \
+         fault = ?, updated_at = ?, launched_at = ?, terminated_at = ?, deleted_at = ?, \
+         deleted = ? WHERE uuid = ? AND deleted = ? AND vm_state = ?",
+    )
+    .arg(&i.display_name)
+    .arg(i.display_description.as_ref())
+    .arg(i.host.as_ref())
+    .arg(i.node.as_ref())
+    .arg(i.availability_zone.as_ref())
+    .arg(json_text(&i.metadata)?)
+    .arg(json_text(&i.tags)?)
+    .arg(i.vm_state.as_str())
+    .arg(i.task_state.as_ref())
+    .arg(i.power_state.code())
+    .arg(i.locked_by.as_ref())
+    .arg(i.locked_reason.as_ref())
+    .arg(i.attempts)
+    .arg(json_text(&i.tried_hosts)?)
+    .arg(fault)
+    .arg(i.updated_at)
+    .arg(i.launched_at)
+    .arg(i.terminated_at)
+    .arg(i.deleted_at)
+    .arg(i.deleted)
+    .arg(&i.uuid)
+    .arg(false)
+    .arg(expected.0.as_str());
+    match expected.1 {
+        Some(t) => sql.push(" AND task_state = ").bind(t),
+        None => sql.push(" AND task_state IS NULL"),
+    };
+    Ok(ex.execute(&sql).await? == 1)
+}
+
+#[derive(FromRow)]
+struct UsageRow {
+    vcpus: i64,
+    memory_mb: i64,
+}
+
+/// Instances, vCPUs and RAM of the non-deleted instances of `project` (and `user`), summed
+/// here: SUM's type differs per engine (NUMERIC, DECIMAL).
+pub async fn instance_usage(
+    ex: &mut impl Executor,
+    project: &str,
+    user: Option<&str>,
+) -> Result<(i64, i64, i64)> {
+    let mut sql =
+        Sql::new("SELECT vcpus, memory_mb FROM nv_instances WHERE deleted = ? AND project_id = ?")
+            .arg(false)
+            .arg(project);
+    if let Some(u) = user {
+        sql.push(" AND user_id = ").bind(u);
+    }
+    let rows: Vec<UsageRow> = ex.fetch_all(&sql).await?;
+    let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
+    Ok(rows.iter().fold((n, 0, 0), |(n, c, r), row| {
+        (n, c + row.vcpus, r + row.memory_mb)
+    }))
+}
+
+// ---- compute nodes --------------------------------------------------------------------------
+
+/// A hypervisor as its agent last reported it.
+#[derive(Clone, Debug, PartialEq, FromRow)]
+pub struct ComputeNode {
+    pub host: String,
+    pub id: i64,
+    pub uuid: String,
+    pub vcpus: i64,
+    pub memory_mb: i64,
+    pub local_gb: i64,
+    pub hypervisor_type: String,
+    pub hypervisor_version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const NODE_COLUMNS: &str = "host, id, uuid, vcpus, memory_mb, local_gb, hypervisor_type, \
+    hypervisor_version, created_at, updated_at";
+
+/// Every compute node, by id.
+pub async fn node_list(ex: &mut impl Executor) -> Result<Vec<ComputeNode>> {
+    ex.fetch_all(&Sql::new(&format!(
+        "SELECT {NODE_COLUMNS} FROM nv_compute_nodes ORDER BY id"
+    )))
+    .await
+    .map_err(Into::into)
+}
+
+/// Records a node's report (the first report registers it).
+pub async fn node_report(ex: &mut impl Executor, n: &ComputeNode) -> Result<()> {
+    let updated = ex
+        .execute(
+            &Sql::new(
+                "UPDATE nv_compute_nodes SET vcpus = ?, memory_mb = ?, local_gb = ?, \
+                 hypervisor_type = ?, hypervisor_version = ?, uuid = ?, updated_at = ? WHERE host = ?",
+            )
+            .arg(n.vcpus)
+            .arg(n.memory_mb)
+            .arg(n.local_gb)
+            .arg(&n.hypervisor_type)
+            .arg(n.hypervisor_version)
+            .arg(&n.uuid)
+            .arg(n.updated_at)
+            .arg(&n.host),
+        )
+        .await?;
+    if updated == 0 {
+        let id = next_id(ex, "compute_nodes").await?;
+        ex.execute(
+            &Sql::new(&format!(
+                "INSERT INTO nv_compute_nodes ({NODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .arg(&n.host)
+            .arg(id)
+            .arg(&n.uuid)
+            .arg(n.vcpus)
+            .arg(n.memory_mb)
+            .arg(n.local_gb)
+            .arg(&n.hypervisor_type)
+            .arg(n.hypervisor_version)
+            .arg(n.created_at)
+            .arg(n.updated_at),
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Nova's compute API (v2.1 with microversions up to upstream's newest): version discovery,
+//! flavors (extra specs, access), key pairs, quotas and limits, availability zones, the
+//! service registry, hypervisors and servers (create, show, list, update, delete, power and
+//! lock actions), plus the conductor and scheduler ([`conductor`]) that place servers
+//! through placement and talk to compute agents over the bus.
+//!
+//! Owns the `nv_` tables and Nova's default policy. It learns who is calling only through the
+//! `TokenValidator` the binary installs with `ferro_http::layers`, and asks identity whether a
+//! project exists over HTTP (`ferro-client`), as upstream does; it must not depend on any
+//! other service crate; placement and the image API are reached over HTTP, agents over the
+//! bus with `ferro-api-types` contracts ([`servers::Links`], set by [`Compute::connect`]).
+
+pub mod api;
+pub mod conductor;
+pub mod db;
+pub mod fault;
+pub mod keys;
+pub mod manager;
+pub mod microversion;
+pub mod model;
+pub mod policy;
+pub mod quota;
+pub mod schemas;
+pub mod servers;
+pub mod servers_api;
+pub mod validation;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use manager::Compute;
+
+/// Compute's schema migrations, in order.
+pub fn migrations() -> &'static [ferro_db::Migration] {
+    static M: [ferro_db::Migration; 2] = [
+        ferro_db::Migration {
+            version: 1,
+            name: "init",
+            sql: include_str!("../migrations/0001_init.sql"),
+        },
+        ferro_db::Migration {
+            version: 2,
+            name: "servers",
+            sql: include_str!("../migrations/0002_servers.sql"),
+        },
+    ];
+    &M
+}
+
+/// Settings of the compute service.
+#[derive(Clone, Debug)]
+pub struct ComputeConfig {
+    /// Public base URL of this API without the version (`http://127.0.0.1:8774`); links
+    /// are built on it.
+    pub public_url: String,
+    /// An oslo.policy YAML file overriding default rules.
+    pub policy_file: Option<PathBuf>,
+    /// Identity's base URL, to check that projects named in requests exist; `None` skips
+    /// the check (as upstream does when it cannot reach keystone).
+    pub identity_url: Option<String>,
+    /// Default quota limits.
+    pub quota_defaults: quota::QuotaDefaults,
+    /// Hosts a build may be tried on before the server goes to ERROR (`max_attempts`).
+    pub max_attempts: i64,
+    /// How long a server may stay in a transitional task state before the sweep acts.
+    pub task_timeout: Duration,
+    /// How often the conductor's sweep runs.
+    pub sweep_interval: Duration,
+}
+
+impl ComputeConfig {
+    /// Upstream's defaults, links on `public_url`.
+    pub fn new(public_url: &str) -> Self {
+        ComputeConfig {
+            public_url: public_url.trim_end_matches('/').to_string(),
+            policy_file: None,
+            identity_url: None,
+            quota_defaults: quota::QuotaDefaults::default(),
+            max_attempts: 3,
+            task_timeout: Duration::from_secs(600),
+            sweep_interval: conductor::SWEEP_INTERVAL,
+        }
+    }
+}

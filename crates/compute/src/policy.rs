@@ -1,0 +1,449 @@
+//! Nova's default policy for this slice (nova/policies/base.py and the files of each
+//! resource), as data, with `enforce_scope` and the new defaults as upstream ships them.
+//!
+//! Flavor list/show have no rule upstream: everyone may read the flavors they can see.
+
+use std::path::Path;
+
+use ferro_common::Result;
+pub use ferro_http::policy::{allowed, authorize};
+use ferro_policy::{DefaultRule, Enforcer, Scope};
+
+const PROJECT: &[Scope] = &[Scope::Project];
+
+/// `base.ADMIN`.
+const ADMIN: &str = "rule:context_is_admin";
+/// `base.PROJECT_READER_OR_ADMIN`.
+const PROJECT_READER_OR_ADMIN: &str = "rule:project_reader_or_admin";
+/// `base.RULE_ANY`.
+const ANY: &str = "@";
+/// `base.PROJECT_MEMBER_OR_ADMIN`.
+const PROJECT_MEMBER_OR_ADMIN: &str = "rule:project_member_or_admin";
+/// The key pair rules: an admin, or the key's own user.
+const ADMIN_OR_KEY_OWNER: &str = "(rule:context_is_admin) or user_id:%(user_id)s";
+
+macro_rules! rule {
+    ($name:expr, $check:expr, $desc:expr) => {
+        DefaultRule {
+            name: $name,
+            check_str: $check,
+            scope_types: PROJECT,
+            description: $desc,
+        }
+    };
+}
+
+macro_rules! base {
+    ($name:expr, $check:expr, $desc:expr) => {
+        DefaultRule {
+            name: $name,
+            check_str: $check,
+            scope_types: &[],
+            description: $desc,
+        }
+    };
+}
+
+/// Nova's default rules for the resources served.
+pub static NOVA_DEFAULTS: &[DefaultRule] = &[
+    base!(
+        "context_is_admin",
+        "role:admin",
+        "Decides what is required for the 'is_admin:True' check to succeed."
+    ),
+    base!(
+        "project_manager_api",
+        "role:manager and project_id:%(project_id)s",
+        "Default rule for Project level management APIs."
+    ),
+    base!(
+        "project_member_api",
+        "role:member and project_id:%(project_id)s",
+        "Default rule for Project level non admin APIs."
+    ),
+    base!(
+        "project_reader_api",
+        "role:reader and project_id:%(project_id)s",
+        "Default rule for Project level read only APIs."
+    ),
+    base!(
+        "service_api",
+        "role:service",
+        "Default rule for service-to-service APIs."
+    ),
+    base!(
+        "project_manager_or_admin",
+        "rule:project_manager_api or rule:context_is_admin",
+        "Default rule for Project Manager or admin APIs."
+    ),
+    base!(
+        "project_member_or_admin",
+        "rule:project_member_api or rule:context_is_admin",
+        "Default rule for Project Member or admin APIs."
+    ),
+    base!(
+        "project_reader_or_admin",
+        "rule:project_reader_api or rule:context_is_admin",
+        "Default rule for Project reader or admin APIs."
+    ),
+    base!(
+        "service_or_admin",
+        "rule:service_api or rule:context_is_admin",
+        "Default rule for service or admin APIs."
+    ),
+    rule!(
+        "os_compute_api:os-flavor-manage:create",
+        ADMIN,
+        "Create a flavor"
+    ),
+    rule!(
+        "os_compute_api:os-flavor-manage:update",
+        ADMIN,
+        "Update a flavor"
+    ),
+    rule!(
+        "os_compute_api:os-flavor-manage:delete",
+        ADMIN,
+        "Delete a flavor"
+    ),
+    rule!(
+        "os_compute_api:os-flavor-access:add_tenant_access",
+        ADMIN,
+        "Add flavor access to a tenant"
+    ),
+    rule!(
+        "os_compute_api:os-flavor-access:remove_tenant_access",
+        ADMIN,
+        "Remove flavor access from a tenant"
+    ),
+    rule!(
+        "os_compute_api:os-flavor-access",
+        ADMIN,
+        "List flavor access information"
+    ),
+    rule!(
+        "os_compute_api:os-flavor-extra-specs:show",
+        PROJECT_READER_OR_ADMIN,
+        "Show an extra spec for a flavor"
+    ),
+    rule!(
+        "os_compute_api:os-flavor-extra-specs:create",
+        ADMIN,
+        "Create extra specs for a flavor"
+    ),
+    rule!(
+        "os_compute_api:os-flavor-extra-specs:update",
+        ADMIN,
+        "Update an extra spec for a flavor"
+    ),
+    rule!(
+        "os_compute_api:os-flavor-extra-specs:delete",
+        ADMIN,
+        "Delete an extra spec for a flavor"
+    ),
+    rule!(
+        "os_compute_api:os-flavor-extra-specs:index",
+        PROJECT_READER_OR_ADMIN,
+        "List extra specs for a flavor"
+    ),
+    rule!(
+        "os_compute_api:os-keypairs:index",
+        ADMIN_OR_KEY_OWNER,
+        "List all keypairs"
+    ),
+    rule!(
+        "os_compute_api:os-keypairs:create",
+        ADMIN_OR_KEY_OWNER,
+        "Create a keypair"
+    ),
+    rule!(
+        "os_compute_api:os-keypairs:delete",
+        ADMIN_OR_KEY_OWNER,
+        "Delete a keypair"
+    ),
+    rule!(
+        "os_compute_api:os-keypairs:show",
+        ADMIN_OR_KEY_OWNER,
+        "Show details of a keypair"
+    ),
+    rule!(
+        "os_compute_api:os-quota-sets:update",
+        ADMIN,
+        "Update the quotas"
+    ),
+    rule!(
+        "os_compute_api:os-quota-sets:defaults",
+        ANY,
+        "List default quotas"
+    ),
+    rule!(
+        "os_compute_api:os-quota-sets:show",
+        PROJECT_READER_OR_ADMIN,
+        "Show a quota"
+    ),
+    rule!(
+        "os_compute_api:os-quota-sets:delete",
+        ADMIN,
+        "Revert quotas to defaults"
+    ),
+    rule!(
+        "os_compute_api:os-quota-sets:detail",
+        PROJECT_READER_OR_ADMIN,
+        "Show the detail of quota"
+    ),
+    rule!(
+        "os_compute_api:os-quota-class-sets:show",
+        ADMIN,
+        "List quotas for specific quota classs"
+    ),
+    rule!(
+        "os_compute_api:os-quota-class-sets:update",
+        ADMIN,
+        "Update quotas for specific quota class"
+    ),
+    rule!(
+        "os_compute_api:limits",
+        ANY,
+        "Show rate and absolute limits for the current user project"
+    ),
+    rule!(
+        "os_compute_api:limits:other_project",
+        ADMIN,
+        "Show rate and absolute limits of other project"
+    ),
+    rule!(
+        "os_compute_api:os-availability-zone:list",
+        ANY,
+        "List availability zone information without host information"
+    ),
+    rule!(
+        "os_compute_api:os-availability-zone:detail",
+        ADMIN,
+        "List detailed availability zone information with host information"
+    ),
+    rule!(
+        "os_compute_api:os-services:list",
+        ADMIN,
+        "List all running Compute Services in a region."
+    ),
+    rule!(
+        "os_compute_api:servers:index",
+        PROJECT_READER_OR_ADMIN,
+        "List all servers"
+    ),
+    rule!(
+        "os_compute_api:servers:detail",
+        PROJECT_READER_OR_ADMIN,
+        "List all servers with detailed information"
+    ),
+    rule!(
+        "os_compute_api:servers:index:get_all_tenants",
+        ADMIN,
+        "List all servers for all projects"
+    ),
+    rule!(
+        "os_compute_api:servers:detail:get_all_tenants",
+        ADMIN,
+        "List all servers with detailed information for all projects"
+    ),
+    rule!(
+        "os_compute_api:servers:allow_all_filters",
+        ADMIN,
+        "Allow all filters when listing servers"
+    ),
+    rule!(
+        "os_compute_api:servers:show",
+        PROJECT_READER_OR_ADMIN,
+        "Show a server"
+    ),
+    rule!(
+        "os_compute_api:servers:show:flavor-extra-specs",
+        PROJECT_READER_OR_ADMIN,
+        "Starting with microversion 2.47, the flavor and its extra specs used for a server is also returned in the response when showing server details, updating a server or rebuilding a server."
+    ),
+    rule!(
+        "os_compute_api:servers:create",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Create a server"
+    ),
+    rule!(
+        "os_compute_api:servers:create:forced_host",
+        ADMIN,
+        "Create a server on the specified host and/or node."
+    ),
+    rule!(
+        "os_compute_api:servers:delete",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Delete a server"
+    ),
+    rule!(
+        "os_compute_api:servers:update",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Update a server"
+    ),
+    rule!(
+        "os_compute_api:servers:reboot",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Reboot a server"
+    ),
+    rule!(
+        "os_compute_api:servers:start",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Start a server"
+    ),
+    rule!(
+        "os_compute_api:servers:stop",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Stop a server"
+    ),
+    rule!(
+        "os_compute_api:os-pause-server:pause",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Pause a server"
+    ),
+    rule!(
+        "os_compute_api:os-pause-server:unpause",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Unpause a paused server"
+    ),
+    rule!(
+        "os_compute_api:os-suspend-server:suspend",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Suspend server"
+    ),
+    rule!(
+        "os_compute_api:os-suspend-server:resume",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Resume suspended server"
+    ),
+    rule!(
+        "os_compute_api:os-lock-server:lock",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Lock a server"
+    ),
+    rule!(
+        "os_compute_api:os-lock-server:unlock",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Unlock a server"
+    ),
+    rule!(
+        "os_compute_api:os-lock-server:unlock:unlock_override",
+        ADMIN,
+        "Unlock a server, regardless who locked the server."
+    ),
+    rule!(
+        "os_compute_api:os-extended-server-attributes",
+        ADMIN,
+        "Return extended attributes for server."
+    ),
+    rule!(
+        "os_compute_api:os-hypervisors:list",
+        ADMIN,
+        "List all hypervisors."
+    ),
+    rule!(
+        "os_compute_api:os-hypervisors:list-detail",
+        ADMIN,
+        "List all hypervisors with details"
+    ),
+    rule!(
+        "os_compute_api:os-hypervisors:statistics",
+        ADMIN,
+        "Show summary statistics for all hypervisors over all compute nodes."
+    ),
+    rule!(
+        "os_compute_api:os-hypervisors:show",
+        ADMIN,
+        "Show details for a hypervisor."
+    ),
+];
+
+/// The enforcer with Nova's defaults and the operator's overrides.
+pub fn enforcer(policy_file: Option<&Path>) -> Result<Enforcer> {
+    ferro_http::policy::enforcer(NOVA_DEFAULTS, policy_file)
+}
+
+#[cfg(test)]
+mod tests {
+    use ferro_common::RequestContext;
+    use serde_json::json;
+
+    use super::*;
+
+    fn ctx(user: &str, project: &str, roles: &[&str]) -> RequestContext {
+        RequestContext {
+            user_id: user.into(),
+            project_id: Some(project.into()),
+            roles: roles
+                .iter()
+                .map(|r| (r.to_string(), r.to_string()))
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults_parse() {
+        let e = enforcer(None).unwrap();
+        assert!(e.invalid_rules().is_empty(), "{:?}", e.invalid_rules());
+    }
+
+    #[test]
+    fn admin_only_and_owner_rules() {
+        let e = enforcer(None).unwrap();
+        let member = ctx("u", "p", &["member", "reader"]);
+        let admin = ctx("a", "p", &["admin", "member", "reader"]);
+        assert!(!allowed(
+            &e,
+            &member,
+            "os_compute_api:os-flavor-manage:create",
+            &json!({})
+        ));
+        assert!(allowed(
+            &e,
+            &admin,
+            "os_compute_api:os-flavor-manage:create",
+            &json!({})
+        ));
+        let own = json!({"user_id": "u"});
+        let other = json!({"user_id": "v"});
+        assert!(allowed(
+            &e,
+            &member,
+            "os_compute_api:os-keypairs:show",
+            &own
+        ));
+        assert!(!allowed(
+            &e,
+            &member,
+            "os_compute_api:os-keypairs:show",
+            &other
+        ));
+        assert!(allowed(
+            &e,
+            &admin,
+            "os_compute_api:os-keypairs:show",
+            &other
+        ));
+        let p = json!({"project_id": "p"});
+        let q = json!({"project_id": "q"});
+        assert!(allowed(
+            &e,
+            &member,
+            "os_compute_api:os-quota-sets:show",
+            &p
+        ));
+        assert!(!allowed(
+            &e,
+            &member,
+            "os_compute_api:os-quota-sets:show",
+            &q
+        ));
+        assert!(allowed(
+            &e,
+            &member,
+            "os_compute_api:os-quota-sets:defaults",
+            &q
+        ));
+    }
+}

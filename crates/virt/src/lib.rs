@@ -1,0 +1,336 @@
+//! The hypervisor seam of a compute host: the [`Driver`] trait the compute agent drives, and
+//! [`FakeDriver`], an in-memory hypervisor for tests and scale runs (configurable delay and
+//! injected failures). The QEMU driver implements the same trait in a later slice.
+//!
+//! A driver owns guests on one host only; it must not know the database, the bus or any
+//! API. Every operation is idempotent where upstream's are (destroying a missing guest
+//! succeeds), so the agent can repeat a message after a redelivery.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+pub use ferro_api_types::compute::{InstanceSpec, PowerState};
+
+/// Why a driver operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VirtError {
+    #[error("instance {0} not found on this host")]
+    NotFound(String),
+    #[error("instance {uuid} cannot {op} while {state:?}")]
+    InvalidState {
+        uuid: String,
+        op: &'static str,
+        state: PowerState,
+    },
+    #[error("hypervisor failure: {0}")]
+    Failed(String),
+}
+
+/// One operation of a driver, to name injected failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Op {
+    Spawn,
+    Destroy,
+    Reboot,
+    PowerOff,
+    PowerOn,
+    Pause,
+    Unpause,
+    Suspend,
+    Resume,
+}
+
+/// A hypervisor on one host.
+#[async_trait]
+pub trait Driver: Send + Sync {
+    /// `fake`, `QEMU`: what `hypervisor_type` shows.
+    fn hypervisor_type(&self) -> &'static str;
+    /// Creates and starts a guest; a guest that exists already is left as it is.
+    async fn spawn(&self, spec: &InstanceSpec) -> Result<(), VirtError>;
+    /// Stops and removes a guest; a missing guest is not an error.
+    async fn destroy(&self, uuid: &str) -> Result<(), VirtError>;
+    /// Restarts a guest (soft: ACPI, hard: reset).
+    async fn reboot(&self, uuid: &str, hard: bool) -> Result<(), VirtError>;
+    async fn power_off(&self, uuid: &str) -> Result<(), VirtError>;
+    async fn power_on(&self, uuid: &str) -> Result<(), VirtError>;
+    async fn pause(&self, uuid: &str) -> Result<(), VirtError>;
+    async fn unpause(&self, uuid: &str) -> Result<(), VirtError>;
+    async fn suspend(&self, uuid: &str) -> Result<(), VirtError>;
+    async fn resume(&self, uuid: &str) -> Result<(), VirtError>;
+    /// The guest's power state as the hypervisor sees it.
+    async fn power_state(&self, uuid: &str) -> Result<PowerState, VirtError>;
+    /// The guest's serial console log.
+    async fn console_output(&self, uuid: &str) -> Result<String, VirtError>;
+    /// The uuids of the guests on this host.
+    async fn list_instances(&self) -> Result<Vec<String>, VirtError>;
+}
+
+struct FakeGuest {
+    state: PowerState,
+    console: String,
+}
+
+/// An in-memory hypervisor. Each operation sleeps the configured delay first; failures are
+/// injected per operation ([`FakeDriver::fail`]) and last until cleared.
+#[derive(Default)]
+pub struct FakeDriver {
+    guests: Mutex<BTreeMap<String, FakeGuest>>,
+    failing: Mutex<BTreeSet<Op>>,
+    delay: Duration,
+}
+
+impl FakeDriver {
+    /// A fake hypervisor without delay or failures.
+    pub fn new() -> FakeDriver {
+        FakeDriver::default()
+    }
+
+    /// The same, each operation taking `delay`.
+    pub fn with_delay(delay: Duration) -> FakeDriver {
+        FakeDriver {
+            delay,
+            ..FakeDriver::default()
+        }
+    }
+
+    /// Makes `op` fail (or succeed again) from now on.
+    pub fn fail(&self, op: Op, failing: bool) {
+        let mut f = self.failing.lock().unwrap_or_else(|e| e.into_inner());
+        if failing {
+            f.insert(op);
+        } else {
+            f.remove(&op);
+        }
+    }
+
+    async fn enter(&self, op: Op) -> Result<(), VirtError> {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+        let failing = self
+            .failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&op);
+        if failing {
+            Err(VirtError::Failed(format!("injected failure of {op:?}")))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Moves guest `uuid` from one of `from` to `to`.
+    async fn transition(
+        &self,
+        op: Op,
+        name: &'static str,
+        uuid: &str,
+        from: &[PowerState],
+        to: PowerState,
+    ) -> Result<(), VirtError> {
+        self.enter(op).await?;
+        let mut guests = self.guests.lock().unwrap_or_else(|e| e.into_inner());
+        let g = guests
+            .get_mut(uuid)
+            .ok_or_else(|| VirtError::NotFound(uuid.to_string()))?;
+        if g.state == to {
+            return Ok(());
+        }
+        if !from.contains(&g.state) {
+            return Err(VirtError::InvalidState {
+                uuid: uuid.to_string(),
+                op: name,
+                state: g.state,
+            });
+        }
+        g.state = to;
+        g.console.push_str(&format!("fake: {name}\n"));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Driver for FakeDriver {
+    fn hypervisor_type(&self) -> &'static str {
+        "fake"
+    }
+
+    async fn spawn(&self, spec: &InstanceSpec) -> Result<(), VirtError> {
+        self.enter(Op::Spawn).await?;
+        let mut guests = self.guests.lock().unwrap_or_else(|e| e.into_inner());
+        guests
+            .entry(spec.uuid.clone())
+            .or_insert_with(|| FakeGuest {
+                state: PowerState::Running,
+                console: format!(
+                    "fake: booting {} ({} vCPU, {} MiB)\nlogin:\n",
+                    spec.name, spec.vcpus, spec.memory_mb
+                ),
+            });
+        Ok(())
+    }
+
+    async fn destroy(&self, uuid: &str) -> Result<(), VirtError> {
+        self.enter(Op::Destroy).await?;
+        self.guests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uuid);
+        Ok(())
+    }
+
+    async fn reboot(&self, uuid: &str, hard: bool) -> Result<(), VirtError> {
+        use PowerState::*;
+        let from: &[PowerState] = if hard {
+            &[Running, Shutdown, Paused, Suspended, Crashed]
+        } else {
+            &[Running]
+        };
+        self.enter(Op::Reboot).await?;
+        let mut guests = self.guests.lock().unwrap_or_else(|e| e.into_inner());
+        let g = guests
+            .get_mut(uuid)
+            .ok_or_else(|| VirtError::NotFound(uuid.to_string()))?;
+        if !from.contains(&g.state) {
+            return Err(VirtError::InvalidState {
+                uuid: uuid.to_string(),
+                op: "reboot",
+                state: g.state,
+            });
+        }
+        g.state = Running;
+        g.console.push_str("fake: rebooted\nlogin:\n");
+        Ok(())
+    }
+
+    async fn power_off(&self, uuid: &str) -> Result<(), VirtError> {
+        use PowerState::*;
+        self.transition(
+            Op::PowerOff,
+            "power off",
+            uuid,
+            &[Running, Paused, Suspended, Crashed],
+            Shutdown,
+        )
+        .await
+    }
+
+    async fn power_on(&self, uuid: &str) -> Result<(), VirtError> {
+        use PowerState::*;
+        self.transition(Op::PowerOn, "power on", uuid, &[Shutdown, Crashed], Running)
+            .await
+    }
+
+    async fn pause(&self, uuid: &str) -> Result<(), VirtError> {
+        use PowerState::*;
+        self.transition(Op::Pause, "pause", uuid, &[Running], Paused)
+            .await
+    }
+
+    async fn unpause(&self, uuid: &str) -> Result<(), VirtError> {
+        use PowerState::*;
+        self.transition(Op::Unpause, "unpause", uuid, &[Paused], Running)
+            .await
+    }
+
+    async fn suspend(&self, uuid: &str) -> Result<(), VirtError> {
+        use PowerState::*;
+        self.transition(Op::Suspend, "suspend", uuid, &[Running], Suspended)
+            .await
+    }
+
+    async fn resume(&self, uuid: &str) -> Result<(), VirtError> {
+        use PowerState::*;
+        self.transition(Op::Resume, "resume", uuid, &[Suspended], Running)
+            .await
+    }
+
+    async fn power_state(&self, uuid: &str) -> Result<PowerState, VirtError> {
+        self.guests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uuid)
+            .map(|g| g.state)
+            .ok_or_else(|| VirtError::NotFound(uuid.to_string()))
+    }
+
+    async fn console_output(&self, uuid: &str) -> Result<String, VirtError> {
+        self.guests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uuid)
+            .map(|g| g.console.clone())
+            .ok_or_else(|| VirtError::NotFound(uuid.to_string()))
+    }
+
+    async fn list_instances(&self) -> Result<Vec<String>, VirtError> {
+        Ok(self
+            .guests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(uuid: &str) -> InstanceSpec {
+        InstanceSpec {
+            uuid: uuid.into(),
+            name: format!("instance-{uuid}"),
+            vcpus: 1,
+            memory_mb: 64,
+            root_gb: 1,
+            ephemeral_gb: 0,
+            swap_mb: 0,
+            image_ref: "img".into(),
+            user_data: None,
+            key_data: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn guests_follow_the_power_state_machine() {
+        let d = FakeDriver::new();
+        d.spawn(&spec("a")).await.unwrap();
+        d.spawn(&spec("a")).await.unwrap();
+        assert_eq!(d.list_instances().await.unwrap(), vec!["a".to_string()]);
+        assert_eq!(d.power_state("a").await.unwrap(), PowerState::Running);
+        d.pause("a").await.unwrap();
+        assert!(matches!(
+            d.suspend("a").await,
+            Err(VirtError::InvalidState { .. })
+        ));
+        assert!(d.reboot("a", false).await.is_err());
+        d.reboot("a", true).await.unwrap();
+        d.power_off("a").await.unwrap();
+        assert_eq!(d.power_state("a").await.unwrap(), PowerState::Shutdown);
+        d.power_on("a").await.unwrap();
+        assert!(d.console_output("a").await.unwrap().contains("login:"));
+        d.destroy("a").await.unwrap();
+        d.destroy("a").await.unwrap();
+        assert!(matches!(
+            d.power_state("a").await,
+            Err(VirtError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn injected_failures_last_until_cleared() {
+        let d = FakeDriver::new();
+        d.fail(Op::Spawn, true);
+        assert!(matches!(
+            d.spawn(&spec("b")).await,
+            Err(VirtError::Failed(_))
+        ));
+        assert!(d.list_instances().await.unwrap().is_empty());
+        d.fail(Op::Spawn, false);
+        d.spawn(&spec("b")).await.unwrap();
+    }
+}

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# End-to-end test of servers on the fake hypervisor with the real `openstack` CLI: create with
+# --no-network (networks "none") --wait until ACTIVE on the in-process host, list --long, show, stop/start,
+# a refused action (409), hypervisors and compute services, delete --wait, and no
+# placement allocation left behind.
+# Run alone:  PATH=/var/tmp/ferrostack-e2e-venv/bin:$PATH tests/e2e/servers.sh
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=lib/checks.bash
+source "$HERE/lib/checks.bash"
+FERROSTACK_BIN="${FERROSTACK_BIN:-${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}/debug/ferrostack}"
+HTTP_PY="$E2E_LIB_DIR/e2e_util.py"
+while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^OS_' || true)
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/ferrostack-e2e-servers.XXXXXX")"
+SERVER_PID=""
+cleanup() {
+    local rc=$?
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+    fi
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+export HOME="$WORK" TMPDIR="$WORK"
+STATE="$WORK/state"
+PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
+IMAGE_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
+PLACEMENT_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
+COMPUTE_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
+NETWORK_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
+env -i PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT_COST=4 \
+    FERROSTACK_IDENTITY__PORT="$PORT" FERROSTACK_IMAGE__PORT="$IMAGE_PORT" \
+    FERROSTACK_PLACEMENT__PORT="$PLACEMENT_PORT" FERROSTACK_COMPUTE__PORT="$COMPUTE_PORT" \
+    FERROSTACK_NETWORK__PORT="$NETWORK_PORT" FERROSTACK_COMPUTE__REPORT_INTERVAL=1 \
+    "$FERROSTACK_BIN" --state-dir "$STATE" all-in-one --admin-password nova-secret \
+    --compute-driver fake --fake-hosts 2 </dev/null >>"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+"$E2E_PY" "$HTTP_PY" wait "http://127.0.0.1:$PORT/v3" 15 2>/dev/null
+for _ in $(seq 50); do [[ -f "$STATE/clouds.yaml" ]] && break; sleep 0.1; done
+export OS_CLIENT_CONFIG_FILE="$STATE/clouds.yaml" OS_CLOUD=ferrostack
+
+# The agents register in placement and heartbeat; wait for both hypervisors.
+for _ in $(seq 100); do
+    osc hypervisor list -f value -c "Hypervisor Hostname"
+    [[ "$(printf '%s\n' "$OUT" | grep -c '^fake-')" == 2 ]] && break
+    sleep 0.1
+done
+check "both fake hosts are hypervisors" out_has_line fake-1
+osc compute service list -f value -c Binary -c Host -c State
+check "os-services shows the agents up" out_has_line "nova-compute fake-0 up"
+osc resource provider list -f value -c name
+check "each host is a resource provider" out_has_line fake-0
+
+printf 'not really a disk' >"$WORK/disk.img"
+osc image create --file "$WORK/disk.img" --disk-format qcow2 --container-format bare \
+    -f value -c id e2e-img
+IMAGE="$OUT"
+osc flavor create --ram 128 --vcpus 1 --disk 1 --id e2e-s -f value -c id e2e.small
+check "flavor create" out_is e2e-s
+
+osc server create --image e2e-img --flavor e2e.small --no-network --wait -f value -c status e2e-vm
+check "server create --wait reaches ACTIVE" out_is ACTIVE
+osc server show -f value -c OS-EXT-SRV-ATTR:host e2e-vm
+check "the server runs on a fake host" out_matches '^fake-[01]$'
+osc server list --long -f value -c Name -c Status -c "Power State" -c "Image Name"
+check "server list --long shows it running (power state 1)" out_has_line "e2e-vm ACTIVE 1 e2e-img"
+SERVER="$(openstack server show -f value -c id e2e-vm 2>/dev/null)"
+osc resource provider allocation show "$SERVER" -f value -c resources
+check "placement holds its allocation" out_matches "VCPU.: 1"
+
+osc server start e2e-vm
+check "starting an active server is refused" failed_with "Cannot 'start' instance .* while it is in vm_state active"
+osc server stop e2e-vm
+check "server stop" succeeded
+for _ in $(seq 100); do
+    osc server show -f value -c status e2e-vm
+    [[ "$OUT" == SHUTOFF ]] && break
+    sleep 0.1
+done
+check "the server shuts off" out_is SHUTOFF
+osc server start e2e-vm
+check "server start" succeeded
+for _ in $(seq 100); do
+    osc server show -f value -c status e2e-vm
+    [[ "$OUT" == ACTIVE ]] && break
+    sleep 0.1
+done
+check "the server is active again" out_is ACTIVE
+osc server reboot --hard --wait e2e-vm
+check "server reboot --hard --wait" succeeded
+osc limits show --absolute -f value -c Name -c Value
+check "limits count the server" out_has_line "instances_used 1"
+
+osc server create --image e2e-img --flavor e2e.small --network bogus-net e2e-bad
+check "an unknown network is refused" failed_with "."
+osc server create --image "$IMAGE" --flavor no-such-flavor --no-network e2e-bad
+check "an unknown flavor is refused" failed_with "."
+
+osc server delete --wait e2e-vm
+check "server delete --wait" succeeded
+osc server list -f value -c Name
+check "the list is empty again" out_is ""
+osc resource provider allocation show "$SERVER" -f value -c resources
+check "no allocation is left" out_is ""
+
+e2e_summary servers
