@@ -49,3 +49,19 @@ start_databases() {
   export FERRO_TEST_PG_URL=postgres://ferro:ferro@127.0.0.1:5432
   export FERRO_TEST_MYSQL_URL=mysql://ferro:ferro@127.0.0.1:3306
 }
+
+# Starts RabbitMQ if nothing answers on 127.0.0.1:5672 and waits until it accepts clients.
+# CI containers have no systemd, so the init script, else `rabbitmq-server -detached`. The
+# bus tests log in as guest/guest, which RabbitMQ allows from localhost only.
+start_rabbitmq() {
+  install_packages rabbitmq-server
+  local port_open='(exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null'
+  if ! eval "$port_open"; then
+    service rabbitmq-server start >/dev/null 2>&1 || rabbitmq-server -detached || true
+    for _ in $(seq 60); do eval "$port_open" && break; sleep 1; done
+  fi
+  timeout 120 rabbitmqctl -q await_startup >/dev/null || {
+    echo "RabbitMQ did not start (see /var/log/rabbitmq/)" >&2
+    return 1
+  }
+}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit and whole-cloud tests on
 # SQLite, the same tests on PostgreSQL and MariaDB, the real openstack CLI end to end, and
-# Tempest's identity tests against all-in-one. Installs what is missing (Debian 12, root).
+# Tempest's identity and image tests against all-in-one. Installs what is missing (Debian 12, root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -45,6 +45,11 @@ for engine in postgres mysql; do
   count_cargo "$logs/$engine.log"
 done
 
+step "message bus contract on RabbitMQ"
+start_rabbitmq
+FERRO_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f cargo test -p ferro-bus 2>&1 | tee "$logs/amqp.log"
+count_cargo "$logs/amqp.log"
+
 step "end to end: the openstack CLI against all-in-one"
 cargo build -p ferrostack
 bash tests/e2e/run.sh 2>&1 | tee "$logs/e2e.log" || true
@@ -54,7 +59,7 @@ passed=$((passed + $(echo "$line" | sed -E 's/e2e: ([0-9]+) passed.*/\1/')))
 failed=$((failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')))
 
 if [ -x tests/tempest/run.sh ]; then
-  step "Tempest: identity"
+  step "Tempest: identity and image"
   bash tests/tempest/run.sh 2>&1 | tee "$logs/tempest.log" || true
   line=$(grep -E '^tempest-gate: [0-9]+ passed, [0-9]+ failed' "$logs/tempest.log" | tail -1)
   [ -n "$line" ] || { echo "tempest produced no result line"; exit 1; }

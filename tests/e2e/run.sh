@@ -46,7 +46,9 @@ setup_failed() {
 }
 
 # ---- 1. the venv -----------------------------------------------------------------------------
-reqs_sum() { sha256sum "$REQS" | cut -d' ' -f1; }
+# osc-placement (the `resource provider ...` commands) rides along with the pinned closure.
+PLUGINS="osc-placement==4.9.1"
+reqs_sum() { cat "$REQS" - <<<"$PLUGINS" | sha256sum | cut -d' ' -f1; }
 
 venv_valid() {
     [[ -x "$VENV/bin/python" && -x "$VENV/bin/openstack" ]] || return 1
@@ -82,7 +84,7 @@ make_venv() {
     python3 -m venv "$VENV" >&2 || setup_failed "python3 -m venv $VENV"
     local try
     for try in 1 2 3; do
-        if "$VENV/bin/pip" install -q --no-input -r "$REQS" >&2; then
+        if "$VENV/bin/pip" install -q --no-input -r "$REQS" $PLUGINS >&2; then
             reqs_sum >"$VENV/.ferrostack-e2e-requirements"
             return 0
         fi

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Tempest's identity API tests (tempest.api.identity) against a fresh all-in-one, through
-# ../shared/conformance/run-tempest.sh. Every test listed in identity-expected-pass.txt must
-# pass: the closing line `tempest-gate: N passed, M failed` counts those (M are regressions).
-# The full counts go to docs/conformance.md by hand.
+# Tempest's identity and image API tests (tempest.api.identity, tempest.api.image) against a
+# fresh all-in-one, through ../shared/conformance/run-tempest.sh. Every test listed in
+# identity-expected-pass.txt and image-expected-pass.txt must pass: the closing line
+# `tempest-gate: N passed, M failed` counts those (M are regressions). The full counts go to
+# docs/conformance.md by hand. A local web server stands in for the internet images that
+# web-download imports and tasks fetch.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
@@ -32,6 +34,7 @@ fi
 
 work=$(mktemp -d)
 cleanup() {
+  [ -n "${www_pid:-}" ] && kill "$www_pid" 2>/dev/null
   [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
   rm -rf "$work"
 }
@@ -39,24 +42,35 @@ trap cleanup EXIT INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 FERROSTACK_IDENTITY__PORT=$port FERROSTACK_IMAGE__PORT=$(free_port) FERROSTACK_IDENTITY__BCRYPT_COST=4 FERROSTACK_LOG=warn \
+  FERROSTACK_IMAGE__WEB_DOWNLOAD_ALLOWED_PORTS='[]' \
   "$BIN" all-in-one --state-dir "$work/state" --config /dev/null --admin-password secret &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v3" >/dev/null && break; sleep 0.1; done
 
+# What web-download and the tasks API fetch: a small file on a local web server.
+mkdir -p "$work/www"
+head -c 1048576 /dev/urandom >"$work/www/tiny.qcow2"
+www_port=$(free_port)
+python3 -m http.server "$www_port" --bind 127.0.0.1 --directory "$work/www" >/dev/null 2>&1 &
+www_pid=$!
+www="http://127.0.0.1:$www_port/tiny.qcow2"
+
 bash "$SHARED/conformance/run-tempest.sh" \
   --auth-url "http://127.0.0.1:$port/v3" --password secret --workspace "$work/tempest" --venv "$venv" \
-  --regex 'tempest.api.identity' \
-  --set service_available.nova=false --set service_available.glance=false \
+  --regex '(tempest.api.identity|tempest.api.image)' \
+  --set image-feature-enabled.import_image=true \
+  --set image.http_image="$www" --set image.http_qcow2_image="$www" \
+  --set service_available.nova=false \
   --set service_available.neutron=false --set service_available.cinder=false \
   --set service_available.swift=false --set service_available.heat=false \
   --set auth.create_isolated_networks=false | tail -25
 
 cp "$work/tempest/summary.json" "$TEMPEST_WORK/last-summary.json" 2>/dev/null || true
-python3 - "$work/tempest/summary.json" tests/tempest/identity-expected-pass.txt <<'PY'
+python3 - "$work/tempest/summary.json" tests/tempest/identity-expected-pass.txt tests/tempest/image-expected-pass.txt <<'PY'
 import json, sys
 summary = json.load(open(sys.argv[1]))
 passed = {t.split("[")[0] for t in summary.get("passed_tests", [])}
-expected = [l.strip() for l in open(sys.argv[2]) if l.strip() and not l.startswith("#")]
+expected = [l.strip() for f in sys.argv[2:] for l in open(f) if l.strip() and not l.startswith("#")]
 missing = [t for t in expected if t not in passed]
 for t in missing:
     print(f"REGRESSION {t}")

@@ -13,6 +13,9 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub identity: IdentitySection,
     pub image: ImageSection,
+    pub compute: ComputeSection,
+    pub placement: PlacementSection,
+    pub network: NetworkSection,
     pub bootstrap: BootstrapSection,
 }
 
@@ -46,6 +49,100 @@ pub struct ImageSection {
     /// The URL clients reach the image API at; empty means `http://<bind>:<port>`.
     pub public_url: String,
     pub policy_file: Option<PathBuf>,
+    /// Largest image accepted, in bytes (Glance's `image_size_cap`, 1 TiB).
+    pub size_cap: i64,
+    /// Ports a `web-download` import may fetch from (Glance's `allowed_ports`); empty: any.
+    pub web_download_allowed_ports: Vec<u16>,
+}
+
+/// The placement service.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlacementSection {
+    pub bind: String,
+    pub port: u16,
+    /// The URL clients reach placement at; empty means `http://<bind>:<port>`.
+    pub public_url: String,
+    pub policy_file: Option<PathBuf>,
+}
+
+/// The compute service (Nova v2.1).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ComputeSection {
+    pub bind: String,
+    pub port: u16,
+    /// The URL clients reach compute at, without `/v2.1`; empty means `http://<bind>:<port>`.
+    pub public_url: String,
+    pub policy_file: Option<PathBuf>,
+    /// The bus between conductor and agents: `memory://` (in-process) or `amqp://...`.
+    pub bus_url: String,
+    /// The hypervisor driver of the in-process compute agents (`fake`; `qemu` comes next).
+    pub driver: String,
+    /// How many in-process compute agents to run (hosts `fake-0`, `fake-1`...); 0 for none.
+    pub fake_hosts: usize,
+    /// Each in-process host's inventory.
+    pub host_vcpus: i64,
+    pub host_memory_mb: i64,
+    pub host_disk_gb: i64,
+    /// Hosts a build is tried on before the server goes to ERROR (Nova's `max_attempts`).
+    pub max_attempts: i64,
+    /// Seconds a server may stay in a transitional task state before the sweep acts.
+    pub task_timeout: u64,
+    /// Seconds between agent heartbeats (Nova's `report_interval`).
+    pub report_interval: u64,
+    /// The service users' password; empty: generated once into `<state_dir>/service-password`.
+    pub service_password: String,
+}
+
+/// The network service (Neutron v2.0).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSection {
+    pub bind: String,
+    pub port: u16,
+    /// The URL clients reach the network API at, without `/v2.0`; empty means
+    /// `http://<bind>:<port>`.
+    pub public_url: String,
+    pub policy_file: Option<PathBuf>,
+    /// VXLAN VNI ranges for tenant networks, `min:max` (ML2's `vni_ranges`).
+    pub vxlan_ranges: Vec<String>,
+    /// VLAN ranges, `physnet:min:max` (ML2's `network_vlan_ranges`).
+    pub vlan_ranges: Vec<String>,
+    /// Physical networks flat networks may use; `*` for any.
+    pub flat_networks: Vec<String>,
+    /// The MAC prefix of ports (Neutron's `base_mac`).
+    pub base_mac: String,
+    /// MTU of the physical networks (Neutron's `global_physnet_mtu`).
+    pub physnet_mtu: i64,
+}
+
+impl Default for NetworkSection {
+    fn default() -> Self {
+        NetworkSection {
+            bind: "127.0.0.1".into(),
+            port: 9696,
+            public_url: String::new(),
+            policy_file: None,
+            vxlan_ranges: vec!["1:1000".into()],
+            vlan_ranges: vec!["physnet1:1000:2999".into()],
+            flat_networks: vec!["*".into()],
+            base_mac: "fa:16:3e:00:00:00".into(),
+            physnet_mtu: 1500,
+        }
+    }
+}
+
+impl Config {
+    /// The network API's public URL in effect (no version suffix, as Neutron's catalog
+    /// entry).
+    pub fn network_url(&self, port: u16) -> String {
+        if self.network.public_url.is_empty() {
+            format!("http://{}:{port}", self.network.bind)
+        } else {
+            self.network.public_url.trim_end_matches('/').to_string()
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -65,6 +162,9 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             identity: IdentitySection::default(),
             image: ImageSection::default(),
+            compute: ComputeSection::default(),
+            placement: PlacementSection::default(),
+            network: NetworkSection::default(),
             bootstrap: BootstrapSection::default(),
         }
     }
@@ -91,6 +191,40 @@ impl Default for ImageSection {
             port: 9292,
             public_url: String::new(),
             policy_file: None,
+            size_cap: ferro_image::DEFAULT_SIZE_CAP,
+            web_download_allowed_ports: vec![80, 443],
+        }
+    }
+}
+
+impl Default for PlacementSection {
+    fn default() -> Self {
+        PlacementSection {
+            bind: "127.0.0.1".into(),
+            port: 8778,
+            public_url: String::new(),
+            policy_file: None,
+        }
+    }
+}
+
+impl Default for ComputeSection {
+    fn default() -> Self {
+        ComputeSection {
+            bind: "127.0.0.1".into(),
+            port: 8774,
+            public_url: String::new(),
+            policy_file: None,
+            bus_url: "memory://".into(),
+            driver: "fake".into(),
+            fake_hosts: 1,
+            host_vcpus: 8,
+            host_memory_mb: 16384,
+            host_disk_gb: 200,
+            max_attempts: 3,
+            task_timeout: 600,
+            report_interval: 10,
+            service_password: String::new(),
         }
     }
 }
@@ -180,9 +314,40 @@ impl Config {
     }
 }
 
-/// Environment values are typed as TOML would type them: numbers and booleans stay so.
+impl Config {
+    /// Placement's public URL in effect (no version suffix, as upstream's catalog entry).
+    pub fn placement_url(&self, port: u16) -> String {
+        if self.placement.public_url.is_empty() {
+            format!("http://{}:{port}", self.placement.bind)
+        } else {
+            self.placement.public_url.trim_end_matches('/').to_string()
+        }
+    }
+}
+
+impl Config {
+    /// The compute API's public URL in effect, without the version (the catalog adds
+    /// `/v2.1`).
+    pub fn compute_url(&self, port: u16) -> String {
+        if self.compute.public_url.is_empty() {
+            format!("http://{}:{port}", self.compute.bind)
+        } else {
+            self.compute.public_url.trim_end_matches('/').to_string()
+        }
+    }
+}
+
+/// Environment values are typed as TOML would type them: numbers and booleans stay so, and
+/// `[...]` is a TOML array (`FERROSTACK_IMAGE__WEB_DOWNLOAD_ALLOWED_PORTS=[80, 8080]`).
 fn parse_env_value(v: &str) -> toml::Value {
-    if let Ok(i) = v.parse::<i64>() {
+    let array = v
+        .starts_with('[')
+        .then(|| toml::from_str::<toml::Table>(&format!("v = {v}")).ok())
+        .flatten()
+        .and_then(|mut t| t.remove("v"));
+    if let Some(a) = array {
+        a
+    } else if let Ok(i) = v.parse::<i64>() {
         toml::Value::Integer(i)
     } else if let Ok(b) = v.parse::<bool>() {
         toml::Value::Boolean(b)
@@ -206,6 +371,8 @@ mod tests {
         assert_eq!(c.identity.bcrypt_cost, 10);
         assert_eq!(c.image.port, 9292);
         assert_eq!(c.image_url(9292), "http://127.0.0.1:9292");
+        assert_eq!(c.placement.port, 8778);
+        assert_eq!(c.placement_url(8778), "http://127.0.0.1:8778");
         std::fs::write(&f, "[identity]\nprot = 1\n").unwrap();
         assert!(Config::load(Some(&f), std::iter::empty()).is_err());
     }

@@ -3,15 +3,19 @@
 //!
 //! It wires services together; it holds no API logic of its own.
 
+pub mod compute_plane;
 pub mod config;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use ferro_compute::{Compute, ComputeConfig};
 use ferro_identity::bootstrap::{BootstrapParams, Bootstrapped};
 use ferro_identity::{Identity, IdentityConfig};
 use ferro_image::{ImageConfig, Images};
+use ferro_network::{NetworkConfig, Networking};
+use ferro_placement::{Placement, PlacementConfig};
 
 pub use config::Config;
 
@@ -24,7 +28,31 @@ pub struct Cloud {
     pub image_addr: SocketAddr,
     /// The image API's base URL (`http://host:9292`).
     pub image_url: String,
+    pub compute: Arc<Compute>,
+    pub compute_addr: SocketAddr,
+    /// The compute API's base URL without the version (`http://host:8774`).
+    pub compute_url: String,
+    /// The conductor's bus and the in-process compute agents.
+    pub compute_plane: compute_plane::ComputePlane,
+    pub placement: Arc<Placement>,
+    pub placement_addr: SocketAddr,
+    /// The placement API's base URL (`http://host:8778`).
+    pub placement_url: String,
+    pub network: Arc<Networking>,
+    pub network_addr: SocketAddr,
+    /// The network API's base URL without the version (`http://host:9696`).
+    pub network_url: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Glance's quotas read Keystone's unified limits for the `image` service, in-process.
+struct IdentityLimits(Arc<Identity>);
+
+#[async_trait::async_trait]
+impl ferro_image::quota::Limits for IdentityLimits {
+    async fn limit(&self, project_id: &str, resource: &str) -> ferro_common::Result<Option<i64>> {
+        self.0.effective_limit(project_id, "image", resource).await
+    }
 }
 
 /// Opens the database named by the configuration and applies every migration.
@@ -37,6 +65,9 @@ pub async fn open_database(config: &Config) -> anyhow::Result<ferro_db::Db> {
         .with_context(|| format!("database {url}"))?;
     ferro_db::migrate(&db, "identity", ferro_identity::migrations()).await?;
     ferro_db::migrate(&db, "image", ferro_image::migrations()).await?;
+    ferro_db::migrate(&db, "compute", ferro_compute::migrations()).await?;
+    ferro_db::migrate(&db, "placement", ferro_placement::migrations()).await?;
+    ferro_db::migrate(&db, "network", ferro_network::migrations()).await?;
     Ok(db)
 }
 
@@ -49,9 +80,13 @@ fn identity_config(config: &Config, url: &str) -> IdentityConfig {
     ic
 }
 
-/// The catalog entries of the services this cloud runs. Glance's URL carries no version:
-/// clients discover v2 from its version list.
-pub fn catalog(identity_url: &str, image_url: &str) -> Vec<(String, String, String)> {
+/// The catalog entries of the services this cloud runs. Glance's and placement's URLs carry
+/// no version: clients discover it from the version document.
+pub fn catalog(
+    identity_url: &str,
+    image_url: &str,
+    placement_url: &str,
+) -> Vec<(String, String, String)> {
     vec![
         (
             "identity".into(),
@@ -59,6 +94,11 @@ pub fn catalog(identity_url: &str, image_url: &str) -> Vec<(String, String, Stri
             format!("{identity_url}/v3"),
         ),
         ("image".into(), "glance".into(), image_url.to_string()),
+        (
+            "placement".into(),
+            "placement".into(),
+            placement_url.to_string(),
+        ),
     ]
 }
 
@@ -85,11 +125,15 @@ impl Cloud {
     /// one). The image API validates tokens in-process through identity.
     pub async fn start(config: &Config) -> anyhow::Result<Cloud> {
         let db = open_database(config).await?;
+        let compute_db = db.clone();
+        let network_db = db.clone();
         let listener = bind("identity", &config.identity.bind, config.identity.port).await?;
         let addr = listener.local_addr()?;
         let url = config.identity_url(addr.port());
         let identity = Identity::open(db.clone(), identity_config(config, &url)).await?;
         let validator: Arc<dyn ferro_http::TokenValidator> = identity.clone();
+        let compute_validator = validator.clone();
+        let network_validator = validator.clone();
         let app = ferro_http::layers(
             ferro_identity::api::router(identity.clone()),
             ferro_http::FaultStyle::Keystone,
@@ -104,14 +148,60 @@ impl Cloud {
         let image_url = config.image_url(image_addr.port());
         let mut ic = ImageConfig::new(&config.state_dir, &image_url);
         ic.policy_file = config.image.policy_file.clone();
-        let images = Images::open(db, ic)?;
+        ic.size_cap = config.image.size_cap;
+        ic.web_download_allowed_ports = config.image.web_download_allowed_ports.clone();
+        let limits = Arc::new(IdentityLimits(identity.clone()));
+        let images = Images::open(db.clone(), ic, limits)?;
         let image_app = ferro_http::layers(
             ferro_image::api::router(images.clone()),
             ferro_http::FaultStyle::Glance,
             ferro_http::DEFAULT_BODY_LIMIT,
-            validator,
+            validator.clone(),
         );
         tasks.push(serve("image", image_listener, image_app));
+        tasks.extend(ferro_image::workers(images.clone()));
+
+        let placement_listener =
+            bind("placement", &config.placement.bind, config.placement.port).await?;
+        let placement_addr = placement_listener.local_addr()?;
+        let placement_url = config.placement_url(placement_addr.port());
+        let mut pc = PlacementConfig::new();
+        pc.policy_file = config.placement.policy_file.clone();
+        let placement = Placement::open(db, pc)?;
+        let placement_app = ferro_http::layers(
+            ferro_placement::api::router(placement.clone()),
+            ferro_http::FaultStyle::Placement,
+            ferro_http::DEFAULT_BODY_LIMIT,
+            validator,
+        );
+        tasks.push(serve("placement", placement_listener, placement_app));
+        let compute_listener = bind("compute", &config.compute.bind, config.compute.port).await?;
+        let compute_addr = compute_listener.local_addr()?;
+        let compute_url = config.compute_url(compute_addr.port());
+        let mut cc = ComputeConfig::new(&compute_url);
+        cc.policy_file = config.compute.policy_file.clone();
+        cc.identity_url = Some(url.clone());
+        cc.max_attempts = config.compute.max_attempts.max(1);
+        cc.task_timeout = std::time::Duration::from_secs(config.compute.task_timeout);
+        let compute = Compute::open(compute_db, cc)?;
+        let compute_app = ferro_http::layers(
+            ferro_compute::api::router(compute.clone()),
+            ferro_http::FaultStyle::Nova,
+            ferro_http::DEFAULT_BODY_LIMIT,
+            compute_validator,
+        );
+        let compute_plane = compute_plane::start(
+            config,
+            &compute,
+            &url,
+            &placement_url,
+            &image_url,
+            &mut tasks,
+        )
+        .await?;
+        tasks.push(serve("compute", compute_listener, compute_app));
+        let (network, network_addr, network_url) =
+            start_network(config, network_db, network_validator, &mut tasks).await?;
         Ok(Cloud {
             identity,
             identity_addr: addr,
@@ -119,6 +209,16 @@ impl Cloud {
             images,
             image_addr,
             image_url,
+            compute,
+            compute_addr,
+            compute_url,
+            compute_plane,
+            placement,
+            placement_addr,
+            placement_url,
+            network,
+            network_addr,
+            network_url,
             tasks,
         })
     }
@@ -134,8 +234,13 @@ impl Cloud {
             admin_password: admin_password.to_string(),
             admin_project: config.bootstrap.admin_project.clone(),
             region: config.bootstrap.region.clone(),
-            services: catalog(&self.identity_url, &self.image_url),
-            service_password: None,
+            services: [
+                catalog(&self.identity_url, &self.image_url, &self.placement_url),
+                vec![compute_catalog_entry(&self.compute_url)],
+                vec![network_catalog_entry(&self.network_url)],
+            ]
+            .concat(),
+            service_password: Some(compute_plane::service_password(config)?),
         };
         Ok(ferro_identity::bootstrap::bootstrap(&self.identity, &p).await?)
     }
@@ -152,6 +257,53 @@ impl Drop for Cloud {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Starts the network API (Neutron v2.0) on its configured address.
+async fn start_network(
+    config: &Config,
+    db: ferro_db::Db,
+    validator: Arc<dyn ferro_http::TokenValidator>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<(Arc<Networking>, SocketAddr, String)> {
+    let section = &config.network;
+    let listener = bind("network", &section.bind, section.port).await?;
+    let addr = listener.local_addr()?;
+    let url = config.network_url(addr.port());
+    let mut nc = NetworkConfig::new(&url);
+    nc.policy_file = section.policy_file.clone();
+    nc.vxlan_ranges =
+        NetworkConfig::parse_vxlan_ranges(&section.vxlan_ranges).map_err(anyhow::Error::msg)?;
+    nc.vlan_ranges =
+        NetworkConfig::parse_vlan_ranges(&section.vlan_ranges).map_err(anyhow::Error::msg)?;
+    nc.flat_networks = section.flat_networks.clone();
+    nc.base_mac = section.base_mac.clone();
+    nc.physnet_mtu = section.physnet_mtu;
+    let network = Networking::open(db, nc)?;
+    let app = ferro_http::layers(
+        ferro_network::api::router(network.clone()),
+        ferro_http::FaultStyle::Neutron,
+        ferro_http::DEFAULT_BODY_LIMIT,
+        validator,
+    );
+    tasks.push(serve("network", listener, app));
+    Ok((network, addr, url))
+}
+
+/// Neutron's catalog entry: type `network`, name `neutron`, at the unversioned URL as
+/// DevStack registers it (clients read the version document there).
+pub fn network_catalog_entry(network_url: &str) -> (String, String, String) {
+    ("network".into(), "neutron".into(), network_url.to_string())
+}
+
+/// Nova's catalog entry: type `compute`, name `nova`, at `<url>/v2.1` as DevStack registers
+/// it (clients append nothing; they read the version document there).
+pub fn compute_catalog_entry(compute_url: &str) -> (String, String, String) {
+    (
+        "compute".into(),
+        "nova".into(),
+        format!("{compute_url}/v2.1"),
+    )
 }
 
 /// Writes `clouds.yaml` and `admin-openrc` for the admin into `dir`.

@@ -29,6 +29,12 @@ enum Command {
         /// The admin password on first start (default: generated and written to the state dir).
         #[arg(long, env = "FERROSTACK_ADMIN_PASSWORD")]
         admin_password: Option<String>,
+        /// The hypervisor driver of the in-process compute agents.
+        #[arg(long, value_parser = ["fake"])]
+        compute_driver: Option<String>,
+        /// How many in-process compute agents (hosts fake-0, fake-1...) to run.
+        #[arg(long)]
+        fake_hosts: Option<usize>,
     },
     /// The API services only, on an existing (bootstrapped) database.
     Serve,
@@ -82,6 +88,8 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(run(
         cli.command.unwrap_or(Command::AllInOne {
             admin_password: None,
+            compute_driver: None,
+            fake_hosts: None,
         }),
         config,
     ))
@@ -89,7 +97,18 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
-        Command::AllInOne { admin_password } => {
+        Command::AllInOne {
+            admin_password,
+            compute_driver,
+            fake_hosts,
+        } => {
+            let mut config = config;
+            if let Some(d) = compute_driver {
+                config.compute.driver = d;
+            }
+            if let Some(n) = fake_hosts {
+                config.compute.fake_hosts = n;
+            }
             let started = std::time::Instant::now();
             let cloud = Cloud::start(&config).await?;
             let first = ferro_identity::db::project_by_name(
@@ -136,6 +155,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let mut c = config.clone();
             c.identity.port = 0;
             c.image.port = 0;
+            c.compute.port = 0;
+            c.placement.port = 0;
+            c.network.port = 0;
             let cloud = Cloud::start(&c).await?;
             let url = config.identity_url(config.identity.port);
             let p = ferro_identity::bootstrap::BootstrapParams {
@@ -143,8 +165,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 admin_password,
                 admin_project: config.bootstrap.admin_project.clone(),
                 region: config.bootstrap.region.clone(),
-                services: ferrostack::catalog(&url, &config.image_url(config.image.port)),
-                service_password: None,
+                services: [
+                    ferrostack::catalog(
+                        &url,
+                        &config.image_url(config.image.port),
+                        &config.placement_url(config.placement.port),
+                    ),
+                    vec![ferrostack::compute_catalog_entry(
+                        &config.compute_url(config.compute.port),
+                    )],
+                    vec![ferrostack::network_catalog_entry(
+                        &config.network_url(config.network.port),
+                    )],
+                ]
+                .concat(),
+                service_password: Some(ferrostack::compute_plane::service_password(&config)?),
             };
             let b = ferro_identity::bootstrap::bootstrap(&cloud.identity, &p).await?;
             println!(

@@ -22,6 +22,12 @@ pub struct TestCloud {
     pub url: String,
     /// The image API's base URL (`http://127.0.0.1:<port>`).
     pub image_url: String,
+    /// The compute API's base URL without the version (`http://127.0.0.1:<port>`).
+    pub compute_url: String,
+    /// The placement API's base URL (`http://127.0.0.1:<port>`).
+    pub placement_url: String,
+    /// The network API's base URL without the version (`http://127.0.0.1:<port>`).
+    pub network_url: String,
     /// Project-scoped admin client.
     pub admin: Client,
     pub admin_token: Value,
@@ -100,6 +106,24 @@ impl TestCloud {
         Self::start_with(|_| {}).await.expect("test cloud starts")
     }
 
+    /// Starts a fresh cloud with `n` fake compute hosts (`fake-0`...).
+    pub async fn with_fake_hosts(n: usize) -> TestCloud {
+        Self::start_with(|c| c.compute.fake_hosts = n)
+            .await
+            .expect("test cloud starts")
+    }
+
+    /// The fake hypervisor of in-process host `host`.
+    pub fn fake_driver(&self, host: &str) -> std::sync::Arc<ferro_virt::FakeDriver> {
+        self.cloud
+            .compute_plane
+            .fake_drivers
+            .iter()
+            .find(|(h, _)| h == host)
+            .map(|(_, d)| d.clone())
+            .expect("no such fake host")
+    }
+
     /// Starts a fresh cloud after `adjust` has changed its configuration.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> anyhow::Result<TestCloud> {
         let dir = tempfile::tempdir()?;
@@ -109,7 +133,14 @@ impl TestCloud {
         };
         config.identity.port = 0;
         config.image.port = 0;
+        config.compute.port = 0;
+        config.placement.port = 0;
+        config.network.port = 0;
         config.identity.bcrypt_cost = 4;
+        // No compute hosts unless a test asks for them (`start_with`), so providers and
+        // services other tests count stay theirs.
+        config.compute.fake_hosts = 0;
+        config.compute.report_interval = 1;
         let database = match scratch_database().await? {
             Some((url, scratch)) => {
                 config.database.url = url;
@@ -134,6 +165,9 @@ impl TestCloud {
         } = self;
         config.identity.port = 0;
         config.image.port = 0;
+        config.compute.port = 0;
+        config.placement.port = 0;
+        config.network.port = 0;
         cloud.stop();
         drop(cloud);
         let cloud = Cloud::start(&config).await?;
@@ -154,11 +188,17 @@ impl TestCloud {
         )
         .await?;
         let image_url = cloud.image_url.clone();
+        let compute_url = cloud.compute_url.clone();
+        let placement_url = cloud.placement_url.clone();
+        let network_url = cloud.network_url.clone();
         Ok(TestCloud {
             cloud,
             config,
             url,
             image_url,
+            compute_url,
+            placement_url,
+            network_url,
             admin,
             admin_token,
             dir,

@@ -800,3 +800,34 @@ async fn os_glance_properties_are_reserved_and_size_filters_exactly() {
     assert_eq!(names(&r.body), ["sized"]);
     assert!(names(&alice.get("/v2/images?size=1235").await.unwrap().body).is_empty());
 }
+
+#[tokio::test]
+async fn concurrent_patches_and_tag_adds_all_apply() {
+    let c = TestCloud::start().await;
+    let a = c.admin.clone_with_base(&c.image_url);
+    let id = create(&a, json!({"name": "busy"})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut work = Vec::new();
+    for i in 0..12 {
+        let (a, id) = (a.clone(), id.clone());
+        work.push(tokio::spawn(async move {
+            let op = json!([{"op": "add", "path": format!("/k{i}"), "value": "v"}]);
+            assert_eq!(patch(&a, &id, op).await.status(), 200);
+            let r = a
+                .put(&format!("/v2/images/{id}/tags/t{i}"), None)
+                .await
+                .unwrap();
+            assert_eq!(r.status, 204);
+        }));
+    }
+    for w in work {
+        w.await.unwrap();
+    }
+    let img = a.get(&format!("/v2/images/{id}")).await.unwrap().body;
+    for i in 0..12 {
+        assert_eq!(img[format!("k{i}")], "v", "property k{i} lost: {img}");
+    }
+    assert_eq!(img["tags"].as_array().unwrap().len(), 12, "{img}");
+}

@@ -1,6 +1,13 @@
 //! Whole-cloud tests: FerroStack started in-process through `TestCloud`, driven over HTTP.
 
+mod compute;
 mod identity;
 mod identity_faults;
+mod identity_limits;
 mod image;
+mod image_import;
+mod image_metadefs;
+mod network;
+mod placement;
+mod servers;
 mod unauthorized;

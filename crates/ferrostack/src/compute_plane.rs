@@ -1,0 +1,104 @@
+//! The compute control plane and its in-process agents: connects the compute service to
+//! the bus and its service credentials, starts the conductor's workers and, for
+//! all-in-one, `fake_hosts` compute agents (`fake-0`, `fake-1`...) on the chosen driver.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use ferro_client::ServiceAuth;
+use ferro_compute::Compute;
+use ferro_compute::servers::Links;
+use ferro_compute_agent::{Agent, AgentConfig};
+use ferro_virt::FakeDriver;
+
+use crate::Config;
+
+/// The service user the conductor and the agents log in as (DevStack's `nova`), in the
+/// `service` project bootstrap creates.
+pub const SERVICE_USER: &str = "nova";
+pub const SERVICE_PROJECT: &str = "service";
+
+/// The service users' password: configured, else generated once into the state directory.
+pub fn service_password(config: &Config) -> anyhow::Result<String> {
+    use std::os::unix::fs::PermissionsExt;
+    if !config.compute.service_password.is_empty() {
+        return Ok(config.compute.service_password.clone());
+    }
+    let path = config.state_dir.join("service-password");
+    if let Ok(p) = std::fs::read_to_string(&path)
+        && !p.trim().is_empty()
+    {
+        return Ok(p.trim().to_string());
+    }
+    std::fs::create_dir_all(&config.state_dir)?;
+    let p = crate::generate_password();
+    std::fs::write(&path, &p).with_context(|| format!("write {}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(p)
+}
+
+/// The running compute plane: the fake hypervisors of the in-process hosts, by host name,
+/// so tests can slow them down or make them fail.
+#[derive(Default)]
+pub struct ComputePlane {
+    pub fake_drivers: Vec<(String, Arc<FakeDriver>)>,
+}
+
+/// Starts the conductor and the in-process agents.
+pub async fn start(
+    config: &Config,
+    compute: &Arc<Compute>,
+    identity_url: &str,
+    placement_url: &str,
+    image_url: &str,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<ComputePlane> {
+    let section = &config.compute;
+    let bus_url = if section.bus_url.is_empty() {
+        "memory://"
+    } else {
+        section.bus_url.as_str()
+    };
+    let bus = ferro_bus::connect(bus_url).with_context(|| format!("bus {bus_url}"))?;
+    let password = service_password(config)?;
+    let auth = Arc::new(ServiceAuth::new(
+        identity_url,
+        SERVICE_USER,
+        &password,
+        SERVICE_PROJECT,
+    ));
+    compute.connect(Links {
+        bus: bus.clone(),
+        auth: auth.clone(),
+        placement_url: placement_url.to_string(),
+        image_url: image_url.to_string(),
+    });
+    tasks.extend(
+        ferro_compute::conductor::workers(compute.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("conductor: {}", e.message()))?,
+    );
+    let mut plane = ComputePlane::default();
+    match section.driver.as_str() {
+        "fake" => {}
+        other => anyhow::bail!("compute driver {other:?} is not available (only \"fake\")"),
+    }
+    for n in 0..section.fake_hosts {
+        let host = format!("fake-{n}");
+        let driver = Arc::new(FakeDriver::new());
+        let mut ac = AgentConfig::new(&host, placement_url);
+        ac.vcpus = section.host_vcpus;
+        ac.memory_mb = section.host_memory_mb;
+        ac.disk_gb = section.host_disk_gb;
+        ac.heartbeat_interval = Duration::from_secs(section.report_interval.max(1));
+        let agent = Agent::new(ac, bus.clone(), driver.clone(), auth.clone());
+        tasks.extend(
+            ferro_compute_agent::start(agent)
+                .await
+                .with_context(|| format!("compute agent {host}"))?,
+        );
+        plane.fake_drivers.push((host, driver));
+    }
+    Ok(plane)
+}
