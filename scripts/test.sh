@@ -20,6 +20,8 @@ count_cargo() {
   failed=$((failed + ${f:-0}))
 }
 step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
+# A hung test must fail the run in minutes, not eat CI's whole time limit.
+bounded() { timeout --kill-after=30 "$@"; }
 
 install_packages build-essential pkg-config ca-certificates curl bc python3-venv
 require_rust
@@ -35,24 +37,25 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 
 step "unit and whole-cloud tests (SQLite)"
-cargo test --workspace 2>&1 | tee "$logs/sqlite.log"
+cargo test --workspace --no-run
+bounded 900 cargo test --workspace 2>&1 | tee "$logs/sqlite.log"
 count_cargo "$logs/sqlite.log"
 
 step "whole-cloud tests on PostgreSQL and MariaDB"
 start_databases
 for engine in postgres mysql; do
-  FERRO_TEST_DB=$engine cargo test -p ferro-testkit 2>&1 | tee "$logs/$engine.log"
+  FERRO_TEST_DB=$engine bounded 900 cargo test -p ferro-testkit 2>&1 | tee "$logs/$engine.log"
   count_cargo "$logs/$engine.log"
 done
 
 step "message bus contract on RabbitMQ"
 start_rabbitmq
-FERRO_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f cargo test -p ferro-bus 2>&1 | tee "$logs/amqp.log"
+FERRO_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f bounded 600 cargo test -p ferro-bus 2>&1 | tee "$logs/amqp.log"
 count_cargo "$logs/amqp.log"
 
 step "end to end: the openstack CLI against all-in-one"
 cargo build -p ferrostack
-bash tests/e2e/run.sh 2>&1 | tee "$logs/e2e.log" || true
+bounded 900 bash tests/e2e/run.sh 2>&1 | tee "$logs/e2e.log" || true
 line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' "$logs/e2e.log" | tail -1)
 [ -n "$line" ] || { echo "e2e produced no result line"; exit 1; }
 passed=$((passed + $(echo "$line" | sed -E 's/e2e: ([0-9]+) passed.*/\1/')))
@@ -60,7 +63,7 @@ failed=$((failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')))
 
 if [ -x tests/tempest/run.sh ]; then
   step "Tempest: identity and image"
-  bash tests/tempest/run.sh 2>&1 | tee "$logs/tempest.log" || true
+  bounded 1200 bash tests/tempest/run.sh 2>&1 | tee "$logs/tempest.log" || true
   line=$(grep -E '^tempest-gate: [0-9]+ passed, [0-9]+ failed' "$logs/tempest.log" | tail -1)
   [ -n "$line" ] || { echo "tempest produced no result line"; exit 1; }
   passed=$((passed + $(echo "$line" | sed -E 's/tempest-gate: ([0-9]+) passed.*/\1/')))

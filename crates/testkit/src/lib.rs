@@ -44,7 +44,12 @@ struct ScratchDatabase {
 impl Drop for ScratchDatabase {
     fn drop(&mut self) {
         let (url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop runs outside any runtime guarantee: use a thread with its own runtime.
+        // Drop runs on the test's runtime thread, which is blocked until the database is gone,
+        // so the cloud's own tasks cannot finish a transaction they hold open. PostgreSQL's
+        // `WITH (FORCE)` ends those sessions; MariaDB would wait on their metadata locks for
+        // `lock_wait_timeout` (a year), so their connections are killed first. A drop that
+        // still takes longer than a minute is abandoned: a leaked scratch database is better
+        // than a hung test run.
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -53,22 +58,40 @@ impl Drop for ScratchDatabase {
                 return;
             };
             rt.block_on(async {
-                if let Ok(db) = ferro_db::Db::connect(&url).await {
-                    let force = if url.starts_with("postgres") {
-                        " WITH (FORCE)"
+                let drop = async {
+                    let db = ferro_db::Db::connect(&url).await.ok()?;
+                    let sql = if url.starts_with("postgres") {
+                        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")
                     } else {
-                        ""
+                        let _ = db
+                            .execute(&ferro_db::Sql::new("SET SESSION lock_wait_timeout = 30"))
+                            .await;
+                        kill_mysql_sessions(&db, &name).await;
+                        format!("DROP DATABASE IF EXISTS {name}")
                     };
-                    let _ = db
-                        .execute(&ferro_db::Sql::new(&format!(
-                            "DROP DATABASE IF EXISTS {name}{force}"
-                        )))
-                        .await;
+                    let _ = db.execute(&ferro_db::Sql::new(&sql)).await;
                     db.close().await;
-                }
+                    Some(())
+                };
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(60), drop).await;
             });
         })
         .join();
+    }
+}
+
+/// Kills the MariaDB connections using database `name`, except this one.
+async fn kill_mysql_sessions(db: &ferro_db::Db, name: &str) {
+    let query = ferro_db::Sql::new(
+        "SELECT CAST(id AS SIGNED) FROM information_schema.processlist \
+         WHERE db = ? AND id <> CONNECTION_ID()",
+    )
+    .arg(name);
+    let sessions: Vec<(i64,)> = db.fetch_all(&query).await.unwrap_or_default();
+    for (id,) in sessions {
+        let _ = db
+            .execute(&ferro_db::Sql::new(&format!("KILL CONNECTION {id}")))
+            .await;
     }
 }
 

@@ -9,5 +9,6 @@ mod image_import;
 mod image_metadefs;
 mod network;
 mod placement;
+mod scratch;
 mod servers;
 mod unauthorized;
