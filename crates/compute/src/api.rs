@@ -150,6 +150,7 @@ pub fn router(state: Arc<Compute>) -> Router {
         .route("/os-availability-zone/detail", get(az_detail))
         .route("/os-services", get(service_list))
         .merge(crate::servers_api::routes())
+        .merge(crate::server_meta::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(microversion::version_headers));
     Router::new()

@@ -21,6 +21,7 @@ pub mod model;
 pub mod policy;
 pub mod quota;
 pub mod schemas;
+pub mod server_meta;
 pub mod servers;
 pub mod servers_api;
 pub mod validation;

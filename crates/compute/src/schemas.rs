@@ -289,6 +289,31 @@ fn metadata() -> Value {
         "additionalProperties": false})
 }
 
+/// The body of a server metadata write: `{"<key>": metadata}`, exactly one item when
+/// `single` (`PUT .../metadata/{key}`).
+pub fn server_metadata(key: &str, single: bool) -> Value {
+    let mut m = metadata();
+    if single {
+        m["minProperties"] = json!(1);
+        m["maxProperties"] = json!(1);
+    }
+    json!({"type": "object", "properties": {key: m}, "required": [key],
+        "additionalProperties": false})
+}
+
+/// `parameter_types.tag`.
+fn tag() -> Value {
+    json!({"type": "string", "pattern": "^[^,/]*$", "minLength": 1, "maxLength": 60})
+}
+
+/// `PUT /servers/{id}/tags`.
+pub fn server_tags() -> Value {
+    json!({"type": "object",
+        "properties": {"tags": {"type": "array", "items": tag(),
+            "maxItems": crate::server_meta::MAX_TAGS}},
+        "required": ["tags"], "additionalProperties": false})
+}
+
 /// `parameter_types.positive_integer`.
 fn positive_integer() -> Value {
     json!({"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "minLength": 1})

@@ -105,7 +105,7 @@ fn instance_not_found(id: &str) -> Fault {
 
 /// 409 with upstream's words for an action refused in the current state
 /// (`raise_http_conflict_for_instance_invalid_state`).
-fn invalid_state(action: &str, id: &str, attr: &str, state: &str) -> Fault {
+pub(crate) fn invalid_state(action: &str, id: &str, attr: &str, state: &str) -> Fault {
     Fault::conflict(format!(
         "Cannot '{action}' instance {id} while it is in {attr} {state}"
     ))
@@ -464,6 +464,7 @@ impl Compute {
                     .collect()
             })
             .unwrap_or_default();
+        self.check_metadata_quota(&project, metadata.len()).await?;
         let tags: Vec<String> = srv["tags"]
             .as_array()
             .map(|a| {
@@ -728,7 +729,7 @@ impl Compute {
         Ok(i)
     }
 
-    fn check_lock(&self, ctx: &RequestContext, i: &Instance) -> Result<()> {
+    pub(crate) fn check_lock(&self, ctx: &RequestContext, i: &Instance) -> Result<()> {
         if i.locked_by.is_some() && !self.is_admin(ctx) {
             return Err(Fault::conflict(format!("Instance {} is locked", i.uuid)));
         }

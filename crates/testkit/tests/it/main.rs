@@ -10,5 +10,6 @@ mod image_metadefs;
 mod network;
 mod placement;
 mod scratch;
+mod server_meta;
 mod servers;
 mod unauthorized;

@@ -12,20 +12,20 @@ use ferro_virt::Op;
 use serde_json::{Value, json};
 
 /// The admin's compute client at microversion `v`.
-fn nova(c: &TestCloud, v: &str) -> Client {
+pub(crate) fn nova(c: &TestCloud, v: &str) -> Client {
     c.admin
         .clone_with_base(&format!("{}/v2.1", c.compute_url))
         .with_header("OpenStack-API-Version", &format!("compute {v}"))
 }
 
-fn placement(c: &TestCloud) -> Client {
+pub(crate) fn placement(c: &TestCloud) -> Client {
     c.admin
         .clone_with_base(&c.placement_url)
         .with_header("OpenStack-API-Version", "placement 1.36")
 }
 
 /// An active image with a few bytes, and a flavor: `(image_id, flavor_id)`.
-async fn image_and_flavor(c: &TestCloud, vcpus: i64, ram: i64) -> (String, String) {
+pub(crate) async fn image_and_flavor(c: &TestCloud, vcpus: i64, ram: i64) -> (String, String) {
     let glance = c.admin.clone_with_base(&c.image_url);
     let r = glance
         .post(
@@ -58,11 +58,11 @@ async fn image_and_flavor(c: &TestCloud, vcpus: i64, ram: i64) -> (String, Strin
     (image, f.body["flavor"]["id"].as_str().unwrap().to_string())
 }
 
-fn server_body(name: &str, image: &str, flavor: &str) -> Value {
+pub(crate) fn server_body(name: &str, image: &str, flavor: &str) -> Value {
     json!({"server": {"name": name, "imageRef": image, "flavorRef": flavor, "networks": "none"}})
 }
 
-async fn create(n: &Client, name: &str, image: &str, flavor: &str) -> String {
+pub(crate) async fn create(n: &Client, name: &str, image: &str, flavor: &str) -> String {
     let r = n
         .post("/servers", &server_body(name, image, flavor))
         .await
@@ -72,7 +72,7 @@ async fn create(n: &Client, name: &str, image: &str, flavor: &str) -> String {
 }
 
 /// Polls the server until its status is `want` (panics after 15 s).
-async fn wait_status(n: &Client, id: &str, want: &str) -> Value {
+pub(crate) async fn wait_status(n: &Client, id: &str, want: &str) -> Value {
     for _ in 0..300 {
         let r = n.get(&format!("/servers/{id}")).await.unwrap();
         if r.status == 200 && r.body["server"]["status"] == want {
@@ -84,7 +84,7 @@ async fn wait_status(n: &Client, id: &str, want: &str) -> Value {
     panic!("server {id} never reached {want}: {}", r.body);
 }
 
-async fn wait_gone(n: &Client, id: &str) {
+pub(crate) async fn wait_gone(n: &Client, id: &str) {
     for _ in 0..300 {
         if n.get(&format!("/servers/{id}")).await.unwrap().status == 404 {
             return;
@@ -94,7 +94,7 @@ async fn wait_gone(n: &Client, id: &str) {
     panic!("server {id} was never deleted");
 }
 
-async fn wait_hosts(c: &TestCloud, n: usize) {
+pub(crate) async fn wait_hosts(c: &TestCloud, n: usize) {
     for _ in 0..300 {
         let r = nova(c, "2.1").get("/os-hypervisors").await.unwrap();
         if r.body["hypervisors"].as_array().map_or(0, Vec::len) == n {
@@ -105,7 +105,7 @@ async fn wait_hosts(c: &TestCloud, n: usize) {
     panic!("the compute hosts never registered");
 }
 
-async fn allocations(c: &TestCloud, id: &str) -> Value {
+pub(crate) async fn allocations(c: &TestCloud, id: &str) -> Value {
     let r = placement(c)
         .get(&format!("/allocations/{id}"))
         .await
