@@ -126,10 +126,7 @@ async fn metadata_merges_replaces_and_refuses_what_upstream_refuses() {
         r.body["conflictingRequest"]["message"],
         format!("Cannot 'update metadata' instance {broken} while it is in vm_state error")
     );
-    let r = n
-        .get(&format!("/servers/no-such-server/metadata"))
-        .await
-        .unwrap();
+    let r = n.get("/servers/no-such-server/metadata").await.unwrap();
     assert_eq!(r.status, 404);
 }
 
