@@ -151,6 +151,7 @@ pub fn router(state: Arc<Compute>) -> Router {
         .route("/os-services", get(service_list))
         .merge(crate::servers_api::routes())
         .merge(crate::server_meta::routes())
+        .merge(crate::server_groups::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(microversion::version_headers));
     Router::new()

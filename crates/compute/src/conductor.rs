@@ -303,6 +303,15 @@ impl Compute {
     /// it in ERROR with upstream's NoValidHost fault.
     async fn schedule(&self, mut i: Instance, request_id: &str) -> Result<()> {
         let expected = (i.vm_state, i.task_state.clone());
+        // A group's members are placed one at a time, until each has its host recorded.
+        let group_lock = self
+            .group_placement(&i.uuid)
+            .await?
+            .map(|g| self.group_locks.of(&g.group));
+        let _placing = match &group_lock {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
         let zone_ok = i
             .availability_zone
             .as_deref()
@@ -329,7 +338,15 @@ impl Compute {
             }
             let nodes = db::node_list(&mut &self.db).await?;
             let up = self.up_hosts().await?;
-            for cand in filter_and_weigh(&r.body, &nodes, &up, &i.tried_hosts) {
+            let mut candidates = filter_and_weigh(&r.body, &nodes, &up, &i.tried_hosts);
+            // Read under the lock: a member placed meanwhile counts.
+            let group = self.group_placement(&i.uuid).await?;
+            if let Some(g) = &group {
+                // The group filters, then its weigher ahead of the RAM weigher (stable sort).
+                candidates.retain(|c| g.allows(&c.host));
+                candidates.sort_by_key(|c| g.preference(&c.host));
+            }
+            for cand in candidates {
                 let claim = json!({
                     "allocations": cand.allocations,
                     "project_id": i.project_id,
@@ -342,6 +359,14 @@ impl Compute {
                     .map_err(|e| Fault::internal(format!("placement: {e}")))?;
                 match r.status {
                     204 => {
+                        // Late check (upstream's validate_instance_group_policy): a member
+                        // placed meanwhile may have taken the group's room on this host.
+                        if let Some(now) = self.group_placement(&i.uuid).await?
+                            && !now.allows(&cand.host)
+                        {
+                            self.allocation_delete(&i.uuid).await;
+                            continue;
+                        }
                         chosen = Some(cand);
                         break;
                     }

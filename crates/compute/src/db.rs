@@ -1083,3 +1083,145 @@ pub async fn node_report(ex: &mut impl Executor, n: &ComputeNode) -> Result<()> 
     }
     Ok(())
 }
+
+// ---- server groups --------------------------------------------------------------------------
+
+/// A server group as stored; `rules` is its JSON object.
+#[derive(Clone, Debug, FromRow)]
+pub struct ServerGroup {
+    pub uuid: String,
+    pub name: String,
+    pub project_id: String,
+    pub user_id: String,
+    pub policy: String,
+    pub rules: String,
+    pub created_at: i64,
+}
+
+const GROUP_COLUMNS: &str = "uuid, name, project_id, user_id, policy, rules, created_at";
+
+pub async fn group_insert(ex: &mut impl Executor, g: &ServerGroup) -> Result<()> {
+    ex.execute(
+        &Sql::new(&format!(
+            "INSERT INTO nv_server_groups ({GROUP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .arg(&g.uuid)
+        .arg(&g.name)
+        .arg(&g.project_id)
+        .arg(&g.user_id)
+        .arg(&g.policy)
+        .arg(&g.rules)
+        .arg(g.created_at),
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn group_get(ex: &mut impl Executor, uuid: &str) -> Result<Option<ServerGroup>> {
+    Ok(ex
+        .fetch_optional(
+            &Sql::new(&format!(
+                "SELECT {GROUP_COLUMNS} FROM nv_server_groups WHERE uuid = ?"
+            ))
+            .arg(uuid),
+        )
+        .await?)
+}
+
+/// Server groups of `project` (all when `None`), oldest first.
+pub async fn group_list(ex: &mut impl Executor, project: Option<&str>) -> Result<Vec<ServerGroup>> {
+    let mut sql = Sql::new(&format!("SELECT {GROUP_COLUMNS} FROM nv_server_groups"));
+    if let Some(p) = project {
+        sql.push(" WHERE project_id = ").bind(p);
+    }
+    sql.push(" ORDER BY created_at, uuid");
+    Ok(ex.fetch_all(&sql).await?)
+}
+
+/// How many server groups `project` has.
+pub async fn group_count(ex: &mut impl Executor, project: &str) -> Result<i64> {
+    let row: Option<Count> = ex
+        .fetch_optional(
+            &Sql::new("SELECT COUNT(*) AS n FROM nv_server_groups WHERE project_id = ?")
+                .arg(project),
+        )
+        .await?;
+    Ok(row.map_or(0, |r| r.n))
+}
+
+/// Deletes a group and its member rows; false if there was no such group.
+pub async fn group_delete(ex: &mut impl Executor, uuid: &str) -> Result<bool> {
+    ex.execute(&Sql::new("DELETE FROM nv_server_group_members WHERE group_uuid = ?").arg(uuid))
+        .await?;
+    let n = ex
+        .execute(&Sql::new("DELETE FROM nv_server_groups WHERE uuid = ?").arg(uuid))
+        .await?;
+    Ok(n == 1)
+}
+
+pub async fn group_member_add(ex: &mut impl Executor, group: &str, instance: &str) -> Result<()> {
+    ex.execute(
+        &Sql::new("INSERT INTO nv_server_group_members (group_uuid, instance_uuid) VALUES (?, ?)")
+            .arg(group)
+            .arg(instance),
+    )
+    .await?;
+    Ok(())
+}
+
+#[derive(FromRow)]
+struct MemberRow {
+    group_uuid: String,
+    instance_uuid: String,
+    host: Option<String>,
+}
+
+/// A group member whose instance is not deleted, with the host it was placed on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GroupMember {
+    pub group: String,
+    pub instance: String,
+    pub host: Option<String>,
+}
+
+/// The live members of the given groups (all groups when `groups` is `None`).
+pub async fn group_members(
+    ex: &mut impl Executor,
+    groups: Option<&[String]>,
+) -> Result<Vec<GroupMember>> {
+    let mut sql = Sql::new(
+        "SELECT m.group_uuid, m.instance_uuid, i.host FROM nv_server_group_members m \
+         JOIN nv_instances i ON i.uuid = m.instance_uuid WHERE i.deleted = ",
+    );
+    sql.bind(false);
+    if let Some(g) = groups {
+        sql.push(" AND m.group_uuid IN ")
+            .bind_list(g.iter().map(String::as_str));
+    }
+    sql.push(" ORDER BY i.created_at, m.instance_uuid");
+    let rows: Vec<MemberRow> = ex.fetch_all(&sql).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| GroupMember {
+            group: r.group_uuid,
+            instance: r.instance_uuid,
+            host: r.host,
+        })
+        .collect())
+}
+
+#[derive(FromRow)]
+struct GroupOf {
+    group_uuid: String,
+}
+
+/// The group instance `uuid` was created in, if any.
+pub async fn group_of_instance(ex: &mut impl Executor, uuid: &str) -> Result<Option<String>> {
+    let row: Option<GroupOf> = ex
+        .fetch_optional(
+            &Sql::new("SELECT group_uuid FROM nv_server_group_members WHERE instance_uuid = ?")
+                .arg(uuid),
+        )
+        .await?;
+    Ok(row.map(|r| r.group_uuid))
+}

@@ -21,6 +21,7 @@ pub mod model;
 pub mod policy;
 pub mod quota;
 pub mod schemas;
+pub mod server_groups;
 pub mod server_meta;
 pub mod servers;
 pub mod servers_api;
@@ -33,7 +34,7 @@ pub use manager::Compute;
 
 /// Compute's schema migrations, in order.
 pub fn migrations() -> &'static [ferro_db::Migration] {
-    static M: [ferro_db::Migration; 2] = [
+    static M: [ferro_db::Migration; 3] = [
         ferro_db::Migration {
             version: 1,
             name: "init",
@@ -43,6 +44,11 @@ pub fn migrations() -> &'static [ferro_db::Migration] {
             version: 2,
             name: "servers",
             sql: include_str!("../migrations/0002_servers.sql"),
+        },
+        ferro_db::Migration {
+            version: 3,
+            name: "server_groups",
+            sql: include_str!("../migrations/0003_server_groups.sql"),
         },
     ];
     &M

@@ -32,6 +32,8 @@ pub struct Compute {
     pub config: ComputeConfig,
     /// The bus, credentials and peer APIs servers need ([`Compute::connect`]).
     pub links: std::sync::OnceLock<crate::servers::Links>,
+    /// One lock per server group: this conductor places a group's members one at a time.
+    pub(crate) group_locks: crate::server_groups::GroupLocks,
 }
 
 fn flavor_not_found(id: &str) -> Fault {
@@ -168,6 +170,7 @@ impl Compute {
             },
             config,
             links: std::sync::OnceLock::new(),
+            group_locks: Default::default(),
         }))
     }
 

@@ -392,6 +392,31 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Delete all the server tags"
     ),
     rule!(
+        "os_compute_api:os-server-groups:create",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Create a new server group"
+    ),
+    rule!(
+        "os_compute_api:os-server-groups:delete",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Delete a server group"
+    ),
+    rule!(
+        "os_compute_api:os-server-groups:index",
+        PROJECT_READER_OR_ADMIN,
+        "List all server groups"
+    ),
+    rule!(
+        "os_compute_api:os-server-groups:index:all_projects",
+        ADMIN,
+        "List all server groups for all projects"
+    ),
+    rule!(
+        "os_compute_api:os-server-groups:show",
+        PROJECT_READER_OR_ADMIN,
+        "Show details of a server group"
+    ),
+    rule!(
         "os_compute_api:os-extended-server-attributes",
         ADMIN,
         "Return extended attributes for server."

@@ -210,7 +210,6 @@ impl Usage {
 /// table, and the server groups.
 /// Counted from the non-deleted rows of `nv_instances` (upstream
 /// `_instances_cores_ram_count_legacy`).
-// TODO-correctness: server groups arrive with their own slice; until then none exist.
 pub async fn count_servers(
     ex: &mut impl Executor,
     project: &str,
@@ -221,7 +220,7 @@ pub async fn count_servers(
         instances,
         cores,
         ram,
-        server_groups: 0,
+        server_groups: db::group_count(ex, project).await?,
     })
 }
 

@@ -314,6 +314,40 @@ pub fn server_tags() -> Value {
         "required": ["tags"], "additionalProperties": false})
 }
 
+/// `POST /os-server-groups`: `policies` (one of a list) before 2.64, `policy` and
+/// `rules` from it; the soft policies from 2.15.
+pub fn server_group_create(v: ApiVersion) -> Value {
+    let mut policies = vec!["anti-affinity", "affinity"];
+    if v.at_least(2, 15) {
+        policies.extend(["soft-anti-affinity", "soft-affinity"]);
+    }
+    let group = if v.at_least(2, 64) {
+        json!({"type": "object",
+            "properties": {"name": name(), "policy": {"type": "string", "enum": policies},
+                "rules": {"type": "object",
+                    "properties": {"max_server_per_host": positive_integer()},
+                    "additionalProperties": false}},
+            "required": ["name", "policy"], "additionalProperties": false})
+    } else {
+        json!({"type": "object",
+            "properties": {"name": name(), "policies": {"type": "array",
+                "items": {"type": "string", "enum": policies},
+                "minItems": 1, "maxItems": 1}},
+            "required": ["name", "policies"], "additionalProperties": false})
+    };
+    json!({"type": "object", "properties": {"server_group": group},
+        "required": ["server_group"], "additionalProperties": false})
+}
+
+/// `GET /os-server-groups` (strict from 2.75).
+pub fn server_group_list_query(v: ApiVersion) -> Value {
+    query(
+        json!({"all_projects": multi(string()), "limit": multi(non_negative_integer()),
+            "offset": multi(non_negative_integer())}),
+        v.at_least(2, 75),
+    )
+}
+
 /// `parameter_types.positive_integer`.
 fn positive_integer() -> Value {
     json!({"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "minLength": 1})

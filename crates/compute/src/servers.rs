@@ -493,6 +493,13 @@ impl Compute {
             .map(str::to_string)
             .unwrap_or_else(|| sanitize_hostname(&name));
 
+        let hints = body
+            .get("os:scheduler_hints")
+            .or_else(|| body.get("OS-SCH-HNT:scheduler_hints"))
+            .cloned()
+            .unwrap_or_else(|| json!({}));
+        let group = self.group_for_create(ctx, &hints, min_count).await?;
+
         // Quota: as many as fit between min_count and max_count (upstream
         // `_check_num_instances_quota`), checked under the quota locks in the insert's
         // transaction.
@@ -593,6 +600,9 @@ impl Compute {
                 deleted: false,
             };
             db::instance_insert(&mut tx, &i).await?;
+            if let Some(g) = &group {
+                db::group_member_add(&mut tx, &g.uuid, &i.uuid).await?;
+            }
             created.push(i);
         }
         tx.commit().await?;

@@ -214,10 +214,11 @@ async fn server_show(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let i = s.server_get(&ctx, &id).await?;
-    ok(
-        StatusCode::OK,
-        json!({"server": server_body(&s, &ctx, v, &i, true)}),
-    )
+    let mut body = server_body(&s, &ctx, v, &i, true);
+    if v.at_least(2, 71) {
+        body["server_groups"] = json!(s.groups_of_instance(&i.uuid).await?);
+    }
+    ok(StatusCode::OK, json!({ "server": body }))
 }
 
 async fn server_update(

@@ -10,6 +10,7 @@ mod image_metadefs;
 mod network;
 mod placement;
 mod scratch;
+mod server_groups;
 mod server_meta;
 mod servers;
 mod unauthorized;
