@@ -5,6 +5,7 @@
 
 pub mod compute_plane;
 pub mod config;
+pub mod rings;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

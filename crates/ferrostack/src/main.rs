@@ -53,6 +53,37 @@ enum Command {
         #[command(subcommand)]
         command: FernetCommand,
     },
+    /// Swift ring builder (as swift-ring-builder): `ring object create 10 3 1`,
+    /// `ring object add r1z1-127.0.0.1:6200/sdb1 100`, `ring object rebalance`.
+    Ring {
+        /// Where the builder and ring files live (default `<state_dir>/rings`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// `account`, `container` or `object`.
+        name: String,
+        #[command(subcommand)]
+        command: RingCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RingCommand {
+    /// Creates the builder: 2^part_power partitions, each on `replicas` devices.
+    Create {
+        part_power: u8,
+        replicas: usize,
+        min_part_hours: u32,
+    },
+    /// Adds a device: `r<region>z<zone>-<ip>:<port>/<device> <weight>`.
+    Add { device: String, weight: f64 },
+    /// Changes a device's weight.
+    SetWeight { id: u32, weight: f64 },
+    /// Marks a device for removal; its partitions move at the next rebalance.
+    Remove { id: u32 },
+    /// Reassigns partitions and writes `<name>.ring`.
+    Rebalance,
+    /// Prints the builder's parameters and devices.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -193,6 +224,25 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         } => {
             ferrostack::open_database(&config).await?;
             println!("migrations applied to {}", config.database_url());
+        }
+        Command::Ring { dir, name, command } => {
+            use ferrostack::rings;
+            let dir = dir.unwrap_or_else(|| config.state_dir.join("rings"));
+            let out = match command {
+                RingCommand::Create {
+                    part_power,
+                    replicas,
+                    min_part_hours,
+                } => rings::create(&dir, &name, part_power, replicas, min_part_hours)?,
+                RingCommand::Add { device, weight } => rings::add(&dir, &name, &device, weight)?,
+                RingCommand::SetWeight { id, weight } => {
+                    rings::set_weight(&dir, &name, id, weight)?
+                }
+                RingCommand::Remove { id } => rings::remove(&dir, &name, id)?,
+                RingCommand::Rebalance => rings::rebalance(&dir, &name)?,
+                RingCommand::Show => rings::show(&dir, &name)?,
+            };
+            println!("{out}");
         }
         Command::Fernet { command } => {
             let dir = config.state_dir.join("fernet-keys");
