@@ -102,6 +102,48 @@ check "an unknown network is refused" failed_with "."
 osc server create --image "$IMAGE" --flavor no-such-flavor --no-network e2e-bad
 check "an unknown flavor is refused" failed_with "."
 
+osc console log show e2e-vm
+check "console log show prints the guest's console" out_matches "^fake: booting instance-"
+osc server set --property role=web e2e-vm
+check "server set --property" succeeded
+osc server show -f value -c properties e2e-vm
+check "server show lists the property" out_matches "'role': 'web'"
+osc server unset --property role e2e-vm
+osc server show -f value -c properties e2e-vm
+check "server unset --property removes it" out_is "{}"
+osc --os-compute-api-version 2.26 server set --tag blue e2e-vm
+check "server set --tag (2.26)" succeeded
+osc --os-compute-api-version 2.26 server show -f value -c tags e2e-vm
+check "server show lists the tag" out_matches "blue"
+
+osc server group create --policy anti-affinity -f value -c id e2e-apart
+check "server group create --policy anti-affinity" succeeded
+GROUP="$OUT"
+for vm in e2e-a1 e2e-a2; do
+    osc server create --image e2e-img --flavor e2e.small --no-network --hint "group=$GROUP" \
+        --wait -f value -c status "$vm"
+    check "$vm in the anti-affinity group reaches ACTIVE" out_is ACTIVE
+done
+osc server show -f value -c OS-EXT-SRV-ATTR:host e2e-a1
+H1="$OUT"
+osc server show -f value -c OS-EXT-SRV-ATTR:host e2e-a2
+check "anti-affinity puts the two servers on different hosts" is_true test "$H1" != "$OUT"
+A1="$(openstack server show -f value -c id e2e-a1 2>/dev/null)"
+A2="$(openstack server show -f value -c id e2e-a2 2>/dev/null)"
+osc server group show -f value -c members e2e-apart
+check "the group lists both members" is_true grep -q "$A1.*$A2\|$A2.*$A1" <<<"$OUT"
+osc server delete --wait e2e-a1 e2e-a2
+check "deleting the group's servers" succeeded
+osc server group delete e2e-apart
+check "server group delete" succeeded
+
+PROJECT="$(openstack token issue -f value -c project_id 2>/dev/null)"
+osc quota set --instances 1 "$PROJECT"
+check "quota set --instances 1" succeeded
+osc server create --image e2e-img --flavor e2e.small --no-network e2e-over
+check "a second server over the instances quota is refused" failed_with "Quota exceeded for instances"
+osc quota set --instances 10 "$PROJECT"
+
 osc server delete --wait e2e-vm
 check "server delete --wait" succeeded
 osc server list -f value -c Name

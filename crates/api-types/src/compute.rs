@@ -193,6 +193,14 @@ pub enum AgentRequest {
     },
     /// Destroy an instance (idempotent); the agent answers `instance_destroyed`.
     TerminateInstance { version: String, uuid: String },
+    /// A call: the last `length` lines of the guest's console log (all when `None`),
+    /// answered as `{"output": "..."}`.
+    GetConsoleOutput {
+        version: String,
+        uuid: String,
+        #[serde(default)]
+        length: Option<i64>,
+    },
     /// A power action; the agent answers `power_action_done`.
     PowerAction {
         version: String,

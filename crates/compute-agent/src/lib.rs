@@ -20,6 +20,7 @@ use ferro_api_types::compute::{
 use ferro_bus::{Bus, Envelope};
 use ferro_client::TokenSource;
 use ferro_virt::Driver;
+use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 /// Settings of one agent.
@@ -145,9 +146,23 @@ impl Agent {
         .await;
     }
 
-    /// Handles one request; every outcome is reported to the conductor.
-    pub async fn handle(&self, req: AgentRequest, request_id: Option<&str>) {
+    /// Handles one request: casts report their outcome to the conductor; calls return
+    /// their answer (`Some`), for the caller.
+    pub async fn handle(
+        &self,
+        req: AgentRequest,
+        request_id: Option<&str>,
+    ) -> Option<Result<Value, String>> {
         match req {
+            AgentRequest::GetConsoleOutput { uuid, length, .. } => {
+                return Some(
+                    self.driver
+                        .console_output(&uuid)
+                        .await
+                        .map(|log| json!({"output": tail(&log, length)}))
+                        .map_err(|e| e.to_string()),
+                );
+            }
             AgentRequest::BuildAndRunInstance { instance, .. } => {
                 let lock = self.guest_lock(&instance.uuid);
                 let _g = lock.lock().await;
@@ -176,7 +191,7 @@ impl Agent {
                         // Reported as destroyed only once the driver managed it; the
                         // conductor's sweep retries a delete stuck in `deleting`.
                         tracing::error!(%uuid, error = %e, "destroy failed");
-                        return;
+                        return None;
                     }
                 }
                 self.guests
@@ -225,7 +240,19 @@ impl Agent {
                 .await;
             }
         }
+        None
     }
+}
+
+/// The last `length` lines of `log` (upstream `_tail_log`): all of it for `None` or -1,
+/// nothing for 0.
+fn tail(log: &str, length: Option<i64>) -> String {
+    let Some(n) = length.filter(|n| *n >= 0) else {
+        return log.to_string();
+    };
+    let lines: Vec<&str> = log.split('\n').collect();
+    let keep = usize::try_from(n).unwrap_or(usize::MAX).min(lines.len());
+    lines[lines.len() - keep..].join("\n")
 }
 
 /// Starts the agent: its message loop, its placement registration and its heartbeat.
@@ -241,11 +268,18 @@ pub async fn start(agent: Arc<Agent>) -> Result<Vec<JoinHandle<()>>, ferro_bus::
             let env = delivery.envelope().clone();
             let a = a.clone();
             tokio::spawn(async move {
-                match AgentRequest::parse(&env.method, &env.payload) {
+                let answer = match AgentRequest::parse(&env.method, &env.payload) {
                     Ok(req) => a.handle(req, env.request_id.as_deref()).await,
-                    Err(e) => tracing::error!(host = %a.config.host, error = %e, "dropped"),
-                }
-                if let Err(e) = delivery.ack().await {
+                    Err(e) => {
+                        tracing::error!(host = %a.config.host, error = %e, "dropped");
+                        Some(Err(e.to_string()))
+                    }
+                };
+                let done = match answer {
+                    Some(answer) if delivery.expects_reply() => delivery.reply(answer).await,
+                    _ => delivery.ack().await,
+                };
+                if let Err(e) = done {
                     tracing::warn!(error = %e, "ack failed");
                 }
             });
@@ -277,4 +311,19 @@ pub async fn start(agent: Arc<Agent>) -> Result<Vec<JoinHandle<()>>, ferro_bus::
         }
     }));
     Ok(tasks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail;
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        let log = "a\nb\nc";
+        assert_eq!(tail(log, None), log);
+        assert_eq!(tail(log, Some(-1)), log);
+        assert_eq!(tail(log, Some(0)), "");
+        assert_eq!(tail(log, Some(2)), "b\nc");
+        assert_eq!(tail(log, Some(10)), log);
+    }
 }

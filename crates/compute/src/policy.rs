@@ -417,6 +417,11 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Show details of a server group"
     ),
     rule!(
+        "os_compute_api:os-console-output",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Show console output for a server"
+    ),
+    rule!(
         "os_compute_api:os-extended-server-attributes",
         ADMIN,
         "Return extended attributes for server."

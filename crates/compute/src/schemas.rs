@@ -348,6 +348,16 @@ pub fn server_group_list_query(v: ApiVersion) -> Value {
     )
 }
 
+/// `os-getConsoleOutput`: `length` a whole number from -1 (everything).
+pub fn console_output_action() -> Value {
+    json!({"type": "object",
+        "properties": {"os-getConsoleOutput": {"type": "object",
+            "properties": {"length": {"type": ["integer", "string", "null"],
+                "pattern": "^-?[0-9]+$", "minimum": -1}},
+            "additionalProperties": false}},
+        "required": ["os-getConsoleOutput"], "additionalProperties": false})
+}
+
 /// `parameter_types.positive_integer`.
 fn positive_integer() -> Value {
     json!({"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "minLength": 1})

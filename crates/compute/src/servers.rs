@@ -251,6 +251,77 @@ impl Compute {
             .map_err(|e| Fault::internal(format!("cast to {topic}: {e}")))
     }
 
+    /// Sends `req` to `host`'s agent and waits for its answer: 409 when the agent does not
+    /// answer in time (upstream's InstanceNotReady), 404 when it failed (the guest or its
+    /// console is gone).
+    pub(crate) async fn call_agent(
+        &self,
+        host: &str,
+        req: AgentRequest,
+        request_id: &str,
+        uuid: &str,
+    ) -> Result<Value> {
+        let topic = compute_topic(host);
+        let (method, payload) = req.to_parts();
+        let env = Envelope::new(&topic, method, payload).with_request_id(request_id);
+        match self
+            .links()?
+            .bus
+            .call(&topic, env, std::time::Duration::from_secs(30))
+            .await
+        {
+            Ok(v) => Ok(v),
+            Err(ferro_bus::BusError::Timeout { .. }) => {
+                Err(Fault::conflict(format!("Instance {uuid} is not ready")))
+            }
+            Err(ferro_bus::BusError::Remote { message }) => {
+                tracing::warn!(%uuid, %host, error = %message, "agent call failed");
+                Err(Fault::not_found("Guest does not have a console available."))
+            }
+            Err(e) => Err(Fault::internal(format!("call to {topic}: {e}"))),
+        }
+    }
+
+    /// `os-getConsoleOutput`: the last `length` lines of the server's console log.
+    pub async fn console_output(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        length: Option<i64>,
+    ) -> Result<String> {
+        let i = self.instance_visible(ctx, id).await?;
+        self.authorize(
+            ctx,
+            "os_compute_api:os-console-output",
+            json!({"project_id": i.project_id}),
+        )?;
+        let Some(host) = i.host.clone() else {
+            return Err(Fault::conflict(format!("Instance {id} is not ready")));
+        };
+        if let Some(t @ (task_state::DELETING | "migrating")) = i.task_state.as_deref() {
+            return Err(invalid_state("get_console_output", id, "task_state", t));
+        }
+        let answer = self
+            .call_agent(
+                &host,
+                AgentRequest::GetConsoleOutput {
+                    version: CONTRACT_VERSION.into(),
+                    uuid: i.uuid.clone(),
+                    length,
+                },
+                &ctx.request_id,
+                &i.uuid,
+            )
+            .await?;
+        // As upstream: control characters other than tab and newline are dropped.
+        Ok(answer["output"]
+            .as_str()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !matches!(*c, '\0'..='\x08' | '\x0b'..='\x1f'))
+            .collect())
+    }
+
     fn server_target(i: &Instance) -> Value {
         json!({"project_id": i.project_id, "user_id": i.user_id})
     }

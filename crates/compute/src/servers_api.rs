@@ -262,6 +262,16 @@ async fn server_action(
     Body(b): Body,
 ) -> Result<Response> {
     let name = action_name(&b)?;
+    if name == "os-getConsoleOutput" {
+        validate_body(&schemas::console_output_action(), &b)?;
+        let length = match &b[&name]["length"] {
+            Value::Number(n) => n.as_i64(),
+            Value::String(t) => t.parse().ok(),
+            _ => None,
+        };
+        let output = s.console_output(&ctx, &id, length).await?;
+        return ok(StatusCode::OK, json!({ "output": output }));
+    }
     let action = match name.as_str() {
         "os-stop" => ServerAction::Power(PowerAction::Stop),
         "os-start" => ServerAction::Power(PowerAction::Start),

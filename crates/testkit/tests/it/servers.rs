@@ -514,3 +514,64 @@ async fn actions_follow_upstream_state_checks() {
     );
     wait_gone(&n, &id).await;
 }
+
+#[tokio::test]
+async fn console_output_comes_from_the_agent_tailed_to_length() {
+    let c = TestCloud::with_fake_hosts(1).await;
+    wait_hosts(&c, 1).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 64).await;
+    let n = nova(&c, "2.37");
+    let id = create(&n, "console", &image, &flavor).await;
+    wait_status(&n, &id, "ACTIVE").await;
+    let action = format!("/servers/{id}/action");
+
+    let r = n
+        .post(&action, &json!({"os-getConsoleOutput": {}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let all = r.body["output"].as_str().unwrap().to_string();
+    assert!(all.starts_with("fake: booting instance-"), "{all}");
+    let r = n
+        .post(&action, &json!({"os-getConsoleOutput": {"length": "2"}}))
+        .await
+        .unwrap();
+    // The log ends with a newline: its last two lines are the prompt and "".
+    assert_eq!(r.body["output"], "login:\n");
+    let r = n
+        .post(&action, &json!({"os-getConsoleOutput": {"length": -1}}))
+        .await
+        .unwrap();
+    assert_eq!(r.body["output"], all);
+    for bad in [json!(-2), json!("ten"), json!(1.5)] {
+        let r = n
+            .post(&action, &json!({"os-getConsoleOutput": {"length": bad}}))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+
+    // A server no host took has no console yet.
+    let f = n
+        .post(
+            "/flavors",
+            &json!({"flavor": {"name": "huge", "vcpus": 1, "ram": 64, "disk": 1000000}}),
+        )
+        .await
+        .unwrap();
+    let huge = f.body["flavor"]["id"].as_str().unwrap().to_string();
+    let nowhere = create(&n, "nowhere", &image, &huge).await;
+    wait_status(&n, &nowhere, "ERROR").await;
+    let r = n
+        .post(
+            &format!("/servers/{nowhere}/action"),
+            &json!({"os-getConsoleOutput": {}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(
+        r.body["conflictingRequest"]["message"],
+        format!("Instance {nowhere} is not ready")
+    );
+}
