@@ -24,6 +24,8 @@ step() { echo; echo "=== $* ($(date -u +%H:%M:%S))"; }
 bounded() { timeout --kill-after=30 "$@"; }
 
 install_packages build-essential pkg-config ca-certificates curl bc python3-venv
+# The QEMU driver's unit tests make qcow2 overlays and config drive ISOs.
+install_packages qemu-utils genisoimage
 require_rust
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
@@ -60,6 +62,13 @@ line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' "$logs/e2e.log" | tail -1)
 [ -n "$line" ] || { echo "e2e produced no result line"; exit 1; }
 passed=$((passed + $(echo "$line" | sed -E 's/e2e: ([0-9]+) passed.*/\1/')))
 failed=$((failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')))
+
+step "the QEMU driver with real guests (TCG)"
+install_packages qemu-system-x86 qemu-utils genisoimage cpio
+scripts/build-guest-image | tail -1
+cargo clippy -p ferro-virt --features qemu-tests --all-targets -- -D warnings
+bounded 600 cargo test -p ferro-virt --features qemu-tests --test it 2>&1 | tee "$logs/qemu.log"
+count_cargo "$logs/qemu.log"
 
 if [ -x tests/tempest/run.sh ]; then
   step "Tempest: identity and image"

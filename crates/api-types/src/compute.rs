@@ -148,7 +148,7 @@ impl PowerAction {
 }
 
 /// What an agent needs to build one instance; the conductor fills it from the instance row.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct InstanceSpec {
     pub uuid: String,
     /// `instance-<hex id>`-style libvirt name, used by the driver.
@@ -163,6 +163,57 @@ pub struct InstanceSpec {
     pub user_data: Option<String>,
     #[serde(default)]
     pub key_data: Option<String>,
+    /// The server's name as its owner gave it (meta_data.json's `name`).
+    #[serde(default)]
+    pub display_name: String,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub project_id: String,
+    #[serde(default)]
+    pub availability_zone: Option<String>,
+    #[serde(default)]
+    pub key_name: Option<String>,
+    /// The server's metadata (meta_data.json's `meta`).
+    #[serde(default)]
+    pub metadata: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub launch_index: i64,
+    /// The owner asked for a config drive (`config_drive: true`).
+    #[serde(default)]
+    pub config_drive: bool,
+    /// Where the root disk's image comes from; the agent resolves it from `image_ref`
+    /// before it spawns the guest. Drivers that need no bytes (fake) ignore it.
+    #[serde(default)]
+    pub image: Option<ImageSource>,
+    /// The image's `kernel_id` (AKI) and `ramdisk_id` (ARI), for direct kernel boot.
+    #[serde(default)]
+    pub kernel: Option<ImageSource>,
+    #[serde(default)]
+    pub ramdisk: Option<ImageSource>,
+    /// The image's `os_command_line` property: the kernel command line of direct boot.
+    #[serde(default)]
+    pub os_command_line: Option<String>,
+}
+
+/// Where a driver fetches one image's bytes and what they must be.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImageSource {
+    /// The Glance image id (the host cache's key).
+    pub id: String,
+    /// `http(s)://<image api>/v2/images/<id>/file`, or `file:///path` for local tests.
+    pub url: String,
+    /// The `X-Auth-Token` to send; the agent fills it just before spawning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Glance's `disk_format` (`raw`, `qcow2`, `aki`, `ari`, `ami`...).
+    #[serde(default)]
+    pub disk_format: String,
+    /// Glance's `os_hash_algo` and `os_hash_value` (the multihash of the bytes).
+    #[serde(default)]
+    pub os_hash_algo: Option<String>,
+    #[serde(default)]
+    pub os_hash_value: Option<String>,
 }
 
 /// A host's capacity and identity, sent with each heartbeat.
@@ -185,6 +236,9 @@ pub struct HostResources {
 /// Requests to a compute agent (topic `compute.<host>`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+// A build carries the whole instance spec; requests are made once and moved onto the bus,
+// so the size of the largest variant costs nothing worth a Box in every constructor.
+#[allow(clippy::large_enum_variant)]
 pub enum AgentRequest {
     /// Build and start an instance; the agent answers `build_succeeded` or `build_failed`.
     BuildAndRunInstance {

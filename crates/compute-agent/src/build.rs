@@ -117,7 +117,7 @@ mod tests {
         json!({"instance": InstanceSpec {
             uuid: uuid.into(), name: format!("instance-{uuid}"), vcpus: 1, memory_mb: 64,
             root_gb: 1, ephemeral_gb: 0, swap_mb: 0, image_ref: "img".into(),
-            user_data: None, key_data: None,
+            user_data: None, key_data: None, ..InstanceSpec::default()
         }})
     }
 

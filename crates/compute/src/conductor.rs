@@ -414,6 +414,15 @@ impl Compute {
             image_ref: i.image_ref.clone(),
             user_data: i.user_data.clone(),
             key_data: i.key_data.clone(),
+            display_name: i.display_name.clone(),
+            hostname: i.hostname.clone(),
+            project_id: i.project_id.clone(),
+            availability_zone: i.availability_zone.clone(),
+            key_name: i.key_name.clone(),
+            metadata: i.metadata.clone(),
+            launch_index: i.launch_index,
+            config_drive: i.config_drive == "True",
+            ..InstanceSpec::default()
         };
         self.cast_agent(
             &cand.host,

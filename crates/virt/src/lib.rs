@@ -1,6 +1,7 @@
 //! The hypervisor seam of a compute host: the [`Driver`] trait the compute agent drives, and
 //! [`FakeDriver`], an in-memory hypervisor for tests and scale runs (configurable delay and
-//! injected failures). The QEMU driver implements the same trait in a later slice.
+//! injected failures). [`qemu::QemuDriver`] is the real one: a qemu-system process per
+//! guest, controlled over QMP.
 //!
 //! A driver owns guests on one host only; it must not know the database, the bus or any
 //! API. Every operation is idempotent where upstream's are (destroying a missing guest
@@ -11,7 +12,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-pub use ferro_api_types::compute::{InstanceSpec, PowerState};
+pub use ferro_api_types::compute::{ImageSource, InstanceSpec, PowerState};
+
+pub mod qemu;
 
 /// Why a driver operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,6 +50,14 @@ pub enum Op {
 pub trait Driver: Send + Sync {
     /// `fake`, `QEMU`: what `hypervisor_type` shows.
     fn hypervisor_type(&self) -> &'static str;
+    /// The hypervisor's version as Nova's integer (`7.2.22` is 7002022).
+    fn hypervisor_version(&self) -> i64 {
+        1
+    }
+    /// The accelerator guests run with (`kvm`, `tcg`), where that means something.
+    fn accelerator(&self) -> Option<&'static str> {
+        None
+    }
     /// Creates and starts a guest; a guest that exists already is left as it is.
     async fn spawn(&self, spec: &InstanceSpec) -> Result<(), VirtError>;
     /// Stops and removes a guest; a missing guest is not an error.
@@ -292,6 +303,7 @@ mod tests {
             image_ref: "img".into(),
             user_data: None,
             key_data: None,
+            ..InstanceSpec::default()
         }
     }
 
