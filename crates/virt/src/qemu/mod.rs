@@ -292,6 +292,30 @@ impl QemuDriver {
         }
     }
 
+    /// Moves a guest from `from` to `to` with the QMP `command` (`stop`, `cont`); a guest
+    /// in `to` already is left alone.
+    async fn switch(
+        &self,
+        uuid: &str,
+        op: &'static str,
+        from: PowerState,
+        to: PowerState,
+        command: &str,
+    ) -> Result<(), VirtError> {
+        let dir = self.existing(uuid)?;
+        let lock = self.lock(uuid);
+        let _g = lock.lock().await;
+        match self.state_of(&dir).await? {
+            s if s == to => Ok(()),
+            s if s == from => self.exec(&dir, command, None).await.map(|_| ()),
+            state => Err(VirtError::InvalidState {
+                uuid: uuid.into(),
+                op,
+                state,
+            }),
+        }
+    }
+
     /// Waits for an incoming saved state to load, then runs the guest: QEMU keeps a guest
     /// that was stopped when saved (as suspend stops it) paused after loading.
     async fn wait_loaded(&self, dir: &Path) -> Result<(), VirtError> {
@@ -651,33 +675,25 @@ impl Driver for QemuDriver {
     }
 
     async fn pause(&self, uuid: &str) -> Result<(), VirtError> {
-        let dir = self.existing(uuid)?;
-        let lock = self.lock(uuid);
-        let _g = lock.lock().await;
-        match self.state_of(&dir).await? {
-            PowerState::Paused => Ok(()),
-            PowerState::Running => self.exec(&dir, "stop", None).await.map(|_| ()),
-            state => Err(VirtError::InvalidState {
-                uuid: uuid.into(),
-                op: "pause",
-                state,
-            }),
-        }
+        self.switch(
+            uuid,
+            "pause",
+            PowerState::Running,
+            PowerState::Paused,
+            "stop",
+        )
+        .await
     }
 
     async fn unpause(&self, uuid: &str) -> Result<(), VirtError> {
-        let dir = self.existing(uuid)?;
-        let lock = self.lock(uuid);
-        let _g = lock.lock().await;
-        match self.state_of(&dir).await? {
-            PowerState::Running => Ok(()),
-            PowerState::Paused => self.exec(&dir, "cont", None).await.map(|_| ()),
-            state => Err(VirtError::InvalidState {
-                uuid: uuid.into(),
-                op: "unpause",
-                state,
-            }),
-        }
+        self.switch(
+            uuid,
+            "unpause",
+            PowerState::Paused,
+            PowerState::Running,
+            "cont",
+        )
+        .await
     }
 
     async fn suspend(&self, uuid: &str) -> Result<(), VirtError> {

@@ -141,6 +141,13 @@ mod tests {
             .unwrap();
         let pid = child.id().unwrap() as i32;
         std::fs::write(&pidfile, format!("{pid}\n")).unwrap();
+        // Until the child has exec'd, its command line is still this test's.
+        for _ in 0..200 {
+            if running_pid(&pidfile, "sleep").is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(running_pid(&pidfile, "sleep"), Some(pid));
         // A recycled pid running something else is not ours.
         assert_eq!(running_pid(&pidfile, "qemu-system"), None);
