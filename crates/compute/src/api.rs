@@ -152,6 +152,7 @@ pub fn router(state: Arc<Compute>) -> Router {
         .merge(crate::servers_api::routes())
         .merge(crate::server_meta::routes())
         .merge(crate::server_groups::routes())
+        .merge(crate::instance_actions::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(microversion::version_headers));
     Router::new()

@@ -156,7 +156,10 @@ impl Compute {
                 i.task_state = None;
                 i.power_state = power_state;
                 i.launched_at = Some(now_micros());
-                self.conductor_save(&mut i, expected).await;
+                if self.conductor_save(&mut i, expected).await {
+                    self.record_event(&uuid, request_id, BUILD_EVENT, Some(&host), None)
+                        .await;
+                }
             }
             ConductorRequest::BuildFailed {
                 uuid, host, reason, ..
@@ -168,6 +171,8 @@ impl Compute {
                     return Ok(());
                 }
                 self.allocation_delete(&uuid).await;
+                self.record_event(&uuid, request_id, BUILD_EVENT, Some(&host), Some(&reason))
+                    .await;
                 let expected = (i.vm_state, i.task_state.clone());
                 if i.task_state.as_deref() == Some(task_state::DELETING) {
                     self.finish_delete(i, expected).await;
@@ -204,6 +209,14 @@ impl Compute {
                     && i.task_state.as_deref() == Some(task_state::DELETING)
                 {
                     self.allocation_delete(&uuid).await;
+                    self.record_event(
+                        &uuid,
+                        request_id,
+                        "compute_terminate_instance",
+                        Some(&host),
+                        None,
+                    )
+                    .await;
                     let expected = (i.vm_state, i.task_state.clone());
                     self.finish_delete(i, expected).await;
                 }
@@ -224,6 +237,14 @@ impl Compute {
                 {
                     return Ok(());
                 }
+                self.record_event(
+                    &uuid,
+                    request_id,
+                    action_event(action),
+                    Some(&host),
+                    error.as_deref(),
+                )
+                .await;
                 let expected = (i.vm_state, i.task_state.clone());
                 i.task_state = None;
                 match error {
@@ -383,6 +404,14 @@ impl Compute {
             }
         }
         let Some(cand) = chosen else {
+            self.record_event(
+                &i.uuid,
+                request_id,
+                "conductor_schedule_and_build_instances",
+                None,
+                Some("No valid host was found. There are not enough hosts available."),
+            )
+            .await;
             i.vm_state = VmState::Error;
             i.task_state = None;
             i.fault = Some(fault(
@@ -479,6 +508,22 @@ impl Compute {
             self.conductor_save(&mut i, expected).await;
         }
         Ok(n)
+    }
+}
+
+/// The event an agent's build is recorded as.
+const BUILD_EVENT: &str = "compute__do_build_and_run_instance";
+
+/// The event a power action is recorded as (the compute manager's method).
+fn action_event(a: PowerAction) -> &'static str {
+    match a {
+        PowerAction::Stop => "compute_stop_instance",
+        PowerAction::Start => "compute_start_instance",
+        PowerAction::RebootSoft | PowerAction::RebootHard => "compute_reboot_instance",
+        PowerAction::Pause => "compute_pause_instance",
+        PowerAction::Unpause => "compute_unpause_instance",
+        PowerAction::Suspend => "compute_suspend_instance",
+        PowerAction::Resume => "compute_resume_instance",
     }
 }
 

@@ -928,6 +928,19 @@ pub async fn instance_get(ex: &mut impl Executor, uuid: &str) -> Result<Option<I
     row.map(InstanceRow::into_instance).transpose()
 }
 
+/// Instance `uuid`, deleted or not.
+pub async fn instance_get_any(ex: &mut impl Executor, uuid: &str) -> Result<Option<Instance>> {
+    let row: Option<InstanceRow> = ex
+        .fetch_optional(
+            &Sql::new(&format!(
+                "SELECT {INSTANCE_COLUMNS} FROM nv_instances WHERE uuid = ?"
+            ))
+            .arg(uuid),
+        )
+        .await?;
+    row.map(InstanceRow::into_instance).transpose()
+}
+
 /// Instances not deleted, of `project` when given, oldest first.
 pub async fn instance_list(ex: &mut impl Executor, project: Option<&str>) -> Result<Vec<Instance>> {
     let mut sql = Sql::new(&format!(
@@ -1224,4 +1237,136 @@ pub async fn group_of_instance(ex: &mut impl Executor, uuid: &str) -> Result<Opt
         )
         .await?;
     Ok(row.map(|r| r.group_uuid))
+}
+
+// ---- instance actions -----------------------------------------------------------------------
+
+/// One recorded action on an instance.
+#[derive(Clone, Debug, FromRow)]
+pub struct InstanceAction {
+    pub instance_uuid: String,
+    pub request_id: String,
+    pub action: String,
+    pub user_id: String,
+    pub project_id: String,
+    pub start_time: i64,
+    pub updated_at: i64,
+    pub message: Option<String>,
+}
+
+/// One step of an action.
+#[derive(Clone, Debug, FromRow)]
+pub struct ActionEvent {
+    pub event: String,
+    pub start_time: i64,
+    pub finish_time: Option<i64>,
+    pub result: Option<String>,
+    pub traceback: Option<String>,
+    pub host: Option<String>,
+    pub details: Option<String>,
+}
+
+const ACTION_COLUMNS: &str =
+    "instance_uuid, request_id, action, user_id, project_id, start_time, updated_at, message";
+
+/// Records an action; a second record for the same request is ignored (a retried call).
+pub async fn action_insert(ex: &mut impl Executor, a: &InstanceAction) -> Result<()> {
+    let exists: Option<Count> = ex
+        .fetch_optional(
+            &Sql::new(
+                "SELECT COUNT(*) AS n FROM nv_instance_actions \
+                 WHERE instance_uuid = ? AND request_id = ?",
+            )
+            .arg(&a.instance_uuid)
+            .arg(&a.request_id),
+        )
+        .await?;
+    if exists.is_some_and(|c| c.n > 0) {
+        return Ok(());
+    }
+    ex.execute(
+        &Sql::new(&format!(
+            "INSERT INTO nv_instance_actions ({ACTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .arg(&a.instance_uuid)
+        .arg(&a.request_id)
+        .arg(&a.action)
+        .arg(&a.user_id)
+        .arg(&a.project_id)
+        .arg(a.start_time)
+        .arg(a.updated_at)
+        .arg(a.message.as_ref()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The actions of an instance, newest first.
+pub async fn action_list(ex: &mut impl Executor, uuid: &str) -> Result<Vec<InstanceAction>> {
+    Ok(ex
+        .fetch_all(
+            &Sql::new(&format!(
+                "SELECT {ACTION_COLUMNS} FROM nv_instance_actions WHERE instance_uuid = ? \
+                 ORDER BY start_time DESC, request_id DESC"
+            ))
+            .arg(uuid),
+        )
+        .await?)
+}
+
+/// Appends an event to the action of `request_id` on `uuid` (if it was recorded), and marks
+/// the action failed when the event did.
+pub async fn action_event_add(
+    ex: &mut impl Executor,
+    uuid: &str,
+    request_id: &str,
+    e: &ActionEvent,
+) -> Result<()> {
+    let failed = e.result.as_deref() == Some("Error");
+    let mut sql = Sql::new("UPDATE nv_instance_actions SET updated_at = ?").arg(e.start_time);
+    if failed {
+        sql.push(", message = ").bind("Error");
+    }
+    sql.push(" WHERE instance_uuid = ").bind(uuid);
+    sql.push(" AND request_id = ").bind(request_id);
+    if ex.execute(&sql).await? == 0 {
+        return Ok(());
+    }
+    ex.execute(
+        &Sql::new(
+            "INSERT INTO nv_instance_action_events (instance_uuid, request_id, event, \
+             start_time, finish_time, result, traceback, host, details) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .arg(uuid)
+        .arg(request_id)
+        .arg(&e.event)
+        .arg(e.start_time)
+        .arg(e.finish_time)
+        .arg(e.result.as_ref())
+        .arg(e.traceback.as_ref())
+        .arg(e.host.as_ref())
+        .arg(e.details.as_ref()),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The events of one action, in order.
+pub async fn action_events(
+    ex: &mut impl Executor,
+    uuid: &str,
+    request_id: &str,
+) -> Result<Vec<ActionEvent>> {
+    Ok(ex
+        .fetch_all(
+            &Sql::new(
+                "SELECT event, start_time, finish_time, result, traceback, host, details \
+                 FROM nv_instance_action_events WHERE instance_uuid = ? AND request_id = ? \
+                 ORDER BY start_time",
+            )
+            .arg(uuid)
+            .arg(request_id),
+        )
+        .await?)
 }

@@ -14,6 +14,7 @@ pub mod api;
 pub mod conductor;
 pub mod db;
 pub mod fault;
+pub mod instance_actions;
 pub mod keys;
 pub mod manager;
 pub mod microversion;
@@ -34,7 +35,7 @@ pub use manager::Compute;
 
 /// Compute's schema migrations, in order.
 pub fn migrations() -> &'static [ferro_db::Migration] {
-    static M: [ferro_db::Migration; 3] = [
+    static M: [ferro_db::Migration; 4] = [
         ferro_db::Migration {
             version: 1,
             name: "init",
@@ -49,6 +50,11 @@ pub fn migrations() -> &'static [ferro_db::Migration] {
             version: 3,
             name: "server_groups",
             sql: include_str!("../migrations/0003_server_groups.sql"),
+        },
+        ferro_db::Migration {
+            version: 4,
+            name: "instance_actions",
+            sql: include_str!("../migrations/0004_instance_actions.sql"),
         },
     ];
     &M

@@ -422,6 +422,26 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Show console output for a server"
     ),
     rule!(
+        "os_compute_api:os-instance-actions:list",
+        PROJECT_READER_OR_ADMIN,
+        "List actions for a server."
+    ),
+    rule!(
+        "os_compute_api:os-instance-actions:show",
+        PROJECT_READER_OR_ADMIN,
+        "Show action details for a server."
+    ),
+    rule!(
+        "os_compute_api:os-instance-actions:events",
+        ADMIN,
+        "Add events details in action details for a server."
+    ),
+    rule!(
+        "os_compute_api:os-instance-actions:events:details",
+        ADMIN,
+        "Add \"details\" key in action events for a server."
+    ),
+    rule!(
         "os_compute_api:os-extended-server-attributes",
         ADMIN,
         "Return extended attributes for server."

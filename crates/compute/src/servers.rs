@@ -678,6 +678,9 @@ impl Compute {
         }
         tx.commit().await?;
         for i in &created {
+            self.record_action(ctx, i, "create").await;
+        }
+        for i in &created {
             // A lost cast leaves the instance in `scheduling`; the conductor's sweep fails it.
             if let Err(e) = self
                 .cast_conductor(
@@ -848,6 +851,7 @@ impl Compute {
                 }
                 // The conductor may have claimed resources just before: let it find none.
                 self.allocation_delete(&i.uuid).await;
+                self.record_action(ctx, &i, "delete").await;
             }
             Some(host) => {
                 i.task_state = Some(task_state::DELETING.into());
@@ -859,6 +863,7 @@ impl Compute {
                         "Cannot 'delete' instance {id} while it is changing state"
                     )));
                 }
+                self.record_action(ctx, &i, "delete").await;
                 self.cast_agent(
                     &host,
                     AgentRequest::TerminateInstance {
@@ -919,7 +924,9 @@ impl Compute {
                 let owner = ctx.project_id.as_deref() == Some(i.project_id.as_str());
                 i.locked_by = Some(if owner { "owner" } else { "admin" }.into());
                 i.locked_reason = reason;
-                self.save_claimed(&mut i, None, "lock").await
+                self.save_claimed(&mut i, None, "lock").await?;
+                self.record_action(ctx, &i, "lock").await;
+                Ok(())
             }
             ServerAction::Unlock => {
                 self.authorize(ctx, "os_compute_api:os-lock-server:unlock", target.clone())?;
@@ -933,7 +940,9 @@ impl Compute {
                 }
                 i.locked_by = None;
                 i.locked_reason = None;
-                self.save_claimed(&mut i, None, "unlock").await
+                self.save_claimed(&mut i, None, "unlock").await?;
+                self.record_action(ctx, &i, "unlock").await;
+                Ok(())
             }
             ServerAction::Power(p) => {
                 let rule = rule_of(p);
@@ -969,6 +978,7 @@ impl Compute {
                 self.links()?;
                 self.save_claimed(&mut i, Some(rule.sets), rule.method)
                     .await?;
+                self.record_action(ctx, &i, rule.method).await;
                 self.cast_agent(
                     &host,
                     AgentRequest::PowerAction {

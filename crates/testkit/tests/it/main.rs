@@ -7,6 +7,7 @@ mod identity_limits;
 mod image;
 mod image_import;
 mod image_metadefs;
+mod instance_actions;
 mod network;
 mod placement;
 mod scratch;
