@@ -16,6 +16,7 @@ pub struct Config {
     pub compute: ComputeSection,
     pub placement: PlacementSection,
     pub network: NetworkSection,
+    pub object: ObjectSection,
     pub bootstrap: BootstrapSection,
 }
 
@@ -145,6 +146,63 @@ impl Config {
     }
 }
 
+/// Object storage (Swift): the proxy and, in all-in-one, the storage of its local devices.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectSection {
+    pub bind: String,
+    pub port: u16,
+    /// The URL clients reach the proxy at, without `/v1/...`; empty means
+    /// `http://<bind>:<port>`.
+    pub public_url: String,
+    /// Where the ring files live; empty means `<state_dir>/rings`.
+    pub rings_dir: String,
+    /// The directory of the devices; empty means `<state_dir>/object-devices`.
+    pub devices_root: String,
+    /// Devices of the rings built on first start (when no ring file exists).
+    pub devices: Vec<String>,
+    pub replicas: usize,
+    pub part_power: u8,
+    /// The cluster's hash path salt (`swift_hash_path_prefix` / `_suffix`): the same on
+    /// every node, never changed once objects are stored.
+    pub hash_path_prefix: String,
+    pub hash_path_suffix: String,
+    /// keystoneauth's `operator_roles`.
+    pub operator_roles: Vec<String>,
+    /// keystoneauth's `reseller_admin_role`.
+    pub reseller_admin_role: String,
+}
+
+impl Default for ObjectSection {
+    fn default() -> Self {
+        ObjectSection {
+            bind: "127.0.0.1".into(),
+            port: 8080,
+            public_url: String::new(),
+            rings_dir: String::new(),
+            devices_root: String::new(),
+            devices: vec!["d1".into(), "d2".into(), "d3".into()],
+            replicas: 3,
+            part_power: 10,
+            hash_path_prefix: String::new(),
+            hash_path_suffix: "ferrostack".into(),
+            operator_roles: vec!["admin".into(), "member".into(), "swiftoperator".into()],
+            reseller_admin_role: "ResellerAdmin".into(),
+        }
+    }
+}
+
+impl Config {
+    /// The object proxy's public URL in effect (the catalog adds `/v1/AUTH_%(project_id)s`).
+    pub fn object_url(&self, port: u16) -> String {
+        if self.object.public_url.is_empty() {
+            format!("http://{}:{port}", self.object.bind)
+        } else {
+            self.object.public_url.trim_end_matches('/').to_string()
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BootstrapSection {
@@ -165,6 +223,7 @@ impl Default for Config {
             compute: ComputeSection::default(),
             placement: PlacementSection::default(),
             network: NetworkSection::default(),
+            object: ObjectSection::default(),
             bootstrap: BootstrapSection::default(),
         }
     }

@@ -43,6 +43,10 @@ pub struct Cloud {
     pub network_addr: SocketAddr,
     /// The network API's base URL without the version (`http://host:9696`).
     pub network_url: String,
+    pub object_store: Arc<ferro_object_store::ObjectStore>,
+    pub object_addr: SocketAddr,
+    /// The object proxy's base URL without `/v1` (`http://host:8080`).
+    pub object_url: String,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -201,8 +205,11 @@ impl Cloud {
         )
         .await?;
         tasks.push(serve("compute", compute_listener, compute_app));
+        let object_validator = network_validator.clone();
         let (network, network_addr, network_url) =
             start_network(config, network_db, network_validator, &mut tasks).await?;
+        let (object_store, object_addr, object_url) =
+            start_object_store(config, object_validator, &mut tasks).await?;
         Ok(Cloud {
             identity,
             identity_addr: addr,
@@ -220,6 +227,9 @@ impl Cloud {
             network,
             network_addr,
             network_url,
+            object_store,
+            object_addr,
+            object_url,
             tasks,
         })
     }
@@ -239,6 +249,7 @@ impl Cloud {
                 catalog(&self.identity_url, &self.image_url, &self.placement_url),
                 vec![compute_catalog_entry(&self.compute_url)],
                 vec![network_catalog_entry(&self.network_url)],
+                vec![object_catalog_entry(&self.object_url)],
             ]
             .concat(),
             service_password: Some(compute_plane::service_password(config)?),
@@ -289,6 +300,47 @@ async fn start_network(
     );
     tasks.push(serve("network", listener, app));
     Ok((network, addr, url))
+}
+
+/// Starts the object storage proxy (Swift) on its configured address, over the local
+/// devices; builds the rings on first start.
+async fn start_object_store(
+    config: &Config,
+    validator: Arc<dyn ferro_http::TokenValidator>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<(Arc<ferro_object_store::ObjectStore>, SocketAddr, String)> {
+    let section = &config.object;
+    let listener = bind("object", &section.bind, section.port).await?;
+    let addr = listener.local_addr()?;
+    let url = config.object_url(addr.port());
+    let mut oc = ferro_object_store::ObjectStoreConfig::new(&config.state_dir, &url);
+    if !section.rings_dir.is_empty() {
+        oc.rings_dir = section.rings_dir.clone().into();
+    }
+    if !section.devices_root.is_empty() {
+        oc.devices_root = section.devices_root.clone().into();
+    }
+    oc.devices = section.devices.clone();
+    oc.replicas = section.replicas;
+    oc.part_power = section.part_power;
+    oc.hash_path =
+        ferro_object_ring::HashPath::new(&section.hash_path_prefix, &section.hash_path_suffix);
+    oc.operator_roles = section.operator_roles.clone();
+    oc.reseller_admin_role = section.reseller_admin_role.clone();
+    let store = ferro_object_store::ObjectStore::open(oc)?;
+    let app = ferro_object_store::api::router(store.clone(), validator);
+    tasks.push(serve("object", listener, app));
+    Ok((store, addr, url))
+}
+
+/// Swift's catalog entry: type `object-store`, name `swift`, at
+/// `<url>/v1/AUTH_%(project_id)s` as DevStack registers it.
+pub fn object_catalog_entry(object_url: &str) -> (String, String, String) {
+    (
+        "object-store".into(),
+        "swift".into(),
+        format!("{object_url}/v1/AUTH_%(project_id)s"),
+    )
 }
 
 /// Neutron's catalog entry: type `network`, name `neutron`, at the unversioned URL as

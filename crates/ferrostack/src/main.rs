@@ -189,6 +189,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             c.compute.port = 0;
             c.placement.port = 0;
             c.network.port = 0;
+            c.object.port = 0;
             let cloud = Cloud::start(&c).await?;
             let url = config.identity_url(config.identity.port);
             let p = ferro_identity::bootstrap::BootstrapParams {
@@ -207,6 +208,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     )],
                     vec![ferrostack::network_catalog_entry(
                         &config.network_url(config.network.port),
+                    )],
+                    vec![ferrostack::object_catalog_entry(
+                        &config.object_url(config.object.port),
                     )],
                 ]
                 .concat(),

@@ -28,6 +28,8 @@ pub struct TestCloud {
     pub placement_url: String,
     /// The network API's base URL without the version (`http://127.0.0.1:<port>`).
     pub network_url: String,
+    /// The object proxy's base URL without `/v1` (`http://127.0.0.1:<port>`).
+    pub object_url: String,
     /// Project-scoped admin client.
     pub admin: Client,
     pub admin_token: Value,
@@ -159,6 +161,7 @@ impl TestCloud {
         config.compute.port = 0;
         config.placement.port = 0;
         config.network.port = 0;
+        config.object.port = 0;
         config.identity.bcrypt_cost = 4;
         // No compute hosts unless a test asks for them (`start_with`), so providers and
         // services other tests count stay theirs.
@@ -191,6 +194,7 @@ impl TestCloud {
         config.compute.port = 0;
         config.placement.port = 0;
         config.network.port = 0;
+        config.object.port = 0;
         cloud.stop();
         drop(cloud);
         let cloud = Cloud::start(&config).await?;
@@ -214,6 +218,7 @@ impl TestCloud {
         let compute_url = cloud.compute_url.clone();
         let placement_url = cloud.placement_url.clone();
         let network_url = cloud.network_url.clone();
+        let object_url = cloud.object_url.clone();
         Ok(TestCloud {
             cloud,
             config,
@@ -222,6 +227,7 @@ impl TestCloud {
             compute_url,
             placement_url,
             network_url,
+            object_url,
             admin,
             admin_token,
             dir,

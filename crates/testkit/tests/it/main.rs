@@ -9,6 +9,7 @@ mod image_import;
 mod image_metadefs;
 mod instance_actions;
 mod network;
+mod object_store;
 mod placement;
 mod scratch;
 mod server_groups;

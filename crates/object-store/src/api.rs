@@ -1,0 +1,1437 @@
+//! Swift's proxy API: `GET /info` and `/v1/{account}[/{container}[/{object}]]` for every
+//! method Swift answers (including `COPY`).
+//!
+//! The path cannot name the operation, so each request is parsed into a [`Target`] and
+//! matched with its method. Handlers stay thin: parse, authorise (`policy`), delegate to the
+//! [`ObjectStore`], render. Errors are Swift's: a status with swob's HTML page or upstream's
+//! plain text, and every answer carries `X-Trans-Id` and `X-Openstack-Request-Id`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::Response;
+use ferro_common::RequestContext;
+use ferro_http::TokenValidator;
+use futures::stream::{BoxStream, StreamExt as _};
+use md5::Digest as _;
+use serde_json::json;
+
+use crate::db::{ContainerRow, ObjectRow, Stat};
+use crate::disk::{ObjectMeta, ObjectState, PostedMeta};
+use crate::model::*;
+use crate::policy::{Want, authorize, is_owner};
+use crate::{ObjectStore, model};
+
+/// The proxy's state: the store and the token validator.
+#[derive(Clone)]
+struct Api {
+    store: Arc<ObjectStore>,
+    validator: Arc<dyn TokenValidator>,
+}
+
+/// Swift's API as an axum router.
+pub fn router(store: Arc<ObjectStore>, validator: Arc<dyn TokenValidator>) -> Router {
+    Router::new()
+        .fallback(dispatch)
+        .with_state(Api { store, validator })
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            error_response(&SwiftError::status(500), false)
+        }))
+}
+
+/// What a path names.
+#[derive(Debug, PartialEq)]
+enum Target {
+    Info,
+    Account(String),
+    Container(String, String),
+    Object(String, String, String),
+}
+
+fn parse_target(path: &str) -> SwiftResult<Target> {
+    if path == "/info" {
+        return Ok(Target::Info);
+    }
+    let rest = path
+        .strip_prefix("/v1/")
+        .or_else(|| path.strip_prefix("/v1.0/"))
+        .ok_or_else(SwiftError::not_found)?;
+    let mut parts = rest.splitn(3, '/');
+    let decode = |s: &str| {
+        percent_decode(s, false)
+            .ok_or_else(|| SwiftError::with_body(412, "Invalid UTF8 or contains NULL"))
+    };
+    let account = decode(parts.next().unwrap_or_default())?;
+    if account.is_empty() {
+        return Err(SwiftError::not_found());
+    }
+    check_name(&account, MAX_ACCOUNT_NAME_LENGTH, "Account")?;
+    let container = match parts.next() {
+        None | Some("") => return Ok(Target::Account(account)),
+        Some(c) => decode(c)?,
+    };
+    check_name(&container, MAX_CONTAINER_NAME_LENGTH, "Container")?;
+    match parts.next() {
+        None | Some("") => Ok(Target::Container(account, container)),
+        Some(o) => {
+            let object = decode(o)?;
+            check_object_name(&object)?;
+            Ok(Target::Object(account, container, object))
+        }
+    }
+}
+
+/// `tx<21 hex>-<hex unix time>`, Swift's transaction id.
+fn trans_id() -> String {
+    let u = uuid::Uuid::new_v4().simple().to_string();
+    let now = chrono::Utc::now().timestamp();
+    format!("tx{}-{now:010x}", &u[..21])
+}
+
+fn query_map(req: &Request) -> SwiftResult<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for pair in req.uri().query().unwrap_or("").split('&') {
+        if pair.is_empty() {
+            continue;
+        }
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = percent_decode(k, true)
+            .ok_or_else(|| SwiftError::bad_request("Invalid UTF8 in query"))?;
+        let v = percent_decode(v, true)
+            .ok_or_else(|| SwiftError::bad_request("Invalid UTF8 in query"))?;
+        if v.contains('\0') {
+            return Err(SwiftError::bad_request("Invalid UTF8 or contains NULL"));
+        }
+        out.insert(k, v);
+    }
+    Ok(out)
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn truthy(v: Option<&str>) -> bool {
+    v.is_some_and(|v| {
+        matches!(
+            v.to_ascii_lowercase().as_str(),
+            "true" | "1" | "yes" | "on" | "t" | "y"
+        )
+    })
+}
+
+/// Swift's error page: `<html><h1>Title</h1><p>Explanation</p></html>` (swob), or
+/// upstream's own text where it has one.
+fn error_response(e: &SwiftError, head: bool) -> Response {
+    let status = StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (body, ct) = match &e.body {
+        Some(b) => (b.clone(), "text/plain; charset=UTF-8"),
+        None => (
+            reason(e.status)
+                .map(|(t, x)| format!("<html><h1>{t}</h1><p>{x}</p></html>"))
+                .unwrap_or_default(),
+            "text/html; charset=UTF-8",
+        ),
+    };
+    let len = body.len();
+    let mut r = Response::new(if head {
+        Body::empty()
+    } else {
+        Body::from(body)
+    });
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert("content-type", HeaderValue::from_static(ct));
+    h.insert("content-length", HeaderValue::from(len));
+    if e.status == 401 {
+        h.insert(
+            "www-authenticate",
+            HeaderValue::from_static("Keystone uri=\"/v3\""),
+        );
+    }
+    r
+}
+
+/// swob's `RESPONSE_REASONS` for the statuses this API answers with.
+fn reason(status: u16) -> Option<(&'static str, &'static str)> {
+    Some(match status {
+        400 => (
+            "Bad Request",
+            "The server could not comply with the request since it is either malformed or otherwise incorrect.",
+        ),
+        401 => (
+            "Unauthorized",
+            "This server could not verify that you are authorized to access the document you requested.",
+        ),
+        403 => ("Forbidden", "Access was denied to this resource."),
+        404 => ("Not Found", "The resource could not be found."),
+        405 => (
+            "Method Not Allowed",
+            "The method is not allowed for this resource.",
+        ),
+        409 => (
+            "Conflict",
+            "There was a conflict when trying to complete your request.",
+        ),
+        411 => ("Length Required", "Content-Length header required."),
+        412 => (
+            "Precondition Failed",
+            "A precondition for this request was not met.",
+        ),
+        413 => (
+            "Request Entity Too Large",
+            "The body of your request was too large for this server.",
+        ),
+        416 => (
+            "Requested Range Not Satisfiable",
+            "The Range requested is not available.",
+        ),
+        422 => (
+            "Unprocessable Entity",
+            "Unable to process the contained instructions",
+        ),
+        499 => (
+            "Client Disconnect",
+            "The client was disconnected during request.",
+        ),
+        500 => (
+            "Internal Error",
+            "The server has either erred or is incapable of performing the requested operation.",
+        ),
+        501 => (
+            "Not Implemented",
+            "The requested method is not implemented by this server.",
+        ),
+        503 => (
+            "Service Unavailable",
+            "The server is currently unavailable. Please try again at a later time.",
+        ),
+        _ => return None,
+    })
+}
+
+/// A response with `status`, `headers` and `body`.
+fn respond(status: u16, headers: Vec<(String, String)>, body: Body) -> Response {
+    let mut r = Response::new(body);
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let h = r.headers_mut();
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (
+            axum::http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(&v),
+        ) {
+            h.insert(k, v);
+        }
+    }
+    r
+}
+
+/// A bodiless answer as Swift gives for PUT, POST and DELETE (`Content-Length: 0`).
+fn empty(status: u16) -> Response {
+    text_response(status, vec![], String::new(), "text/html; charset=UTF-8")
+}
+
+/// `201 Created` for a stored object, with its `Etag` and `Last-Modified` and `extra`.
+fn created(meta: &ObjectMeta, extra: Vec<(String, String)>) -> Response {
+    let mut headers = vec![
+        ("Etag".into(), meta.etag.clone()),
+        ("Last-Modified".into(), meta.timestamp.http_date()),
+    ];
+    headers.extend(extra);
+    text_response(201, headers, String::new(), "text/html; charset=UTF-8")
+}
+
+/// What a new object is, besides its bytes.
+struct NewObject {
+    /// `Content-Length`, when the client sent one.
+    length: Option<u64>,
+    /// The client's `ETag`, to verify.
+    etag: Option<String>,
+    content_type: String,
+    user: Metadata,
+    headers: Metadata,
+}
+
+fn text_response(
+    status: u16,
+    mut headers: Vec<(String, String)>,
+    body: String,
+    ct: &str,
+) -> Response {
+    headers.push(("content-type".into(), ct.into()));
+    headers.push(("content-length".into(), body.len().to_string()));
+    respond(status, headers, Body::from(body))
+}
+
+async fn dispatch(State(api): State<Api>, req: Request) -> Response {
+    let tx = trans_id();
+    let head = req.method() == Method::HEAD;
+    let mut resp = match handle(&api, req).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e, head),
+    };
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&tx) {
+        h.insert("x-trans-id", v.clone());
+        h.insert("x-openstack-request-id", v);
+    }
+    resp
+}
+
+async fn handle(api: &Api, req: Request) -> SwiftResult<Response> {
+    let target = parse_target(req.uri().path())?;
+    if target == Target::Info {
+        return match *req.method() {
+            Method::GET | Method::HEAD => Ok(info()),
+            _ => Err(SwiftError::status(405)),
+        };
+    }
+    let ctx = match header(req.headers(), "x-auth-token") {
+        None => None,
+        Some(token) => match api.validator.validate(token).await {
+            Ok(ctx) => Some(ctx),
+            Err(_) => return Err(SwiftError::status(401)),
+        },
+    };
+    let h = Handler {
+        store: &api.store,
+        ctx: ctx.as_ref(),
+    };
+    let method = req.method().clone();
+    match target {
+        Target::Info => Ok(info()),
+        Target::Account(a) => match method.as_str() {
+            "GET" | "HEAD" => h.account_get(&a, req).await,
+            "POST" => h.account_post(&a, req.headers()).await,
+            _ => Err(SwiftError::status(405)),
+        },
+        Target::Container(a, c) => match method.as_str() {
+            "GET" | "HEAD" => h.container_get(&a, &c, req).await,
+            "PUT" => h.container_put(&a, &c, req.headers()).await,
+            "POST" => h.container_post(&a, &c, req.headers()).await,
+            "DELETE" => h.container_delete(&a, &c).await,
+            _ => Err(SwiftError::status(405)),
+        },
+        Target::Object(a, c, o) => match method.as_str() {
+            "GET" | "HEAD" => h.object_get(&a, &c, &o, req).await,
+            "PUT" => h.object_put(&a, &c, &o, req).await,
+            "POST" => h.object_post(&a, &c, &o, req.headers()).await,
+            "DELETE" => h.object_delete(&a, &c, &o).await,
+            "COPY" => h.object_copy(&a, &c, &o, req).await,
+            _ => Err(SwiftError::status(405)),
+        },
+    }
+}
+
+/// `GET /info`: the cluster's capabilities and limits.
+fn info() -> Response {
+    let body = json!({
+        "swift": {
+            "version": "2.35.0",
+            "max_file_size": MAX_FILE_SIZE,
+            "max_meta_name_length": MAX_META_NAME_LENGTH,
+            "max_meta_value_length": MAX_META_VALUE_LENGTH,
+            "max_meta_count": MAX_META_COUNT,
+            "max_meta_overall_size": MAX_META_OVERALL_SIZE,
+            "max_header_size": 8192,
+            "max_object_name_length": MAX_OBJECT_NAME_LENGTH,
+            "max_container_name_length": MAX_CONTAINER_NAME_LENGTH,
+            "max_account_name_length": MAX_ACCOUNT_NAME_LENGTH,
+            "container_listing_limit": LISTING_LIMIT,
+            "account_listing_limit": LISTING_LIMIT,
+            "extra_header_count": 0,
+            "valid_api_versions": ["v1", "v1.0"],
+            "policies": [{"name": "Policy-0", "aliases": "Policy-0", "default": true}],
+            "allow_account_management": false,
+            "account_autocreate": true,
+            "strict_cors_mode": true,
+        },
+        "keystoneauth": {},
+    });
+    text_response(
+        200,
+        vec![],
+        body.to_string(),
+        "application/json; charset=UTF-8",
+    )
+}
+
+/// Title-cases a header name piece by piece (`color-name` → `Color-Name`).
+fn title(name: &str) -> String {
+    name.split('-')
+        .map(capitalise)
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn meta_headers(meta: &Metadata, kind: &str) -> Vec<(String, String)> {
+    meta.iter()
+        .filter(|(k, _)| !k.starts_with("sys:"))
+        .map(|(k, v)| {
+            (
+                format!("X-{}-Meta-{}", capitalise(kind), title(k)),
+                v.clone(),
+            )
+        })
+        .collect()
+}
+
+/// The listing format from `?format=` or else the `Accept` header (Swift's
+/// `get_listing_content_type`).
+fn list_format(q: &HashMap<String, String>, headers: &HeaderMap) -> ListFormat {
+    let accept = match q.get("format").map(|f| f.to_ascii_lowercase()) {
+        Some(f) if f == "json" => "application/json".to_string(),
+        Some(f) if f == "xml" => "application/xml".to_string(),
+        Some(_) => "text/plain".to_string(),
+        None => header(headers, "accept").unwrap_or("").to_ascii_lowercase(),
+    };
+    if accept.contains("application/json") {
+        ListFormat::Json
+    } else if accept.contains("application/xml") || accept.contains("text/xml") {
+        ListFormat::Xml
+    } else {
+        ListFormat::Plain
+    }
+}
+
+fn list_params(q: &HashMap<String, String>) -> SwiftResult<ListParams> {
+    let limit = match q.get("limit") {
+        None => LISTING_LIMIT,
+        Some(l) => {
+            let n: i64 = l.parse().map_err(|_| {
+                SwiftError::with_body(412, "Value of limit must be a positive integer")
+            })?;
+            if n < 0 {
+                return Err(SwiftError::with_body(
+                    412,
+                    "Value of limit must be a positive integer",
+                ));
+            }
+            if n as usize > LISTING_LIMIT {
+                return Err(SwiftError::with_body(
+                    412,
+                    format!("Maximum limit is {LISTING_LIMIT}"),
+                ));
+            }
+            n as usize
+        }
+    };
+    let delimiter = q.get("delimiter").filter(|d| !d.is_empty()).cloned();
+    if let Some(d) = &delimiter
+        && (d.chars().count() > 1 || d.chars().next().is_some_and(|c| c as u32 > 254))
+    {
+        return Err(SwiftError::with_body(412, "Bad delimiter"));
+    }
+    Ok(ListParams {
+        prefix: q.get("prefix").cloned().unwrap_or_default(),
+        delimiter,
+        marker: q.get("marker").cloned().unwrap_or_default(),
+        end_marker: q.get("end_marker").filter(|m| !m.is_empty()).cloned(),
+        limit,
+        reverse: truthy(q.get("reverse").map(String::as_str)),
+    })
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Renders a listing: 204 for an empty plain listing, else 200 in the asked format.
+fn render_listing<T>(
+    status_headers: Vec<(String, String)>,
+    format: ListFormat,
+    root: (&str, &str),
+    entries: &[Entry<T>],
+    json_item: impl Fn(&str, &T) -> serde_json::Value,
+    xml_item: impl Fn(&str, &T) -> String,
+    head: bool,
+) -> Response {
+    let (body, ct) = match format {
+        ListFormat::Plain => {
+            let mut s = String::new();
+            for e in entries {
+                match e {
+                    Entry::Item(n, _) => s.push_str(n),
+                    Entry::Subdir(n) => s.push_str(n),
+                }
+                s.push('\n');
+            }
+            (s, "text/plain; charset=utf-8")
+        }
+        ListFormat::Json => {
+            let items: Vec<serde_json::Value> = entries
+                .iter()
+                .map(|e| match e {
+                    Entry::Item(n, r) => json_item(n, r),
+                    Entry::Subdir(s) => json!({"subdir": s}),
+                })
+                .collect();
+            (
+                serde_json::Value::Array(items).to_string(),
+                "application/json; charset=utf-8",
+            )
+        }
+        ListFormat::Xml => {
+            let mut s = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{} name=\"{}\">",
+                root.0,
+                xml_escape(root.1)
+            );
+            for e in entries {
+                match e {
+                    Entry::Item(n, r) => s.push_str(&xml_item(n, r)),
+                    Entry::Subdir(d) => s.push_str(&format!(
+                        "<subdir name=\"{0}\"><name>{0}</name></subdir>",
+                        xml_escape(d)
+                    )),
+                }
+            }
+            s.push_str(&format!("</{}>", root.0));
+            (s, "application/xml; charset=utf-8")
+        }
+    };
+    let status = if head || (format == ListFormat::Plain && entries.is_empty()) {
+        204
+    } else {
+        200
+    };
+    let mut headers = status_headers;
+    headers.push(("content-type".into(), ct.into()));
+    if status == 204 {
+        headers.push(("content-length".into(), "0".into()));
+        respond(status, headers, Body::empty())
+    } else {
+        headers.push(("content-length".into(), body.len().to_string()));
+        respond(status, headers, Body::from(body))
+    }
+}
+
+/// A guess of the content type from the object name's extension, as Python's `mimetypes`
+/// would for the common ones; `application/octet-stream` otherwise.
+fn guess_content_type(name: &str) -> &'static str {
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "txt" | "text" | "log" | "conf" | "cfg" | "ini" => "text/plain",
+        "html" | "htm" => "text/html",
+        "css" => "text/css",
+        "csv" => "text/csv",
+        "js" => "text/javascript",
+        "json" => "application/json",
+        "xml" => "application/xml",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "gz" | "tgz" => "application/gzip",
+        "tar" => "application/x-tar",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "svg" => "image/svg+xml",
+        "mp4" => "video/mp4",
+        "mp3" => "audio/mpeg",
+        "iso" => "application/x-iso9660-image",
+        "qcow2" | "img" | "raw" | "bin" => "application/octet-stream",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Headers Swift keeps with an object besides its user metadata.
+const KEPT_HEADERS: [&str; 4] = [
+    "content-disposition",
+    "content-encoding",
+    "x-object-manifest",
+    "x-static-large-object",
+];
+
+/// A byte range request (`bytes=0-9,20-,-5`) resolved against `size`: `Ok(None)` when the
+/// header is absent or malformed (the whole object is served, as swob does), `Err(416)` when
+/// no range is satisfiable.
+fn parse_ranges(value: Option<&str>, size: u64) -> SwiftResult<Option<Vec<(u64, u64)>>> {
+    let Some(spec) = value.and_then(|v| v.trim().strip_prefix("bytes=")) else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    let mut any = false;
+    for part in spec.split(',') {
+        let part = part.trim();
+        let Some((a, b)) = part.split_once('-') else {
+            return Ok(None);
+        };
+        let (a, b) = (a.trim(), b.trim());
+        let range = if a.is_empty() {
+            let Ok(n) = b.parse::<u64>() else {
+                return Ok(None);
+            };
+            any = true;
+            if n == 0 || size == 0 {
+                continue;
+            }
+            (size.saturating_sub(n), size - 1)
+        } else {
+            let Ok(start) = a.parse::<u64>() else {
+                return Ok(None);
+            };
+            let end = if b.is_empty() {
+                u64::MAX
+            } else {
+                match b.parse::<u64>() {
+                    Ok(e) if e >= start => e,
+                    _ => return Ok(None),
+                }
+            };
+            any = true;
+            if start >= size {
+                continue;
+            }
+            (start, end.min(size - 1))
+        };
+        out.push(range);
+    }
+    if !any {
+        return Ok(None);
+    }
+    if out.is_empty() {
+        return Err(SwiftError::status(416));
+    }
+    Ok(Some(out))
+}
+
+/// Streams `len` bytes of `path` from `offset`.
+fn file_stream(
+    path: std::path::PathBuf,
+    offset: u64,
+    len: u64,
+) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+    let state = (None::<tokio::fs::File>, path, offset, len);
+    futures::stream::try_unfold(state, |(file, path, offset, left)| async move {
+        if left == 0 {
+            return Ok(None);
+        }
+        let mut f = match file {
+            Some(f) => f,
+            None => {
+                let mut f = tokio::fs::File::open(&path).await?;
+                f.seek(std::io::SeekFrom::Start(offset)).await?;
+                f
+            }
+        };
+        let mut buf = vec![0u8; left.min(256 * 1024) as usize];
+        let n = f.read(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::Error::other("object file shorter than recorded"));
+        }
+        buf.truncate(n);
+        Ok(Some((
+            Bytes::from(buf),
+            (Some(f), path, offset, left - n as u64),
+        )))
+    })
+    .boxed()
+}
+
+/// The etags an `If-Match` / `If-None-Match` header lists (`*` included).
+fn etag_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(|e| {
+            e.trim()
+                .trim_start_matches("W/")
+                .trim_matches('"')
+                .to_string()
+        })
+        .filter(|e| !e.is_empty())
+        .collect()
+}
+
+struct Handler<'a> {
+    store: &'a Arc<ObjectStore>,
+    ctx: Option<&'a RequestContext>,
+}
+
+impl Handler<'_> {
+    fn owner(&self, account: &str) -> bool {
+        is_owner(&self.store.config, self.ctx, account)
+    }
+
+    fn require_owner(&self, account: &str) -> SwiftResult<()> {
+        authorize(
+            &self.store.config,
+            self.ctx,
+            account,
+            Want::Manage,
+            None,
+            None,
+        )
+    }
+
+    /// Authorises a container-level read or an object access through the container's ACLs.
+    async fn authorize_container(
+        &self,
+        account: &str,
+        container: &str,
+        want: Want,
+    ) -> SwiftResult<Option<Stat>> {
+        if self.owner(account) {
+            return Ok(None);
+        }
+        let stat = self.store.stat(account, Some(container)).await?;
+        let (read, write) = match &stat {
+            Some(s) => (s.metadata.get("sys:read"), s.metadata.get("sys:write")),
+            None => (None, None),
+        };
+        authorize(
+            &self.store.config,
+            self.ctx,
+            account,
+            want,
+            read.map(String::as_str),
+            write.map(String::as_str),
+        )?;
+        Ok(stat)
+    }
+
+    async fn account_get(&self, account: &str, req: Request) -> SwiftResult<Response> {
+        self.require_owner(account)?;
+        let q = query_map(&req)?;
+        let params = list_params(&q)?;
+        let format = list_format(&q, req.headers());
+        let head = req.method() == Method::HEAD;
+        let (stat, entries) = match self.store.list_containers(account, &params).await? {
+            Some(found) => found,
+            // account_autocreate: an account nobody wrote to yet is empty, not missing.
+            None => (
+                Stat {
+                    created_at: Timestamp::now(),
+                    put_timestamp: Timestamp::now(),
+                    delete_timestamp: Timestamp(0),
+                    metadata: Metadata::new(),
+                    count: 0,
+                    object_count: 0,
+                    bytes_used: 0,
+                },
+                Vec::new(),
+            ),
+        };
+        let mut headers = vec![
+            ("X-Account-Container-Count".into(), stat.count.to_string()),
+            (
+                "X-Account-Object-Count".into(),
+                stat.object_count.to_string(),
+            ),
+            ("X-Account-Bytes-Used".into(), stat.bytes_used.to_string()),
+            (
+                "X-Account-Storage-Policy-Policy-0-Container-Count".into(),
+                stat.count.to_string(),
+            ),
+            (
+                "X-Account-Storage-Policy-Policy-0-Object-Count".into(),
+                stat.object_count.to_string(),
+            ),
+            (
+                "X-Account-Storage-Policy-Policy-0-Bytes-Used".into(),
+                stat.bytes_used.to_string(),
+            ),
+            ("X-Timestamp".into(), stat.created_at.normal()),
+            ("X-Put-Timestamp".into(), stat.put_timestamp.normal()),
+        ];
+        headers.extend(meta_headers(&stat.metadata, "account"));
+        Ok(render_listing(
+            headers,
+            format,
+            ("account", account),
+            &entries,
+            |n, r: &ContainerRow| {
+                json!({"name": n, "count": r.object_count, "bytes": r.bytes_used,
+                       "last_modified": Timestamp::parse(&r.put_timestamp).unwrap_or(Timestamp(0)).iso()})
+            },
+            |n, r: &ContainerRow| {
+                format!(
+                    "<container><name>{}</name><count>{}</count><bytes>{}</bytes><last_modified>{}</last_modified></container>",
+                    xml_escape(n),
+                    r.object_count,
+                    r.bytes_used,
+                    Timestamp::parse(&r.put_timestamp)
+                        .unwrap_or(Timestamp(0))
+                        .iso()
+                )
+            },
+            head,
+        ))
+    }
+
+    async fn account_post(&self, account: &str, headers: &HeaderMap) -> SwiftResult<Response> {
+        self.require_owner(account)?;
+        let meta = metadata_from_headers(headers, "account")?;
+        self.store.account_autocreate(account).await?;
+        self.store.post_metadata(account, None, &meta).await?;
+        Ok(empty(204))
+    }
+
+    /// Container metadata from a request: `X-Container-Meta-*` plus the ACLs (owners only).
+    fn container_meta(&self, headers: &HeaderMap) -> SwiftResult<Metadata> {
+        let mut meta = metadata_from_headers(headers, "container")?;
+        for (h, key) in [
+            ("x-container-read", "sys:read"),
+            ("x-container-write", "sys:write"),
+        ] {
+            if let Some(v) = header(headers, h) {
+                meta.insert(key.into(), v.trim().to_string());
+            }
+            if headers.contains_key(format!("x-remove-{}", &h[2..]).as_str()) {
+                meta.insert(key.into(), String::new());
+            }
+        }
+        Ok(meta)
+    }
+
+    async fn container_put(
+        &self,
+        account: &str,
+        container: &str,
+        headers: &HeaderMap,
+    ) -> SwiftResult<Response> {
+        self.require_owner(account)?;
+        if container.is_empty() {
+            return Err(SwiftError::not_found());
+        }
+        let meta = self.container_meta(headers)?;
+        let created = self.store.container_put(account, container, &meta).await?;
+        Ok(empty(if created { 201 } else { 202 }))
+    }
+
+    async fn container_post(
+        &self,
+        account: &str,
+        container: &str,
+        headers: &HeaderMap,
+    ) -> SwiftResult<Response> {
+        self.require_owner(account)?;
+        let meta = self.container_meta(headers)?;
+        if !self
+            .store
+            .post_metadata(account, Some(container), &meta)
+            .await?
+        {
+            return Err(SwiftError::not_found());
+        }
+        Ok(empty(204))
+    }
+
+    async fn container_delete(&self, account: &str, container: &str) -> SwiftResult<Response> {
+        self.require_owner(account)?;
+        self.store.container_delete(account, container).await?;
+        Ok(empty(204))
+    }
+
+    async fn container_get(
+        &self,
+        account: &str,
+        container: &str,
+        req: Request,
+    ) -> SwiftResult<Response> {
+        self.authorize_container(account, container, Want::ListContainer)
+            .await?;
+        let q = query_map(&req)?;
+        let params = list_params(&q)?;
+        let format = list_format(&q, req.headers());
+        let head = req.method() == Method::HEAD;
+        let Some((stat, entries)) = self.store.list_objects(account, container, &params).await?
+        else {
+            return Err(SwiftError::not_found());
+        };
+        let mut headers = vec![
+            (
+                "X-Container-Object-Count".into(),
+                stat.object_count.to_string(),
+            ),
+            ("X-Container-Bytes-Used".into(), stat.bytes_used.to_string()),
+            ("X-Timestamp".into(), stat.created_at.normal()),
+            ("X-Put-Timestamp".into(), stat.put_timestamp.normal()),
+            ("X-Storage-Policy".into(), "Policy-0".into()),
+            ("Last-Modified".into(), stat.put_timestamp.http_date()),
+            ("Accept-Ranges".into(), "bytes".into()),
+        ];
+        headers.extend(meta_headers(&stat.metadata, "container"));
+        if self.owner(account) {
+            for (key, h) in [
+                ("sys:read", "X-Container-Read"),
+                ("sys:write", "X-Container-Write"),
+            ] {
+                if let Some(v) = stat.metadata.get(key) {
+                    headers.push((h.into(), v.clone()));
+                }
+            }
+        }
+        Ok(render_listing(
+            headers,
+            format,
+            ("container", container),
+            &entries,
+            |n, r: &ObjectRow| {
+                json!({"hash": r.etag, "last_modified": Timestamp::parse(&r.created_at).unwrap_or(Timestamp(0)).iso(),
+                       "bytes": r.size, "name": n, "content_type": r.content_type})
+            },
+            |n, r: &ObjectRow| {
+                format!(
+                    "<object><name>{}</name><hash>{}</hash><bytes>{}</bytes><content_type>{}</content_type><last_modified>{}</last_modified></object>",
+                    xml_escape(n),
+                    r.etag,
+                    r.size,
+                    xml_escape(&r.content_type),
+                    Timestamp::parse(&r.created_at)
+                        .unwrap_or(Timestamp(0))
+                        .iso()
+                )
+            },
+            head,
+        ))
+    }
+
+    async fn object_get(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+        req: Request,
+    ) -> SwiftResult<Response> {
+        self.authorize_container(account, container, Want::ReadObject)
+            .await?;
+        let head = req.method() == Method::HEAD;
+        let ObjectState::Present { data, meta } =
+            self.store.object_state(account, container, object).await?
+        else {
+            return Err(SwiftError::not_found());
+        };
+        let headers = req.headers();
+        let mut out = object_headers(&meta);
+        // Conditional requests, in swob's order.
+        if let Some(v) = header(headers, "if-match") {
+            let tags = etag_list(v);
+            if !tags.iter().any(|t| t == "*" || *t == meta.etag) {
+                return Ok(text_response(
+                    412,
+                    out,
+                    String::new(),
+                    "text/html; charset=UTF-8",
+                ));
+            }
+        }
+        if let Some(v) = header(headers, "if-none-match") {
+            let tags = etag_list(v);
+            if tags.iter().any(|t| t == "*" || *t == meta.etag) {
+                out.retain(|(k, _)| k != "Content-Type");
+                return Ok(respond(304, out, Body::empty()));
+            }
+        }
+        let modified = meta.timestamp.0.div_ceil(100_000) as i64;
+        if let Some(since) = header(headers, "if-modified-since").and_then(parse_http_date)
+            && modified <= since
+        {
+            return Ok(respond(304, out, Body::empty()));
+        }
+        if let Some(since) = header(headers, "if-unmodified-since").and_then(parse_http_date)
+            && modified > since
+        {
+            return Ok(text_response(
+                412,
+                out,
+                String::new(),
+                "text/html; charset=UTF-8",
+            ));
+        }
+        let size = meta.size;
+        let ranges = match parse_ranges(header(headers, "range"), size) {
+            Ok(r) => r,
+            Err(e) => {
+                let mut r = error_response(&e, head);
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    r.headers_mut().insert("content-range", v);
+                }
+                return Ok(r);
+            }
+        };
+        out.push(("Content-Type".into(), meta.content_type.clone()));
+        match ranges {
+            None => {
+                out.push(("Content-Length".into(), size.to_string()));
+                let body = if head {
+                    Body::empty()
+                } else {
+                    Body::from_stream(file_stream(data, 0, size))
+                };
+                Ok(respond(200, out, body))
+            }
+            Some(r) if r.len() == 1 => {
+                let (s, e) = r[0];
+                out.push(("Content-Length".into(), (e - s + 1).to_string()));
+                out.push(("Content-Range".into(), format!("bytes {s}-{e}/{size}")));
+                let body = if head {
+                    Body::empty()
+                } else {
+                    Body::from_stream(file_stream(data, s, e - s + 1))
+                };
+                Ok(respond(206, out, body))
+            }
+            Some(r) => {
+                let boundary = uuid::Uuid::new_v4().simple().to_string();
+                let ct = meta.content_type.clone();
+                out.retain(|(k, _)| k != "Content-Type");
+                out.push((
+                    "Content-Type".into(),
+                    format!("multipart/byteranges;boundary={boundary}"),
+                ));
+                let mut parts: Vec<BoxStream<'static, Result<Bytes, std::io::Error>>> = Vec::new();
+                let mut total = 0u64;
+                for (s, e) in r {
+                    let head_part = format!(
+                        "--{boundary}\r\nContent-Type: {ct}\r\nContent-Range: bytes {s}-{e}/{size}\r\n\r\n"
+                    );
+                    total += head_part.len() as u64 + (e - s + 1) + 2;
+                    parts.push(
+                        futures::stream::once(async move { Ok(Bytes::from(head_part)) }).boxed(),
+                    );
+                    parts.push(file_stream(data.clone(), s, e - s + 1));
+                    parts.push(
+                        futures::stream::once(async { Ok(Bytes::from_static(b"\r\n")) }).boxed(),
+                    );
+                }
+                let tail = format!("--{boundary}--");
+                total += tail.len() as u64;
+                parts.push(futures::stream::once(async move { Ok(Bytes::from(tail)) }).boxed());
+                out.push(("Content-Length".into(), total.to_string()));
+                let body = if head {
+                    Body::empty()
+                } else {
+                    Body::from_stream(futures::stream::iter(parts).flatten())
+                };
+                Ok(respond(206, out, body))
+            }
+        }
+    }
+
+    async fn object_put(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+        req: Request,
+    ) -> SwiftResult<Response> {
+        self.authorize_container(account, container, Want::WriteObject)
+            .await?;
+        let (parts, body) = req.into_parts();
+        let headers = parts.headers;
+        if let Some(src) = header(&headers, "x-copy-from") {
+            let (sc, so) = parse_copy_path(src)?;
+            return self
+                .copy(account, &sc, &so, container, object, &headers)
+                .await;
+        }
+        let length = match header(&headers, "content-length") {
+            Some(v) => Some(
+                v.trim()
+                    .parse::<u64>()
+                    .map_err(|_| SwiftError::bad_request("Invalid Content-Length header value"))?,
+            ),
+            None => None,
+        };
+        let chunked = header(&headers, "transfer-encoding")
+            .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
+        if length.is_none() && !chunked {
+            return Err(SwiftError::status(411));
+        }
+        if length.is_some_and(|l| l > MAX_FILE_SIZE) {
+            return Err(SwiftError::status(413));
+        }
+        let mut user = metadata_from_headers(&headers, "object")?;
+        user.retain(|_, v| !v.is_empty());
+        let content_type = match header(&headers, "content-type") {
+            Some(ct) if !truthy(header(&headers, "x-detect-content-type")) => ct.to_string(),
+            _ => guess_content_type(object).to_string(),
+        };
+        let kept = kept_headers(&headers);
+        let stream = body
+            .into_data_stream()
+            .map(|r| r.map_err(|_| SwiftError::status(499)))
+            .boxed();
+        let etag_wanted =
+            header(&headers, "etag").map(|e| e.trim_matches('"').to_ascii_lowercase());
+        let new = NewObject {
+            length,
+            etag: etag_wanted,
+            content_type,
+            user,
+            headers: kept,
+        };
+        let meta = self
+            .write_object(account, container, object, stream, new)
+            .await?;
+        Ok(created(&meta, vec![]))
+    }
+
+    /// Streams `body` to a quorum of the object's devices and records it in the container.
+    async fn write_object(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+        mut body: BoxStream<'static, SwiftResult<Bytes>>,
+        new: NewObject,
+    ) -> SwiftResult<ObjectMeta> {
+        let NewObject {
+            length,
+            etag: etag_wanted,
+            content_type,
+            user,
+            headers,
+        } = new;
+        if self.store.stat(account, Some(container)).await?.is_none() {
+            return Err(SwiftError::not_found());
+        }
+        let replicas = self.store.object_replicas();
+        let mut writers = self
+            .store
+            .object_writers(account, container, object)
+            .await?;
+        let mut md5 = md5::Md5::new();
+        let mut total: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            total += chunk.len() as u64;
+            if total > MAX_FILE_SIZE || length.is_some_and(|l| total > l) {
+                return Err(SwiftError::status(413));
+            }
+            md5.update(&chunk);
+            let mut failed = Vec::new();
+            for (i, (w, _)) in writers.iter_mut().enumerate() {
+                if let Err(e) = w.write(&chunk).await {
+                    tracing::warn!(error = %e, "object write failed on a device");
+                    failed.push(i);
+                }
+            }
+            for i in failed.into_iter().rev() {
+                writers.remove(i);
+            }
+            if writers.len() < manager_quorum(replicas) {
+                return Err(SwiftError::status(503));
+            }
+        }
+        if length.is_some_and(|l| l != total) {
+            return Err(SwiftError::status(499));
+        }
+        let etag: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        if etag_wanted.is_some_and(|w| w != etag) {
+            return Err(SwiftError::status(422));
+        }
+        let meta = ObjectMeta {
+            timestamp: Timestamp::now(),
+            content_type,
+            etag,
+            size: total,
+            user,
+            headers,
+        };
+        self.store.object_commit(writers, &meta, replicas).await?;
+        let row = ObjectRow {
+            name: object.to_string(),
+            created_at: meta.timestamp.normal(),
+            size: total as i64,
+            content_type: meta.content_type.clone(),
+            etag: meta.etag.clone(),
+        };
+        self.store
+            .container_update(account, container, row, false)
+            .await?;
+        Ok(meta)
+    }
+
+    /// Server-side copy (`PUT` with `X-Copy-From`, or `COPY` with `Destination`).
+    async fn copy(
+        &self,
+        account: &str,
+        src_container: &str,
+        src_object: &str,
+        dst_container: &str,
+        dst_object: &str,
+        headers: &HeaderMap,
+    ) -> SwiftResult<Response> {
+        self.authorize_container(account, src_container, Want::ReadObject)
+            .await?;
+        let ObjectState::Present { data, meta: src } = self
+            .store
+            .object_state(account, src_container, src_object)
+            .await?
+        else {
+            return Err(SwiftError::not_found());
+        };
+        let fresh = truthy(header(headers, "x-fresh-metadata"));
+        let mut user = if fresh {
+            Metadata::new()
+        } else {
+            src.user.clone()
+        };
+        for (k, v) in metadata_from_headers(headers, "object")? {
+            if v.is_empty() {
+                user.remove(&k);
+            } else {
+                user.insert(k, v);
+            }
+        }
+        model::check_metadata(&user, "object")?;
+        let content_type = header(headers, "content-type")
+            .map(str::to_string)
+            .unwrap_or_else(|| src.content_type.clone());
+        let mut kept = src.headers.clone();
+        kept.extend(kept_headers(headers));
+        let stream = file_stream(data, 0, src.size)
+            .map(|r| r.map_err(SwiftError::unavailable))
+            .boxed();
+        let new = NewObject {
+            length: Some(src.size),
+            etag: None,
+            content_type,
+            user,
+            headers: kept,
+        };
+        let meta = self
+            .write_object(account, dst_container, dst_object, stream, new)
+            .await?;
+        Ok(created(
+            &meta,
+            vec![
+                (
+                    "X-Copied-From".into(),
+                    percent_encode(&format!("{src_container}/{src_object}")),
+                ),
+                (
+                    "X-Copied-From-Last-Modified".into(),
+                    src.timestamp.http_date(),
+                ),
+                ("X-Copied-From-Account".into(), percent_encode(account)),
+            ],
+        ))
+    }
+
+    async fn object_copy(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+        req: Request,
+    ) -> SwiftResult<Response> {
+        let headers = req.headers();
+        let dest = header(headers, "destination")
+            .ok_or_else(|| SwiftError::with_body(412, "You must provide a Destination header"))?;
+        let (dc, dobj) = parse_copy_path(dest)?;
+        self.authorize_container(account, &dc, Want::WriteObject)
+            .await?;
+        self.copy(account, container, object, &dc, &dobj, headers)
+            .await
+    }
+
+    async fn object_post(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+        headers: &HeaderMap,
+    ) -> SwiftResult<Response> {
+        self.authorize_container(account, container, Want::WriteObject)
+            .await?;
+        let mut user = metadata_from_headers(headers, "object")?;
+        user.retain(|_, v| !v.is_empty());
+        let ObjectState::Present { meta, .. } =
+            self.store.object_state(account, container, object).await?
+        else {
+            return Err(SwiftError::not_found());
+        };
+        let content_type = header(headers, "content-type").map(str::to_string);
+        let posted = PostedMeta {
+            user,
+            content_type: content_type.clone(),
+            headers: kept_headers(headers),
+        };
+        self.store
+            .object_post(account, container, object, posted)
+            .await?;
+        if let Some(ct) = content_type {
+            // The listing shows the new type.
+            let row = ObjectRow {
+                name: object.to_string(),
+                created_at: Timestamp::now().normal(),
+                size: meta.size as i64,
+                content_type: ct,
+                etag: meta.etag.clone(),
+            };
+            self.store
+                .container_update(account, container, row, false)
+                .await?;
+        }
+        Ok(text_response(
+            202,
+            vec![],
+            reason_text(202),
+            "text/html; charset=UTF-8",
+        ))
+    }
+
+    async fn object_delete(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+    ) -> SwiftResult<Response> {
+        self.authorize_container(account, container, Want::WriteObject)
+            .await?;
+        let before = self.store.object_state(account, container, object).await?;
+        let ts = Timestamp::now();
+        self.store
+            .object_delete(account, container, object, ts)
+            .await?;
+        if !matches!(before, ObjectState::Present { .. }) {
+            return Err(SwiftError::not_found());
+        }
+        let row = ObjectRow {
+            name: object.to_string(),
+            created_at: ts.normal(),
+            size: 0,
+            content_type: String::new(),
+            etag: String::new(),
+        };
+        self.store
+            .container_update(account, container, row, true)
+            .await?;
+        Ok(empty(204))
+    }
+}
+
+fn reason_text(status: u16) -> String {
+    match status {
+        202 => {
+            "<html><h1>Accepted</h1><p>The request is accepted for processing.</p></html>".into()
+        }
+        _ => String::new(),
+    }
+}
+
+fn manager_quorum(replicas: usize) -> usize {
+    crate::manager::quorum(replicas)
+}
+
+/// `container/object` (with or without a leading `/`, percent-encoded) from `X-Copy-From`
+/// or `Destination`.
+fn parse_copy_path(v: &str) -> SwiftResult<(String, String)> {
+    let bad = || {
+        SwiftError::with_body(
+            412,
+            "Destination/X-Copy-From header must be of the form <container name>/<object name>",
+        )
+    };
+    let decoded = percent_decode(v.trim().trim_start_matches('/'), false).ok_or_else(bad)?;
+    let (c, o) = decoded.split_once('/').ok_or_else(bad)?;
+    if c.is_empty() || o.is_empty() {
+        return Err(bad());
+    }
+    check_name(c, MAX_CONTAINER_NAME_LENGTH, "Container")?;
+    check_object_name(o)?;
+    Ok((c.to_string(), o.to_string()))
+}
+
+fn kept_headers(headers: &HeaderMap) -> Metadata {
+    KEPT_HEADERS
+        .iter()
+        .filter_map(|h| header(headers, h).map(|v| (h.to_string(), v.to_string())))
+        .collect()
+}
+
+fn object_headers(meta: &ObjectMeta) -> Vec<(String, String)> {
+    let mut out = vec![
+        ("Etag".into(), meta.etag.clone()),
+        ("Last-Modified".into(), meta.timestamp.http_date()),
+        ("X-Timestamp".into(), meta.timestamp.normal()),
+        ("Accept-Ranges".into(), "bytes".into()),
+    ];
+    out.extend(meta_headers(&meta.user, "object"));
+    for (k, v) in &meta.headers {
+        out.push((title(k), v.clone()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse_into_targets() {
+        assert_eq!(parse_target("/info").unwrap(), Target::Info);
+        assert_eq!(
+            parse_target("/v1/AUTH_x").unwrap(),
+            Target::Account("AUTH_x".into())
+        );
+        assert_eq!(
+            parse_target("/v1/AUTH_x/c/").unwrap(),
+            Target::Container("AUTH_x".into(), "c".into())
+        );
+        assert_eq!(
+            parse_target("/v1/AUTH_x/c/a/b%20c").unwrap(),
+            Target::Object("AUTH_x".into(), "c".into(), "a/b c".into())
+        );
+        assert_eq!(parse_target("/v2/x").unwrap_err().status, 404);
+        assert_eq!(parse_target("/v1/AUTH_x/c/a%00b").unwrap_err().status, 412);
+        assert_eq!(parse_target("/v1/AUTH_x/c/..").unwrap_err().status, 400);
+        let long = format!("/v1/AUTH_x/{}", "c".repeat(257));
+        assert_eq!(parse_target(&long).unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn ranges_resolve_as_swob_does() {
+        assert_eq!(parse_ranges(None, 10).unwrap(), None);
+        assert_eq!(
+            parse_ranges(Some("bytes=0-3"), 10).unwrap(),
+            Some(vec![(0, 3)])
+        );
+        assert_eq!(
+            parse_ranges(Some("bytes=5-"), 10).unwrap(),
+            Some(vec![(5, 9)])
+        );
+        assert_eq!(
+            parse_ranges(Some("bytes=-3"), 10).unwrap(),
+            Some(vec![(7, 9)])
+        );
+        assert_eq!(
+            parse_ranges(Some("bytes=0-1,4-20"), 10).unwrap(),
+            Some(vec![(0, 1), (4, 9)])
+        );
+        assert_eq!(
+            parse_ranges(Some("bytes=20-30"), 10).unwrap_err().status,
+            416
+        );
+        assert_eq!(parse_ranges(Some("bytes=3-1"), 10).unwrap(), None);
+        assert_eq!(parse_ranges(Some("items=0-1"), 10).unwrap(), None);
+    }
+
+    #[test]
+    fn listing_parameters_are_checked() {
+        let q = |k: &str, v: &str| HashMap::from([(k.to_string(), v.to_string())]);
+        assert_eq!(list_params(&q("limit", "10001")).unwrap_err().status, 412);
+        assert_eq!(list_params(&q("limit", "x")).unwrap_err().status, 412);
+        assert_eq!(list_params(&q("delimiter", "ab")).unwrap_err().status, 412);
+        assert!(list_params(&q("reverse", "true")).unwrap().reverse);
+        assert_eq!(
+            list_format(&q("format", "json"), &HeaderMap::new()),
+            ListFormat::Json
+        );
+        let mut h = HeaderMap::new();
+        h.insert("accept", HeaderValue::from_static("application/xml"));
+        assert_eq!(list_format(&HashMap::new(), &h), ListFormat::Xml);
+    }
+}

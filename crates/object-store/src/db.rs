@@ -1,0 +1,582 @@
+//! The account and container servers' databases: one SQLite file per account and per
+//! container on each of its devices, as upstream
+//! (`<device>/{accounts,containers}/<part>/<suffix>/<hash>/<hash>.db`).
+//!
+//! A container database lists its objects (name, timestamp, size, type, etag; deleted rows
+//! are kept as markers so an older update cannot resurrect an object) and keeps the
+//! container's metadata. An account database lists its containers with their counts. A
+//! deleted account or container keeps its file with a delete timestamp newer than its put
+//! timestamp. No SQL lives outside this module.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr as _;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+use crate::model::{Entry, ListParams, Metadata, SwiftError, SwiftResult, Timestamp};
+
+const CONTAINER_SCHEMA: &str = "\
+CREATE TABLE IF NOT EXISTS object (name TEXT PRIMARY KEY, created_at TEXT NOT NULL, \
+  size INTEGER NOT NULL, content_type TEXT NOT NULL, etag TEXT NOT NULL, deleted INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS stat (id INTEGER PRIMARY KEY CHECK (id = 1), \
+  created_at TEXT NOT NULL, put_timestamp TEXT NOT NULL, delete_timestamp TEXT NOT NULL, \
+  metadata TEXT NOT NULL);";
+
+const ACCOUNT_SCHEMA: &str = "\
+CREATE TABLE IF NOT EXISTS container (name TEXT PRIMARY KEY, put_timestamp TEXT NOT NULL, \
+  delete_timestamp TEXT NOT NULL, object_count INTEGER NOT NULL, bytes_used INTEGER NOT NULL, \
+  deleted INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS stat (id INTEGER PRIMARY KEY CHECK (id = 1), \
+  created_at TEXT NOT NULL, put_timestamp TEXT NOT NULL, delete_timestamp TEXT NOT NULL, \
+  metadata TEXT NOT NULL);";
+
+/// Which kind of database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Account,
+    Container,
+}
+
+impl Kind {
+    fn dir(self) -> &'static str {
+        match self {
+            Kind::Account => "accounts",
+            Kind::Container => "containers",
+        }
+    }
+}
+
+/// `<device>/<accounts|containers>/<part>/<suffix>/<hash>/<hash>.db`.
+pub fn db_path(device: &Path, kind: Kind, part: u32, hash: &str) -> PathBuf {
+    let suffix = &hash[hash.len().saturating_sub(3)..];
+    device
+        .join(kind.dir())
+        .join(part.to_string())
+        .join(suffix)
+        .join(hash)
+        .join(format!("{hash}.db"))
+}
+
+/// An account's or container's own record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stat {
+    pub created_at: Timestamp,
+    pub put_timestamp: Timestamp,
+    pub delete_timestamp: Timestamp,
+    pub metadata: Metadata,
+    /// Objects (container) or containers (account) listed, and their totals.
+    pub count: i64,
+    pub object_count: i64,
+    pub bytes_used: i64,
+}
+
+impl Stat {
+    pub fn is_deleted(&self) -> bool {
+        self.delete_timestamp >= self.put_timestamp
+    }
+}
+
+/// A container listing row.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct ObjectRow {
+    pub name: String,
+    pub created_at: String,
+    pub size: i64,
+    pub content_type: String,
+    pub etag: String,
+}
+
+/// An account listing row.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct ContainerRow {
+    pub name: String,
+    pub put_timestamp: String,
+    pub object_count: i64,
+    pub bytes_used: i64,
+}
+
+/// Open databases, one single-connection pool per file (SQLite serialises writers anyway).
+#[derive(Default)]
+pub struct Databases {
+    pools: tokio::sync::Mutex<HashMap<PathBuf, SqlitePool>>,
+}
+
+/// Databases kept open at once; beyond this the cache starts over.
+const MAX_OPEN: usize = 128;
+
+fn backend(e: impl std::fmt::Display) -> SwiftError {
+    SwiftError::unavailable(e)
+}
+
+impl Databases {
+    /// The database at `path`; `None` when it does not exist and `create` is false.
+    pub async fn open(
+        &self,
+        path: &Path,
+        kind: Kind,
+        create: bool,
+    ) -> SwiftResult<Option<SqlitePool>> {
+        let mut pools = self.pools.lock().await;
+        if let Some(p) = pools.get(path) {
+            return Ok(Some(p.clone()));
+        }
+        if !path.exists() {
+            if !create {
+                return Ok(None);
+            }
+            let dir = path.parent().ok_or_else(|| backend("database path"))?;
+            // The device itself must be there: a missing device is a failed backend.
+            let device = dir
+                .ancestors()
+                .nth(4)
+                .ok_or_else(|| backend("database path"))?;
+            if !device.is_dir() {
+                return Err(backend(format!(
+                    "device {} is not mounted",
+                    device.display()
+                )));
+            }
+            tokio::fs::create_dir_all(dir).await.map_err(backend)?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+            .map_err(backend)?
+            .create_if_missing(create)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(std::time::Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(backend)?;
+        let schema = match kind {
+            Kind::Account => ACCOUNT_SCHEMA,
+            Kind::Container => CONTAINER_SCHEMA,
+        };
+        sqlx::raw_sql(schema)
+            .execute(&pool)
+            .await
+            .map_err(backend)?;
+        if pools.len() >= MAX_OPEN {
+            for (_, p) in pools.drain() {
+                p.close().await;
+            }
+        }
+        pools.insert(path.to_path_buf(), pool.clone());
+        Ok(Some(pool))
+    }
+
+    /// Closes every open database (shutdown and tests).
+    pub async fn close_all(&self) {
+        for (_, p) in self.pools.lock().await.drain() {
+            p.close().await;
+        }
+    }
+}
+
+async fn read_stat_row(pool: &SqlitePool) -> SwiftResult<Option<(String, String, String, String)>> {
+    sqlx::query_as(
+        "SELECT created_at, put_timestamp, delete_timestamp, metadata FROM stat WHERE id = 1",
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(backend)
+}
+
+/// Creates or re-creates the record at `ts` with `metadata` merged in. Returns true when
+/// it did not exist (or was deleted) before.
+pub async fn put_stat(pool: &SqlitePool, ts: Timestamp, metadata: &Metadata) -> SwiftResult<bool> {
+    let row = read_stat_row(pool).await?;
+    let (created, mut meta, existed, put_ts) = match &row {
+        Some((created, put, delete, meta)) => {
+            let put = Timestamp::parse(put).unwrap_or(Timestamp(0));
+            let delete = Timestamp::parse(delete).unwrap_or(Timestamp(0));
+            let meta: Metadata = serde_json::from_str(meta).unwrap_or_default();
+            if delete >= put {
+                (ts.normal(), Metadata::new(), false, put)
+            } else {
+                (created.clone(), meta, true, put)
+            }
+        }
+        None => (ts.normal(), Metadata::new(), false, Timestamp(0)),
+    };
+    merge(&mut meta, metadata);
+    let put = if existed { put_ts.max(ts) } else { ts };
+    sqlx::query(
+        "INSERT INTO stat (id, created_at, put_timestamp, delete_timestamp, metadata) \
+         VALUES (1, ?, ?, '0', ?) ON CONFLICT (id) DO UPDATE SET created_at = excluded.created_at, \
+         put_timestamp = excluded.put_timestamp, metadata = excluded.metadata, \
+         delete_timestamp = CASE WHEN stat.delete_timestamp >= excluded.put_timestamp \
+           THEN '0' ELSE stat.delete_timestamp END",
+    )
+    .bind(&created)
+    .bind(put.normal())
+    .bind(serde_json::to_string(&meta).unwrap_or_else(|_| "{}".into()))
+    .execute(pool)
+    .await
+    .map_err(backend)?;
+    Ok(!existed)
+}
+
+/// Adds (non-empty values) and removes (empty values) metadata.
+fn merge(meta: &mut Metadata, update: &Metadata) {
+    for (k, v) in update {
+        if v.is_empty() {
+            meta.remove(k);
+        } else {
+            meta.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+/// Updates metadata of an existing record; false when there is none (or it is deleted).
+pub async fn post_stat(pool: &SqlitePool, kind: Kind, metadata: &Metadata) -> SwiftResult<bool> {
+    let Some(stat) = get_stat(pool, kind).await? else {
+        return Ok(false);
+    };
+    let mut meta = stat.metadata;
+    merge(&mut meta, metadata);
+    sqlx::query("UPDATE stat SET metadata = ? WHERE id = 1")
+        .bind(serde_json::to_string(&meta).unwrap_or_else(|_| "{}".into()))
+        .execute(pool)
+        .await
+        .map_err(backend)?;
+    Ok(true)
+}
+
+/// Marks the record deleted at `ts`.
+pub async fn delete_stat(pool: &SqlitePool, ts: Timestamp) -> SwiftResult<()> {
+    sqlx::query("UPDATE stat SET delete_timestamp = ?, metadata = '{}' WHERE id = 1")
+        .bind(ts.normal())
+        .execute(pool)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// The record and its totals; `None` when missing or deleted.
+pub async fn get_stat(pool: &SqlitePool, kind: Kind) -> SwiftResult<Option<Stat>> {
+    let Some((created, put, delete, meta)) = read_stat_row(pool).await? else {
+        return Ok(None);
+    };
+    let (count, objects, bytes): (i64, i64, i64) = match kind {
+        Kind::Container => {
+            let (n, b): (i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM object WHERE deleted = 0",
+            )
+            .fetch_one(pool)
+            .await
+            .map_err(backend)?;
+            (n, n, b)
+        }
+        Kind::Account => sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(object_count), 0), COALESCE(SUM(bytes_used), 0) \
+             FROM container WHERE deleted = 0",
+        )
+        .fetch_one(pool)
+        .await
+        .map_err(backend)?,
+    };
+    let stat = Stat {
+        created_at: Timestamp::parse(&created).unwrap_or(Timestamp(0)),
+        put_timestamp: Timestamp::parse(&put).unwrap_or(Timestamp(0)),
+        delete_timestamp: Timestamp::parse(&delete).unwrap_or(Timestamp(0)),
+        metadata: serde_json::from_str(&meta).unwrap_or_default(),
+        count,
+        object_count: objects,
+        bytes_used: bytes,
+    };
+    Ok((!stat.is_deleted()).then_some(stat))
+}
+
+/// Records an object's PUT (or, with `deleted`, its DELETE) at `ts` in a container
+/// database, unless the row already holds something newer.
+pub async fn container_put_object(
+    pool: &SqlitePool,
+    row: &ObjectRow,
+    deleted: bool,
+) -> SwiftResult<()> {
+    sqlx::query(
+        "INSERT INTO object (name, created_at, size, content_type, etag, deleted) \
+         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
+         created_at = excluded.created_at, size = excluded.size, \
+         content_type = excluded.content_type, etag = excluded.etag, deleted = excluded.deleted \
+         WHERE excluded.created_at > object.created_at",
+    )
+    .bind(&row.name)
+    .bind(&row.created_at)
+    .bind(row.size)
+    .bind(&row.content_type)
+    .bind(&row.etag)
+    .bind(i64::from(deleted))
+    .execute(pool)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// Records a container's totals (or its deletion) in an account database.
+pub async fn account_put_container(
+    pool: &SqlitePool,
+    name: &str,
+    put_timestamp: Timestamp,
+    object_count: i64,
+    bytes_used: i64,
+    deleted: bool,
+) -> SwiftResult<()> {
+    sqlx::query(
+        "INSERT INTO container (name, put_timestamp, delete_timestamp, object_count, bytes_used, deleted) \
+         VALUES (?, ?, '0', ?, ?, ?) ON CONFLICT (name) DO UPDATE SET \
+         put_timestamp = CASE WHEN excluded.deleted = 1 THEN container.put_timestamp \
+           ELSE max(container.put_timestamp, excluded.put_timestamp) END, \
+         object_count = excluded.object_count, bytes_used = excluded.bytes_used, \
+         deleted = excluded.deleted",
+    )
+    .bind(name)
+    .bind(put_timestamp.normal())
+    .bind(object_count)
+    .bind(bytes_used)
+    .bind(i64::from(deleted))
+    .execute(pool)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
+/// One page of names and rows from `table`, after `marker` in listing order.
+async fn page<T>(
+    pool: &SqlitePool,
+    select: &str,
+    params: &ListParams,
+    marker: &str,
+    limit: usize,
+) -> SwiftResult<Vec<T>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    let (cmp, end_cmp, order) = if params.reverse {
+        ("<", ">", "DESC")
+    } else {
+        (">", "<", "ASC")
+    };
+    let mut sql = format!("{select} WHERE deleted = 0");
+    let mut args: Vec<String> = Vec::new();
+    if !marker.is_empty() {
+        sql.push_str(&format!(" AND name {cmp} ?"));
+        args.push(marker.to_string());
+    }
+    if let Some(end) = &params.end_marker {
+        sql.push_str(&format!(" AND name {end_cmp} ?"));
+        args.push(end.clone());
+    }
+    if !params.prefix.is_empty() {
+        sql.push_str(" AND substr(name, 1, ?) = ?");
+        args.push(params.prefix.chars().count().to_string());
+        args.push(params.prefix.clone());
+    }
+    sql.push_str(&format!(" ORDER BY name {order} LIMIT {limit}"));
+    // Only fixed SQL fragments are formatted in; every value is bound.
+    let mut q = sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql));
+    for a in &args {
+        q = q.bind(a);
+    }
+    q.fetch_all(pool).await.map_err(backend)
+}
+
+/// A listing as Swift builds it: rows after the marker, within the end marker and prefix,
+/// names past the prefix cut at the delimiter and rolled up into `subdir`s.
+async fn listing<T>(
+    pool: &SqlitePool,
+    select: &str,
+    params: &ListParams,
+    name_of: fn(&T) -> &str,
+) -> SwiftResult<Vec<Entry<T>>>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+{
+    let mut out: Vec<Entry<T>> = Vec::new();
+    let mut marker = params.marker.clone();
+    while out.len() < params.limit {
+        let want = params.limit - out.len();
+        let rows: Vec<T> = page(pool, select, params, &marker, want).await?;
+        if rows.is_empty() {
+            break;
+        }
+        let n = rows.len();
+        let mut rolled = false;
+        for row in rows {
+            let name = name_of(&row).to_string();
+            if let Some(delim) = params.delimiter.as_deref().filter(|d| !d.is_empty())
+                && let Some(idx) = name[params.prefix.len().min(name.len())..].find(delim)
+            {
+                let end = params.prefix.len() + idx + delim.len();
+                let subdir = name[..end].to_string();
+                // Skip everything under this subdir: continue after it.
+                marker = if params.reverse {
+                    subdir.clone()
+                } else {
+                    let mut m = name[..end - delim.len()].to_string();
+                    let next = delim
+                        .chars()
+                        .next()
+                        .and_then(|c| char::from_u32(c as u32 + 1))
+                        .unwrap_or(char::MAX);
+                    m.push(next);
+                    m
+                };
+                if !matches!(out.last(), Some(Entry::Subdir(s)) if *s == subdir) {
+                    out.push(Entry::Subdir(subdir));
+                }
+                rolled = true;
+                break;
+            }
+            marker = name.clone();
+            out.push(Entry::Item(name, row));
+            if out.len() >= params.limit {
+                break;
+            }
+        }
+        if !rolled && n < want {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// A container's object listing.
+pub async fn list_objects(
+    pool: &SqlitePool,
+    params: &ListParams,
+) -> SwiftResult<Vec<Entry<ObjectRow>>> {
+    listing(
+        pool,
+        "SELECT name, created_at, size, content_type, etag FROM object",
+        params,
+        |r: &ObjectRow| &r.name,
+    )
+    .await
+}
+
+/// An account's container listing.
+pub async fn list_containers(
+    pool: &SqlitePool,
+    params: &ListParams,
+) -> SwiftResult<Vec<Entry<ContainerRow>>> {
+    listing(
+        pool,
+        "SELECT name, put_timestamp, object_count, bytes_used FROM container",
+        params,
+        |r: &ContainerRow| &r.name,
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, size: i64) -> ObjectRow {
+        ObjectRow {
+            name: name.into(),
+            created_at: Timestamp::now().normal(),
+            size,
+            content_type: "text/plain".into(),
+            etag: "e".into(),
+        }
+    }
+
+    fn names(entries: &[Entry<ObjectRow>]) -> Vec<String> {
+        entries
+            .iter()
+            .map(|e| match e {
+                Entry::Item(n, _) => n.clone(),
+                Entry::Subdir(s) => format!("subdir:{s}"),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn listings_follow_swifts_parameters() {
+        let dev = tempfile::tempdir().unwrap();
+        let dbs = Databases::default();
+        let path = db_path(
+            dev.path(),
+            Kind::Container,
+            3,
+            "00000000000000000000000000000abc",
+        );
+        assert!(
+            dbs.open(&path, Kind::Container, false)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let pool = dbs
+            .open(&path, Kind::Container, true)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            put_stat(&pool, Timestamp::now(), &Metadata::new())
+                .await
+                .unwrap()
+        );
+        for (n, s) in [("a", 1), ("b/1", 2), ("b/2", 3), ("c", 4), ("d/x/y", 5)] {
+            container_put_object(&pool, &row(n, s), false)
+                .await
+                .unwrap();
+        }
+        let all = |p: ListParams| {
+            let pool = pool.clone();
+            async move { names(&list_objects(&pool, &p).await.unwrap()) }
+        };
+        let base = ListParams {
+            limit: 10_000,
+            ..Default::default()
+        };
+        assert_eq!(all(base.clone()).await, ["a", "b/1", "b/2", "c", "d/x/y"]);
+        let delim = ListParams {
+            delimiter: Some("/".into()),
+            ..base.clone()
+        };
+        assert_eq!(
+            all(delim.clone()).await,
+            ["a", "subdir:b/", "c", "subdir:d/"]
+        );
+        let rev = ListParams {
+            reverse: true,
+            ..delim.clone()
+        };
+        assert_eq!(all(rev).await, ["subdir:d/", "c", "subdir:b/", "a"]);
+        let pre = ListParams {
+            prefix: "b/".into(),
+            ..base.clone()
+        };
+        assert_eq!(all(pre).await, ["b/1", "b/2"]);
+        let page = ListParams {
+            marker: "a".into(),
+            end_marker: Some("c".into()),
+            limit: 1,
+            ..base.clone()
+        };
+        assert_eq!(all(page).await, ["b/1"]);
+        let stat = get_stat(&pool, Kind::Container).await.unwrap().unwrap();
+        assert_eq!((stat.object_count, stat.bytes_used), (5, 15));
+        // A delete marker hides the row; an older PUT does not bring it back.
+        let mut old = row("a", 9);
+        old.created_at = Timestamp(1).normal();
+        let mut gone = row("a", 0);
+        gone.created_at = Timestamp::now().normal();
+        container_put_object(&pool, &gone, true).await.unwrap();
+        container_put_object(&pool, &old, false).await.unwrap();
+        assert_eq!(all(base).await, ["b/1", "b/2", "c", "d/x/y"]);
+        delete_stat(&pool, Timestamp::now()).await.unwrap();
+        assert!(get_stat(&pool, Kind::Container).await.unwrap().is_none());
+        assert!(
+            put_stat(&pool, Timestamp::now(), &Metadata::new())
+                .await
+                .unwrap()
+        );
+        dbs.close_all().await;
+    }
+}

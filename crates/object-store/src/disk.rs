@@ -1,0 +1,324 @@
+//! The object server's files on one device, as Swift lays them out:
+//! `<device>/objects/<part>/<suffix>/<hash>/<timestamp>.data`, its metadata beside it in
+//! `<timestamp>.data.json`, metadata posted later in `<timestamp>.meta`, deletions as
+//! `<timestamp>.ts` tombstones. The newest `.data` or `.ts` wins; files it supersedes are
+//! removed.
+//!
+//! A write goes to `<device>/tmp/` first and is renamed into place after `fsync`, metadata
+//! before data, so a crash leaves either the old object or the new one (and at worst an
+//! orphan in `tmp/` or a sidecar without data, which readers ignore).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt as _;
+
+use crate::model::{Metadata, Timestamp};
+
+/// What is stored with an object's data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObjectMeta {
+    pub timestamp: Timestamp,
+    pub content_type: String,
+    pub etag: String,
+    pub size: u64,
+    /// `X-Object-Meta-*` (names lower-cased, without the prefix).
+    #[serde(default)]
+    pub user: Metadata,
+    /// Other headers Swift keeps with an object (`Content-Disposition`, `Content-Encoding`,
+    /// `X-Delete-At`, `X-Object-Manifest`, ...), names lower-cased.
+    #[serde(default)]
+    pub headers: Metadata,
+}
+
+/// The newest state of an object on one device.
+#[derive(Debug)]
+pub enum ObjectState {
+    Missing,
+    Deleted(Timestamp),
+    Present { data: PathBuf, meta: ObjectMeta },
+}
+
+/// `<device>/objects/<part>/<last three hex digits>/<hash>`.
+pub fn object_dir(device: &Path, part: u32, hash: &str) -> PathBuf {
+    let suffix = &hash[hash.len().saturating_sub(3)..];
+    device
+        .join("objects")
+        .join(part.to_string())
+        .join(suffix)
+        .join(hash)
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// The timestamp and extension of a file in an object directory.
+fn parse_file(name: &str) -> Option<(Timestamp, &str)> {
+    let (stem, ext) = match name.strip_suffix(".data.json") {
+        Some(stem) => (stem, "data.json"),
+        None => name.rsplit_once('.')?,
+    };
+    Some((Timestamp::parse(stem)?, ext))
+}
+
+/// Reads the newest state of the object in `dir`.
+pub fn read_state(dir: &Path) -> std::io::Result<ObjectState> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ObjectState::Missing),
+        Err(e) => return Err(e),
+    };
+    let mut newest: Option<(Timestamp, bool)> = None; // (ts, is_data)
+    let mut metas: Vec<Timestamp> = Vec::new();
+    let mut sidecars: Vec<Timestamp> = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((ts, ext)) = parse_file(name) else {
+            continue;
+        };
+        match ext {
+            "data" | "ts" if newest.is_none_or(|(n, _)| ts > n) => {
+                newest = Some((ts, ext == "data"));
+            }
+            "meta" => metas.push(ts),
+            "data.json" => sidecars.push(ts),
+            _ => {}
+        }
+    }
+    match newest {
+        None => Ok(ObjectState::Missing),
+        Some((ts, false)) => Ok(ObjectState::Deleted(ts)),
+        Some((ts, true)) => {
+            if !sidecars.contains(&ts) {
+                return Err(std::io::Error::other(format!(
+                    "{} has data without metadata",
+                    dir.display()
+                )));
+            }
+            let mut meta: ObjectMeta = serde_json::from_slice(&std::fs::read(
+                dir.join(format!("{}.data.json", ts.normal())),
+            )?)
+            .map_err(std::io::Error::other)?;
+            if let Some(m) = metas.into_iter().filter(|m| *m > ts).max() {
+                let posted: PostedMeta = serde_json::from_slice(&std::fs::read(
+                    dir.join(format!("{}.meta", m.normal())),
+                )?)
+                .map_err(std::io::Error::other)?;
+                meta.user = posted.user;
+                if let Some(ct) = posted.content_type {
+                    meta.content_type = ct;
+                }
+                for (k, v) in posted.headers {
+                    meta.headers.insert(k, v);
+                }
+            }
+            Ok(ObjectState::Present {
+                data: dir.join(format!("{}.data", ts.normal())),
+                meta,
+            })
+        }
+    }
+}
+
+/// Metadata set by a POST: it replaces the object's user metadata (Swift's fast-POST).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct PostedMeta {
+    pub user: Metadata,
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub headers: Metadata,
+}
+
+/// Removes files in `dir` superseded by a `.data` or `.ts` at `ts` (older `.meta` files too).
+fn cleanup(dir: &Path, ts: Timestamp) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some((t, _)) = parse_file(name)
+            && t < ts
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// An object being received on one device: data streams into `<device>/tmp/`.
+pub struct Writer {
+    tmp: PathBuf,
+    file: Option<tokio::fs::File>,
+}
+
+impl Writer {
+    /// Starts a write on `device`; fails when the device is not there (unmounted).
+    pub async fn create(device: &Path) -> std::io::Result<Writer> {
+        if !tokio::fs::metadata(device).await?.is_dir() {
+            return Err(std::io::Error::other("device is not a directory"));
+        }
+        let tmp_dir = device.join("tmp");
+        tokio::fs::create_dir_all(&tmp_dir).await?;
+        let tmp = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
+        let file = tokio::fs::File::create(&tmp).await?;
+        Ok(Writer {
+            tmp,
+            file: Some(file),
+        })
+    }
+
+    pub async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        match self.file.as_mut() {
+            Some(f) => f.write_all(chunk).await,
+            None => Err(std::io::Error::other("writer closed")),
+        }
+    }
+
+    /// Makes the object durable at `dir`: data fsynced, metadata written and fsynced, both
+    /// renamed into place, the directory fsynced, superseded files removed.
+    pub async fn commit(mut self, dir: PathBuf, meta: ObjectMeta) -> std::io::Result<()> {
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| std::io::Error::other("writer closed"))?;
+        file.flush().await?;
+        file.sync_all().await?;
+        drop(file);
+        let tmp = std::mem::take(&mut self.tmp);
+        tokio::task::spawn_blocking(move || {
+            let result = commit_files(&tmp, &dir, &meta);
+            if result.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            result
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+}
+
+fn commit_files(tmp: &Path, dir: &Path, meta: &ObjectMeta) -> std::io::Result<()> {
+    let stem = meta.timestamp.normal();
+    let sidecar_tmp = tmp.with_extension("json");
+    {
+        let mut f = std::fs::File::create(&sidecar_tmp)?;
+        f.write_all(&serde_json::to_vec(meta).map_err(std::io::Error::other)?)?;
+        f.sync_all()?;
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::rename(&sidecar_tmp, dir.join(format!("{stem}.data.json")))?;
+    std::fs::rename(tmp, dir.join(format!("{stem}.data")))?;
+    fsync_dir(dir)?;
+    cleanup(dir, meta.timestamp)
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        // A write that was not committed leaves nothing behind.
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Writes a tombstone at `ts` (unless something newer is there) and removes what it
+/// supersedes. Returns the state before.
+pub fn write_tombstone(dir: &Path, ts: Timestamp) -> std::io::Result<ObjectState> {
+    let before = read_state(dir)?;
+    let newer = match &before {
+        ObjectState::Deleted(t) => *t >= ts,
+        ObjectState::Present { meta, .. } => meta.timestamp >= ts,
+        ObjectState::Missing => false,
+    };
+    if !newer {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("{}.ts", ts.normal()));
+        std::fs::File::create(&path)?.sync_all()?;
+        fsync_dir(dir)?;
+        cleanup(dir, ts)?;
+    }
+    Ok(before)
+}
+
+/// Records metadata posted at `ts` for the object in `dir`.
+pub fn write_meta(dir: &Path, ts: Timestamp, posted: &PostedMeta) -> std::io::Result<()> {
+    let path = dir.join(format!("{}.meta", ts.normal()));
+    let tmp = dir.join(format!(".{}.meta.tmp", ts.normal()));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(&serde_json::to_vec(posted).map_err(std::io::Error::other)?)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path)?;
+    fsync_dir(dir)?;
+    // Older `.meta` files are superseded by this one.
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if let Some(name) = name.to_str()
+            && let Some((t, "meta")) = parse_file(name)
+            && t < ts
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(ts: Timestamp) -> ObjectMeta {
+        ObjectMeta {
+            timestamp: ts,
+            content_type: "text/plain".into(),
+            etag: "e".into(),
+            size: 3,
+            user: Metadata::new(),
+            headers: Metadata::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn newest_write_wins_and_tombstones_hide_data() {
+        let dev = tempfile::tempdir().unwrap();
+        let dir = object_dir(dev.path(), 7, "0123456789abcdef0123456789abcdef");
+        assert!(dir.ends_with("objects/7/def/0123456789abcdef0123456789abcdef"));
+        assert!(matches!(read_state(&dir).unwrap(), ObjectState::Missing));
+        let t1 = Timestamp::now();
+        let mut w = Writer::create(dev.path()).await.unwrap();
+        w.write(b"abc").await.unwrap();
+        w.commit(dir.clone(), meta(t1)).await.unwrap();
+        let ObjectState::Present { data, meta: m } = read_state(&dir).unwrap() else {
+            panic!("present")
+        };
+        assert_eq!(std::fs::read(data).unwrap(), b"abc");
+        assert_eq!(m.timestamp, t1);
+        let t2 = Timestamp::now();
+        let mut posted = PostedMeta::default();
+        posted.user.insert("color".into(), "blue".into());
+        write_meta(&dir, t2, &posted).unwrap();
+        let ObjectState::Present { meta: m, .. } = read_state(&dir).unwrap() else {
+            panic!("present")
+        };
+        assert_eq!(m.user["color"], "blue");
+        let t3 = Timestamp::now();
+        write_tombstone(&dir, t3).unwrap();
+        assert!(matches!(read_state(&dir).unwrap(), ObjectState::Deleted(t) if t == t3));
+        // Only the tombstone is left.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        // An abandoned write leaves nothing in tmp/.
+        let mut w = Writer::create(dev.path()).await.unwrap();
+        w.write(b"partial").await.unwrap();
+        drop(w);
+        assert_eq!(
+            std::fs::read_dir(dev.path().join("tmp")).unwrap().count(),
+            0
+        );
+        // A missing device refuses writes.
+        assert!(Writer::create(&dev.path().join("nope")).await.is_err());
+    }
+}

@@ -1,0 +1,58 @@
+//! Swift object storage: the proxy API (`/v1/AUTH_<project>/<container>/<object>`) and the
+//! account, container and object storage behind it.
+//!
+//! Owns the objects' files on the ring's devices, the account and container databases, and
+//! Swift's access rules (Keystone operator roles, container ACLs). It learns who is calling
+//! only through the `TokenValidator` the binary hands to [`api::router`]; it must not depend
+//! on any other service crate. The ring itself is `ferro-object-ring`.
+
+pub mod api;
+pub mod db;
+pub mod disk;
+pub mod manager;
+pub mod model;
+pub mod policy;
+
+use std::path::{Path, PathBuf};
+
+use ferro_object_ring::HashPath;
+pub use manager::ObjectStore;
+
+/// Settings of the object storage service.
+#[derive(Clone, Debug)]
+pub struct ObjectStoreConfig {
+    /// Where the ring files live (`<state_dir>/rings`).
+    pub rings_dir: PathBuf,
+    /// The directory holding one directory per device (`<state_dir>/object-devices`).
+    pub devices_root: PathBuf,
+    /// The cluster's hash path salt (`swift_hash_path_prefix` / `_suffix`).
+    pub hash_path: HashPath,
+    /// Rings built on first start when none exist: these devices, one zone each.
+    pub devices: Vec<String>,
+    pub replicas: usize,
+    pub part_power: u8,
+    /// Roles that make a user an owner of their project's account (keystoneauth's
+    /// `operator_roles`).
+    pub operator_roles: Vec<String>,
+    /// The role that may act on every account (keystoneauth's `reseller_admin_role`).
+    pub reseller_admin_role: String,
+    /// Public base URL of the proxy (`http://127.0.0.1:8080`).
+    pub public_url: String,
+}
+
+impl ObjectStoreConfig {
+    /// All-in-one defaults under `state_dir`: three devices, three replicas, 2^10 partitions.
+    pub fn new(state_dir: &Path, public_url: &str) -> Self {
+        ObjectStoreConfig {
+            rings_dir: state_dir.join("rings"),
+            devices_root: state_dir.join("object-devices"),
+            hash_path: HashPath::new("", "ferrostack"),
+            devices: vec!["d1".into(), "d2".into(), "d3".into()],
+            replicas: 3,
+            part_power: 10,
+            operator_roles: vec!["admin".into(), "member".into(), "swiftoperator".into()],
+            reseller_admin_role: "ResellerAdmin".into(),
+            public_url: public_url.trim_end_matches('/').to_string(),
+        }
+    }
+}

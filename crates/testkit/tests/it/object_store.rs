@@ -1,0 +1,521 @@
+//! Object storage (Swift) as a client sees it: the catalog endpoint, containers, objects,
+//! listings, metadata, ranges, copies, Keystone auth and ACLs, Swift's error statuses, and
+//! writes that survive a device being down.
+
+use ferro_testkit::TestCloud;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+/// A raw Swift client for one account.
+struct Swift {
+    http: reqwest::Client,
+    /// `http://host:port/v1/AUTH_<project>`.
+    account: String,
+    token: Option<String>,
+}
+
+impl Swift {
+    fn req(&self, method: &str, path: &str) -> reqwest::RequestBuilder {
+        let url = if path.is_empty() {
+            self.account.clone()
+        } else {
+            format!("{}/{path}", self.account)
+        };
+        let r = self
+            .http
+            .request(Method::from_bytes(method.as_bytes()).unwrap(), url);
+        match &self.token {
+            Some(t) => r.header("X-Auth-Token", t),
+            None => r,
+        }
+    }
+
+    async fn send(&self, method: &str, path: &str) -> reqwest::Response {
+        self.req(method, path).send().await.unwrap()
+    }
+
+    async fn put(&self, path: &str, body: &'static [u8]) -> reqwest::Response {
+        self.req("PUT", path).body(body).send().await.unwrap()
+    }
+
+    async fn json(&self, path: &str) -> Value {
+        let r = self.send("GET", path).await;
+        assert_eq!(r.status(), 200, "GET {path}");
+        r.json().await.unwrap()
+    }
+}
+
+fn project_of(token: &Value) -> String {
+    token["token"]["project"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The admin's account, found through the token's catalog as clients do.
+fn admin_swift(c: &TestCloud) -> Swift {
+    let catalog = c.admin_token["token"]["catalog"].as_array().unwrap();
+    let entry = catalog
+        .iter()
+        .find(|s| s["type"] == "object-store")
+        .expect("object-store in the catalog");
+    assert_eq!(entry["name"], "swift");
+    let url = entry["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["interface"] == "public")
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        url,
+        format!("{}/v1/AUTH_{}", c.object_url, project_of(&c.admin_token))
+    );
+    Swift {
+        http: reqwest::Client::new(),
+        account: url,
+        token: c.admin.token.clone(),
+    }
+}
+
+fn h<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
+    r.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Counts `.data` files under the cloud's object devices.
+fn data_files(dir: &std::path::Path) -> usize {
+    let mut n = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                n += data_files(&p);
+            } else if p.extension().is_some_and(|x| x == "data") {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[tokio::test]
+async fn containers_and_objects_round_trip_as_swift_answers() {
+    let c = TestCloud::start().await;
+    let s = admin_swift(&c);
+
+    let info: Value = reqwest::get(format!("{}/info", c.object_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["swift"]["container_listing_limit"], 10000);
+
+    // An account nobody wrote to lists nothing.
+    let r = s.send("HEAD", "").await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(h(&r, "x-account-container-count"), "0");
+    assert!(h(&r, "x-trans-id").starts_with("tx"));
+
+    assert_eq!(s.send("PUT", "photos").await.status(), 201);
+    assert_eq!(s.send("PUT", "photos").await.status(), 202);
+    let r = s
+        .req("PUT", "photos/a/cat.txt")
+        .header("X-Object-Meta-Color", "blue")
+        .header("ETag", "0cc175b9c0f1b6a831c399e269772661")
+        .body("a")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(h(&r, "etag"), "0cc175b9c0f1b6a831c399e269772661");
+    assert_eq!(s.put("photos/a/dog.txt", b"woof").await.status(), 201);
+    assert_eq!(s.put("photos/b.bin", b"0123456789").await.status(), 201);
+
+    let r = s.send("GET", "photos/a/cat.txt").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(h(&r, "content-type"), "text/plain");
+    assert_eq!(h(&r, "x-object-meta-color"), "blue");
+    assert_eq!(h(&r, "content-length"), "1");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"a");
+
+    // Listings: json fields, plain, xml, prefix, delimiter, markers, reverse.
+    let list = s.json("photos?format=json").await;
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a/cat.txt", "a/dog.txt", "b.bin"]);
+    let first = &list[0];
+    assert_eq!(first["hash"], "0cc175b9c0f1b6a831c399e269772661");
+    assert_eq!(first["bytes"], 1);
+    assert_eq!(first["content_type"], "text/plain");
+    assert!(first["last_modified"].as_str().unwrap().contains('T'));
+    let plain = s
+        .send("GET", "photos?delimiter=/")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(plain, "a/\nb.bin\n");
+    let rev = s
+        .send("GET", "photos?reverse=true&limit=2")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(rev, "b.bin\na/dog.txt\n");
+    let page = s
+        .send("GET", "photos?marker=a/cat.txt&end_marker=b.bin")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(page, "a/dog.txt\n");
+    let sub = s.json("photos?prefix=a/&delimiter=/&format=json").await;
+    assert_eq!(sub.as_array().unwrap().len(), 2);
+    let xml = s
+        .send("GET", "photos?format=xml")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        xml.contains("<container name=\"photos\"><object><name>a/cat.txt</name>"),
+        "{xml}"
+    );
+    assert_eq!(s.send("GET", "photos?prefix=zzz").await.status(), 204);
+
+    // Container and account totals.
+    let r = s.send("HEAD", "photos").await;
+    assert_eq!(r.status(), 204);
+    assert_eq!(h(&r, "x-container-object-count"), "3");
+    assert_eq!(h(&r, "x-container-bytes-used"), "15");
+    let r = s.send("HEAD", "").await;
+    assert_eq!(h(&r, "x-account-container-count"), "1");
+    assert_eq!(h(&r, "x-account-object-count"), "3");
+    assert_eq!(h(&r, "x-account-bytes-used"), "15");
+    let accounts = s.json("?format=json").await;
+    assert_eq!(accounts[0]["name"], "photos");
+    assert_eq!(accounts[0]["count"], 3);
+
+    // Metadata by POST on account, container and object.
+    let r = s
+        .req("POST", "")
+        .header("X-Account-Meta-Owner", "ops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(h(&s.send("HEAD", "").await, "x-account-meta-owner"), "ops");
+    let r = s
+        .req("POST", "photos")
+        .header("X-Container-Meta-Tag", "x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        h(&s.send("HEAD", "photos").await, "x-container-meta-tag"),
+        "x"
+    );
+    let r = s
+        .req("POST", "photos/b.bin")
+        .header("X-Object-Meta-Shape", "round")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = s.send("HEAD", "photos/b.bin").await;
+    assert_eq!(h(&r, "x-object-meta-shape"), "round");
+    assert_eq!(h(&r, "content-length"), "10");
+
+    // Ranges and conditional GETs.
+    let r = s
+        .req("GET", "photos/b.bin")
+        .header("Range", "bytes=2-4")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(h(&r, "content-range"), "bytes 2-4/10");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"234");
+    let r = s
+        .req("GET", "photos/b.bin")
+        .header("Range", "bytes=-2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"89");
+    let r = s
+        .req("GET", "photos/b.bin")
+        .header("Range", "bytes=0-0,8-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert!(h(&r, "content-type").starts_with("multipart/byteranges;boundary="));
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("Content-Range: bytes 8-9/10\r\n\r\n89\r\n"),
+        "{body}"
+    );
+    let r = s
+        .req("GET", "photos/b.bin")
+        .header("Range", "bytes=50-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    let etag = "781e5e245d69b566979b86e28d23f2c7";
+    let r = s
+        .req("GET", "photos/b.bin")
+        .header("If-None-Match", etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    let r = s
+        .req("GET", "photos/b.bin")
+        .header("If-Match", "\"nope\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 412);
+
+    // Server-side copies keep the data and metadata.
+    let r = s
+        .req("PUT", "photos/copy1")
+        .header("X-Copy-From", "/photos/a/cat.txt")
+        .header("Content-Length", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(h(&r, "x-copied-from"), "photos/a/cat.txt");
+    let r = s.send("GET", "photos/copy1").await;
+    assert_eq!(h(&r, "x-object-meta-color"), "blue");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"a");
+    let r = s
+        .req("COPY", "photos/b.bin")
+        .header("Destination", "photos/copy2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        s.send("GET", "photos/copy2")
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+
+    // A container with objects cannot go; deleting objects empties it.
+    assert_eq!(s.send("DELETE", "photos").await.status(), 409);
+    for o in ["a/cat.txt", "a/dog.txt", "b.bin", "copy1", "copy2"] {
+        assert_eq!(
+            s.send("DELETE", &format!("photos/{o}")).await.status(),
+            204,
+            "{o}"
+        );
+    }
+    let r = s.send("GET", "photos/b.bin").await;
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "<html><h1>Not Found</h1><p>The resource could not be found.</p></html>"
+    );
+    assert_eq!(s.send("DELETE", "photos/b.bin").await.status(), 404);
+    assert_eq!(s.send("DELETE", "photos").await.status(), 204);
+    assert_eq!(s.send("HEAD", "photos").await.status(), 404);
+    let r = s.send("HEAD", "").await;
+    assert_eq!(h(&r, "x-account-container-count"), "0");
+    assert_eq!(s.send("PUT", "photos").await.status(), 201);
+}
+
+#[tokio::test]
+async fn bad_input_and_strangers_get_swift_statuses() {
+    let c = TestCloud::start().await;
+    let s = admin_swift(&c);
+    assert_eq!(s.send("PUT", "c").await.status(), 201);
+
+    // ETag mismatch: 422, and nothing is stored or listed.
+    let r = s
+        .req("PUT", "c/o")
+        .header("ETag", "00000000000000000000000000000000")
+        .body("data")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(s.send("GET", "c/o").await.status(), 404);
+    assert_eq!(s.send("GET", "c").await.status(), 204);
+    assert_eq!(data_files(&c.config.state_dir.join("object-devices")), 0);
+
+    // A body shorter than its Content-Length: nothing is stored.
+    let addr = c.object_url.trim_start_matches("http://").to_string();
+    let path = format!("{}/c/short", s.account.split_once(&addr).unwrap().1);
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    use tokio::io::AsyncWriteExt as _;
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {}\r\nContent-Length: 100\r\n\r\nonly-a-bit",
+        s.token.clone().unwrap()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.shutdown().await.unwrap();
+    drop(tcp);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(s.send("GET", "c/short").await.status(), 404);
+    let tmp_left: usize = ["d1", "d2", "d3"]
+        .iter()
+        .map(|d| {
+            std::fs::read_dir(
+                c.config
+                    .state_dir
+                    .join("object-devices")
+                    .join(d)
+                    .join("tmp"),
+            )
+            .map(|e| e.count())
+            .unwrap_or(0)
+        })
+        .sum();
+    assert_eq!(tmp_left, 0, "no half-written files");
+
+    // Names and limits.
+    assert_eq!(s.send("GET", "c?limit=10001").await.status(), 412);
+    assert_eq!(s.put("c/a%00b", b"x").await.status(), 412);
+    let long = "x".repeat(1025);
+    assert_eq!(
+        s.req("PUT", &format!("c/{long}"))
+            .body("x")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(s.put("missing/o", b"x").await.status(), 404);
+    assert_eq!(s.send("PUT", "").await.status(), 405);
+    // Neither Content-Length nor chunked: 411.
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let req = format!(
+        "PUT {}/c/nolength HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {}\r\nConnection: close\r\n\r\n",
+        s.account.split_once(&addr).unwrap().1,
+        s.token.clone().unwrap()
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    use tokio::io::AsyncReadExt as _;
+    tcp.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 411"), "{answer}");
+    let r = s
+        .req("PUT", "c/meta")
+        .header(format!("X-Object-Meta-{}", "k".repeat(129)), "v")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // No token: 401; a bad token: 401; another project's member: 403; a reader: 403.
+    let anon = Swift {
+        http: reqwest::Client::new(),
+        account: s.account.clone(),
+        token: None,
+    };
+    assert_eq!(anon.send("GET", "c").await.status(), 401);
+    let bad = Swift {
+        token: Some("garbage".into()),
+        http: reqwest::Client::new(),
+        account: s.account.clone(),
+    };
+    assert_eq!(bad.send("GET", "c").await.status(), 401);
+    c.project_user("other", "stranger", "pw", "member").await;
+    let (stranger, _) = c.login("stranger", "pw", Some("other")).await.unwrap();
+    let st = Swift {
+        http: reqwest::Client::new(),
+        account: s.account.clone(),
+        token: stranger.token.clone(),
+    };
+    assert_eq!(st.send("GET", "c").await.status(), 403);
+    assert_eq!(st.put("c/x", b"x").await.status(), 403);
+    c.project_user("p3", "reader1", "pw", "reader").await;
+    let (reader, rtoken) = c.login("reader1", "pw", Some("p3")).await.unwrap();
+    let own = Swift {
+        http: reqwest::Client::new(),
+        account: format!("{}/v1/AUTH_{}", c.object_url, project_of(&rtoken)),
+        token: reader.token.clone(),
+    };
+    assert_eq!(own.send("PUT", "mine").await.status(), 403);
+
+    // Container ACLs: a public read ACL lets anyone read objects; .rlistings lists too;
+    // a write ACL naming the other project lets its members write.
+    assert_eq!(s.put("c/pub", b"hello").await.status(), 201);
+    let r = s
+        .req("POST", "c")
+        .header("X-Container-Read", ".r:*")
+        .header("X-Container-Write", "*:stranger")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = anon.send("GET", "c/pub").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "hello");
+    assert_eq!(anon.send("GET", "c").await.status(), 401);
+    assert_eq!(st.put("c/from-stranger", b"x").await.status(), 201);
+    assert_eq!(st.send("DELETE", "c").await.status(), 403);
+    let r = s.send("HEAD", "c").await;
+    assert_eq!(h(&r, "x-container-read"), ".r:*");
+}
+
+#[tokio::test]
+async fn writes_succeed_on_a_quorum_and_use_a_handoff_when_a_device_is_down() {
+    // Four devices, three replicas: one device is always a handoff.
+    let c = TestCloud::start_with(|cfg| {
+        cfg.object.devices = vec!["d1".into(), "d2".into(), "d3".into(), "d4".into()];
+    })
+    .await
+    .unwrap();
+    let s = admin_swift(&c);
+    let devices = c.config.state_dir.join("object-devices");
+    assert_eq!(s.send("PUT", "c").await.status(), 201);
+    assert_eq!(s.put("c/one", b"1").await.status(), 201);
+    assert_eq!(data_files(&devices), 3, "three replicas");
+
+    // Take one device away: a write still lands three copies (two primaries, one handoff)
+    // and reads find it.
+    let left = data_files(&devices) - data_files(&devices.join("d2"));
+    std::fs::rename(devices.join("d2"), c.config.state_dir.join("d2-away")).unwrap();
+    for i in 0..8 {
+        let r = s.put(&format!("c/obj{i}"), b"payload").await;
+        assert_eq!(r.status(), 201, "obj{i}");
+    }
+    for i in 0..8 {
+        let r = s.send("GET", &format!("c/obj{i}")).await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.bytes().await.unwrap().as_ref(), b"payload");
+    }
+    assert_eq!(
+        data_files(&devices),
+        left + 8 * 3,
+        "every write kept three copies"
+    );
+
+    // Three of four devices away: no write reaches a quorum.
+    std::fs::rename(devices.join("d3"), c.config.state_dir.join("d3-away")).unwrap();
+    std::fs::rename(devices.join("d4"), c.config.state_dir.join("d4-away")).unwrap();
+    let r = s.put("c/three-down", b"x").await;
+    assert_eq!(r.status(), 503);
+}
