@@ -116,6 +116,22 @@ check "server set --tag (2.26)" succeeded
 osc --os-compute-api-version 2.26 server show -f value -c tags e2e-vm
 check "server show lists the tag" out_matches "blue"
 
+osc flavor create --ram 256 --vcpus 2 --disk 1 --id e2e-m -f value -c id e2e.medium
+osc server resize --flavor e2e.medium --wait e2e-vm
+check "server resize --wait" succeeded
+osc server show -f value -c status e2e-vm
+check "the resized server waits in VERIFY_RESIZE" out_is VERIFY_RESIZE
+osc server resize confirm e2e-vm
+check "server resize confirm" succeeded
+for _ in $(seq 100); do
+    osc server show -f value -c status e2e-vm
+    [[ "$OUT" == ACTIVE ]] && break
+    sleep 0.1
+done
+check "the confirmed server is active again" out_is ACTIVE
+osc server show -f value -c flavor e2e-vm
+check "it has the new flavor" out_matches "e2e.medium"
+
 osc server group create --policy anti-affinity -f value -c id e2e-apart
 check "server group create --policy anti-affinity" succeeded
 GROUP="$OUT"

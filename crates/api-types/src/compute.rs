@@ -255,12 +255,35 @@ pub enum AgentRequest {
         #[serde(default)]
         length: Option<i64>,
     },
+    /// A call: one step of a resize (or its revert) on this host, answered as
+    /// `{"power_state": <code>}` once done.
+    Migrate {
+        version: String,
+        step: MigrateStep,
+        /// The instance as this step wants it (the new flavor to finish, the old to revert).
+        instance: InstanceSpec,
+        /// Whether the guest should run after the step (it ran before the resize).
+        power_on: bool,
+    },
     /// A power action; the agent answers `power_action_done`.
     PowerAction {
         version: String,
         uuid: String,
         action: PowerAction,
     },
+}
+
+/// The steps of a resize the conductor asks of the agents, in order: the source powers the
+/// guest off, the destination finishes it with the new flavor; confirming removes what is
+/// left on the source, reverting removes the destination's guest and restores the source's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrateStep {
+    PowerOff,
+    Finish,
+    Confirm,
+    DropDestination,
+    FinishRevert,
 }
 
 /// Requests to the conductor (topic [`CONDUCTOR_TOPIC`]).
@@ -299,6 +322,12 @@ pub enum ConductorRequest {
         error: Option<String>,
         power_state: PowerState,
     },
+    /// Move a server the API marked `resize_prep` to its migration's new flavor.
+    ResizeInstance { version: String, uuid: String },
+    /// Finish a confirmed resize: drop the source's leftovers and the old allocation.
+    ConfirmResize { version: String, uuid: String },
+    /// Undo a resize the API marked `resize_reverting`.
+    RevertResize { version: String, uuid: String },
     /// An agent is alive, with its host's resources.
     ServiceHeartbeat {
         version: String,

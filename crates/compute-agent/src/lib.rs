@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferro_api_types::compute::{
-    AgentRequest, CONDUCTOR_TOPIC, CONTRACT_VERSION, ConductorRequest, HostResources, PowerAction,
-    compute_topic,
+    AgentRequest, CONDUCTOR_TOPIC, CONTRACT_VERSION, ConductorRequest, HostResources, MigrateStep,
+    PowerAction, compute_topic,
 };
 use ferro_bus::{Bus, Envelope};
 use ferro_client::TokenSource;
@@ -154,6 +154,35 @@ impl Agent {
         request_id: Option<&str>,
     ) -> Option<Result<Value, String>> {
         match req {
+            AgentRequest::Migrate {
+                step,
+                instance,
+                power_on,
+                ..
+            } => {
+                let lock = self.guest_lock(&instance.uuid);
+                let _g = lock.lock().await;
+                let d = &self.driver;
+                let uuid = instance.uuid.clone();
+                let done = match step {
+                    MigrateStep::PowerOff => d.migrate_disk_and_power_off(&uuid).await,
+                    MigrateStep::Finish => d.finish_migration(&instance, power_on).await,
+                    MigrateStep::Confirm | MigrateStep::DropDestination => d.destroy(&uuid).await,
+                    MigrateStep::FinishRevert => {
+                        d.finish_revert_migration(&instance, power_on).await
+                    }
+                };
+                return Some(match done {
+                    Ok(()) => {
+                        let state = d
+                            .power_state(&uuid)
+                            .await
+                            .unwrap_or(ferro_virt::PowerState::NoState);
+                        Ok(json!({"power_state": state.code()}))
+                    }
+                    Err(e) => Err(e.to_string()),
+                });
+            }
             AgentRequest::GetConsoleOutput { uuid, length, .. } => {
                 return Some(
                     self.driver

@@ -262,6 +262,15 @@ impl Compute {
                 }
                 self.conductor_save(&mut i, expected).await;
             }
+            ConductorRequest::ResizeInstance { uuid, .. } => {
+                self.conduct_resize(&uuid, request_id).await?;
+            }
+            ConductorRequest::ConfirmResize { uuid, .. } => {
+                self.conduct_confirm(&uuid, request_id).await?;
+            }
+            ConductorRequest::RevertResize { uuid, .. } => {
+                self.conduct_revert(&uuid, request_id).await?;
+            }
             ConductorRequest::ServiceHeartbeat {
                 host, resources, ..
             } => {
@@ -333,16 +342,61 @@ impl Compute {
             Some(l) => Some(l.lock().await),
             None => None,
         };
+        let chosen = self.claim_host(&i).await?;
+        let Some(cand) = chosen else {
+            self.record_event(
+                &i.uuid,
+                request_id,
+                "conductor_schedule_and_build_instances",
+                None,
+                Some("No valid host was found. There are not enough hosts available."),
+            )
+            .await;
+            i.vm_state = VmState::Error;
+            i.task_state = None;
+            i.fault = Some(fault(
+                500,
+                "No valid host was found. There are not enough hosts available.".into(),
+                String::new(),
+            ));
+            self.conductor_save(&mut i, expected).await;
+            return Ok(());
+        };
+        i.host = Some(cand.host.clone());
+        i.node = Some(cand.host.clone());
+        i.availability_zone = Some(DEFAULT_ZONE.into());
+        i.attempts += 1;
+        i.task_state = Some(task_state::SPAWNING.into());
+        if !self.conductor_save(&mut i, expected).await {
+            // Deleted or changed meanwhile: give the claim back.
+            self.allocation_delete(&i.uuid).await;
+            return Ok(());
+        }
+        let spec = instance_spec(&i);
+        self.cast_agent(
+            &cand.host,
+            AgentRequest::BuildAndRunInstance {
+                version: CONTRACT_VERSION.into(),
+                instance: spec,
+            },
+            request_id,
+        )
+        .await
+    }
+
+    /// Finds a host for `i` as its flavor now is (placement candidates, then the filters,
+    /// the group policy and the weighers) and claims its resources there for the instance's
+    /// consumer: the claimed candidate, or `None` when no host can take it.
+    pub(crate) async fn claim_host(&self, i: &Instance) -> Result<Option<Candidate>> {
         let zone_ok = i
             .availability_zone
             .as_deref()
             .is_none_or(|z| z == DEFAULT_ZONE);
-        let mut chosen = None;
         if zone_ok {
             let c = self.placement().await?;
             let path = format!(
                 "/allocation_candidates?resources={}&limit=1000",
-                resources_query(&i)
+                resources_query(i)
             );
             let r = c
                 .get(&path)
@@ -388,8 +442,7 @@ impl Compute {
                             self.allocation_delete(&i.uuid).await;
                             continue;
                         }
-                        chosen = Some(cand);
-                        break;
+                        return Ok(Some(cand));
                     }
                     // Another claim won the capacity, or the consumer exists from a
                     // redelivered message: try the next host.
@@ -403,65 +456,7 @@ impl Compute {
                 }
             }
         }
-        let Some(cand) = chosen else {
-            self.record_event(
-                &i.uuid,
-                request_id,
-                "conductor_schedule_and_build_instances",
-                None,
-                Some("No valid host was found. There are not enough hosts available."),
-            )
-            .await;
-            i.vm_state = VmState::Error;
-            i.task_state = None;
-            i.fault = Some(fault(
-                500,
-                "No valid host was found. There are not enough hosts available.".into(),
-                String::new(),
-            ));
-            self.conductor_save(&mut i, expected).await;
-            return Ok(());
-        };
-        i.host = Some(cand.host.clone());
-        i.node = Some(cand.host.clone());
-        i.availability_zone = Some(DEFAULT_ZONE.into());
-        i.attempts += 1;
-        i.task_state = Some(task_state::SPAWNING.into());
-        if !self.conductor_save(&mut i, expected).await {
-            // Deleted or changed meanwhile: give the claim back.
-            self.allocation_delete(&i.uuid).await;
-            return Ok(());
-        }
-        let spec = InstanceSpec {
-            uuid: i.uuid.clone(),
-            name: i.instance_name(),
-            vcpus: i.flavor.vcpus,
-            memory_mb: i.flavor.memory_mb,
-            root_gb: i.flavor.root_gb,
-            ephemeral_gb: i.flavor.ephemeral_gb,
-            swap_mb: i.flavor.swap,
-            image_ref: i.image_ref.clone(),
-            user_data: i.user_data.clone(),
-            key_data: i.key_data.clone(),
-            display_name: i.display_name.clone(),
-            hostname: i.hostname.clone(),
-            project_id: i.project_id.clone(),
-            availability_zone: i.availability_zone.clone(),
-            key_name: i.key_name.clone(),
-            metadata: i.metadata.clone(),
-            launch_index: i.launch_index,
-            config_drive: i.config_drive == "True",
-            ..InstanceSpec::default()
-        };
-        self.cast_agent(
-            &cand.host,
-            AgentRequest::BuildAndRunInstance {
-                version: CONTRACT_VERSION.into(),
-                instance: spec,
-            },
-            request_id,
-        )
-        .await
+        Ok(None)
     }
 
     /// Fails or retries instances stuck in a transitional task state longer than the
@@ -508,6 +503,31 @@ impl Compute {
             self.conductor_save(&mut i, expected).await;
         }
         Ok(n)
+    }
+}
+
+/// What an agent needs to build (or rebuild) `i`, with its current flavor.
+pub fn instance_spec(i: &Instance) -> InstanceSpec {
+    InstanceSpec {
+        uuid: i.uuid.clone(),
+        name: i.instance_name(),
+        vcpus: i.flavor.vcpus,
+        memory_mb: i.flavor.memory_mb,
+        root_gb: i.flavor.root_gb,
+        ephemeral_gb: i.flavor.ephemeral_gb,
+        swap_mb: i.flavor.swap,
+        image_ref: i.image_ref.clone(),
+        user_data: i.user_data.clone(),
+        key_data: i.key_data.clone(),
+        display_name: i.display_name.clone(),
+        hostname: i.hostname.clone(),
+        project_id: i.project_id.clone(),
+        availability_zone: i.availability_zone.clone(),
+        key_name: i.key_name.clone(),
+        metadata: i.metadata.clone(),
+        launch_index: i.launch_index,
+        config_drive: i.config_drive == "True",
+        ..InstanceSpec::default()
     }
 }
 

@@ -858,7 +858,7 @@ impl InstanceRow {
     }
 }
 
-fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
+pub(crate) fn json_text<T: serde::Serialize>(v: &T) -> Result<String> {
     serde_json::to_string(v).map_err(|e| Error::internal(format!("encode: {e}")))
 }
 
@@ -966,7 +966,8 @@ pub async fn instance_save(
     let fault = i.fault.as_ref().map(json_text).transpose()?;
     let mut sql = Sql::new(
         "UPDATE nv_instances SET display_name = ?, display_description = ?, host = ?, node = ?, \
-         availability_zone = ?, metadata = ?, tags = ?, vm_state = ?, task_state = ?, \
+         availability_zone = ?, flavor = ?, vcpus = ?, memory_mb = ?, metadata = ?, tags = ?, \
+         vm_state = ?, task_state = ?, \
          power_state = ?, locked_by = ?, locked_reason = ?, attempts = ?, tried_hosts = ?, \
          fault = ?, updated_at = ?, launched_at = ?, terminated_at = ?, deleted_at = ?, \
          deleted = ? WHERE uuid = ? AND deleted = ? AND vm_state = ?",
@@ -976,6 +977,9 @@ pub async fn instance_save(
     .arg(i.host.as_ref())
     .arg(i.node.as_ref())
     .arg(i.availability_zone.as_ref())
+    .arg(json_text(&i.flavor)?)
+    .arg(i.flavor.vcpus)
+    .arg(i.flavor.memory_mb)
     .arg(json_text(&i.metadata)?)
     .arg(json_text(&i.tags)?)
     .arg(i.vm_state.as_str())
@@ -1369,4 +1373,77 @@ pub async fn action_events(
             .arg(request_id),
         )
         .await?)
+}
+
+// ---- migrations (resizes) -------------------------------------------------------------------
+
+/// A resize of one instance; flavors are the instance's flavor JSON.
+#[derive(Clone, Debug, FromRow)]
+pub struct Migration {
+    pub uuid: String,
+    pub internal_id: i64,
+    pub instance_uuid: String,
+    pub source_host: String,
+    pub dest_host: Option<String>,
+    pub old_flavor: String,
+    pub new_flavor: String,
+    pub status: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const MIGRATION_COLUMNS: &str = "uuid, internal_id, instance_uuid, source_host, dest_host, \
+    old_flavor, new_flavor, status, created_at, updated_at";
+
+pub async fn migration_insert(ex: &mut impl Executor, m: &Migration) -> Result<()> {
+    ex.execute(
+        &Sql::new(&format!(
+            "INSERT INTO nv_migrations ({MIGRATION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .arg(&m.uuid)
+        .arg(m.internal_id)
+        .arg(&m.instance_uuid)
+        .arg(&m.source_host)
+        .arg(m.dest_host.as_ref())
+        .arg(&m.old_flavor)
+        .arg(&m.new_flavor)
+        .arg(&m.status)
+        .arg(m.created_at)
+        .arg(m.updated_at),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The newest migration of an instance.
+pub async fn migration_latest(ex: &mut impl Executor, instance: &str) -> Result<Option<Migration>> {
+    Ok(ex
+        .fetch_optional(
+            &Sql::new(&format!(
+                "SELECT {MIGRATION_COLUMNS} FROM nv_migrations WHERE instance_uuid = ? \
+                 ORDER BY internal_id DESC LIMIT 1"
+            ))
+            .arg(instance),
+        )
+        .await?)
+}
+
+/// Moves a migration from status `from` to `to` (and records its destination): whether it
+/// was still in `from`.
+pub async fn migration_advance(
+    ex: &mut impl Executor,
+    uuid: &str,
+    from: &str,
+    to: &str,
+    dest_host: Option<&str>,
+) -> Result<bool> {
+    let mut sql = Sql::new("UPDATE nv_migrations SET status = ?, updated_at = ?")
+        .arg(to)
+        .arg(ferro_common::time::now_micros());
+    if let Some(d) = dest_host {
+        sql.push(", dest_host = ").bind(d);
+    }
+    sql.push(" WHERE uuid = ").bind(uuid);
+    sql.push(" AND status = ").bind(from);
+    Ok(ex.execute(&sql).await? == 1)
 }

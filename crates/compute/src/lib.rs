@@ -21,6 +21,7 @@ pub mod microversion;
 pub mod model;
 pub mod policy;
 pub mod quota;
+pub mod resize;
 pub mod schemas;
 pub mod server_groups;
 pub mod server_meta;
@@ -35,7 +36,7 @@ pub use manager::Compute;
 
 /// Compute's schema migrations, in order.
 pub fn migrations() -> &'static [ferro_db::Migration] {
-    static M: [ferro_db::Migration; 4] = [
+    static M: [ferro_db::Migration; 5] = [
         ferro_db::Migration {
             version: 1,
             name: "init",
@@ -55,6 +56,11 @@ pub fn migrations() -> &'static [ferro_db::Migration] {
             version: 4,
             name: "instance_actions",
             sql: include_str!("../migrations/0004_instance_actions.sql"),
+        },
+        ferro_db::Migration {
+            version: 5,
+            name: "migrations",
+            sql: include_str!("../migrations/0005_migrations.sql"),
         },
     ];
     &M

@@ -329,6 +329,9 @@ pub mod task_state {
     pub const UNPAUSING: &str = "unpausing";
     pub const SUSPENDING: &str = "suspending";
     pub const RESUMING: &str = "resuming";
+    pub const RESIZE_PREP: &str = "resize_prep";
+    pub const RESIZE_MIGRATING: &str = "resize_migrating";
+    pub const RESIZE_REVERTING: &str = "resize_reverting";
 
     /// Task states from which a hard reboot may start (`task_states.ALLOW_REBOOT`).
     pub const ALLOW_REBOOT: &[Option<&str>] = &[

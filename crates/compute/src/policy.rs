@@ -442,6 +442,21 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Add \"details\" key in action events for a server."
     ),
     rule!(
+        "os_compute_api:servers:resize",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Resize a server"
+    ),
+    rule!(
+        "os_compute_api:servers:confirm_resize",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Confirm a server resize"
+    ),
+    rule!(
+        "os_compute_api:servers:revert_resize",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Revert a server resize"
+    ),
+    rule!(
         "os_compute_api:os-extended-server-attributes",
         ADMIN,
         "Return extended attributes for server."

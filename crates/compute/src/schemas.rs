@@ -348,6 +348,16 @@ pub fn server_group_list_query(v: ApiVersion) -> Value {
     )
 }
 
+/// `resize` (servers.py `resize`): a flavor reference, the disk config optional.
+pub fn resize_action() -> Value {
+    json!({"type": "object",
+        "properties": {"resize": {"type": "object",
+            "properties": {"flavorRef": {"type": ["string", "integer"], "minLength": 1},
+                "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]}},
+            "required": ["flavorRef"], "additionalProperties": false}},
+        "required": ["resize"], "additionalProperties": false})
+}
+
 /// `os-getConsoleOutput`: `length` a whole number from -1 (everything).
 pub fn console_output_action() -> Value {
     json!({"type": "object",

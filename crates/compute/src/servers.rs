@@ -66,7 +66,7 @@ pub struct ServerQuery {
 }
 
 /// The id at the end of an href, as `common.get_id_from_href` takes it.
-fn id_from_href(href: &str) -> String {
+pub(crate) fn id_from_href(href: &str) -> String {
     let path = href.split(['?', '#']).next().unwrap_or("");
     path.trim_end_matches('/')
         .rsplit('/')

@@ -272,6 +272,26 @@ async fn server_action(
         let output = s.console_output(&ctx, &id, length).await?;
         return ok(StatusCode::OK, json!({ "output": output }));
     }
+    match name.as_str() {
+        "resize" => {
+            validate_body(&schemas::resize_action(), &b)?;
+            let flavor = match &b["resize"]["flavorRef"] {
+                Value::String(f) => crate::servers::id_from_href(f),
+                other => other.to_string(),
+            };
+            s.server_resize(&ctx, &id, &flavor).await?;
+            return empty(StatusCode::ACCEPTED);
+        }
+        "confirmResize" => {
+            s.server_finish_resize(&ctx, &id, true).await?;
+            return empty(StatusCode::NO_CONTENT);
+        }
+        "revertResize" => {
+            s.server_finish_resize(&ctx, &id, false).await?;
+            return empty(StatusCode::ACCEPTED);
+        }
+        _ => {}
+    }
     let action = match name.as_str() {
         "os-stop" => ServerAction::Power(PowerAction::Stop),
         "os-start" => ServerAction::Power(PowerAction::Start),

@@ -76,6 +76,32 @@ pub trait Driver: Send + Sync {
     async fn console_output(&self, uuid: &str) -> Result<String, VirtError>;
     /// The uuids of the guests on this host.
     async fn list_instances(&self) -> Result<Vec<String>, VirtError>;
+
+    /// Resize, on the source host: stops the guest and readies its disks to move.
+    async fn migrate_disk_and_power_off(&self, uuid: &str) -> Result<(), VirtError> {
+        self.power_off(uuid).await
+    }
+
+    /// Resize, on the destination host (maybe the same): the guest runs as `spec` says (the
+    /// new flavor), powered off unless `power_on`. The default builds the guest anew, which
+    /// suits guests without lasting disks; drivers with disks carry them over instead.
+    async fn finish_migration(&self, spec: &InstanceSpec, power_on: bool) -> Result<(), VirtError> {
+        self.destroy(&spec.uuid).await?;
+        self.spawn(spec).await?;
+        if !power_on {
+            self.power_off(&spec.uuid).await?;
+        }
+        Ok(())
+    }
+
+    /// A reverted resize, on the source host: the guest is `spec` (the old flavor) again.
+    async fn finish_revert_migration(
+        &self,
+        spec: &InstanceSpec,
+        power_on: bool,
+    ) -> Result<(), VirtError> {
+        self.finish_migration(spec, power_on).await
+    }
 }
 
 struct FakeGuest {

@@ -11,6 +11,7 @@ mod instance_actions;
 mod network;
 mod object_store;
 mod placement;
+mod resize;
 mod scratch;
 mod server_groups;
 mod server_meta;

@@ -1,0 +1,217 @@
+//! Resize, confirm and revert on fake hosts: the flavor, host and placement allocations
+//! at each step, upstream's refusals, and a failing step that leaves the server as it was.
+
+use ferro_client::Client;
+use ferro_testkit::TestCloud;
+use ferro_virt::Op;
+use serde_json::{Value, json};
+
+use crate::servers::{allocations, create, image_and_flavor, nova, wait_hosts, wait_status};
+
+async fn flavor(n: &Client, name: &str, vcpus: i64, ram: i64) -> String {
+    let r = n
+        .post(
+            "/flavors",
+            &json!({"flavor": {"name": name, "vcpus": vcpus, "ram": ram, "disk": 1}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["flavor"]["id"].as_str().unwrap().to_string()
+}
+
+async fn act(n: &Client, id: &str, body: Value) -> ferro_client::Response {
+    n.post(&format!("/servers/{id}/action"), &body)
+        .await
+        .unwrap()
+}
+
+/// The VCPU each consumer holds in placement.
+async fn vcpus(c: &TestCloud, consumer: &str) -> i64 {
+    let a = allocations(c, consumer).await;
+    a.as_object()
+        .unwrap()
+        .values()
+        .map(|rp| rp["resources"]["VCPU"].as_i64().unwrap_or(0))
+        .sum()
+}
+
+/// The VCPU the admin project holds in placement, all consumers together.
+async fn project_vcpus(c: &TestCloud) -> i64 {
+    let project = c.admin_token["token"]["project"]["id"].as_str().unwrap();
+    let r = crate::servers::placement(c)
+        .get(&format!("/usages?project_id={project}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["usages"]["VCPU"].as_i64().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn resize_then_confirm_or_revert_moves_flavor_host_and_allocations() {
+    let c = TestCloud::with_fake_hosts(2).await;
+    wait_hosts(&c, 2).await;
+    let (image, small) = image_and_flavor(&c, 1, 64).await;
+    let n = nova(&c, "2.47");
+    let medium = flavor(&n, "medium", 2, 128).await;
+    let large = flavor(&n, "large", 3, 192).await;
+    let id = create(&n, "grow", &image, &small).await;
+    let before = wait_status(&n, &id, "ACTIVE").await;
+    let source = before["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_string();
+
+    let r = act(&n, &id, json!({"resize": {"flavorRef": medium}})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let s = wait_status(&n, &id, "VERIFY_RESIZE").await;
+    assert_eq!(s["flavor"]["vcpus"], 2, "{s}");
+    assert_eq!(vcpus(&c, &id).await, 2);
+    // Not again while it waits; confirm it.
+    let r = act(&n, &id, json!({"resize": {"flavorRef": large}})).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let r = act(&n, &id, json!({"confirmResize": null})).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let s = wait_status(&n, &id, "ACTIVE").await;
+    assert_eq!(s["flavor"]["original_name"], "medium");
+    assert_eq!(vcpus(&c, &id).await, 2);
+    // The migration's hold on the old host is gone: the project uses 2 VCPU in all.
+    assert_eq!(project_vcpus(&c).await, 2);
+    let r = act(&n, &id, json!({"confirmResize": null})).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+
+    // Resize again and revert: the medium flavor, its host and its allocation come back.
+    let host = s["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_string();
+    assert_eq!(
+        act(&n, &id, json!({"resize": {"flavorRef": large}}))
+            .await
+            .status,
+        202
+    );
+    wait_status(&n, &id, "VERIFY_RESIZE").await;
+    assert_eq!(vcpus(&c, &id).await, 3);
+    let r = act(&n, &id, json!({"revertResize": null})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let s = wait_status(&n, &id, "ACTIVE").await;
+    assert_eq!(s["flavor"]["original_name"], "medium");
+    assert_eq!(s["OS-EXT-SRV-ATTR:host"], host.as_str());
+    assert_eq!(vcpus(&c, &id).await, 2);
+    assert_eq!(project_vcpus(&c).await, 2);
+    assert_ne!(source, "", "the server had a host");
+
+    let actions = n
+        .get(&format!("/servers/{id}/os-instance-actions"))
+        .await
+        .unwrap();
+    let names: Vec<&str> = actions.body["instanceActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "revertResize",
+            "resize",
+            "confirmResize",
+            "resize",
+            "create"
+        ]
+    );
+
+    // A stopped server stays stopped through a resize.
+    assert_eq!(act(&n, &id, json!({"os-stop": null})).await.status, 202);
+    wait_status(&n, &id, "SHUTOFF").await;
+    assert_eq!(
+        act(&n, &id, json!({"resize": {"flavorRef": small}}))
+            .await
+            .status,
+        202
+    );
+    wait_status(&n, &id, "VERIFY_RESIZE").await;
+    assert_eq!(
+        act(&n, &id, json!({"confirmResize": null})).await.status,
+        204
+    );
+    let s = wait_status(&n, &id, "SHUTOFF").await;
+    assert_eq!(s["flavor"]["original_name"], "f1-64");
+}
+
+#[tokio::test]
+async fn resize_refusals_and_a_failing_host_leave_the_server_as_it_was() {
+    let c = TestCloud::with_fake_hosts(1).await;
+    wait_hosts(&c, 1).await;
+    let (image, small) = image_and_flavor(&c, 1, 64).await;
+    let n = nova(&c, "2.47");
+    let medium = flavor(&n, "medium", 2, 128).await;
+    let id = create(&n, "stay", &image, &small).await;
+    wait_status(&n, &id, "ACTIVE").await;
+
+    let r = act(&n, &id, json!({"resize": {"flavorRef": small}})).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "When resizing, instances must change flavor!"
+    );
+    let r = act(&n, &id, json!({"resize": {"flavorRef": "nope"}})).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Flavor nope could not be found."
+    );
+    assert_eq!(act(&n, &id, json!({"resize": {}})).await.status, 400);
+    let r = act(&n, &id, json!({"confirmResize": null})).await;
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.body["conflictingRequest"]["message"],
+        format!("Cannot 'confirmResize' instance {id} while it is in vm_state active")
+    );
+    // More cores than the quota allows.
+    let project = c.admin_token["token"]["project"]["id"].as_str().unwrap();
+    n.put(
+        &format!("/os-quota-sets/{project}"),
+        Some(&json!({"quota_set": {"cores": 1}})),
+    )
+    .await
+    .unwrap();
+    let r = act(&n, &id, json!({"resize": {"flavorRef": medium}})).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body["forbidden"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Quota exceeded for cores: Requested 1"),
+        "{}",
+        r.body
+    );
+    n.put(
+        &format!("/os-quota-sets/{project}"),
+        Some(&json!({"quota_set": {"cores": 20}})),
+    )
+    .await
+    .unwrap();
+
+    // The source cannot power the guest off: the resize is undone.
+    c.fake_driver("fake-0").fail(Op::PowerOff, true);
+    assert_eq!(
+        act(&n, &id, json!({"resize": {"flavorRef": medium}}))
+            .await
+            .status,
+        202
+    );
+    let mut s = Value::Null;
+    for _ in 0..200 {
+        s = wait_status(&n, &id, "ACTIVE").await;
+        if s["OS-EXT-STS:task_state"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(s["OS-EXT-STS:task_state"].is_null(), "{s}");
+    assert_eq!(s["flavor"]["vcpus"], 1);
+    assert_eq!(vcpus(&c, &id).await, 1);
+    let actions = n
+        .get(&format!("/servers/{id}/os-instance-actions"))
+        .await
+        .unwrap();
+    assert_eq!(actions.body["instanceActions"][0]["action"], "resize");
+    assert_eq!(actions.body["instanceActions"][0]["message"], "Error");
+}
