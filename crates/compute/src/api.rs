@@ -153,6 +153,7 @@ pub fn router(state: Arc<Compute>) -> Router {
         .merge(crate::server_meta::routes())
         .merge(crate::server_groups::routes())
         .merge(crate::instance_actions::routes())
+        .merge(crate::usage::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(microversion::version_headers));
     Router::new()

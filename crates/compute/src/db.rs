@@ -941,6 +941,28 @@ pub async fn instance_get_any(ex: &mut impl Executor, uuid: &str) -> Result<Opti
     row.map(InstanceRow::into_instance).transpose()
 }
 
+/// Instances, deleted or not, that ran at some time between `start` and `stop` (launched
+/// before `stop`, not terminated before `start`), of `project` when given, oldest first.
+pub async fn instances_in_window(
+    ex: &mut impl Executor,
+    start: i64,
+    stop: i64,
+    project: Option<&str>,
+) -> Result<Vec<Instance>> {
+    let mut sql = Sql::new(&format!(
+        "SELECT {INSTANCE_COLUMNS} FROM nv_instances \
+         WHERE (terminated_at IS NULL OR terminated_at > ?) AND launched_at < ?"
+    ))
+    .arg(start)
+    .arg(stop);
+    if let Some(p) = project {
+        sql.push(" AND project_id = ").bind(p);
+    }
+    sql.push(" ORDER BY created_at, uuid");
+    let rows: Vec<InstanceRow> = ex.fetch_all(&sql).await?;
+    rows.into_iter().map(InstanceRow::into_instance).collect()
+}
+
 /// Instances not deleted, of `project` when given, oldest first.
 pub async fn instance_list(ex: &mut impl Executor, project: Option<&str>) -> Result<Vec<Instance>> {
     let mut sql = Sql::new(&format!(

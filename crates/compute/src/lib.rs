@@ -27,6 +27,7 @@ pub mod server_groups;
 pub mod server_meta;
 pub mod servers;
 pub mod servers_api;
+pub mod usage;
 pub mod validation;
 
 use std::path::PathBuf;

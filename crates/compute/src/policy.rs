@@ -457,6 +457,16 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Revert a server resize"
     ),
     rule!(
+        "os_compute_api:os-simple-tenant-usage:list",
+        ADMIN,
+        "List per tenant usage statistics for all tenants"
+    ),
+    rule!(
+        "os_compute_api:os-simple-tenant-usage:show",
+        PROJECT_READER_OR_ADMIN,
+        "Show usage statistics for a specific tenant"
+    ),
+    rule!(
         "os_compute_api:os-extended-server-attributes",
         ADMIN,
         "Return extended attributes for server."

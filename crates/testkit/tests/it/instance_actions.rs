@@ -137,3 +137,95 @@ async fn a_server_no_host_takes_records_the_failed_scheduling() {
     assert_eq!(e["event"], "conductor_schedule_and_build_instances");
     assert_eq!(e["result"], "Error");
 }
+
+#[tokio::test]
+async fn simple_tenant_usage_counts_running_and_deleted_servers() {
+    let c = TestCloud::with_fake_hosts(1).await;
+    wait_hosts(&c, 1).await;
+    let (image, flavor) = image_and_flavor(&c, 2, 64).await;
+    let n = nova(&c, "2.40");
+    let kept = create(&n, "kept", &image, &flavor).await;
+    let gone = create(&n, "gone", &image, &flavor).await;
+    wait_status(&n, &kept, "ACTIVE").await;
+    wait_status(&n, &gone, "ACTIVE").await;
+    assert_eq!(
+        n.delete(&format!("/servers/{gone}")).await.unwrap().status,
+        204
+    );
+    wait_gone(&n, &gone).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+
+    let fmt = |d: chrono::TimeDelta| {
+        (chrono::Utc::now() + d)
+            .format("%Y-%m-%dT%H:%M:%S")
+            .to_string()
+    };
+    let (start, end) = (
+        fmt(chrono::TimeDelta::hours(-1)),
+        fmt(chrono::TimeDelta::hours(1)),
+    );
+    let r = n
+        .get(&format!(
+            "/os-simple-tenant-usage?start={start}&end={end}&detailed=1"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let usages = r.body["tenant_usages"].as_array().unwrap();
+    assert_eq!(usages.len(), 1, "{}", r.body);
+    let u = &usages[0];
+    let servers = u["server_usages"].as_array().unwrap();
+    assert_eq!(servers.len(), 2);
+    let states: Vec<&str> = servers
+        .iter()
+        .map(|s| s["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["active", "terminated"]);
+    assert!(u["total_hours"].as_f64().unwrap() > 0.0);
+    let vcpu_hours = u["total_vcpus_usage"].as_f64().unwrap();
+    assert!((vcpu_hours - 2.0 * u["total_hours"].as_f64().unwrap()).abs() < 1e-9);
+
+    let project = c.admin_token["token"]["project"]["id"].as_str().unwrap();
+    let r = n
+        .get(&format!(
+            "/os-simple-tenant-usage/{project}?start={start}&end={end}&limit=1"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["tenant_usage"]["server_usages"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        r.body["tenant_usage_links"][0]["href"]
+            .as_str()
+            .unwrap()
+            .contains(&kept)
+    );
+    let r = n
+        .get("/os-simple-tenant-usage/no-such-project")
+        .await
+        .unwrap();
+    assert_eq!(r.body, json!({"tenant_usage": {}}));
+
+    let r = n
+        .get(&format!("/os-simple-tenant-usage?start={end}&end={start}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Invalid start time. The start time cannot occur after the end time."
+    );
+    assert_eq!(
+        n.get("/os-simple-tenant-usage?start=soon")
+            .await
+            .unwrap()
+            .status,
+        400
+    );
+}
