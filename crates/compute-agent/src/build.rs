@@ -1,4 +1,6 @@
-//! The build saga of one guest: `spawn_guest` (undo: destroy it) and `wait_running` (no
+//! The build saga of one guest: `resolve_image` (reads the image and its kernel and
+//! ramdisk from the image API, so the driver knows where to fetch them and what they must
+//! hash to; no undo: it only reads), `spawn_guest` (undo: destroy it) and `wait_running` (no
 //! undo: it only observes). When a step fails the saga destroys what it made, and the agent
 //! reports the failure so the conductor can reschedule. Port allocation, the image cache
 //! and config drives join as steps in front of `spawn_guest` with the network and QEMU
@@ -8,8 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use ferro_client::{Client, TokenSource};
 use ferro_saga::{MemoryLog, Saga, Step, StepError};
-use ferro_virt::{Driver, InstanceSpec, PowerState, VirtError};
+use ferro_virt::{Driver, ImageSource, InstanceSpec, PowerState, VirtError};
 use serde_json::{Value, json};
 
 use crate::Agent;
@@ -18,10 +21,88 @@ use crate::Agent;
 pub struct BuildCtx {
     pub driver: Arc<dyn Driver>,
     pub spawn_timeout: Duration,
+    /// The image API and the service's credentials; `None` when the driver needs no
+    /// image bytes (fake).
+    pub images: Option<(String, Arc<dyn TokenSource>)>,
 }
 
 fn spec_of(state: &Value) -> Result<InstanceSpec, StepError> {
     serde_json::from_value(state["instance"].clone()).map_err(StepError::new)
+}
+
+/// Fills the spec's image sources from the image API with the service's token (Glance
+/// lets the `service` role read any image, as Nova's image cache needs).
+pub struct ResolveImage;
+
+async fn image_source(c: &Client, base: &str, id: &str) -> Result<(ImageSource, Value), StepError> {
+    let r = c
+        .get(&format!("/v2/images/{id}"))
+        .await
+        .map_err(StepError::from_error)?;
+    if r.status != 200 {
+        return Err(StepError::new(format!(
+            "Image {id} could not be read: the image service answered {}",
+            r.status
+        )));
+    }
+    let img = r.body;
+    if img["status"] != "active" {
+        return Err(StepError::new(format!(
+            "Image {id} is not active (status {})",
+            img["status"]
+        )));
+    }
+    let text = |k: &str| {
+        img[k]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let source = ImageSource {
+        id: id.to_string(),
+        url: format!("{base}/v2/images/{id}/file"),
+        token: c.token.clone(),
+        disk_format: text("disk_format").unwrap_or_default(),
+        os_hash_algo: text("os_hash_algo"),
+        os_hash_value: text("os_hash_value"),
+    };
+    Ok((source, img))
+}
+
+#[async_trait]
+impl Step<BuildCtx> for ResolveImage {
+    fn name(&self) -> &'static str {
+        "resolve_image"
+    }
+    async fn run(&self, ctx: &BuildCtx, state: &mut Value) -> Result<(), StepError> {
+        let Some((url, auth)) = &ctx.images else {
+            return Ok(());
+        };
+        let mut spec = spec_of(state)?;
+        let token = auth.token().await.map_err(StepError::from_error)?;
+        let base = url.trim_end_matches('/');
+        let c = Client::new(base).with_token(&token);
+        let (root, img) = image_source(&c, base, &spec.image_ref).await?;
+        spec.image = Some(root);
+        let prop = |k: &str| {
+            img[k]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        if let Some(k) = prop("kernel_id") {
+            spec.kernel = Some(image_source(&c, base, &k).await?.0);
+            if let Some(r) = prop("ramdisk_id") {
+                spec.ramdisk = Some(image_source(&c, base, &r).await?.0);
+            }
+        }
+        spec.os_command_line = prop("os_command_line");
+        state["instance"] = serde_json::to_value(&spec).map_err(StepError::new)?;
+        Ok(())
+    }
+    async fn undo(&self, _ctx: &BuildCtx, _state: &Value) -> Result<(), StepError> {
+        Ok(())
+    }
 }
 
 /// Creates and starts the guest.
@@ -82,6 +163,7 @@ impl Step<BuildCtx> for WaitRunning {
 /// The build saga.
 pub fn saga() -> Saga<BuildCtx> {
     Saga::new("build_and_run_instance")
+        .step(ResolveImage)
         .step(SpawnGuest)
         .step(WaitRunning)
 }
@@ -91,6 +173,8 @@ pub async fn build(agent: &Agent, instance: InstanceSpec) -> Result<PowerState, 
     let ctx = BuildCtx {
         driver: agent.driver.clone(),
         spawn_timeout: agent.config.spawn_timeout,
+        images: (!agent.config.image_url.is_empty())
+            .then(|| (agent.config.image_url.clone(), agent.auth.clone())),
     };
     let initial = json!({ "instance": instance });
     // TODO-correctness: agents have no database, so the saga log is in memory and a crash
@@ -126,6 +210,7 @@ mod tests {
         let ctx = BuildCtx {
             driver: Arc::new(FakeDriver::new()),
             spawn_timeout: Duration::from_secs(2),
+            images: None,
         };
         let count = async |c: &BuildCtx| c.driver.list_instances().await.map(|v| v.len());
         testing::fail_each_step_in_turn(saga, &ctx, initial("a"), count)

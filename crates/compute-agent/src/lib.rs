@@ -42,6 +42,9 @@ pub struct AgentConfig {
     pub heartbeat_interval: Duration,
     /// How long a spawned guest may take to run.
     pub spawn_timeout: Duration,
+    /// The image API's base URL (`http://host:9292`), where the driver's image bytes come
+    /// from; empty for drivers that need none (fake).
+    pub image_url: String,
 }
 
 impl AgentConfig {
@@ -57,6 +60,7 @@ impl AgentConfig {
             placement_url: placement_url.trim_end_matches('/').to_string(),
             heartbeat_interval: Duration::from_secs(10),
             spawn_timeout: Duration::from_secs(300),
+            image_url: String::new(),
         }
     }
 }
@@ -131,7 +135,7 @@ impl Agent {
             memory_mb: self.config.memory_mb,
             local_gb: self.config.disk_gb,
             hypervisor_type: self.driver.hypervisor_type().to_string(),
-            hypervisor_version: 1,
+            hypervisor_version: self.driver.hypervisor_version(),
             provider_uuid: self.provider(),
             running_instances: i64::try_from(running).unwrap_or(i64::MAX),
         };

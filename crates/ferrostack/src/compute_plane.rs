@@ -1,6 +1,7 @@
 //! The compute control plane and its in-process agents: connects the compute service to
 //! the bus and its service credentials, starts the conductor's workers and, for
-//! all-in-one, `fake_hosts` compute agents (`fake-0`, `fake-1`...) on the chosen driver.
+//! all-in-one, `fake_hosts` compute agents (`fake-0`, `fake-1`... or, with the QEMU
+//! driver, `qemu-0`... each in `<state_dir>/qemu/<host>`) on the chosen driver.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,7 +11,8 @@ use ferro_client::ServiceAuth;
 use ferro_compute::Compute;
 use ferro_compute::servers::Links;
 use ferro_compute_agent::{Agent, AgentConfig};
-use ferro_virt::FakeDriver;
+use ferro_virt::qemu::{QemuConfig, QemuDriver};
+use ferro_virt::{Driver, FakeDriver};
 
 use crate::Config;
 
@@ -80,25 +82,53 @@ pub async fn start(
             .map_err(|e| anyhow::anyhow!("conductor: {}", e.message()))?,
     );
     let mut plane = ComputePlane::default();
-    match section.driver.as_str() {
-        "fake" => {}
-        other => anyhow::bail!("compute driver {other:?} is not available (only \"fake\")"),
-    }
+    let qemu = match section.driver.as_str() {
+        "fake" => false,
+        "qemu" => true,
+        other => anyhow::bail!("compute driver {other:?} is not available (fake, qemu)"),
+    };
     for n in 0..section.fake_hosts {
-        let host = format!("fake-{n}");
-        let driver = Arc::new(FakeDriver::new());
+        let host = format!("{}-{n}", if qemu { "qemu" } else { "fake" });
         let mut ac = AgentConfig::new(&host, placement_url);
         ac.vcpus = section.host_vcpus;
         ac.memory_mb = section.host_memory_mb;
         ac.disk_gb = section.host_disk_gb;
         ac.heartbeat_interval = Duration::from_secs(section.report_interval.max(1));
-        let agent = Agent::new(ac, bus.clone(), driver.clone(), auth.clone());
+        let driver: Arc<dyn Driver> = if qemu {
+            ac.image_url = image_url.to_string();
+            Arc::new(qemu_driver(config, &host).await?)
+        } else {
+            let fake = Arc::new(FakeDriver::new());
+            plane.fake_drivers.push((host.clone(), fake.clone()));
+            fake
+        };
+        let agent = Agent::new(ac, bus.clone(), driver, auth.clone());
         tasks.extend(
             ferro_compute_agent::start(agent)
                 .await
                 .with_context(|| format!("compute agent {host}"))?,
         );
-        plane.fake_drivers.push((host, driver));
     }
     Ok(plane)
+}
+
+/// The QEMU driver of in-process host `host`, under `<state_dir>/qemu/<host>`.
+async fn qemu_driver(config: &Config, host: &str) -> anyhow::Result<QemuDriver> {
+    let section = &config.compute;
+    let mut qc = QemuConfig::new(config.state_dir.join("qemu").join(host));
+    qc.accel = section
+        .qemu_accel
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("compute.qemu_accel: {e}"))?;
+    if !section.qemu_probe_kernel.is_empty() {
+        qc.probe_kernel = Some(section.qemu_probe_kernel.clone().into());
+    }
+    qc.shutdown_timeout = Duration::from_secs(section.shutdown_timeout);
+    qc.soft_reboot_timeout = Duration::from_secs(section.soft_reboot_timeout);
+    qc.force_config_drive = section.force_config_drive;
+    let driver = QemuDriver::new(qc)
+        .await
+        .with_context(|| format!("the QEMU driver of {host}"))?;
+    tracing::info!(%host, accel = driver.probe().accel.as_str(), reason = %driver.probe().reason, "qemu host");
+    Ok(driver)
 }

@@ -78,10 +78,25 @@ pub struct ComputeSection {
     pub policy_file: Option<PathBuf>,
     /// The bus between conductor and agents: `memory://` (in-process) or `amqp://...`.
     pub bus_url: String,
-    /// The hypervisor driver of the in-process compute agents (`fake`; `qemu` comes next).
+    /// The hypervisor driver of the in-process compute agents: `fake` (in memory) or
+    /// `qemu` (real guests: one qemu-system process per server).
     pub driver: String,
-    /// How many in-process compute agents to run (hosts `fake-0`, `fake-1`...); 0 for none.
+    /// How many in-process compute agents to run (hosts `fake-0`, `fake-1`... or `qemu-0`,
+    /// `qemu-1`...); 0 for none.
     pub fake_hosts: usize,
+    /// The QEMU driver's accelerator: `auto` (a probe boot decides once per host), `kvm`
+    /// or `tcg`.
+    pub qemu_accel: String,
+    /// The kernel the KVM probe boots; empty: the newest `/boot/vmlinuz-*`.
+    pub qemu_probe_kernel: String,
+    /// Seconds a guest may take to shut down on ACPI before it is stopped hard (Nova's
+    /// `shutdown_timeout`).
+    pub shutdown_timeout: u64,
+    /// Seconds a soft reboot waits for the guest before resetting it (Nova's
+    /// `wait_soft_reboot_seconds`).
+    pub soft_reboot_timeout: u64,
+    /// Every server gets a config drive (Nova's `force_config_drive`).
+    pub force_config_drive: bool,
     /// Each in-process host's inventory.
     pub host_vcpus: i64,
     pub host_memory_mb: i64,
@@ -277,6 +292,11 @@ impl Default for ComputeSection {
             bus_url: "memory://".into(),
             driver: "fake".into(),
             fake_hosts: 1,
+            qemu_accel: "auto".into(),
+            qemu_probe_kernel: String::new(),
+            shutdown_timeout: 60,
+            soft_reboot_timeout: 120,
+            force_config_drive: false,
             host_vcpus: 8,
             host_memory_mb: 16384,
             host_disk_gb: 200,

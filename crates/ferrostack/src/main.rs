@@ -30,9 +30,9 @@ enum Command {
         #[arg(long, env = "FERROSTACK_ADMIN_PASSWORD")]
         admin_password: Option<String>,
         /// The hypervisor driver of the in-process compute agents.
-        #[arg(long, value_parser = ["fake"])]
+        #[arg(long, value_parser = ["fake", "qemu"])]
         compute_driver: Option<String>,
-        /// How many in-process compute agents (hosts fake-0, fake-1...) to run.
+        /// How many in-process compute agents (hosts fake-0, fake-1... or qemu-0...) to run.
         #[arg(long)]
         fake_hosts: Option<usize>,
     },

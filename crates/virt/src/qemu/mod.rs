@@ -3,7 +3,7 @@
 //! cache; direct kernel boot for images with `kernel_id`/`ramdisk_id`; a `config-2` ISO
 //! config drive; the serial console in a log file; KVM when a probe boot works, else TCG.
 //!
-//! Everything about a guest lives in `<state>/instances/<uuid>/` (spec, QEMU's arguments,
+//! Everything about a guest lives in `<state>/vms/<uuid>/` (spec, QEMU's arguments,
 //! pidfile, QMP socket, console log, disks, suspend state), and every operation reads it
 //! afresh: a restarted agent finds its running guests again with no bookkeeping of its
 //! own. The driver never kills a process it cannot prove is the guest's (the pidfile's pid
@@ -152,7 +152,7 @@ impl QemuDriver {
             qemu_binary: qemu,
             ..config
         };
-        std::fs::create_dir_all(config.state_dir.join("instances"))
+        std::fs::create_dir_all(config.state_dir.join("vms"))
             .map_err(io_err("create", &config.state_dir))?;
         let version_text =
             process::run_tool(&config.qemu_binary.to_string_lossy(), &["--version"]).await?;
@@ -221,7 +221,7 @@ impl QemuDriver {
         {
             return Err(VirtError::NotFound(uuid.to_string()));
         }
-        Ok(self.config.state_dir.join("instances").join(uuid))
+        Ok(self.config.state_dir.join("vms").join(uuid))
     }
 
     /// The guest's directory if it exists.
@@ -807,7 +807,7 @@ impl Driver for QemuDriver {
     }
 
     async fn list_instances(&self) -> Result<Vec<String>, VirtError> {
-        let dir = self.config.state_dir.join("instances");
+        let dir = self.config.state_dir.join("vms");
         let mut out: Vec<String> = std::fs::read_dir(&dir)
             .map_err(io_err("read", &dir))?
             .filter_map(|e| e.ok())

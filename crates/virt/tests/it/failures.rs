@@ -19,7 +19,7 @@ async fn an_image_that_is_not_a_disk_fails_the_spawn_and_leaves_nothing() {
     let e = host.driver.spawn(&spec).await.unwrap_err().to_string();
     assert!(e.contains("not a valid qcow2 disk"), "{e}");
     assert!(host.driver.list_instances().await.unwrap().is_empty());
-    assert!(!host.dir.path().join("instances").join(uuid).exists());
+    assert!(!host.dir.path().join("vms").join(uuid).exists());
     assert!(host.qemu_pids().is_empty());
 
     // Bytes that do not hash to os_hash_value never reach the cache.
@@ -50,7 +50,7 @@ async fn qemu_failing_to_start_reports_its_stderr_and_leaves_nothing() {
         e.to_lowercase().contains("kernel"),
         "QEMU's stderr is in the error: {e}"
     );
-    assert!(!host.dir.path().join("instances").join(uuid).exists());
+    assert!(!host.dir.path().join("vms").join(uuid).exists());
     assert!(host.qemu_pids().is_empty());
 
     let dir = tempfile::tempdir().unwrap();

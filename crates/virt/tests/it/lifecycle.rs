@@ -94,7 +94,7 @@ async fn a_guest_boots_reads_its_config_drive_and_follows_every_power_action() {
     d.destroy(uuid).await.unwrap();
     d.destroy(uuid).await.unwrap();
     assert!(host.qemu_pids().is_empty());
-    assert!(!host.dir.path().join("instances").join(uuid).exists());
+    assert!(!host.dir.path().join("vms").join(uuid).exists());
     assert!(matches!(
         d.power_state(uuid).await,
         Err(VirtError::NotFound(_))

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# End-to-end test of real guests with the real `openstack` CLI: all-in-one on the QEMU driver
+# (root; qemu-system-x86, qemu-utils, genisoimage, cpio), the guest test image of
+# scripts/build-guest-image uploaded as AKI + ARI + AMI, `server create --wait` to ACTIVE,
+# and the guest's serial console showing the marker, the server's id read from the config
+# drive and the user data; stop/start and reboot bring the marker again; delete leaves no
+# qemu process or guest directory.
+# Run alone:  PATH=/var/tmp/ferrostack-e2e-venv/bin:$PATH tests/e2e/qemu.sh
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=lib/checks.bash
+source "$HERE/lib/checks.bash"
+FERROSTACK_BIN="${FERROSTACK_BIN:-${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}/debug/ferrostack}"
+HTTP_PY="$E2E_LIB_DIR/e2e_util.py"
+while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^OS_' || true)
+MARKER=FERROSTACK-GUEST-READY
+
+# shellcheck source=../../scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+install_packages qemu-system-x86 qemu-utils genisoimage cpio >&2
+IMG="$(bash "$ROOT/scripts/build-guest-image" | tail -1)"
+
+# Short: the guests' QMP sockets live under the state directory (unix paths < 108 bytes).
+WORK="$(mktemp -d /tmp/fe2e-q.XXXXXX)"
+SERVER_PID=""
+cleanup() {
+    local rc=$?
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+    fi
+    # Guests outlive the agent by design: end this test's ones by their pidfiles.
+    for p in "$WORK"/state/qemu/*/vms/*/qemu.pid; do
+        [[ -f "$p" ]] && kill -KILL "$(cat "$p")" 2>/dev/null
+    done
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+export HOME="$WORK" TMPDIR="$WORK"
+STATE="$WORK/state"
+PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
+IMAGE_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
+PLACEMENT_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
+COMPUTE_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
+NETWORK_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
+env -i PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT_COST=4 \
+    FERROSTACK_IDENTITY__PORT="$PORT" FERROSTACK_IMAGE__PORT="$IMAGE_PORT" \
+    FERROSTACK_PLACEMENT__PORT="$PLACEMENT_PORT" FERROSTACK_COMPUTE__PORT="$COMPUTE_PORT" \
+    FERROSTACK_NETWORK__PORT="$NETWORK_PORT" FERROSTACK_COMPUTE__REPORT_INTERVAL=1 \
+    FERROSTACK_COMPUTE__QEMU_PROBE_KERNEL="$IMG/vmlinuz" \
+    FERROSTACK_COMPUTE__SHUTDOWN_TIMEOUT=30 FERROSTACK_COMPUTE__SOFT_REBOOT_TIMEOUT=30 \
+    "$FERROSTACK_BIN" --state-dir "$STATE" all-in-one --admin-password nova-secret \
+    --compute-driver qemu --fake-hosts 1 </dev/null >>"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+"$E2E_PY" "$HTTP_PY" wait "http://127.0.0.1:$PORT/v3" 30 2>/dev/null
+for _ in $(seq 100); do [[ -f "$STATE/clouds.yaml" ]] && break; sleep 0.1; done
+export OS_CLIENT_CONFIG_FILE="$STATE/clouds.yaml" OS_CLOUD=ferrostack
+
+for _ in $(seq 150); do
+    osc hypervisor list -f value -c "Hypervisor Hostname" -c "Hypervisor Type"
+    printf '%s\n' "$OUT" | grep -q '^qemu-0 QEMU$' && break
+    sleep 0.2
+done
+check "the QEMU host is a hypervisor of type QEMU" out_has_line "qemu-0 QEMU"
+
+osc image create --file "$IMG/vmlinuz" --disk-format aki --container-format aki -f value -c id e2e-kernel
+KERNEL="$OUT"
+osc image create --file "$IMG/initrd.gz" --disk-format ari --container-format ari -f value -c id e2e-ramdisk
+RAMDISK="$OUT"
+osc image create --file "$IMG/root.raw" --disk-format ami --container-format ami \
+    --property kernel_id="$KERNEL" --property ramdisk_id="$RAMDISK" \
+    --property os_command_line="console=ttyS0 quiet" -f value -c status e2e-guest
+check "the guest image (AMI + AKI + ARI) is active" out_is active
+osc flavor create --ram 128 --vcpus 1 --disk 1 --id e2e-q -f value -c id e2e.qemu
+printf 'e2e user data 42' >"$WORK/user-data"
+
+osc server create --image e2e-guest --flavor e2e.qemu --no-network --config-drive true \
+    --user-data "$WORK/user-data" --wait -f value -c status e2e-guest-vm
+check "server create --wait reaches ACTIVE on QEMU" out_is ACTIVE
+SERVER="$(openstack server show -f value -c id e2e-guest-vm 2>/dev/null)"
+
+# wait_console N: waits up to 60 s for the marker to show N times.
+wait_console() {
+    local _
+    for _ in $(seq 120); do
+        osc console log show e2e-guest-vm
+        [[ "$(printf '%s\n' "$OUT" | grep -c "^$MARKER")" -ge "$1" ]] && return 0
+        sleep 0.5
+    done
+    return 1
+}
+wait_console 1
+check "console log show has the guest's marker" out_matches "^$MARKER"
+for _ in $(seq 20); do
+    osc console log show e2e-guest-vm
+    printf '%s\n' "$OUT" | grep -q "^user-data-end" && break
+    sleep 0.5
+done
+check "the guest read the server's id from its config drive" out_matches "^instance-uuid: $SERVER"
+check "the guest printed the user data" out_matches "e2e user data 42"
+
+osc server stop e2e-guest-vm
+check "server stop" succeeded
+for _ in $(seq 120); do
+    osc server show -f value -c status e2e-guest-vm
+    [[ "$OUT" == SHUTOFF ]] && break
+    sleep 0.5
+done
+check "the stopped server is SHUTOFF" out_is SHUTOFF
+osc server start e2e-guest-vm
+wait_console 2
+check "server start boots the guest again" succeeded
+osc server reboot --wait e2e-guest-vm
+wait_console 3
+check "server reboot (soft) boots the guest again" succeeded
+
+osc server delete --wait e2e-guest-vm
+check "server delete --wait" succeeded
+left="$(pgrep -f "$STATE/qemu" || true)"
+check "no qemu process is left" is_true test -z "$left"
+check "no guest directory is left" is_true test -z "$(ls "$STATE/qemu/qemu-0/vms" 2>/dev/null)"
