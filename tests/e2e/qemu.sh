@@ -13,7 +13,6 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=lib/checks.bash
 source "$HERE/lib/checks.bash"
 FERROSTACK_BIN="${FERROSTACK_BIN:-${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}/debug/ferrostack}"
-HTTP_PY="$E2E_LIB_DIR/e2e_util.py"
 while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^OS_' || true)
 MARKER=FERROSTACK-GUEST-READY
 
@@ -27,10 +26,7 @@ WORK="$(mktemp -d /tmp/fe2e-q.XXXXXX)"
 SERVER_PID=""
 cleanup() {
     local rc=$?
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null
-        wait "$SERVER_PID" 2>/dev/null
-    fi
+    stop_cloud
     # Guests outlive the agent by design: end this test's ones by their pidfiles.
     for p in "$WORK"/state/qemu/*/vms/*/qemu.pid; do
         [[ -f "$p" ]] && kill -KILL "$(cat "$p")" 2>/dev/null
@@ -38,28 +34,13 @@ cleanup() {
     rm -rf "$WORK"
     exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit cleanup
 export HOME="$WORK" TMPDIR="$WORK"
 STATE="$WORK/state"
-PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
-IMAGE_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
-PLACEMENT_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
-COMPUTE_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
-NETWORK_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
-env -i PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT_COST=4 \
-    FERROSTACK_IDENTITY__PORT="$PORT" FERROSTACK_IMAGE__PORT="$IMAGE_PORT" \
-    FERROSTACK_PLACEMENT__PORT="$PLACEMENT_PORT" FERROSTACK_COMPUTE__PORT="$COMPUTE_PORT" \
-    FERROSTACK_NETWORK__PORT="$NETWORK_PORT" FERROSTACK_COMPUTE__REPORT_INTERVAL=1 \
+start_cloud "$STATE" FERROSTACK_COMPUTE__REPORT_INTERVAL=1 \
     FERROSTACK_COMPUTE__QEMU_PROBE_KERNEL="$IMG/vmlinuz" \
     FERROSTACK_COMPUTE__SHUTDOWN_TIMEOUT=30 FERROSTACK_COMPUTE__SOFT_REBOOT_TIMEOUT=30 \
-    "$FERROSTACK_BIN" --state-dir "$STATE" all-in-one --admin-password nova-secret \
-    --compute-driver qemu --fake-hosts 1 </dev/null >>"$WORK/server.log" 2>&1 &
-SERVER_PID=$!
-"$E2E_PY" "$HTTP_PY" wait "http://127.0.0.1:$PORT/v3" 30 2>/dev/null
-for _ in $(seq 100); do [[ -f "$STATE/clouds.yaml" ]] && break; sleep 0.1; done
-export OS_CLIENT_CONFIG_FILE="$STATE/clouds.yaml" OS_CLOUD=ferrostack
+    -- --admin-password nova-secret --compute-driver qemu --fake-hosts 1
 
 for _ in $(seq 150); do
     osc hypervisor list -f value -c "Hypervisor Hostname" -c "Hypervisor Type"

@@ -121,3 +121,40 @@ e2e_summary() {
     fi
     [[ $E2E_FAILED -eq 0 ]]
 }
+
+# start_cloud STATE_DIR [ENV=VALUE...] -- [ALL-IN-ONE ARGS...]: starts all-in-one on free
+# ports with its state in STATE_DIR and its log in STATE_DIR.log, waits for identity and
+# clouds.yaml, and points the openstack CLI at it. Sets SERVER_PID; the caller's EXIT trap
+# stops it.
+start_cloud() {
+    local state="$1" env=() ports=() s
+    shift
+    while [[ $# -gt 0 && "$1" != -- ]]; do env+=("$1"); shift; done
+    [[ "${1:-}" == -- ]] && shift
+    PORT="$("$E2E_PY" "$E2E_LIB_DIR/e2e_util.py" free-port)"
+    for s in IMAGE PLACEMENT COMPUTE NETWORK; do
+        ports+=("FERROSTACK_${s}__PORT=$("$E2E_PY" "$E2E_LIB_DIR/e2e_util.py" free-port)")
+    done
+    env -i PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT_COST=4 \
+        FERROSTACK_IDENTITY__PORT="$PORT" "${ports[@]}" "${env[@]}" \
+        "$FERROSTACK_BIN" --state-dir "$state" all-in-one "$@" </dev/null >>"$state.log" 2>&1 &
+    SERVER_PID=$!
+    "$E2E_PY" "$E2E_LIB_DIR/e2e_util.py" wait "http://127.0.0.1:$PORT/v3" 30 2>/dev/null
+    for _ in $(seq 100); do [[ -f "$state/clouds.yaml" ]] && break; sleep 0.1; done
+    export OS_CLIENT_CONFIG_FILE="$state/clouds.yaml" OS_CLOUD=ferrostack
+}
+
+# stop_cloud: stops the all-in-one start_cloud started, if it still runs.
+stop_cloud() {
+    if [[ -n "${SERVER_PID:-}" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null
+        wait "$SERVER_PID" 2>/dev/null
+    fi
+}
+
+# on_exit FUNCTION: runs FUNCTION at exit, and makes INT and TERM exit through it.
+on_exit() {
+    trap "$1" EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
