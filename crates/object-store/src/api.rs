@@ -24,7 +24,7 @@ use crate::db::{ContainerRow, ObjectRow, Stat};
 use crate::disk::{ObjectMeta, ObjectState, PostedMeta};
 use crate::model::*;
 use crate::policy::{Want, authorize, is_owner};
-use crate::{ObjectStore, model};
+use crate::{ObjectStore, large, model};
 
 /// The proxy's state: the store and the token validator.
 #[derive(Clone)]
@@ -254,6 +254,32 @@ struct NewObject {
     content_type: String,
     user: Metadata,
     headers: Metadata,
+    /// A manifest's logical size and etag, recorded instead of its own bytes'.
+    logical: Option<(u64, String)>,
+}
+
+/// The files an object reads from, in order, with their sizes: one for a plain object,
+/// the segments' for a large one.
+type Pieces = Vec<(std::path::PathBuf, u64)>;
+
+/// Streams `len` bytes from `offset` of the concatenation of `pieces`.
+fn pieces_stream(
+    pieces: Pieces,
+    offset: u64,
+    len: u64,
+) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+    let mut streams = Vec::new();
+    let mut pos = 0u64;
+    for (path, size) in pieces {
+        let (start, end) = (pos, pos + size);
+        pos = end;
+        let s = offset.max(start);
+        let e = (offset + len).min(end);
+        if s < e {
+            streams.push(file_stream(path, s - start, e - s));
+        }
+    }
+    futures::stream::iter(streams).flatten().boxed()
 }
 
 fn text_response(
@@ -320,7 +346,7 @@ async fn handle(api: &Api, req: Request) -> SwiftResult<Response> {
             "GET" | "HEAD" => h.object_get(&a, &c, &o, req).await,
             "PUT" => h.object_put(&a, &c, &o, req).await,
             "POST" => h.object_post(&a, &c, &o, req.headers()).await,
-            "DELETE" => h.object_delete(&a, &c, &o).await,
+            "DELETE" => h.object_delete(&a, &c, &o, req).await,
             "COPY" => h.object_copy(&a, &c, &o, req).await,
             _ => Err(SwiftError::status(405)),
         },
@@ -545,12 +571,14 @@ fn guess_content_type(name: &str) -> &'static str {
 }
 
 /// Headers Swift keeps with an object besides its user metadata.
-const KEPT_HEADERS: [&str; 4] = [
+const KEPT_HEADERS: [&str; 3] = [
     "content-disposition",
     "content-encoding",
     "x-object-manifest",
-    "x-static-large-object",
 ];
+
+/// Set on a static large object's manifest (by the SLO code only, never from a client).
+const SLO_HEADER: &str = "x-static-large-object";
 
 /// A byte range request (`bytes=0-9,20-,-5`) resolved against `size`: `Ok(None)` when the
 /// header is absent or malformed (the whole object is served, as swob does), `Err(416)` when
@@ -906,17 +934,42 @@ impl Handler<'_> {
         self.authorize_container(account, container, Want::ReadObject)
             .await?;
         let head = req.method() == Method::HEAD;
-        let ObjectState::Present { data, meta } =
+        let ObjectState::Present { data, mut meta } =
             self.store.object_state(account, container, object).await?
         else {
             return Err(SwiftError::not_found());
         };
+        let q = query_map(&req)?;
+        let is_slo = meta.headers.contains_key(SLO_HEADER);
+        if is_slo && q.get("multipart-manifest").is_some_and(|v| v == "get") {
+            // The manifest itself, as stored.
+            let body = tokio::fs::read(&data)
+                .await
+                .map_err(SwiftError::unavailable)?;
+            let mut out = object_headers(&meta);
+            out.retain(|(k, _)| k != "Etag");
+            out.push(("Content-Length".into(), body.len().to_string()));
+            out.push((
+                "Content-Type".into(),
+                "application/json; charset=utf-8".into(),
+            ));
+            let body = if head {
+                Body::empty()
+            } else {
+                Body::from(body)
+            };
+            return Ok(respond(200, out, body));
+        }
+        let pieces = self.pieces(account, &data, &mut meta).await?;
         let headers = req.headers();
         let mut out = object_headers(&meta);
         // Conditional requests, in swob's order.
         if let Some(v) = header(headers, "if-match") {
             let tags = etag_list(v);
-            if !tags.iter().any(|t| t == "*" || *t == meta.etag) {
+            if !tags
+                .iter()
+                .any(|t| t == "*" || t == meta.etag.trim_matches('"'))
+            {
                 return Ok(text_response(
                     412,
                     out,
@@ -927,7 +980,10 @@ impl Handler<'_> {
         }
         if let Some(v) = header(headers, "if-none-match") {
             let tags = etag_list(v);
-            if tags.iter().any(|t| t == "*" || *t == meta.etag) {
+            if tags
+                .iter()
+                .any(|t| t == "*" || t == meta.etag.trim_matches('"'))
+            {
                 out.retain(|(k, _)| k != "Content-Type");
                 return Ok(respond(304, out, Body::empty()));
             }
@@ -966,7 +1022,7 @@ impl Handler<'_> {
                 let body = if head {
                     Body::empty()
                 } else {
-                    Body::from_stream(file_stream(data, 0, size))
+                    Body::from_stream(pieces_stream(pieces, 0, size))
                 };
                 Ok(respond(200, out, body))
             }
@@ -977,7 +1033,7 @@ impl Handler<'_> {
                 let body = if head {
                     Body::empty()
                 } else {
-                    Body::from_stream(file_stream(data, s, e - s + 1))
+                    Body::from_stream(pieces_stream(pieces, s, e - s + 1))
                 };
                 Ok(respond(206, out, body))
             }
@@ -999,7 +1055,7 @@ impl Handler<'_> {
                     parts.push(
                         futures::stream::once(async move { Ok(Bytes::from(head_part)) }).boxed(),
                     );
-                    parts.push(file_stream(data.clone(), s, e - s + 1));
+                    parts.push(pieces_stream(pieces.clone(), s, e - s + 1));
                     parts.push(
                         futures::stream::once(async { Ok(Bytes::from_static(b"\r\n")) }).boxed(),
                     );
@@ -1018,6 +1074,173 @@ impl Handler<'_> {
         }
     }
 
+    /// The files `meta`'s object reads from. For a large object this resolves the segments
+    /// (checking the caller may read them) and sets `meta`'s size and etag to the whole's.
+    async fn pieces(
+        &self,
+        account: &str,
+        data: &std::path::Path,
+        meta: &mut ObjectMeta,
+    ) -> SwiftResult<Pieces> {
+        let segments: Vec<(String, String)> = if meta.headers.contains_key(SLO_HEADER) {
+            let bytes = tokio::fs::read(data)
+                .await
+                .map_err(SwiftError::unavailable)?;
+            let manifest: Vec<large::Segment> =
+                serde_json::from_slice(&bytes).map_err(SwiftError::unavailable)?;
+            manifest
+                .iter()
+                .map(|seg| {
+                    large::split_segment_path(&seg.name)
+                        .ok_or_else(|| SwiftError::unavailable(format!("bad segment {}", seg.name)))
+                })
+                .collect::<SwiftResult<_>>()?
+        } else if let Some(m) = meta.headers.get("x-object-manifest") {
+            let Some((c, prefix)) = percent_decode(m, false)
+                .as_deref()
+                .and_then(|m| m.split_once('/'))
+                .map(|(c, p)| (c.to_string(), p.to_string()))
+            else {
+                return Ok(vec![]);
+            };
+            self.authorize_container(account, &c, Want::ReadObject)
+                .await?;
+            let params = ListParams {
+                prefix,
+                limit: LISTING_LIMIT,
+                ..Default::default()
+            };
+            let listed = self.store.list_objects(account, &c, &params).await?;
+            let mut segs = Vec::new();
+            for e in listed.map(|(_, e)| e).unwrap_or_default() {
+                if let Entry::Item(name, _) = e {
+                    segs.push((c.clone(), name));
+                }
+            }
+            let mut size = 0;
+            let mut etags = Vec::new();
+            let mut pieces = Vec::new();
+            for (c, o) in segs {
+                if let ObjectState::Present { data, meta: m } =
+                    self.store.object_state(account, &c, &o).await?
+                {
+                    size += m.size;
+                    etags.push(m.etag.clone());
+                    pieces.push((data, m.size));
+                }
+            }
+            meta.size = size;
+            meta.etag = format!(
+                "\"{}\"",
+                large::combined_etag(etags.iter().map(String::as_str))
+            );
+            return Ok(pieces);
+        } else {
+            return Ok(vec![(data.to_path_buf(), meta.size)]);
+        };
+        // Static: every listed segment must still be there with its recorded size.
+        let mut pieces = Vec::new();
+        let mut checked: Vec<String> = Vec::new();
+        for (c, o) in segments {
+            if !checked.contains(&c) {
+                self.authorize_container(account, &c, Want::ReadObject)
+                    .await?;
+                checked.push(c.clone());
+            }
+            let ObjectState::Present { data, meta: m } =
+                self.store.object_state(account, &c, &o).await?
+            else {
+                return Err(SwiftError::with_body(
+                    409,
+                    format!("Segment /{c}/{o} is missing"),
+                ));
+            };
+            pieces.push((data, m.size));
+        }
+        meta.etag = format!("\"{}\"", meta.etag);
+        Ok(pieces)
+    }
+
+    /// `PUT ?multipart-manifest=put`: checks every segment and stores the manifest.
+    async fn slo_put(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> SwiftResult<Response> {
+        let bytes = axum::body::to_bytes(body, large::MAX_MANIFEST_SIZE + 1)
+            .await
+            .map_err(|_| SwiftError::with_body(413, "Manifest File too large"))?;
+        let wanted = large::parse_put_manifest(&bytes)?;
+        let mut stored = Vec::new();
+        let mut errors = Vec::new();
+        for seg in &wanted {
+            let Some((c, o)) = large::split_segment_path(&seg.path) else {
+                errors.push(format!("{}, Invalid segment path", seg.path));
+                continue;
+            };
+            self.authorize_container(account, &c, Want::ReadObject)
+                .await?;
+            match self.store.object_state(account, &c, &o).await? {
+                ObjectState::Present { meta: m, .. } => {
+                    if seg
+                        .etag
+                        .as_deref()
+                        .is_some_and(|e| e.trim_matches('"') != m.etag)
+                    {
+                        errors.push(format!("{}, Etag Mismatch", seg.path));
+                    }
+                    if seg.size_bytes.is_some_and(|b| b != m.size) {
+                        errors.push(format!("{}, Size Mismatch", seg.path));
+                    }
+                    stored.push(large::Segment {
+                        name: format!("/{c}/{o}"),
+                        hash: m.etag.clone(),
+                        bytes: m.size,
+                        content_type: m.content_type.clone(),
+                        last_modified: m.timestamp.iso(),
+                    });
+                }
+                _ => errors.push(format!("{}, 404 Not Found", seg.path)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(SwiftError::bad_request(format!(
+                "Errors:\n{}\n",
+                errors.join("\n")
+            )));
+        }
+        let total: u64 = stored.iter().map(|s| s.bytes).sum();
+        let etag = large::combined_etag(stored.iter().map(|s| s.hash.as_str()));
+        let manifest = serde_json::to_vec(&stored).map_err(SwiftError::unavailable)?;
+        let mut user = metadata_from_headers(headers, "object")?;
+        user.retain(|_, v| !v.is_empty());
+        let mut kept = kept_headers(headers);
+        kept.remove("x-object-manifest");
+        kept.insert(SLO_HEADER.into(), "True".into());
+        let new = NewObject {
+            length: Some(manifest.len() as u64),
+            etag: None,
+            content_type: header(headers, "content-type")
+                .map(str::to_string)
+                .unwrap_or_else(|| guess_content_type(object).to_string()),
+            user,
+            headers: kept,
+            logical: Some((total, etag)),
+        };
+        let stream = futures::stream::once(async move { Ok(Bytes::from(manifest)) }).boxed();
+        let meta = self
+            .write_object(account, container, object, stream, new)
+            .await?;
+        let mut resp = created(&meta, vec![]);
+        if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", meta.etag)) {
+            resp.headers_mut().insert("etag", v);
+        }
+        Ok(resp)
+    }
+
     async fn object_put(
         &self,
         account: &str,
@@ -1027,8 +1250,14 @@ impl Handler<'_> {
     ) -> SwiftResult<Response> {
         self.authorize_container(account, container, Want::WriteObject)
             .await?;
+        let q = query_map(&req)?;
         let (parts, body) = req.into_parts();
         let headers = parts.headers;
+        if q.get("multipart-manifest").is_some_and(|v| v == "put") {
+            return self
+                .slo_put(account, container, object, &headers, body)
+                .await;
+        }
         if let Some(src) = header(&headers, "x-copy-from") {
             let (sc, so) = parse_copy_path(src)?;
             return self
@@ -1070,6 +1299,7 @@ impl Handler<'_> {
             content_type,
             user,
             headers: kept,
+            logical: None,
         };
         let meta = self
             .write_object(account, container, object, stream, new)
@@ -1092,6 +1322,7 @@ impl Handler<'_> {
             content_type,
             user,
             headers,
+            logical,
         } = new;
         if self.store.stat(account, Some(container)).await?.is_none() {
             return Err(SwiftError::not_found());
@@ -1131,11 +1362,12 @@ impl Handler<'_> {
         if etag_wanted.is_some_and(|w| w != etag) {
             return Err(SwiftError::status(422));
         }
+        let (size, etag) = logical.unwrap_or((total, etag));
         let meta = ObjectMeta {
             timestamp: Timestamp::now(),
             content_type,
             etag,
-            size: total,
+            size,
             user,
             headers,
         };
@@ -1143,7 +1375,7 @@ impl Handler<'_> {
         let row = ObjectRow {
             name: object.to_string(),
             created_at: meta.timestamp.normal(),
-            size: total as i64,
+            size: meta.size as i64,
             content_type: meta.content_type.clone(),
             etag: meta.etag.clone(),
         };
@@ -1165,13 +1397,18 @@ impl Handler<'_> {
     ) -> SwiftResult<Response> {
         self.authorize_container(account, src_container, Want::ReadObject)
             .await?;
-        let ObjectState::Present { data, meta: src } = self
+        let ObjectState::Present {
+            data,
+            meta: mut src,
+        } = self
             .store
             .object_state(account, src_container, src_object)
             .await?
         else {
             return Err(SwiftError::not_found());
         };
+        // A large object copies as the whole of its bytes, into a plain object.
+        let pieces = self.pieces(account, &data, &mut src).await?;
         let fresh = truthy(header(headers, "x-fresh-metadata"));
         let mut user = if fresh {
             Metadata::new()
@@ -1190,8 +1427,10 @@ impl Handler<'_> {
             .map(str::to_string)
             .unwrap_or_else(|| src.content_type.clone());
         let mut kept = src.headers.clone();
+        kept.remove(SLO_HEADER);
+        kept.remove("x-object-manifest");
         kept.extend(kept_headers(headers));
-        let stream = file_stream(data, 0, src.size)
+        let stream = pieces_stream(pieces, 0, src.size)
             .map(|r| r.map_err(SwiftError::unavailable))
             .boxed();
         let new = NewObject {
@@ -1200,6 +1439,7 @@ impl Handler<'_> {
             content_type,
             user,
             headers: kept,
+            logical: None,
         };
         let meta = self
             .write_object(account, dst_container, dst_object, stream, new)
@@ -1288,9 +1528,95 @@ impl Handler<'_> {
         account: &str,
         container: &str,
         object: &str,
+        req: Request,
     ) -> SwiftResult<Response> {
         self.authorize_container(account, container, Want::WriteObject)
             .await?;
+        let q = query_map(&req)?;
+        if q.get("multipart-manifest").is_some_and(|v| v == "delete") {
+            let headers = req.headers().clone();
+            drop(req);
+            return self.slo_delete(account, container, object, &headers).await;
+        }
+        self.delete_one(account, container, object).await?;
+        Ok(empty(204))
+    }
+
+    /// `DELETE ?multipart-manifest=delete`: the segments, then the manifest, answered as a
+    /// bulk delete (plain text, or JSON when asked).
+    async fn slo_delete(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+        headers: &HeaderMap,
+    ) -> SwiftResult<Response> {
+        let ObjectState::Present { data, meta } =
+            self.store.object_state(account, container, object).await?
+        else {
+            return Err(SwiftError::not_found());
+        };
+        let mut targets = Vec::new();
+        if meta.headers.contains_key(SLO_HEADER) {
+            let bytes = tokio::fs::read(&data)
+                .await
+                .map_err(SwiftError::unavailable)?;
+            let manifest: Vec<large::Segment> =
+                serde_json::from_slice(&bytes).map_err(SwiftError::unavailable)?;
+            for seg in manifest {
+                if let Some(t) = large::split_segment_path(&seg.name) {
+                    targets.push(t);
+                }
+            }
+        }
+        targets.push((container.to_string(), object.to_string()));
+        let (mut deleted, mut not_found) = (0, 0);
+        let mut errors: Vec<(String, String)> = Vec::new();
+        for (c, o) in targets {
+            let allowed = self
+                .authorize_container(account, &c, Want::WriteObject)
+                .await;
+            let result = match allowed {
+                Ok(_) => self.delete_one(account, &c, &o).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => deleted += 1,
+                Err(e) if e.status == 404 => not_found += 1,
+                Err(e) => errors.push((format!("/{c}/{o}"), format!("{}", e.status))),
+            }
+        }
+        let status = if errors.is_empty() {
+            "200 OK"
+        } else {
+            "400 Bad Request"
+        };
+        if list_format(&HashMap::new(), headers) == ListFormat::Json {
+            let body = json!({"Number Deleted": deleted, "Number Not Found": not_found,
+                "Response Body": "", "Response Status": status, "Errors": errors});
+            return Ok(text_response(
+                200,
+                vec![],
+                body.to_string(),
+                "application/json; charset=utf-8",
+            ));
+        }
+        let mut body = format!(
+            "Number Deleted: {deleted}\nNumber Not Found: {not_found}\nResponse Body: \nResponse Status: {status}\nErrors:\n"
+        );
+        for (name, err) in errors {
+            body.push_str(&format!("{name}, {err}\n"));
+        }
+        Ok(text_response(
+            200,
+            vec![],
+            body,
+            "text/plain; charset=utf-8",
+        ))
+    }
+
+    /// Deletes one object and records it in its container; 404 when it was not there.
+    async fn delete_one(&self, account: &str, container: &str, object: &str) -> SwiftResult<()> {
         let before = self.store.object_state(account, container, object).await?;
         let ts = Timestamp::now();
         self.store
@@ -1308,8 +1634,7 @@ impl Handler<'_> {
         };
         self.store
             .container_update(account, container, row, true)
-            .await?;
-        Ok(empty(204))
+            .await
     }
 }
 

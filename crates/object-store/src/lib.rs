@@ -9,6 +9,7 @@
 pub mod api;
 pub mod db;
 pub mod disk;
+pub mod large;
 pub mod manager;
 pub mod model;
 pub mod policy;

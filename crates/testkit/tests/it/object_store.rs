@@ -519,3 +519,117 @@ async fn writes_succeed_on_a_quorum_and_use_a_handoff_when_a_device_is_down() {
     let r = s.put("c/three-down", b"x").await;
     assert_eq!(r.status(), 503);
 }
+
+#[tokio::test]
+async fn large_objects_read_as_their_segments() {
+    let c = TestCloud::start().await;
+    let s = admin_swift(&c);
+    assert_eq!(s.send("PUT", "segs").await.status(), 201);
+    assert_eq!(s.send("PUT", "big").await.status(), 201);
+    assert_eq!(s.put("segs/part/000", b"hello ").await.status(), 201);
+    assert_eq!(s.put("segs/part/001", b"large ").await.status(), 201);
+    assert_eq!(s.put("segs/part/002", b"world").await.status(), 201);
+    let etag = |b: &[u8]| format!("{:x}", md5_of(b));
+
+    // Static: a manifest naming the segments with their etags and sizes.
+    let manifest = serde_json::json!([
+        {"path": "/segs/part/000", "etag": etag(b"hello "), "size_bytes": 6},
+        {"path": "/segs/part/001", "etag": null, "size_bytes": null},
+        {"path": "/segs/part/002"},
+    ]);
+    let r = s
+        .req("PUT", "big/slo?multipart-manifest=put")
+        .body(manifest.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = s.send("GET", "big/slo").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(h(&r, "content-length"), "17");
+    assert_eq!(h(&r, "x-static-large-object"), "True");
+    assert_eq!(r.text().await.unwrap(), "hello large world");
+    let r = s
+        .req("GET", "big/slo")
+        .header("Range", "bytes=4-8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.text().await.unwrap(), "o lar");
+    let listed = s.json("big?format=json").await;
+    assert_eq!(listed[0]["bytes"], 17);
+    let got = s.json("big/slo?multipart-manifest=get").await;
+    assert_eq!(got[1]["name"], "/segs/part/001");
+    assert_eq!(got[1]["bytes"], 6);
+    // A copy of a large object is a plain object with all its bytes.
+    let r = s
+        .req("COPY", "big/slo")
+        .header("Destination", "big/flat")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = s.send("GET", "big/flat").await;
+    assert_eq!(h(&r, "x-static-large-object"), "");
+    assert_eq!(r.text().await.unwrap(), "hello large world");
+
+    // A bad manifest: a missing segment or a wrong etag, and nothing is stored.
+    let bad = serde_json::json!([
+        {"path": "/segs/part/000", "etag": "0123"},
+        {"path": "/segs/nope"},
+    ]);
+    let r = s
+        .req("PUT", "big/bad?multipart-manifest=put")
+        .body(bad.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("/segs/part/000, Etag Mismatch"), "{text}");
+    assert!(text.contains("/segs/nope, 404 Not Found"), "{text}");
+    assert_eq!(s.send("GET", "big/bad").await.status(), 404);
+    let r = s
+        .req("PUT", "big/bad?multipart-manifest=put")
+        .body("not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Dynamic: every object under a prefix, in name order.
+    let r = s
+        .req("PUT", "big/dlo")
+        .header("X-Object-Manifest", "segs/part/")
+        .header("Content-Length", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = s.send("GET", "big/dlo").await;
+    assert_eq!(h(&r, "content-length"), "17");
+    assert_eq!(h(&r, "x-object-manifest"), "segs/part/");
+    assert_eq!(r.text().await.unwrap(), "hello large world");
+
+    // Deleting the static manifest with its segments.
+    let r = s
+        .req("DELETE", "big/slo?multipart-manifest=delete")
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let summary: Value = r.json().await.unwrap();
+    assert_eq!(summary["Number Deleted"], 4);
+    assert_eq!(s.send("GET", "segs/part/000").await.status(), 404);
+    assert_eq!(s.send("GET", "big/slo").await.status(), 404);
+    // The dynamic manifest now reads as nothing.
+    assert_eq!(s.send("GET", "big/dlo").await.text().await.unwrap(), "");
+}
+
+/// md5 of `b`, as a number for hex formatting.
+fn md5_of(b: &[u8]) -> u128 {
+    use md5::Digest as _;
+    u128::from_be_bytes(md5::Md5::digest(b).into())
+}
