@@ -340,10 +340,7 @@ impl QemuDriver {
 
     /// Starts the guest's QEMU from its saved arguments (loading `incoming` state if given).
     async fn start(&self, dir: &Path, incoming: Option<&Path>) -> Result<(), VirtError> {
-        let launch = dir.join("launch.json");
-        let mut args: Vec<String> =
-            serde_json::from_slice(&std::fs::read(&launch).map_err(io_err("read", &launch))?)
-                .map_err(|e| VirtError::Failed(format!("{}: {e}", launch.display())))?;
+        let mut args = Self::read_launch(dir)?;
         for stale in ["qemu.pid", "qmp.sock"] {
             let _ = std::fs::remove_file(dir.join(stale));
         }
@@ -393,6 +390,20 @@ impl QemuDriver {
             let _ = self.wait_status(dir, &["shutdown"], timeout).await;
         }
         self.stop_process(dir).await
+    }
+
+    fn read_launch(dir: &Path) -> Result<Vec<String>, VirtError> {
+        let launch = dir.join("launch.json");
+        serde_json::from_slice(&std::fs::read(&launch).map_err(io_err("read", &launch))?)
+            .map_err(|e| VirtError::Failed(format!("{}: {e}", launch.display())))
+    }
+
+    fn write_launch(dir: &Path, args: &[String]) -> Result<(), VirtError> {
+        let launch = dir.join("launch.json");
+        let tmp = dir.join("launch.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(args).unwrap_or_default())
+            .map_err(io_err("write", &tmp))?;
+        std::fs::rename(&tmp, &launch).map_err(io_err("rename", &tmp))
     }
 
     /// QEMU's arguments for `spec` in `dir`.
@@ -503,10 +514,25 @@ impl QemuDriver {
             &disks,
             kernel.as_deref().map(|k| (k, ramdisk.as_deref(), cmdline)),
         );
-        let launch = dir.join("launch.json");
-        std::fs::write(&launch, serde_json::to_vec(&args).unwrap_or_default())
-            .map_err(io_err("write", &launch))?;
+        Self::write_launch(dir, &args)?;
         self.start(dir, None).await
+    }
+}
+
+/// What a resize keeps aside for a revert: (file, its copy).
+// TODO-correctness: a confirmed resize on the same host keeps the copies until the next
+// resize or the guest's deletion.
+const RESIZE_BACKUP: [(&str, &str); 2] = [
+    ("disk", "disk.resize-orig"),
+    ("launch.json", "launch.json.resize-orig"),
+];
+
+/// Sets the value after `flag` in QEMU's arguments.
+fn set_arg(args: &mut [String], flag: &str, value: String) {
+    if let Some(i) = args.iter().position(|a| a == flag)
+        && let Some(v) = args.get_mut(i + 1)
+    {
+        *v = value;
     }
 }
 
@@ -782,6 +808,74 @@ impl Driver for QemuDriver {
                 )))
             }
         }
+    }
+
+    /// Resize, first half: a clean power-off, and the root disk and arguments kept aside
+    /// so a revert finds the guest as it was (Nova keeps `<instance>_resize` the same way).
+    async fn migrate_disk_and_power_off(&self, uuid: &str) -> Result<(), VirtError> {
+        let dir = self.existing(uuid)?;
+        let lock = self.lock(uuid);
+        let _g = lock.lock().await;
+        let _ = std::fs::remove_file(dir.join("suspend.state"));
+        self.shutdown(&dir, self.config.shutdown_timeout).await?;
+        for (from, to) in RESIZE_BACKUP {
+            let (from, to) = (dir.join(from), dir.join(to));
+            std::fs::copy(&from, &to).map_err(io_err("copy", &from))?;
+        }
+        Ok(())
+    }
+
+    /// Resize, second half on this host: the root overlay grows to the new flavor's disk
+    /// and the guest gets its vCPUs and memory. The guest's disk lives on this host only,
+    /// so a resize to another host is refused rather than booting a blank disk.
+    async fn finish_migration(&self, spec: &InstanceSpec, power_on: bool) -> Result<(), VirtError> {
+        let dir = self.existing(&spec.uuid).map_err(|_| {
+            VirtError::Failed(format!(
+                "instance {}: the qemu driver cannot move a guest's disks between hosts yet",
+                spec.uuid
+            ))
+        })?;
+        let lock = self.lock(&spec.uuid);
+        let _g = lock.lock().await;
+        self.stop_process(&dir).await?;
+        let disk = dir.join("disk");
+        let info = disk::inspect(&disk).await?;
+        let size = u64::try_from(spec.root_gb).unwrap_or(0) << 30;
+        if size > info["virtual-size"].as_u64().unwrap_or(0) {
+            let d = disk.to_string_lossy();
+            process::run_tool("qemu-img", &["resize", "-q", &d, &size.to_string()]).await?;
+        }
+        // TODO-compat: a new flavor's ephemeral and swap sizes are not applied.
+        let mut args = Self::read_launch(&dir)?;
+        set_arg(&mut args, "-smp", spec.vcpus.max(1).to_string());
+        set_arg(&mut args, "-m", spec.memory_mb.max(16).to_string());
+        Self::write_launch(&dir, &args)?;
+        if power_on {
+            self.start(&dir, None).await?;
+        }
+        Ok(())
+    }
+
+    /// A reverted resize: the disk and arguments kept aside come back.
+    async fn finish_revert_migration(
+        &self,
+        spec: &InstanceSpec,
+        power_on: bool,
+    ) -> Result<(), VirtError> {
+        let dir = self.existing(&spec.uuid)?;
+        let lock = self.lock(&spec.uuid);
+        let _g = lock.lock().await;
+        self.stop_process(&dir).await?;
+        for (kept, back) in RESIZE_BACKUP {
+            let (kept, back) = (dir.join(back), dir.join(kept));
+            if kept.is_file() {
+                std::fs::rename(&kept, &back).map_err(io_err("rename", &kept))?;
+            }
+        }
+        if power_on {
+            self.start(&dir, None).await?;
+        }
+        Ok(())
     }
 
     async fn power_state(&self, uuid: &str) -> Result<PowerState, VirtError> {

@@ -4,9 +4,9 @@
 
 use std::time::Instant;
 
-use ferro_virt::{Driver, PowerState, VirtError};
+use ferro_virt::{Driver, InstanceSpec, PowerState, VirtError};
 
-use crate::host::{MARKER, TestHost, guest_spec};
+use crate::host::{MARKER, TestHost, guest_image, guest_spec, source};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_boots_reads_its_config_drive_and_follows_every_power_action() {
@@ -105,10 +105,18 @@ async fn a_guest_boots_reads_its_config_drive_and_follows_every_power_action() {
 async fn a_restarted_driver_finds_its_running_guests_again() {
     let mut host = TestHost::new().await;
     let uuid = "2c1b8d3f-2222-4b6c-8d4e-0000000000b2";
-    host.driver
-        .spawn(&guest_spec(uuid, "before the restart"))
-        .await
+    // This guest's root image is qcow2 (the other test's is raw).
+    let qcow2 = host.dir.path().join("root.qcow2");
+    let status = std::process::Command::new("qemu-img")
+        .args(["convert", "-q", "-O", "qcow2"])
+        .arg(guest_image().join("root.raw"))
+        .arg(&qcow2)
+        .status()
         .unwrap();
+    assert!(status.success());
+    let mut spec = guest_spec(uuid, "before the restart");
+    spec.image = Some(source("guest-root-qcow2", &qcow2, "qcow2"));
+    host.driver.spawn(&spec).await.unwrap();
     host.wait_console(uuid, MARKER, 1).await;
     let pids = host.qemu_pids();
     assert_eq!(pids.len(), 1);
@@ -122,7 +130,53 @@ async fn a_restarted_driver_finds_its_running_guests_again() {
     d.unpause(uuid).await.unwrap();
     d.reboot(uuid, true).await.unwrap();
     host.wait_console(uuid, MARKER, 2).await;
+
+    // Resize on this host: the root disk grows, the guest gets the new memory; a revert
+    // brings the old disk back.
+    let disk = host.dir.path().join("vms").join(uuid).join("disk");
+    d.migrate_disk_and_power_off(uuid).await.unwrap();
+    assert_eq!(d.power_state(uuid).await.unwrap(), PowerState::Shutdown);
+    let bigger = InstanceSpec {
+        root_gb: 2,
+        memory_mb: 160,
+        ..spec.clone()
+    };
+    d.finish_migration(&bigger, true).await.unwrap();
+    host.wait_console(uuid, MARKER, 3).await;
+    assert_eq!(virtual_size(&disk), 2 << 30);
+    assert!(cmdline_of(host.qemu_pids()[0]).contains(" -m 160 "));
+    d.finish_revert_migration(&spec, false).await.unwrap();
+    assert_eq!(d.power_state(uuid).await.unwrap(), PowerState::Shutdown);
+    assert_eq!(virtual_size(&disk), 1 << 30);
+    d.power_on(uuid).await.unwrap();
+    host.wait_console(uuid, MARKER, 4).await;
+    assert!(cmdline_of(host.qemu_pids()[0]).contains(" -m 128 "));
+
+    // Another host cannot finish a resize: the disk is here.
+    let other = TestHost::new().await;
+    let e = other
+        .driver
+        .finish_migration(&bigger, true)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("between hosts"), "{e}");
+
     d.destroy(uuid).await.unwrap();
     assert!(host.qemu_pids().is_empty());
     assert!(d.list_instances().await.unwrap().is_empty());
+}
+
+fn virtual_size(disk: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("qemu-img")
+        .args(["info", "--output=json", "-U"])
+        .arg(disk)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["virtual-size"].as_u64().unwrap()
+}
+
+fn cmdline_of(pid: i32) -> String {
+    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
+        .replace('\0', " ")
 }
