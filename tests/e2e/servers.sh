@@ -116,6 +116,13 @@ check "server set --tag (2.26)" succeeded
 osc --os-compute-api-version 2.26 server show -f value -c tags e2e-vm
 check "server show lists the tag" out_matches "blue"
 
+osc server rebuild --image e2e-img --wait e2e-vm
+check "server rebuild --wait" succeeded
+osc server show -f value -c status e2e-vm
+check "the rebuilt server is active" out_is ACTIVE
+osc server event list -f value -c Action e2e-vm
+check "server event list shows the rebuild" out_has_line rebuild
+
 osc flavor create --ram 256 --vcpus 2 --disk 1 --id e2e-m -f value -c id e2e.medium
 osc server resize --flavor e2e.medium --wait e2e-vm
 check "server resize --wait" succeeded

@@ -273,9 +273,10 @@ pub enum AgentRequest {
     },
 }
 
-/// The steps of a resize the conductor asks of the agents, in order: the source powers the
+/// The steps on one host the conductor asks of the agents. A resize: the source powers the
 /// guest off, the destination finishes it with the new flavor; confirming removes what is
 /// left on the source, reverting removes the destination's guest and restores the source's.
+/// A rebuild: the guest is made anew from its (new) image on its host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MigrateStep {
@@ -284,6 +285,7 @@ pub enum MigrateStep {
     Confirm,
     DropDestination,
     FinishRevert,
+    Rebuild,
 }
 
 /// Requests to the conductor (topic [`CONDUCTOR_TOPIC`]).
@@ -326,6 +328,8 @@ pub enum ConductorRequest {
     ResizeInstance { version: String, uuid: String },
     /// Finish a confirmed resize: drop the source's leftovers and the old allocation.
     ConfirmResize { version: String, uuid: String },
+    /// Rebuild a server the API marked `rebuilding` from its (new) image.
+    RebuildInstance { version: String, uuid: String },
     /// Undo a resize the API marked `resize_reverting`.
     RevertResize { version: String, uuid: String },
     /// An agent is alive, with its host's resources.

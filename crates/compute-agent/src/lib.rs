@@ -175,6 +175,7 @@ impl Agent {
                     MigrateStep::FinishRevert => {
                         d.finish_revert_migration(&instance, power_on).await
                     }
+                    MigrateStep::Rebuild => d.rebuild(&instance, power_on).await,
                 };
                 return Some(match done {
                     Ok(()) => {

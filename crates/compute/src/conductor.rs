@@ -98,7 +98,7 @@ pub fn filter_and_weigh(
     out
 }
 
-fn fault(code: i64, message: String, details: String) -> InstanceFault {
+pub(crate) fn fault(code: i64, message: String, details: String) -> InstanceFault {
     InstanceFault {
         code,
         message,
@@ -267,6 +267,9 @@ impl Compute {
             }
             ConductorRequest::ConfirmResize { uuid, .. } => {
                 self.conduct_confirm(&uuid, request_id).await?;
+            }
+            ConductorRequest::RebuildInstance { uuid, .. } => {
+                self.conduct_rebuild(&uuid, request_id).await?;
             }
             ConductorRequest::RevertResize { uuid, .. } => {
                 self.conduct_revert(&uuid, request_id).await?;

@@ -988,7 +988,9 @@ pub async fn instance_save(
     let fault = i.fault.as_ref().map(json_text).transpose()?;
     let mut sql = Sql::new(
         "UPDATE nv_instances SET display_name = ?, display_description = ?, host = ?, node = ?, \
-         availability_zone = ?, flavor = ?, vcpus = ?, memory_mb = ?, metadata = ?, tags = ?, \
+         availability_zone = ?, flavor = ?, vcpus = ?, memory_mb = ?, image_ref = ?, \
+         key_name = ?, key_data = ?, user_data = ?, hostname = ?, access_ip_v4 = ?, \
+         access_ip_v6 = ?, metadata = ?, tags = ?, \
          vm_state = ?, task_state = ?, \
          power_state = ?, locked_by = ?, locked_reason = ?, attempts = ?, tried_hosts = ?, \
          fault = ?, updated_at = ?, launched_at = ?, terminated_at = ?, deleted_at = ?, \
@@ -1002,6 +1004,13 @@ pub async fn instance_save(
     .arg(json_text(&i.flavor)?)
     .arg(i.flavor.vcpus)
     .arg(i.flavor.memory_mb)
+    .arg(&i.image_ref)
+    .arg(i.key_name.as_ref())
+    .arg(i.key_data.as_ref())
+    .arg(i.user_data.as_ref())
+    .arg(&i.hostname)
+    .arg(i.access_ip_v4.as_ref())
+    .arg(i.access_ip_v6.as_ref())
     .arg(json_text(&i.metadata)?)
     .arg(json_text(&i.tags)?)
     .arg(i.vm_state.as_str())

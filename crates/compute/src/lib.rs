@@ -21,6 +21,7 @@ pub mod microversion;
 pub mod model;
 pub mod policy;
 pub mod quota;
+pub mod rebuild;
 pub mod resize;
 pub mod schemas;
 pub mod server_groups;

@@ -467,6 +467,11 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Show usage statistics for a specific tenant"
     ),
     rule!(
+        "os_compute_api:servers:rebuild",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Rebuild a server"
+    ),
+    rule!(
         "os_compute_api:os-extended-server-attributes",
         ADMIN,
         "Return extended attributes for server."

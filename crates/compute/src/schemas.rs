@@ -348,6 +348,42 @@ pub fn server_group_list_query(v: ApiVersion) -> Value {
     )
 }
 
+/// `rebuild`, per microversion (servers.py `rebuild`, `_v219` ... `_v290`).
+pub fn rebuild_action(v: ApiVersion) -> Value {
+    let mut props = json!({
+        "name": name(),
+        "imageRef": {"type": "string", "format": "uuid"},
+        "adminPass": {"type": "string"},
+        "metadata": metadata(),
+        "preserve_ephemeral": boolean(),
+        "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+        "accessIPv4": {"type": "string", "format": "ipv4"},
+        "accessIPv6": {"type": "string", "format": "ipv6"},
+    });
+    if !v.at_least(2, 57) {
+        props["personality"] = json!({"type": "array"});
+    }
+    if v.at_least(2, 19) {
+        props["description"] = server_description();
+    }
+    if v.at_least(2, 54) {
+        props["key_name"] = json!({"type": ["string", "null"], "minLength": 1, "maxLength": 255});
+    }
+    if v.at_least(2, 57) {
+        props["user_data"] = json!({"type": ["string", "null"], "maxLength": 65535});
+    }
+    if v.at_least(2, 63) {
+        props["trusted_image_certificates"] = json!({"type": ["array", "null"]});
+    }
+    if v.at_least(2, 90) {
+        props["hostname"] = hostname();
+    }
+    json!({"type": "object",
+        "properties": {"rebuild": {"type": "object", "properties": props,
+            "required": ["imageRef"], "additionalProperties": false}},
+        "required": ["rebuild"], "additionalProperties": false})
+}
+
 /// `resize` (servers.py `resize`): a flavor reference, the disk config optional.
 pub fn resize_action() -> Value {
     json!({"type": "object",

@@ -76,7 +76,7 @@ pub(crate) fn id_from_href(href: &str) -> String {
 }
 
 /// Twelve characters of a fresh uuid: admin passwords and reservation ids.
-fn random_token(n: usize) -> String {
+pub(crate) fn random_token(n: usize) -> String {
     uuid::Uuid::new_v4().simple().to_string()[..n].to_string()
 }
 
@@ -252,8 +252,8 @@ impl Compute {
     }
 
     /// Sends `req` to `host`'s agent and waits for its answer: 409 when the agent does not
-    /// answer in time (upstream's InstanceNotReady), 404 when it failed (the guest or its
-    /// console is gone).
+    /// answer in time (upstream's InstanceNotReady), 404 with the agent's reason when it
+    /// failed.
     pub(crate) async fn call_agent(
         &self,
         host: &str,
@@ -276,7 +276,7 @@ impl Compute {
             }
             Err(ferro_bus::BusError::Remote { message }) => {
                 tracing::warn!(%uuid, %host, error = %message, "agent call failed");
-                Err(Fault::not_found("Guest does not have a console available."))
+                Err(Fault::not_found(message))
             }
             Err(e) => Err(Fault::internal(format!("call to {topic}: {e}"))),
         }
@@ -312,7 +312,14 @@ impl Compute {
                 &ctx.request_id,
                 &i.uuid,
             )
-            .await?;
+            .await
+            .map_err(|e| {
+                if e.status() == axum::http::StatusCode::NOT_FOUND {
+                    Fault::not_found("Guest does not have a console available.")
+                } else {
+                    e
+                }
+            })?;
         // As upstream: control characters other than tab and newline are dropped.
         Ok(answer["output"]
             .as_str()
@@ -368,7 +375,7 @@ impl Compute {
 
     /// Looks image `id` up in the image API with the caller's token: its metadata, or the
     /// 400 upstream answers for an unknown or unusable image.
-    async fn image_get(&self, ctx: &RequestContext, id: &str) -> Result<Value> {
+    pub(crate) async fn image_get(&self, ctx: &RequestContext, id: &str) -> Result<Value> {
         let l = self.links()?;
         let c = Client::new(&l.image_url).with_token(&ctx.token);
         let path = format!("/v2/images/{}", crate::manager::percent_encode(id));

@@ -282,6 +282,13 @@ async fn server_action(
             s.server_resize(&ctx, &id, &flavor).await?;
             return empty(StatusCode::ACCEPTED);
         }
+        "rebuild" => {
+            validate_body(&schemas::rebuild_action(v), &b)?;
+            let (i, password) = s.server_rebuild(&ctx, v, &id, &b).await?;
+            let mut body = server_body(&s, &ctx, v, &i, true);
+            body["adminPass"] = json!(password);
+            return ok(StatusCode::ACCEPTED, json!({ "server": body }));
+        }
         "confirmResize" => {
             s.server_finish_resize(&ctx, &id, true).await?;
             return empty(StatusCode::NO_CONTENT);

@@ -94,6 +94,17 @@ pub trait Driver: Send + Sync {
         Ok(())
     }
 
+    /// Rebuild: the guest is made anew from `spec`'s image (its disks' contents are lost, as
+    /// upstream's rebuild), powered off unless `power_on`.
+    async fn rebuild(&self, spec: &InstanceSpec, power_on: bool) -> Result<(), VirtError> {
+        self.destroy(&spec.uuid).await?;
+        self.spawn(spec).await?;
+        if !power_on {
+            self.power_off(&spec.uuid).await?;
+        }
+        Ok(())
+    }
+
     /// A reverted resize, on the source host: the guest is `spec` (the old flavor) again.
     async fn finish_revert_migration(
         &self,

@@ -215,3 +215,85 @@ async fn resize_refusals_and_a_failing_host_leave_the_server_as_it_was() {
     assert_eq!(actions.body["instanceActions"][0]["action"], "resize");
     assert_eq!(actions.body["instanceActions"][0]["message"], "Error");
 }
+
+#[tokio::test]
+async fn rebuild_changes_image_and_name_keeps_power_and_recovers_from_error() {
+    let c = TestCloud::with_fake_hosts(1).await;
+    wait_hosts(&c, 1).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 64).await;
+    let (other, _) = image_and_flavor(&c, 1, 65).await;
+    let n = nova(&c, "2.57");
+    let id = create(&n, "first", &image, &flavor).await;
+    wait_status(&n, &id, "ACTIVE").await;
+
+    let r = act(
+        &n,
+        &id,
+        json!({"rebuild": {"imageRef": other, "name": "second", "metadata": {"k": "v"},
+            "adminPass": "pw", "user_data": "aGk="}}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(r.body["server"]["status"], "REBUILD");
+    assert_eq!(r.body["server"]["adminPass"], "pw");
+    let s = wait_status(&n, &id, "ACTIVE").await;
+    assert_eq!(s["image"]["id"], other.as_str());
+    assert_eq!(s["name"], "second");
+    assert_eq!(s["metadata"], json!({"k": "v"}));
+
+    let r = act(
+        &n,
+        &id,
+        json!({"rebuild": {"imageRef": "3f2f9a53-1d0e-4d6c-8c1e-55b0f2d4a111"}}),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Cannot find image for rebuild"
+    );
+    assert_eq!(act(&n, &id, json!({"rebuild": {}})).await.status, 400);
+    assert_eq!(
+        act(&n, &id, json!({"rebuild": {"imageRef": image, "bogus": 1}}))
+            .await
+            .status,
+        400
+    );
+
+    // Stopped stays stopped.
+    assert_eq!(act(&n, &id, json!({"os-stop": null})).await.status, 202);
+    wait_status(&n, &id, "SHUTOFF").await;
+    assert_eq!(
+        act(&n, &id, json!({"rebuild": {"imageRef": image}}))
+            .await
+            .status,
+        202
+    );
+    let s = wait_status(&n, &id, "SHUTOFF").await;
+    assert_eq!(s["image"]["id"], image.as_str());
+
+    // A host that cannot build puts the server in ERROR; a rebuild from ERROR recovers it.
+    c.fake_driver("fake-0").fail(Op::Spawn, true);
+    assert_eq!(
+        act(&n, &id, json!({"rebuild": {"imageRef": other}}))
+            .await
+            .status,
+        202
+    );
+    let s = wait_status(&n, &id, "ERROR").await;
+    assert!(
+        s["fault"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("injected failure"),
+        "{s}"
+    );
+    c.fake_driver("fake-0").fail(Op::Spawn, false);
+    assert_eq!(
+        act(&n, &id, json!({"rebuild": {"imageRef": other}}))
+            .await
+            .status,
+        202
+    );
+    wait_status(&n, &id, "ACTIVE").await;
+}
