@@ -24,7 +24,7 @@ use crate::db::{ContainerRow, ObjectRow, Stat};
 use crate::disk::{ObjectMeta, ObjectState, PostedMeta};
 use crate::model::*;
 use crate::policy::{Want, authorize, is_owner};
-use crate::{ObjectStore, large, model};
+use crate::{ObjectStore, large, model, tempurl};
 
 /// The proxy's state: the store and the token validator.
 #[derive(Clone)]
@@ -323,11 +323,59 @@ async fn handle(api: &Api, req: Request) -> SwiftResult<Response> {
             Err(_) => return Err(SwiftError::status(401)),
         },
     };
-    let h = Handler {
+    let mut h = Handler {
         store: &api.store,
         ctx: ctx.as_ref(),
+        temp_container: None,
     };
     let method = req.method().clone();
+    let mut attachment: Option<String> = None;
+    if let Target::Object(a, c, o) = &target
+        && ctx.is_none()
+    {
+        let q = query_map(&req)?;
+        if let (Some(sig), Some(expires)) = (q.get("temp_url_sig"), q.get("temp_url_expires")) {
+            h.check_tempurl(
+                a,
+                c,
+                o,
+                method.as_str(),
+                sig,
+                expires,
+                q.get("temp_url_prefix"),
+            )
+            .await?;
+            h.temp_container = Some(c.clone());
+            if method == Method::GET && !q.contains_key("inline") {
+                let name = q
+                    .get("filename")
+                    .cloned()
+                    .unwrap_or_else(|| o.rsplit('/').next().unwrap_or(o).to_string());
+                attachment = Some(name);
+            }
+        }
+    }
+    let mut resp = route(&h, target, method, req).await?;
+    if let Some(name) = attachment
+        && resp.status().is_success()
+        && !resp.headers().contains_key("content-disposition")
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "attachment; filename=\"{}\"; filename*=UTF-8''{}",
+            name.replace('"', "\\\""),
+            percent_encode(&name)
+        ))
+    {
+        resp.headers_mut().insert("content-disposition", v);
+    }
+    Ok(resp)
+}
+
+async fn route(
+    h: &Handler<'_>,
+    target: Target,
+    method: Method,
+    req: Request,
+) -> SwiftResult<Response> {
     match target {
         Target::Info => Ok(info()),
         Target::Account(a) => match method.as_str() {
@@ -683,6 +731,8 @@ fn etag_list(v: &str) -> Vec<String> {
 struct Handler<'a> {
     store: &'a Arc<ObjectStore>,
     ctx: Option<&'a RequestContext>,
+    /// The container a valid temporary URL grants this request.
+    temp_container: Option<String>,
 }
 
 impl Handler<'_> {
@@ -701,6 +751,61 @@ impl Handler<'_> {
         )
     }
 
+    /// Checks a temporary URL's signature and expiry against the account's and container's
+    /// `Temp-URL-Key`s; 401 `Temp URL invalid` otherwise.
+    #[allow(clippy::too_many_arguments)]
+    async fn check_tempurl(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+        method: &str,
+        sig: &str,
+        expires: &str,
+        prefix: Option<&String>,
+    ) -> SwiftResult<()> {
+        let invalid = || SwiftError::with_body(401, "401 Unauthorized: Temp URL invalid\n");
+        let when = tempurl::parse_expires(expires).ok_or_else(invalid)?;
+        if when < chrono::Utc::now().timestamp() {
+            return Err(invalid());
+        }
+        let path = match prefix {
+            Some(p) if object.starts_with(p.as_str()) => {
+                format!("prefix:/v1/{account}/{container}/{p}")
+            }
+            Some(_) => return Err(invalid()),
+            None => format!("/v1/{account}/{container}/{object}"),
+        };
+        let mut keys = Vec::new();
+        for stat in [
+            self.store.stat(account, None).await?,
+            self.store.stat(account, Some(container)).await?,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for k in ["temp-url-key", "temp-url-key-2"] {
+                if let Some(v) = stat.metadata.get(k) {
+                    keys.push(v.clone());
+                }
+            }
+        }
+        // A HEAD may use a URL signed for GET, PUT or POST (upstream's tempurl).
+        let methods: &[&str] = match method {
+            "HEAD" => &["HEAD", "GET", "PUT", "POST"],
+            "GET" | "PUT" | "POST" | "DELETE" => &[method],
+            _ => &[],
+        };
+        if methods
+            .iter()
+            .any(|m| tempurl::valid(sig, m, expires, &path, &keys))
+        {
+            Ok(())
+        } else {
+            Err(invalid())
+        }
+    }
+
     /// Authorises a container-level read or an object access through the container's ACLs.
     async fn authorize_container(
         &self,
@@ -708,7 +813,7 @@ impl Handler<'_> {
         container: &str,
         want: Want,
     ) -> SwiftResult<Option<Stat>> {
-        if self.owner(account) {
+        if self.owner(account) || self.temp_container.as_deref() == Some(container) {
             return Ok(None);
         }
         let stat = self.store.stat(account, Some(container)).await?;
@@ -799,6 +904,17 @@ impl Handler<'_> {
     async fn account_post(&self, account: &str, headers: &HeaderMap) -> SwiftResult<Response> {
         self.require_owner(account)?;
         let meta = metadata_from_headers(headers, "account")?;
+        // account_quotas: only a reseller admin sets an account's quota.
+        if let Some(q) = meta.get("quota-bytes") {
+            let reseller = self.ctx.is_some_and(|c| {
+                c.role_names()
+                    .any(|r| r == self.store.config.reseller_admin_role)
+            });
+            if !reseller {
+                return Err(SwiftError::status(403));
+            }
+            check_quota_value(q, "bytes")?;
+        }
         self.store.account_autocreate(account).await?;
         self.store.post_metadata(account, None, &meta).await?;
         Ok(empty(204))
@@ -816,6 +932,11 @@ impl Handler<'_> {
             }
             if headers.contains_key(format!("x-remove-{}", &h[2..]).as_str()) {
                 meta.insert(key.into(), String::new());
+            }
+        }
+        for (key, what) in [("quota-bytes", "bytes"), ("quota-count", "count")] {
+            if let Some(v) = meta.get(key) {
+                check_quota_value(v, what)?;
             }
         }
         Ok(meta)
@@ -1324,9 +1445,28 @@ impl Handler<'_> {
             headers,
             logical,
         } = new;
-        if self.store.stat(account, Some(container)).await?.is_none() {
+        let Some(cstat) = self.store.stat(account, Some(container)).await? else {
             return Err(SwiftError::not_found());
-        }
+        };
+        let astat = self.store.stat(account, None).await?;
+        let within_quota = |size: u64| {
+            let over = |quota: Option<&String>, used: i64, adding: u64| {
+                quota
+                    .and_then(|q| q.parse::<u64>().ok())
+                    .is_some_and(|q| used.max(0) as u64 + adding > q)
+            };
+            if over(cstat.metadata.get("quota-bytes"), cstat.bytes_used, size)
+                || over(cstat.metadata.get("quota-count"), cstat.object_count, 1)
+                || astat
+                    .as_ref()
+                    .is_some_and(|a| over(a.metadata.get("quota-bytes"), a.bytes_used, size))
+            {
+                // container_quotas / account_quotas: "Upload exceeds quota."
+                return Err(SwiftError::with_body(413, "Upload exceeds quota."));
+            }
+            Ok(())
+        };
+        within_quota(logical.as_ref().map(|l| l.0).or(length).unwrap_or(0))?;
         let replicas = self.store.object_replicas();
         let mut writers = self
             .store
@@ -1363,6 +1503,7 @@ impl Handler<'_> {
             return Err(SwiftError::status(422));
         }
         let (size, etag) = logical.unwrap_or((total, etag));
+        within_quota(size)?;
         let meta = ObjectMeta {
             timestamp: Timestamp::now(),
             content_type,
@@ -1644,6 +1785,15 @@ fn reason_text(status: u16) -> String {
             "<html><h1>Accepted</h1><p>The request is accepted for processing.</p></html>".into()
         }
         _ => String::new(),
+    }
+}
+
+/// A quota must be a whole number of bytes or objects (`Invalid bytes quota.`).
+fn check_quota_value(v: &str, what: &str) -> SwiftResult<()> {
+    if v.is_empty() || v.parse::<u64>().is_ok() {
+        Ok(())
+    } else {
+        Err(SwiftError::bad_request(format!("Invalid {what} quota.")))
     }
 }
 

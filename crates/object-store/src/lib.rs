@@ -13,6 +13,7 @@ pub mod large;
 pub mod manager;
 pub mod model;
 pub mod policy;
+pub mod tempurl;
 
 use std::path::{Path, PathBuf};
 

@@ -320,6 +320,45 @@ async fn containers_and_objects_round_trip_as_swift_answers() {
         10
     );
 
+    // Temporary URLs: signed with the account's key, one method, until they expire.
+    let r = s
+        .req("POST", "")
+        .header("X-Account-Meta-Temp-URL-Key", "sekrit")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let path = format!(
+        "{}/photos/b.bin",
+        &s.account[s.account.find("/v1/").unwrap()..]
+    );
+    let path = path.as_str();
+    let expires = chrono_now() + 300;
+    let sig = ferro_object_store::tempurl::sign_sha256("sekrit", "GET", expires, path);
+    let url = format!(
+        "{}{path}?temp_url_sig={sig}&temp_url_expires={expires}",
+        c.object_url
+    );
+    let r = reqwest::get(&url).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        h(&r, "content-disposition"),
+        "attachment; filename=\"b.bin\"; filename*=UTF-8''b.bin"
+    );
+    assert_eq!(r.bytes().await.unwrap().as_ref(), b"0123456789");
+    let r = reqwest::Client::new().head(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200, "HEAD with a GET signature");
+    let r = reqwest::Client::new().delete(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401, "the signature is for GET only");
+    let bad = url.replace(&sig, &"0".repeat(64));
+    assert_eq!(reqwest::get(&bad).await.unwrap().status(), 401);
+    let old_sig = ferro_object_store::tempurl::sign_sha256("sekrit", "GET", 1000, path);
+    let expired = format!(
+        "{}{path}?temp_url_sig={old_sig}&temp_url_expires=1000",
+        c.object_url
+    );
+    assert_eq!(reqwest::get(&expired).await.unwrap().status(), 401);
+
     // A container with objects cannot go; deleting objects empties it.
     assert_eq!(s.send("DELETE", "photos").await.status(), 409);
     for o in ["a/cat.txt", "a/dog.txt", "b.bin", "copy1", "copy2"] {
@@ -478,6 +517,67 @@ async fn bad_input_and_strangers_get_swift_statuses() {
     assert_eq!(st.send("DELETE", "c").await.status(), 403);
     let r = s.send("HEAD", "c").await;
     assert_eq!(h(&r, "x-container-read"), ".r:*");
+
+    // Container quotas: bytes and count; a quota must be a number.
+    let r = s
+        .req("PUT", "q")
+        .header("X-Container-Meta-Quota-Bytes", "5")
+        .header("X-Container-Meta-Quota-Count", "2")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(s.put("q/big", b"123456").await.status(), 413);
+    assert_eq!(s.put("q/a", b"12").await.status(), 201);
+    assert_eq!(s.put("q/b", b"34").await.status(), 201);
+    let r = s.put("q/c", b"5").await;
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.text().await.unwrap(), "Upload exceeds quota.");
+    let r = s
+        .req("POST", "q")
+        .header("X-Container-Meta-Quota-Bytes", "lots")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // Account quotas: only a reseller admin sets them; uploads beyond get 413.
+    let r = s
+        .req("POST", "")
+        .header("X-Account-Meta-Quota-Bytes", "100")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let role = c
+        .admin
+        .post(
+            "/v3/roles",
+            &serde_json::json!({"role": {"name": "ResellerAdmin"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(role.status, 201);
+    c.project_user("resellers", "reseller", "pw", "ResellerAdmin")
+        .await;
+    let (reseller, _) = c.login("reseller", "pw", Some("resellers")).await.unwrap();
+    let rs = Swift {
+        http: reqwest::Client::new(),
+        account: s.account.clone(),
+        token: reseller.token.clone(),
+    };
+    let used: u64 = h(&s.send("HEAD", "").await, "x-account-bytes-used")
+        .parse()
+        .unwrap();
+    let r = rs
+        .req("POST", "")
+        .header("X-Account-Meta-Quota-Bytes", (used + 3).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(s.put("c/fits", b"123").await.status(), 201);
+    assert_eq!(s.put("c/over", b"4").await.status(), 413);
 }
 
 #[tokio::test]
@@ -626,6 +726,13 @@ async fn large_objects_read_as_their_segments() {
     assert_eq!(s.send("GET", "big/slo").await.status(), 404);
     // The dynamic manifest now reads as nothing.
     assert_eq!(s.send("GET", "big/dlo").await.text().await.unwrap(), "");
+}
+
+fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// md5 of `b`, as a number for hex formatting.
