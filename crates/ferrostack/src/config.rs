@@ -186,6 +186,8 @@ pub struct ObjectSection {
     pub operator_roles: Vec<String>,
     /// keystoneauth's `reseller_admin_role`.
     pub reseller_admin_role: String,
+    /// Seconds between the expirer's passes over objects with an `X-Delete-At`.
+    pub expirer_interval: u64,
 }
 
 impl Default for ObjectSection {
@@ -203,6 +205,7 @@ impl Default for ObjectSection {
             hash_path_suffix: "ferrostack".into(),
             operator_roles: vec!["admin".into(), "member".into(), "swiftoperator".into()],
             reseller_admin_role: "ResellerAdmin".into(),
+            expirer_interval: 30,
         }
     }
 }

@@ -327,9 +327,11 @@ async fn start_object_store(
         ferro_object_ring::HashPath::new(&section.hash_path_prefix, &section.hash_path_suffix);
     oc.operator_roles = section.operator_roles.clone();
     oc.reseller_admin_role = section.reseller_admin_role.clone();
+    oc.expirer_interval = std::time::Duration::from_secs(section.expirer_interval.max(1));
     let store = ferro_object_store::ObjectStore::open(oc)?;
     let app = ferro_object_store::api::router(store.clone(), validator);
     tasks.push(serve("object", listener, app));
+    tasks.extend(ferro_object_store::workers(store.clone()));
     Ok((store, addr, url))
 }
 

@@ -1338,7 +1338,7 @@ impl Handler<'_> {
         let manifest = serde_json::to_vec(&stored).map_err(SwiftError::unavailable)?;
         let mut user = metadata_from_headers(headers, "object")?;
         user.retain(|_, v| !v.is_empty());
-        let mut kept = kept_headers(headers);
+        let mut kept = kept_headers(headers)?;
         kept.remove("x-object-manifest");
         kept.insert(SLO_HEADER.into(), "True".into());
         let new = NewObject {
@@ -1407,7 +1407,7 @@ impl Handler<'_> {
             Some(ct) if !truthy(header(&headers, "x-detect-content-type")) => ct.to_string(),
             _ => guess_content_type(object).to_string(),
         };
-        let kept = kept_headers(&headers);
+        let kept = kept_headers(&headers)?;
         let stream = body
             .into_data_stream()
             .map(|r| r.map_err(|_| SwiftError::status(499)))
@@ -1513,6 +1513,11 @@ impl Handler<'_> {
             headers,
         };
         self.store.object_commit(writers, &meta, replicas).await?;
+        if let Some(at) = crate::manager::delete_at(&meta) {
+            self.store
+                .expiring_add(at, account, container, object)
+                .await?;
+        }
         let row = ObjectRow {
             name: object.to_string(),
             created_at: meta.timestamp.normal(),
@@ -1570,7 +1575,7 @@ impl Handler<'_> {
         let mut kept = src.headers.clone();
         kept.remove(SLO_HEADER);
         kept.remove("x-object-manifest");
-        kept.extend(kept_headers(headers));
+        kept.extend(kept_headers(headers)?);
         let stream = pieces_stream(pieces, 0, src.size)
             .map(|r| r.map_err(SwiftError::unavailable))
             .boxed();
@@ -1638,11 +1643,20 @@ impl Handler<'_> {
         let posted = PostedMeta {
             user,
             content_type: content_type.clone(),
-            headers: kept_headers(headers),
+            headers: kept_headers(headers)?,
         };
+        let at = posted
+            .headers
+            .get("x-delete-at")
+            .and_then(|v| v.parse::<i64>().ok());
         self.store
             .object_post(account, container, object, posted)
             .await?;
+        if let Some(at) = at {
+            self.store
+                .expiring_add(at, account, container, object)
+                .await?;
+        }
         if let Some(ct) = content_type {
             // The listing shows the new type.
             let row = ObjectRow {
@@ -1820,11 +1834,40 @@ fn parse_copy_path(v: &str) -> SwiftResult<(String, String)> {
     Ok((c.to_string(), o.to_string()))
 }
 
-fn kept_headers(headers: &HeaderMap) -> Metadata {
-    KEPT_HEADERS
+/// The headers kept with an object, `X-Delete-At` (or `X-Delete-After` turned into one)
+/// included; a delete time that is not a number or in the past is refused with 400.
+fn kept_headers(headers: &HeaderMap) -> SwiftResult<Metadata> {
+    let mut kept: Metadata = KEPT_HEADERS
         .iter()
         .filter_map(|h| header(headers, h).map(|v| (h.to_string(), v.to_string())))
-        .collect()
+        .collect();
+    let now = chrono::Utc::now().timestamp();
+    let at = if let Some(after) = header(headers, "x-delete-after") {
+        let n: i64 = after
+            .trim()
+            .parse()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| SwiftError::bad_request("Non-integer X-Delete-After"))?;
+        Some(now + n)
+    } else if let Some(at) = header(headers, "x-delete-at") {
+        let t: i64 = at
+            .trim()
+            .split('.')
+            .next()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| SwiftError::bad_request("Non-integer X-Delete-At"))?;
+        Some(t)
+    } else {
+        None
+    };
+    if let Some(t) = at {
+        if t <= now {
+            return Err(SwiftError::bad_request("X-Delete-At in past"));
+        }
+        kept.insert("x-delete-at".into(), t.to_string());
+    }
+    Ok(kept)
 }
 
 fn object_headers(meta: &ObjectMeta) -> Vec<(String, String)> {

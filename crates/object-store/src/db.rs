@@ -343,6 +343,87 @@ pub async fn account_put_container(
     Ok(())
 }
 
+/// Opens (creating) the queue of objects to expire.
+pub async fn open_expiring(path: &Path) -> SwiftResult<SqlitePool> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir).await.map_err(backend)?;
+    }
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+        .map_err(backend)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .busy_timeout(std::time::Duration::from_secs(10));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options)
+        .await
+        .map_err(backend)?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS expiring (delete_at INTEGER NOT NULL, account TEXT NOT NULL, \
+         container TEXT NOT NULL, object TEXT NOT NULL, \
+         PRIMARY KEY (delete_at, account, container, object))",
+    )
+    .execute(&pool)
+    .await
+    .map_err(backend)?;
+    Ok(pool)
+}
+
+pub async fn expiring_add(
+    pool: &SqlitePool,
+    at: i64,
+    account: &str,
+    container: &str,
+    object: &str,
+) -> SwiftResult<()> {
+    sqlx::query("INSERT OR IGNORE INTO expiring (delete_at, account, container, object) VALUES (?, ?, ?, ?)")
+        .bind(at)
+        .bind(account)
+        .bind(container)
+        .bind(object)
+        .execute(pool)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Queued objects due at `now` or before, oldest first.
+pub async fn expiring_due(
+    pool: &SqlitePool,
+    now: i64,
+    limit: i64,
+) -> SwiftResult<Vec<(i64, String, String, String)>> {
+    sqlx::query_as(
+        "SELECT delete_at, account, container, object FROM expiring WHERE delete_at <= ? \
+         ORDER BY delete_at LIMIT ?",
+    )
+    .bind(now)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(backend)
+}
+
+pub async fn expiring_remove(
+    pool: &SqlitePool,
+    at: i64,
+    account: &str,
+    container: &str,
+    object: &str,
+) -> SwiftResult<()> {
+    sqlx::query(
+        "DELETE FROM expiring WHERE delete_at = ? AND account = ? AND container = ? AND object = ?",
+    )
+    .bind(at)
+    .bind(account)
+    .bind(container)
+    .bind(object)
+    .execute(pool)
+    .await
+    .map_err(backend)?;
+    Ok(())
+}
+
 /// One page of names and rows from `table`, after `marker` in listing order.
 async fn page<T>(
     pool: &SqlitePool,

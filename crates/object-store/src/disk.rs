@@ -108,6 +108,9 @@ pub fn read_state(dir: &Path) -> std::io::Result<ObjectState> {
                 )?)
                 .map_err(std::io::Error::other)?;
                 meta.user = posted.user;
+                // A POST replaces the delete time too: without one, the object no longer
+                // expires (Swift's object server).
+                meta.headers.remove("x-delete-at");
                 if let Some(ct) = posted.content_type {
                     meta.content_type = ct;
                 }

@@ -40,6 +40,8 @@ pub struct ObjectStoreConfig {
     pub reseller_admin_role: String,
     /// Public base URL of the proxy (`http://127.0.0.1:8080`).
     pub public_url: String,
+    /// How often the expirer looks for objects past their `X-Delete-At`.
+    pub expirer_interval: std::time::Duration,
 }
 
 impl ObjectStoreConfig {
@@ -55,6 +57,23 @@ impl ObjectStoreConfig {
             operator_roles: vec!["admin".into(), "member".into(), "swiftoperator".into()],
             reseller_admin_role: "ResellerAdmin".into(),
             public_url: public_url.trim_end_matches('/').to_string(),
+            expirer_interval: std::time::Duration::from_secs(30),
         }
     }
+}
+
+/// The object storage service's background work: the expirer, which deletes objects past
+/// their `X-Delete-At` (Swift's `object-expirer`).
+pub fn workers(store: std::sync::Arc<ObjectStore>) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![tokio::spawn(async move {
+        let mut tick = tokio::time::interval(store.config.expirer_interval);
+        loop {
+            tick.tick().await;
+            match store.expire_due().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(objects = n, "expired objects deleted"),
+                Err(e) => tracing::warn!(status = e.status, "object expirer pass failed"),
+            }
+        }
+    })]
 }

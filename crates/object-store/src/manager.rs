@@ -34,6 +34,8 @@ pub struct ObjectStore {
     pub config: ObjectStoreConfig,
     rings: std::sync::RwLock<Arc<Rings>>,
     pub(crate) dbs: Databases,
+    /// The queue of objects with an `X-Delete-At` (`<devices_root>/expiring.db`).
+    expiring: tokio::sync::OnceCell<sqlx::SqlitePool>,
 }
 
 fn mtime(path: &Path) -> Option<std::time::SystemTime> {
@@ -73,6 +75,7 @@ impl ObjectStore {
             config,
             rings: std::sync::RwLock::new(Arc::new(rings)),
             dbs: Databases::default(),
+            expiring: tokio::sync::OnceCell::new(),
         }))
     }
 
@@ -401,8 +404,25 @@ impl ObjectStore {
         (primaries, handoffs, rel)
     }
 
-    /// The newest state of an object over its primaries and handoffs.
+    /// The newest state of an object over its primaries and handoffs; an object past its
+    /// `X-Delete-At` is gone already (Swift's object server answers 404 for it).
     pub async fn object_state(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+    ) -> SwiftResult<ObjectState> {
+        let state = self.object_state_raw(account, container, object).await?;
+        if let ObjectState::Present { meta, .. } = &state
+            && delete_at(meta).is_some_and(|t| t <= chrono::Utc::now().timestamp())
+        {
+            return Ok(ObjectState::Missing);
+        }
+        Ok(state)
+    }
+
+    /// The newest state of an object, expired or not.
+    async fn object_state_raw(
         &self,
         account: &str,
         container: &str,
@@ -596,6 +616,65 @@ impl ObjectStore {
         .await?;
         self.update_account(account, container).await
     }
+}
+
+impl ObjectStore {
+    async fn expiring_pool(&self) -> SwiftResult<&sqlx::SqlitePool> {
+        self.expiring
+            .get_or_try_init(|| async {
+                db::open_expiring(&self.config.devices_root.join("expiring.db")).await
+            })
+            .await
+    }
+
+    /// Queues `account/container/object` for deletion at `at` (unix seconds).
+    // TODO-correctness: upstream queues these in the hidden `.expiring_objects` account so
+    // every proxy and expirer of a cluster shares them; this queue is the node's own.
+    pub async fn expiring_add(
+        &self,
+        at: i64,
+        account: &str,
+        container: &str,
+        object: &str,
+    ) -> SwiftResult<()> {
+        db::expiring_add(self.expiring_pool().await?, at, account, container, object).await
+    }
+
+    /// Deletes every queued object whose time has come and whose `X-Delete-At` still says
+    /// so (a later PUT or POST may have changed it). Returns how many were deleted.
+    pub async fn expire_due(&self) -> SwiftResult<usize> {
+        let pool = self.expiring_pool().await?;
+        let now = chrono::Utc::now().timestamp();
+        let due = db::expiring_due(pool, now, 1000).await?;
+        let mut deleted = 0;
+        for (at, account, container, object) in due {
+            if let ObjectState::Present { meta, .. } =
+                self.object_state_raw(&account, &container, &object).await?
+                && delete_at(&meta) == Some(at)
+            {
+                let ts = Timestamp::now();
+                self.object_delete(&account, &container, &object, ts)
+                    .await?;
+                let row = ObjectRow {
+                    name: object.clone(),
+                    created_at: ts.normal(),
+                    size: 0,
+                    content_type: String::new(),
+                    etag: String::new(),
+                };
+                self.container_update(&account, &container, row, true)
+                    .await?;
+                deleted += 1;
+            }
+            db::expiring_remove(pool, at, &account, &container, &object).await?;
+        }
+        Ok(deleted)
+    }
+}
+
+/// An object's `X-Delete-At`, if it has one.
+pub fn delete_at(meta: &ObjectMeta) -> Option<i64> {
+    meta.headers.get("x-delete-at").and_then(|v| v.parse().ok())
 }
 
 /// Whether `a` is a newer state than `b`.

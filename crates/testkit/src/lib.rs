@@ -162,6 +162,7 @@ impl TestCloud {
         config.placement.port = 0;
         config.network.port = 0;
         config.object.port = 0;
+        config.object.expirer_interval = 1;
         config.identity.bcrypt_cost = 4;
         // No compute hosts unless a test asks for them (`start_with`), so providers and
         // services other tests count stay theirs.

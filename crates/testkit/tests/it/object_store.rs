@@ -726,6 +726,55 @@ async fn large_objects_read_as_their_segments() {
     assert_eq!(s.send("GET", "big/slo").await.status(), 404);
     // The dynamic manifest now reads as nothing.
     assert_eq!(s.send("GET", "big/dlo").await.text().await.unwrap(), "");
+
+    // Expiring objects: gone for readers at their time, then from the listing (the
+    // expirer); a POST without a delete time keeps the object.
+    let put_expiring = |name: &'static str| {
+        s.req("PUT", name)
+            .header("X-Delete-After", "1")
+            .body("bye")
+            .send()
+    };
+    assert_eq!(put_expiring("big/soon").await.unwrap().status(), 201);
+    assert_eq!(put_expiring("big/kept").await.unwrap().status(), 201);
+    let r = s.send("HEAD", "big/soon").await;
+    assert!(h(&r, "x-delete-at").parse::<i64>().unwrap() > chrono_now());
+    let r = s
+        .req("POST", "big/kept")
+        .header("X-Object-Meta-Keep", "yes")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = s
+        .req("PUT", "big/past")
+        .header("X-Delete-At", "1000")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = s
+        .req("PUT", "big/nan")
+        .header("X-Delete-After", "soon")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+    assert_eq!(s.send("GET", "big/soon").await.status(), 404);
+    assert_eq!(s.send("GET", "big/kept").await.status(), 200);
+    let mut listed = String::new();
+    for _ in 0..30 {
+        listed = s.send("GET", "big").await.text().await.unwrap();
+        if !listed.contains("soon") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(!listed.contains("soon"), "the expirer removed it: {listed}");
+    assert!(listed.contains("kept"));
 }
 
 fn chrono_now() -> i64 {
