@@ -736,9 +736,16 @@ async fn large_objects_read_as_their_segments() {
             .send()
     };
     assert_eq!(put_expiring("big/soon").await.unwrap().status(), 201);
-    assert_eq!(put_expiring("big/kept").await.unwrap().status(), 201);
-    let r = s.send("HEAD", "big/soon").await;
-    assert!(h(&r, "x-delete-at").parse::<i64>().unwrap() > chrono_now());
+    let r = s
+        .req("PUT", "big/kept")
+        .header("X-Delete-After", "3600")
+        .body("stay")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = s.send("HEAD", "big/kept").await;
+    assert!(h(&r, "x-delete-at").parse::<i64>().unwrap() > chrono_now() + 3000);
     let r = s
         .req("POST", "big/kept")
         .header("X-Object-Meta-Keep", "yes")
@@ -746,6 +753,12 @@ async fn large_objects_read_as_their_segments() {
         .await
         .unwrap();
     assert_eq!(r.status(), 202);
+    let r = s.send("HEAD", "big/kept").await;
+    assert_eq!(
+        h(&r, "x-delete-at"),
+        "",
+        "a POST without a delete time clears it"
+    );
     let r = s
         .req("PUT", "big/past")
         .header("X-Delete-At", "1000")
