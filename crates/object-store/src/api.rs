@@ -380,6 +380,9 @@ async fn route(
         Target::Info => Ok(info()),
         Target::Account(a) => match method.as_str() {
             "GET" | "HEAD" => h.account_get(&a, req).await,
+            "POST" | "DELETE" if req.uri().query().is_some_and(|q| q.contains("bulk-delete")) => {
+                h.bulk_delete(&a, req).await
+            }
             "POST" => h.account_post(&a, req.headers()).await,
             _ => Err(SwiftError::status(405)),
         },
@@ -1719,26 +1722,84 @@ impl Handler<'_> {
             let manifest: Vec<large::Segment> =
                 serde_json::from_slice(&bytes).map_err(SwiftError::unavailable)?;
             for seg in manifest {
-                if let Some(t) = large::split_segment_path(&seg.name) {
-                    targets.push(t);
+                if let Some((c, o)) = large::split_segment_path(&seg.name) {
+                    targets.push((c, Some(o)));
                 }
             }
         }
-        targets.push((container.to_string(), object.to_string()));
+        targets.push((container.to_string(), Some(object.to_string())));
+        self.delete_many(account, targets, headers).await
+    }
+
+    /// `POST` (or `DELETE`) `?bulk-delete` on an account: the body lists `/container/object`
+    /// and `/container` paths, one per line, percent-encoded (Swift's `bulk` middleware).
+    async fn bulk_delete(&self, account: &str, req: Request) -> SwiftResult<Response> {
+        let headers = req.headers().clone();
+        let body = axum::body::to_bytes(req.into_body(), 10 * 1024 * 1024)
+            .await
+            .map_err(|_| SwiftError::status(413))?;
+        let text = String::from_utf8(body.to_vec())
+            .map_err(|_| SwiftError::bad_request("Invalid UTF8 in bulk delete body"))?;
+        let mut targets = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if targets.len() >= LISTING_LIMIT {
+                return Err(SwiftError::with_body(
+                    413,
+                    format!("Maximum Bulk Deletes: {LISTING_LIMIT} per request"),
+                ));
+            }
+            let path = percent_decode(line.trim_start_matches('/'), true).unwrap_or_default();
+            match path.split_once('/') {
+                Some((c, o)) if !o.is_empty() => targets.push((c.to_string(), Some(o.to_string()))),
+                Some((c, _)) => targets.push((c.to_string(), None)),
+                None => targets.push((path, None)),
+            }
+        }
+        if targets.is_empty() {
+            return Err(SwiftError::bad_request("Invalid bulk delete."));
+        }
+        self.delete_many(account, targets, &headers).await
+    }
+
+    /// Deletes objects (and containers, `None` object) one by one, answering with the bulk
+    /// middleware's summary (plain text, or JSON when asked).
+    async fn delete_many(
+        &self,
+        account: &str,
+        targets: Vec<(String, Option<String>)>,
+        headers: &HeaderMap,
+    ) -> SwiftResult<Response> {
         let (mut deleted, mut not_found) = (0, 0);
         let mut errors: Vec<(String, String)> = Vec::new();
         for (c, o) in targets {
-            let allowed = self
-                .authorize_container(account, &c, Want::WriteObject)
-                .await;
-            let result = match allowed {
-                Ok(_) => self.delete_one(account, &c, &o).await,
-                Err(e) => Err(e),
+            let result = match &o {
+                Some(o) => match self
+                    .authorize_container(account, &c, Want::WriteObject)
+                    .await
+                {
+                    Ok(_) => self.delete_one(account, &c, o).await,
+                    Err(e) => Err(e),
+                },
+                None => match self.require_owner(account) {
+                    Ok(()) => self.store.container_delete(account, &c).await,
+                    Err(e) => Err(e),
+                },
+            };
+            let name = match &o {
+                Some(o) => format!("/{c}/{o}"),
+                None => format!("/{c}"),
             };
             match result {
                 Ok(()) => deleted += 1,
                 Err(e) if e.status == 404 => not_found += 1,
-                Err(e) => errors.push((format!("/{c}/{o}"), format!("{}", e.status))),
+                Err(e) => errors.push((
+                    name,
+                    format!(
+                        "{} {}",
+                        e.status,
+                        reason(e.status).map_or("Error", |(t, _)| t)
+                    ),
+                )),
             }
         }
         let status = if errors.is_empty() {

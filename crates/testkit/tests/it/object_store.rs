@@ -788,6 +788,24 @@ async fn large_objects_read_as_their_segments() {
     }
     assert!(!listed.contains("soon"), "the expirer removed it: {listed}");
     assert!(listed.contains("kept"));
+
+    // Bulk delete: objects, then their emptied containers; a missing one is counted.
+    let r = s
+        .req("POST", "?bulk-delete")
+        .header("Accept", "application/json")
+        .header("Content-Type", "text/plain")
+        .body("/big/kept\n/big/flat\n/big/dlo\n/big/missing\n/segs\n/big\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let summary: Value = r.json().await.unwrap();
+    assert_eq!(summary["Number Deleted"], 5, "{summary}");
+    assert_eq!(summary["Number Not Found"], 1, "{summary}");
+    assert_eq!(summary["Response Status"], "200 OK");
+    assert_eq!(s.send("HEAD", "big").await.status(), 404);
+    let r = s.req("POST", "?bulk-delete").body("").send().await.unwrap();
+    assert_eq!(r.status(), 400);
 }
 
 fn chrono_now() -> i64 {
