@@ -160,6 +160,21 @@ check "deleting the group's servers" succeeded
 osc server group delete e2e-apart
 check "server group delete" succeeded
 
+osc network create e2e-net -f value -c id
+check "network create" succeeded
+osc subnet create --network e2e-net --subnet-range 10.9.0.0/24 e2e-subnet -f value -c id
+check "subnet create" succeeded
+osc server create --image e2e-img --flavor e2e.small --network e2e-net --wait -f value -c status e2e-netvm
+check "server create --network --wait reaches ACTIVE" out_is ACTIVE
+osc server show -f value -c addresses e2e-netvm
+check "the server has an address on e2e-net" out_matches "e2e-net.*10\.9\.0\."
+osc port list --server e2e-netvm -f value -c Status -c "Fixed IP Addresses"
+check "port list --server shows its port" out_matches "10\.9\.0\."
+osc server delete --wait e2e-netvm
+check "deleting the networked server" succeeded
+osc port list --network e2e-net --device-owner compute:nova -f value -c ID
+check "its port is gone with it" out_is ""
+
 PROJECT="$(openstack token issue -f value -c project_id 2>/dev/null)"
 osc quota set --instances 1 "$PROJECT"
 check "quota set --instances 1" succeeded

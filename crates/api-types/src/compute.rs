@@ -194,6 +194,9 @@ pub struct InstanceSpec {
     /// The image's `os_command_line` property: the kernel command line of direct boot.
     #[serde(default)]
     pub os_command_line: Option<String>,
+    /// The instance's ports, in order.
+    #[serde(default)]
+    pub nics: Vec<Nic>,
 }
 
 /// Where a driver fetches one image's bytes and what they must be.
@@ -214,6 +217,16 @@ pub struct ImageSource {
     pub os_hash_algo: Option<String>,
     #[serde(default)]
     pub os_hash_value: Option<String>,
+}
+
+/// A port of an instance, as the agent plugs it (its tap is named after the port).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Nic {
+    pub port_id: String,
+    pub network_id: String,
+    pub mac_address: String,
+    #[serde(default)]
+    pub ips: Vec<String>,
 }
 
 /// A host's capacity and identity, sent with each heartbeat.

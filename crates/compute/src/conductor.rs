@@ -182,6 +182,8 @@ impl Compute {
                 i.host = None;
                 i.node = None;
                 if i.attempts >= self.config.max_attempts {
+                    self.unbind_ports(&i).await;
+                    i.network_info.clear();
                     i.vm_state = VmState::Error;
                     i.task_state = None;
                     i.fault = Some(fault(
@@ -311,6 +313,7 @@ impl Compute {
     }
 
     async fn finish_delete(&self, mut i: Instance, expected: (VmState, Option<String>)) {
+        self.unbind_ports(&i).await;
         let now = now_micros();
         i.vm_state = VmState::Deleted;
         i.task_state = None;
@@ -374,6 +377,39 @@ impl Compute {
             // Deleted or changed meanwhile: give the claim back.
             self.allocation_delete(&i.uuid).await;
             return Ok(());
+        }
+        // The ports, bound to the host, before the build (upstream allocates them on the
+        // host; the network API is one call away from here as well).
+        if !i.requested_networks.is_empty() {
+            let expected = (i.vm_state, i.task_state.clone());
+            match self.bind_ports(&i, &cand.host).await {
+                Ok(vifs) => {
+                    i.network_info = vifs;
+                    if !self.conductor_save(&mut i, expected).await {
+                        self.unbind_ports(&i).await;
+                        self.allocation_delete(&i.uuid).await;
+                        return Ok(());
+                    }
+                }
+                Err(reason) => {
+                    self.allocation_delete(&i.uuid).await;
+                    self.record_event(
+                        &i.uuid,
+                        request_id,
+                        BUILD_EVENT,
+                        Some(&cand.host),
+                        Some(&reason),
+                    )
+                    .await;
+                    i.vm_state = VmState::Error;
+                    i.task_state = None;
+                    i.host = None;
+                    i.node = None;
+                    i.fault = Some(fault(500, reason, String::new()));
+                    self.conductor_save(&mut i, expected).await;
+                    return Ok(());
+                }
+            }
         }
         let spec = instance_spec(&i);
         self.cast_agent(
@@ -530,6 +566,16 @@ pub fn instance_spec(i: &Instance) -> InstanceSpec {
         metadata: i.metadata.clone(),
         launch_index: i.launch_index,
         config_drive: i.config_drive == "True",
+        nics: i
+            .network_info
+            .iter()
+            .map(|v| ferro_api_types::compute::Nic {
+                port_id: v.port_id.clone(),
+                network_id: v.network_id.clone(),
+                mac_address: v.mac_address.clone(),
+                ips: v.ips.clone(),
+            })
+            .collect(),
         ..InstanceSpec::default()
     }
 }

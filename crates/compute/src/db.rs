@@ -764,7 +764,7 @@ const INSTANCE_COLUMNS: &str = "uuid, internal_id, project_id, user_id, display_
     image_ref, key_name, key_data, user_data, metadata, tags, vm_state, task_state, power_state, \
     locked_by, locked_reason, launch_index, reservation_id, config_drive, access_ip_v4, \
     access_ip_v6, auto_disk_config, attempts, tried_hosts, fault, created_at, updated_at, \
-    launched_at, terminated_at, deleted_at, deleted";
+    launched_at, terminated_at, deleted_at, deleted, requested_networks, network_info";
 
 #[derive(FromRow)]
 struct InstanceRow {
@@ -805,6 +805,8 @@ struct InstanceRow {
     terminated_at: Option<i64>,
     deleted_at: Option<i64>,
     deleted: bool,
+    requested_networks: Option<String>,
+    network_info: Option<String>,
 }
 
 impl InstanceRow {
@@ -815,6 +817,14 @@ impl InstanceRow {
         let fault: Option<InstanceFault> = match &self.fault {
             Some(f) => Some(serde_json::from_str(f).map_err(|_| bad("fault"))?),
             None => None,
+        };
+        let requested_networks = match &self.requested_networks {
+            Some(t) => serde_json::from_str(t).map_err(|_| bad("requested networks"))?,
+            None => Vec::new(),
+        };
+        let network_info = match &self.network_info {
+            Some(t) => serde_json::from_str(t).map_err(|_| bad("network info"))?,
+            None => Vec::new(),
         };
         Ok(Instance {
             flavor,
@@ -854,6 +864,8 @@ impl InstanceRow {
             terminated_at: self.terminated_at,
             deleted_at: self.deleted_at,
             deleted: self.deleted,
+            requested_networks,
+            network_info,
         })
     }
 }
@@ -868,7 +880,7 @@ pub async fn instance_insert(ex: &mut impl Executor, i: &Instance) -> Result<()>
     ex.execute(
         &Sql::new(&format!(
             "INSERT INTO nv_instances ({INSTANCE_COLUMNS}) VALUES \
-             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .arg(&i.uuid)
         .arg(i.internal_id)
@@ -908,7 +920,9 @@ pub async fn instance_insert(ex: &mut impl Executor, i: &Instance) -> Result<()>
         .arg(i.launched_at)
         .arg(i.terminated_at)
         .arg(i.deleted_at)
-        .arg(i.deleted),
+        .arg(i.deleted)
+        .arg(json_text(&i.requested_networks)?)
+        .arg(json_text(&i.network_info)?),
     )
     .await?;
     Ok(())
@@ -990,7 +1004,7 @@ pub async fn instance_save(
         "UPDATE nv_instances SET display_name = ?, display_description = ?, host = ?, node = ?, \
          availability_zone = ?, flavor = ?, vcpus = ?, memory_mb = ?, image_ref = ?, \
          key_name = ?, key_data = ?, user_data = ?, hostname = ?, access_ip_v4 = ?, \
-         access_ip_v6 = ?, metadata = ?, tags = ?, \
+         access_ip_v6 = ?, network_info = ?, metadata = ?, tags = ?, \
          vm_state = ?, task_state = ?, \
          power_state = ?, locked_by = ?, locked_reason = ?, attempts = ?, tried_hosts = ?, \
          fault = ?, updated_at = ?, launched_at = ?, terminated_at = ?, deleted_at = ?, \
@@ -1011,6 +1025,7 @@ pub async fn instance_save(
     .arg(&i.hostname)
     .arg(i.access_ip_v4.as_ref())
     .arg(i.access_ip_v6.as_ref())
+    .arg(json_text(&i.network_info)?)
     .arg(json_text(&i.metadata)?)
     .arg(json_text(&i.tags)?)
     .arg(i.vm_state.as_str())

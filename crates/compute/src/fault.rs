@@ -57,6 +57,15 @@ impl Fault {
         }
     }
 
+    /// The message with an internal error's context: for logs, instance faults and action
+    /// events, which operators read.
+    pub fn detail(&self) -> String {
+        match self {
+            Fault::Domain(ferro_common::Error::Internal(context)) => context.to_string(),
+            _ => self.message(),
+        }
+    }
+
     /// The client-visible message (internal errors' context is not shown).
     pub fn message(&self) -> String {
         match self {

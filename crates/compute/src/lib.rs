@@ -20,6 +20,7 @@ pub mod manager;
 pub mod microversion;
 pub mod model;
 pub mod policy;
+pub mod ports;
 pub mod quota;
 pub mod rebuild;
 pub mod resize;
@@ -38,7 +39,7 @@ pub use manager::Compute;
 
 /// Compute's schema migrations, in order.
 pub fn migrations() -> &'static [ferro_db::Migration] {
-    static M: [ferro_db::Migration; 5] = [
+    static M: [ferro_db::Migration; 6] = [
         ferro_db::Migration {
             version: 1,
             name: "init",
@@ -63,6 +64,11 @@ pub fn migrations() -> &'static [ferro_db::Migration] {
             version: 5,
             name: "migrations",
             sql: include_str!("../migrations/0005_migrations.sql"),
+        },
+        ferro_db::Migration {
+            version: 6,
+            name: "instance_networks",
+            sql: include_str!("../migrations/0006_instance_networks.sql"),
         },
     ];
     &M

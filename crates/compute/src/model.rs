@@ -433,6 +433,56 @@ pub struct Instance {
     pub terminated_at: Option<i64>,
     pub deleted_at: Option<i64>,
     pub deleted: bool,
+    /// The networks asked for at create (`networks`), in order.
+    pub requested_networks: Vec<RequestedNetwork>,
+    /// The ports the server has, once the conductor bound them (`addresses` come from it).
+    pub network_info: Vec<Vif>,
+}
+
+/// One entry of a create's `networks`: a network (maybe with a fixed IP) or a port.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RequestedNetwork {
+    #[serde(default)]
+    pub network_id: Option<String>,
+    #[serde(default)]
+    pub port_id: Option<String>,
+    #[serde(default)]
+    pub fixed_ip: Option<String>,
+}
+
+/// A port of a server, as the network API described it when the conductor bound it.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Vif {
+    pub port_id: String,
+    pub network_id: String,
+    pub network_name: String,
+    pub mac_address: String,
+    /// Its fixed IP addresses.
+    pub ips: Vec<String>,
+    /// The user made the port (`networks: [{"port": ...}]`): deleting the server unbinds it
+    /// instead of deleting it.
+    #[serde(default)]
+    pub preexisting: bool,
+}
+
+/// `addresses` of a server body: per network name, its fixed IPs.
+pub fn addresses(vifs: &[Vif]) -> Value {
+    let mut out = serde_json::Map::new();
+    for v in vifs {
+        let list = out
+            .entry(v.network_name.clone())
+            .or_insert_with(|| json!([]));
+        for ip in &v.ips {
+            let version = if ip.contains(':') { 6 } else { 4 };
+            if let Some(a) = list.as_array_mut() {
+                a.push(
+                    json!({"version": version, "addr": ip, "OS-EXT-IPS:type": "fixed",
+                    "OS-EXT-IPS-MAC:mac_addr": v.mac_address}),
+                );
+            }
+        }
+    }
+    Value::Object(out)
 }
 
 /// The API status of `vm_state` and `task_state` (nova/api/openstack/common.py `_STATE_MAP`).
@@ -616,8 +666,7 @@ impl Instance {
         let mut s = json!({
             "accessIPv4": self.access_ip_v4.clone().unwrap_or_default(),
             "accessIPv6": self.access_ip_v6.clone().unwrap_or_default(),
-            // Networks arrive with the network slice; `networks: none` servers have none.
-            "addresses": {},
+            "addresses": addresses(&self.network_info),
             "created": iso(self.created_at),
             "flavor": flavor,
             "hostId": host_id(self.host.as_deref(), &self.project_id),

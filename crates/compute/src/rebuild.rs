@@ -189,7 +189,7 @@ impl Compute {
                     .await;
             }
             Err(e) => {
-                let reason = e.message();
+                let reason = e.detail();
                 i.vm_state = VmState::Error;
                 i.fault = Some(fault(500, reason.clone(), String::new()));
                 self.record_event(uuid, request_id, EV_REBUILD, Some(&host), Some(&reason))

@@ -256,7 +256,7 @@ impl Compute {
             Ok(v) => Ok(PowerState::from_code(
                 v["power_state"].as_i64().unwrap_or(0),
             )),
-            Err(e) => Err(format!("{step:?} on {host}: {}", e.message())),
+            Err(e) => Err(format!("{step:?} on {host}: {}", e.detail())),
         }
     }
 
@@ -395,6 +395,11 @@ impl Compute {
                 return self.resize_abort(i, &m, request_id, EV_FINISH, &e).await;
             }
         };
+        if dest != source
+            && let Err(e) = self.rebind_ports(&i, &dest).await
+        {
+            tracing::error!(%uuid, error = ?e, "ports not bound to the resize's destination");
+        }
         let expected = (i.vm_state, i.task_state.clone());
         i.flavor = new;
         i.host = Some(dest.clone());
@@ -512,6 +517,11 @@ impl Compute {
         };
         self.allocation_delete(&i.uuid).await;
         self.move_allocations(&i, &m.uuid, &i.uuid).await?;
+        if dest != m.source_host
+            && let Err(e) = self.rebind_ports(&i, &m.source_host).await
+        {
+            tracing::error!(%uuid, error = ?e, "ports not bound back to the resize's source");
+        }
         let expected = (i.vm_state, i.task_state.clone());
         i.flavor = old;
         i.host = Some(m.source_host.clone());

@@ -36,6 +36,8 @@ pub struct Links {
     pub placement_url: String,
     /// The image API's base URL (`http://host:9292`).
     pub image_url: String,
+    /// The network API's base URL, unversioned (`http://host:9696`).
+    pub network_url: String,
 }
 
 /// The microversion the conductor speaks to placement (`allocation_candidates` with
@@ -427,18 +429,12 @@ impl Compute {
         if min_count > max_count {
             return Err(Fault::bad_request("min_count must be <= max_count"));
         }
-        // Networks: Neutron arrives with the network slice; until then a server has none.
-        match &srv["networks"] {
-            Value::Null | Value::String(_) => {}
-            Value::Array(a) if a.is_empty() => {}
-            Value::Array(_) => {
-                // TODO-compat: requested networks and ports need the network API.
-                return Err(Fault::bad_request(
-                    "Requesting specific networks or ports is not supported yet; use \
-                     networks 'none' or 'auto'.",
-                ));
-            }
-            _ => return Err(Fault::bad_request("Bad networks format")),
+        let requested_networks = self.requested_networks(ctx, v, &srv["networks"]).await?;
+        if requested_networks.iter().any(|r| r.port_id.is_some()) && max_count > 1 {
+            return Err(Fault::bad_request(
+                "Unable to launch multiple instances with a single configured port ID. \
+                 Please launch your instance one by one with different ports.",
+            ));
         }
         // The image as the local boot disk is what clients (openstacksdk, the CLI) send as
         // `block_device_mapping_v2`; any volume mapping needs the block storage slice.
@@ -676,6 +672,8 @@ impl Compute {
                 terminated_at: None,
                 deleted_at: None,
                 deleted: false,
+                requested_networks: requested_networks.clone(),
+                network_info: Vec::new(),
             };
             db::instance_insert(&mut tx, &i).await?;
             if let Some(g) = &group {

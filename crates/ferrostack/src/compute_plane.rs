@@ -54,6 +54,7 @@ pub async fn start(
     identity_url: &str,
     placement_url: &str,
     image_url: &str,
+    network_url: &str,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> anyhow::Result<ComputePlane> {
     let section = &config.compute;
@@ -75,6 +76,7 @@ pub async fn start(
         auth: auth.clone(),
         placement_url: placement_url.to_string(),
         image_url: image_url.to_string(),
+        network_url: network_url.to_string(),
     });
     tasks.extend(
         ferro_compute::conductor::workers(compute.clone())

@@ -195,19 +195,20 @@ impl Cloud {
             ferro_http::DEFAULT_BODY_LIMIT,
             compute_validator,
         );
+        let object_validator = network_validator.clone();
+        let (network, network_addr, network_url) =
+            start_network(config, network_db, network_validator, &mut tasks).await?;
         let compute_plane = compute_plane::start(
             config,
             &compute,
             &url,
             &placement_url,
             &image_url,
+            &network_url,
             &mut tasks,
         )
         .await?;
         tasks.push(serve("compute", compute_listener, compute_app));
-        let object_validator = network_validator.clone();
-        let (network, network_addr, network_url) =
-            start_network(config, network_db, network_validator, &mut tasks).await?;
         let (object_store, object_addr, object_url) =
             start_object_store(config, object_validator, &mut tasks).await?;
         Ok(Cloud {

@@ -15,5 +15,6 @@ mod resize;
 mod scratch;
 mod server_groups;
 mod server_meta;
+mod server_networks;
 mod servers;
 mod unauthorized;
