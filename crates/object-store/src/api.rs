@@ -926,9 +926,18 @@ impl Handler<'_> {
     /// Container metadata from a request: `X-Container-Meta-*` plus the ACLs (owners only).
     fn container_meta(&self, headers: &HeaderMap) -> SwiftResult<Metadata> {
         let mut meta = metadata_from_headers(headers, "container")?;
+        if header(headers, "x-versions-location").is_some_and(|v| !v.is_empty())
+            && header(headers, "x-history-location").is_some_and(|v| !v.is_empty())
+        {
+            return Err(SwiftError::bad_request(
+                "Only one of X-Versions-Location or X-History-Location may be specified",
+            ));
+        }
         for (h, key) in [
             ("x-container-read", "sys:read"),
             ("x-container-write", "sys:write"),
+            ("x-versions-location", "sys:versions"),
+            ("x-history-location", "sys:history"),
         ] {
             if let Some(v) = header(headers, h) {
                 meta.insert(key.into(), v.trim().to_string());
@@ -940,6 +949,15 @@ impl Handler<'_> {
         for (key, what) in [("quota-bytes", "bytes"), ("quota-count", "count")] {
             if let Some(v) = meta.get(key) {
                 check_quota_value(v, what)?;
+            }
+        }
+        // Setting one versioning mode turns the other off.
+        for (set, other) in [
+            ("sys:versions", "sys:history"),
+            ("sys:history", "sys:versions"),
+        ] {
+            if meta.get(set).is_some_and(|v| !v.is_empty()) {
+                meta.insert(other.into(), String::new());
             }
         }
         Ok(meta)
@@ -1017,6 +1035,8 @@ impl Handler<'_> {
             for (key, h) in [
                 ("sys:read", "X-Container-Read"),
                 ("sys:write", "X-Container-Write"),
+                ("sys:versions", "X-Versions-Location"),
+                ("sys:history", "X-History-Location"),
             ] {
                 if let Some(v) = stat.metadata.get(key) {
                     headers.push((h.into(), v.clone()));
@@ -1431,14 +1451,117 @@ impl Handler<'_> {
         Ok(created(&meta, vec![]))
     }
 
+    /// Copies the current version of an object into `archive` as
+    /// `<3 hex digits of the name's length><name>/<timestamp>` (Swift's versioned_writes).
+    /// False when there was nothing to archive.
+    async fn archive_current(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+        archive: &str,
+    ) -> SwiftResult<bool> {
+        let ObjectState::Present {
+            data,
+            meta: mut current,
+        } = self.store.object_state(account, container, object).await?
+        else {
+            return Ok(false);
+        };
+        if self.store.stat(account, Some(archive)).await?.is_none() {
+            return Err(SwiftError::with_body(
+                412,
+                format!("The versions container {archive} does not exist"),
+            ));
+        }
+        self.authorize_container(account, archive, Want::WriteObject)
+            .await?;
+        let name = format!("{}{}", version_prefix(object), current.timestamp.normal());
+        let pieces = self.pieces(account, &data, &mut current).await?;
+        let mut kept = current.headers.clone();
+        kept.remove(SLO_HEADER);
+        let new = NewObject {
+            length: Some(current.size),
+            etag: None,
+            content_type: current.content_type.clone(),
+            user: current.user.clone(),
+            headers: kept,
+            logical: None,
+        };
+        let stream = pieces_stream(pieces, 0, current.size)
+            .map(|r| r.map_err(SwiftError::unavailable))
+            .boxed();
+        Box::pin(self.store_object(account, archive, &name, stream, new, false)).await?;
+        Ok(true)
+    }
+
+    /// Stack mode DELETE: after the current version goes, the newest archived one takes
+    /// its place and leaves the archive. False when no version was archived.
+    async fn restore_previous(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+        archive: &str,
+    ) -> SwiftResult<bool> {
+        let params = ListParams {
+            prefix: version_prefix(object),
+            limit: 1,
+            reverse: true,
+            ..Default::default()
+        };
+        let Some((_, entries)) = self.store.list_objects(account, archive, &params).await? else {
+            return Ok(false);
+        };
+        let Some(Entry::Item(name, _)) = entries.into_iter().next() else {
+            return Ok(false);
+        };
+        let ObjectState::Present { data, meta } =
+            self.store.object_state(account, archive, &name).await?
+        else {
+            return Ok(false);
+        };
+        let new = NewObject {
+            length: Some(meta.size),
+            etag: None,
+            content_type: meta.content_type.clone(),
+            user: meta.user.clone(),
+            headers: meta.headers.clone(),
+            logical: None,
+        };
+        let stream = file_stream(data, 0, meta.size)
+            .map(|r| r.map_err(SwiftError::unavailable))
+            .boxed();
+        // Written straight to the container: restoring must not archive again.
+        self.store_object(account, container, object, stream, new, false)
+            .await?;
+        self.delete_one(account, archive, &name).await?;
+        Ok(true)
+    }
+
     /// Streams `body` to a quorum of the object's devices and records it in the container.
     async fn write_object(
         &self,
         account: &str,
         container: &str,
         object: &str,
+        body: BoxStream<'static, SwiftResult<Bytes>>,
+        new: NewObject,
+    ) -> SwiftResult<ObjectMeta> {
+        self.store_object(account, container, object, body, new, true)
+            .await
+    }
+
+    /// Writes an object; `versioned` archives the current version first when the
+    /// container keeps versions.
+    async fn store_object(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
         mut body: BoxStream<'static, SwiftResult<Bytes>>,
         new: NewObject,
+        versioned: bool,
     ) -> SwiftResult<ObjectMeta> {
         let NewObject {
             length,
@@ -1451,6 +1574,11 @@ impl Handler<'_> {
         let Some(cstat) = self.store.stat(account, Some(container)).await? else {
             return Err(SwiftError::not_found());
         };
+        // Versioned container: the current object goes to the archive container first.
+        if versioned && let Some((_, archive)) = versioning(&cstat) {
+            self.archive_current(account, container, object, &archive)
+                .await?;
+        }
         let astat = self.store.stat(account, None).await?;
         let within_quota = |size: u64| {
             let over = |quota: Option<&String>, used: i64, adding: u64| {
@@ -1696,7 +1824,28 @@ impl Handler<'_> {
             drop(req);
             return self.slo_delete(account, container, object, &headers).await;
         }
-        self.delete_one(account, container, object).await?;
+        let versioning = match self.store.stat(account, Some(container)).await? {
+            Some(stat) => versioning(&stat),
+            None => None,
+        };
+        match versioning {
+            None => self.delete_one(account, container, object).await?,
+            Some((true, archive)) => {
+                self.archive_current(account, container, object, &archive)
+                    .await?;
+                self.delete_one(account, container, object).await?;
+            }
+            Some((false, archive)) => {
+                let gone = self.delete_one(account, container, object).await;
+                let restored = self
+                    .restore_previous(account, container, object, &archive)
+                    .await?;
+                match gone {
+                    Err(e) if e.status == 404 && restored => {}
+                    other => other?,
+                }
+            }
+        }
         Ok(empty(204))
     }
 
@@ -1861,6 +2010,25 @@ fn reason_text(status: u16) -> String {
         }
         _ => String::new(),
     }
+}
+
+/// A container's versioning: `(history mode, archive container)` when it has one.
+fn versioning(stat: &Stat) -> Option<(bool, String)> {
+    let get = |k: &str| {
+        stat.metadata
+            .get(k)
+            .filter(|v| !v.is_empty())
+            .and_then(|v| percent_decode(v, false))
+    };
+    get("sys:history")
+        .map(|a| (true, a))
+        .or_else(|| get("sys:versions").map(|a| (false, a)))
+}
+
+/// The archive names of an object's versions start with the length of its name (in bytes,
+/// three hex digits) and the name (Swift's `versioned_writes`).
+fn version_prefix(object: &str) -> String {
+    format!("{:03x}{object}/", object.len())
 }
 
 /// A quota must be a whole number of bytes or objects (`Invalid bytes quota.`).

@@ -380,6 +380,75 @@ async fn containers_and_objects_round_trip_as_swift_answers() {
     let r = s.send("HEAD", "").await;
     assert_eq!(h(&r, "x-account-container-count"), "0");
     assert_eq!(s.send("PUT", "photos").await.status(), 201);
+
+    // Versioning, stack mode: overwrites go to the archive; a DELETE brings back the last.
+    assert_eq!(s.send("PUT", "archive").await.status(), 201);
+    let r = s
+        .req("PUT", "docs")
+        .header("X-Versions-Location", "archive")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(
+        h(&s.send("HEAD", "docs").await, "x-versions-location"),
+        "archive"
+    );
+    for body in [&b"v1"[..], b"v2", b"v3"] {
+        let r = s.req("PUT", "docs/readme").body(body).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    let versions = s.send("GET", "archive").await.text().await.unwrap();
+    assert_eq!(versions.lines().count(), 2, "{versions}");
+    assert!(versions.starts_with("006readme/"), "{versions}");
+    assert_eq!(s.send("DELETE", "docs/readme").await.status(), 204);
+    assert_eq!(
+        s.send("GET", "docs/readme").await.text().await.unwrap(),
+        "v2"
+    );
+    assert_eq!(s.send("DELETE", "docs/readme").await.status(), 204);
+    assert_eq!(
+        s.send("GET", "docs/readme").await.text().await.unwrap(),
+        "v1"
+    );
+    assert_eq!(s.send("DELETE", "docs/readme").await.status(), 204);
+    assert_eq!(s.send("GET", "docs/readme").await.status(), 404);
+    assert_eq!(
+        s.send("GET", "archive").await.status(),
+        204,
+        "the archive is empty"
+    );
+
+    // History mode: a DELETE archives the current version too.
+    let r = s
+        .req("POST", "docs")
+        .header("X-History-Location", "archive")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let r = s.send("HEAD", "docs").await;
+    assert_eq!(h(&r, "x-history-location"), "archive");
+    assert_eq!(h(&r, "x-versions-location"), "");
+    assert_eq!(s.put("docs/log", b"a").await.status(), 201);
+    assert_eq!(s.put("docs/log", b"b").await.status(), 201);
+    assert_eq!(s.send("DELETE", "docs/log").await.status(), 204);
+    assert_eq!(s.send("GET", "docs/log").await.status(), 404);
+    let versions = s
+        .send("GET", "archive?prefix=003log/")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(versions.lines().count(), 2, "{versions}");
+    let r = s
+        .req("PUT", "both")
+        .header("X-History-Location", "archive")
+        .header("X-Versions-Location", "archive")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
 }
 
 #[tokio::test]
