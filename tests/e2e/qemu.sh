@@ -37,10 +37,13 @@ cleanup() {
 on_exit cleanup
 export HOME="$WORK" TMPDIR="$WORK"
 STATE="$WORK/state"
-start_cloud "$STATE" FERROSTACK_COMPUTE__REPORT_INTERVAL=1 \
-    FERROSTACK_COMPUTE__QEMU_PROBE_KERNEL="$IMG/vmlinuz" \
-    FERROSTACK_COMPUTE__SHUTDOWN_TIMEOUT=30 FERROSTACK_COMPUTE__SOFT_REBOOT_TIMEOUT=30 \
-    -- --admin-password nova-secret --compute-driver qemu --fake-hosts 1
+start_qemu_cloud() {
+    start_cloud "$STATE" FERROSTACK_COMPUTE__REPORT_INTERVAL=1 \
+        FERROSTACK_COMPUTE__QEMU_PROBE_KERNEL="$IMG/vmlinuz" \
+        FERROSTACK_COMPUTE__SHUTDOWN_TIMEOUT=30 FERROSTACK_COMPUTE__SOFT_REBOOT_TIMEOUT=30 \
+        -- --admin-password nova-secret --compute-driver qemu --fake-hosts 1
+}
+start_qemu_cloud
 
 for _ in $(seq 150); do
     osc hypervisor list -f value -c "Hypervisor Hostname" -c "Hypervisor Type"
@@ -99,6 +102,18 @@ check "server start boots the guest again" succeeded
 osc server reboot --wait e2e-guest-vm
 wait_console 3
 check "server reboot (soft) boots the guest again" succeeded
+
+# The agent goes away and comes back: the guest keeps running and stays manageable.
+guest_pid="$(cat "$STATE"/qemu/qemu-0/vms/"$SERVER"/qemu.pid)"
+stop_cloud
+check "the guest outlives the agent" is_true kill -0 "$guest_pid"
+start_qemu_cloud
+osc server show -f value -c status e2e-guest-vm
+check "after the restart the server is ACTIVE" out_is ACTIVE
+check "after the restart the same qemu process runs it" is_true kill -0 "$guest_pid"
+osc server reboot --hard --wait e2e-guest-vm
+wait_console 4
+check "after the restart a hard reboot boots the guest again" succeeded
 
 osc server delete --wait e2e-guest-vm
 check "server delete --wait" succeeded

@@ -123,23 +123,29 @@ e2e_summary() {
 }
 
 # start_cloud STATE_DIR [ENV=VALUE...] -- [ALL-IN-ONE ARGS...]: starts all-in-one on free
-# ports with its state in STATE_DIR and its log in STATE_DIR.log, waits for identity and
-# clouds.yaml, and points the openstack CLI at it. Sets SERVER_PID; the caller's EXIT trap
-# stops it.
+# ports (the same ones again when it starts a second time, as the catalog names them) with
+# its state in STATE_DIR and its log in STATE_DIR.log, waits for identity and clouds.yaml,
+# and points the openstack CLI at it. Sets SERVER_PID; the caller's EXIT trap stops it.
+CLOUD_PORTS=()
 start_cloud() {
-    local state="$1" env=() ports=() s
+    local state="$1" env=() s
     shift
     while [[ $# -gt 0 && "$1" != -- ]]; do env+=("$1"); shift; done
     [[ "${1:-}" == -- ]] && shift
-    PORT="$("$E2E_PY" "$E2E_LIB_DIR/e2e_util.py" free-port)"
-    for s in IMAGE PLACEMENT COMPUTE NETWORK; do
-        ports+=("FERROSTACK_${s}__PORT=$("$E2E_PY" "$E2E_LIB_DIR/e2e_util.py" free-port)")
-    done
+    if [[ ${#CLOUD_PORTS[@]} -eq 0 ]]; then
+        PORT="$("$E2E_PY" "$E2E_LIB_DIR/e2e_util.py" free-port)"
+        for s in IMAGE PLACEMENT COMPUTE NETWORK OBJECT; do
+            CLOUD_PORTS+=("FERROSTACK_${s}__PORT=$("$E2E_PY" "$E2E_LIB_DIR/e2e_util.py" free-port)")
+        done
+    fi
     env -i PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT_COST=4 \
-        FERROSTACK_IDENTITY__PORT="$PORT" "${ports[@]}" "${env[@]}" \
+        FERROSTACK_IDENTITY__PORT="$PORT" "${CLOUD_PORTS[@]}" "${env[@]}" \
         "$FERROSTACK_BIN" --state-dir "$state" all-in-one "$@" </dev/null >>"$state.log" 2>&1 &
     SERVER_PID=$!
-    "$E2E_PY" "$E2E_LIB_DIR/e2e_util.py" wait "http://127.0.0.1:$PORT/v3" 30 2>/dev/null
+    if ! "$E2E_PY" "$E2E_LIB_DIR/e2e_util.py" wait "http://127.0.0.1:$PORT/v3" 30 2>/dev/null; then
+        printf 'e2e: all-in-one did not answer; its log ends:\n' >&2
+        tail -20 "$state.log" >&2
+    fi
     for _ in $(seq 100); do [[ -f "$state/clouds.yaml" ]] && break; sleep 0.1; done
     export OS_CLIENT_CONFIG_FILE="$state/clouds.yaml" OS_CLOUD=ferrostack
 }
