@@ -407,8 +407,10 @@ impl Compute {
         i.vm_state = VmState::Resized;
         i.task_state = None;
         i.power_state = power;
-        self.resize_save(&mut i, expected).await;
+        // The migration is finished before the server shows VERIFY_RESIZE, so a confirm
+        // or revert that sees the status finds the migration ready.
         db::migration_advance(&mut &self.db, &m.uuid, "migrating", "finished", None).await?;
+        self.resize_save(&mut i, expected).await;
         self.record_event(uuid, request_id, EV_FINISH, Some(&dest), None)
             .await;
         Ok(())
