@@ -428,6 +428,20 @@ fn info() -> Response {
             "strict_cors_mode": true,
         },
         "keystoneauth": {},
+        "slo": {
+            "max_manifest_segments": large::MAX_SEGMENTS,
+            "max_manifest_size": large::MAX_MANIFEST_SIZE,
+            "min_segment_size": 1,
+        },
+        "dlo": {"max_segments": LISTING_LIMIT},
+        "tempurl": {
+            "methods": ["GET", "HEAD", "PUT", "POST", "DELETE"],
+            "allowed_digests": ["sha1", "sha256", "sha512"],
+        },
+        "bulk_delete": {"max_deletes_per_request": LISTING_LIMIT, "max_failed_deletes": LISTING_LIMIT},
+        "versioned_writes": {"allowed_flags": ["x-versions-location", "x-history-location"]},
+        "container_quotas": {},
+        "account_quotas": {},
     });
     text_response(
         200,
@@ -1401,6 +1415,15 @@ impl Handler<'_> {
             return self
                 .slo_put(account, container, object, &headers, body)
                 .await;
+        }
+        // `If-None-Match: *`: create only (upstream answers 412 when the object exists).
+        if header(&headers, "if-none-match").is_some_and(|v| v.trim() == "*")
+            && matches!(
+                self.store.object_state(account, container, object).await?,
+                ObjectState::Present { .. }
+            )
+        {
+            return Err(SwiftError::status(412));
         }
         if let Some(src) = header(&headers, "x-copy-from") {
             let (sc, so) = parse_copy_path(src)?;

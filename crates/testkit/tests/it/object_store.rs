@@ -115,6 +115,8 @@ async fn containers_and_objects_round_trip_as_swift_answers() {
         .await
         .unwrap();
     assert_eq!(info["swift"]["container_listing_limit"], 10000);
+    assert_eq!(info["slo"]["max_manifest_segments"], 1000);
+    assert!(info["tempurl"]["allowed_digests"].as_array().unwrap().len() == 3);
 
     // An account nobody wrote to lists nothing.
     let r = s.send("HEAD", "").await;
@@ -135,6 +137,14 @@ async fn containers_and_objects_round_trip_as_swift_answers() {
     assert_eq!(r.status(), 201);
     assert_eq!(h(&r, "etag"), "0cc175b9c0f1b6a831c399e269772661");
     assert_eq!(s.put("photos/a/dog.txt", b"woof").await.status(), 201);
+    let r = s
+        .req("PUT", "photos/a/dog.txt")
+        .header("If-None-Match", "*")
+        .body("again")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 412, "create-only PUT over an existing object");
     assert_eq!(s.put("photos/b.bin", b"0123456789").await.status(), 201);
 
     let r = s.send("GET", "photos/a/cat.txt").await;
