@@ -158,9 +158,9 @@ impl Databases {
             .await
             .map_err(backend)?;
         if pools.len() >= MAX_OPEN {
-            for (_, p) in pools.drain() {
-                p.close().await;
-            }
+            // Forget the open databases without closing them: requests still holding one
+            // finish their work, and each closes when its last holder drops it.
+            pools.clear();
         }
         pools.insert(path.to_path_buf(), pool.clone());
         Ok(Some(pool))
@@ -658,6 +658,19 @@ mod tests {
                 .await
                 .unwrap()
         );
+        dbs.close_all().await;
+    }
+
+    #[tokio::test]
+    async fn a_database_in_use_survives_the_cache_starting_over() {
+        let dev = tempfile::tempdir().unwrap();
+        let dbs = Databases::default();
+        let path = |i: usize| db_path(dev.path(), Kind::Account, 0, &format!("{i:032x}"));
+        let first = dbs.open(&path(0), Kind::Account, true).await.unwrap().unwrap();
+        for i in 1..=MAX_OPEN + 1 {
+            dbs.open(&path(i), Kind::Account, true).await.unwrap();
+        }
+        assert!(put_stat(&first, Timestamp::now(), &Metadata::new()).await.unwrap());
         dbs.close_all().await;
     }
 }
