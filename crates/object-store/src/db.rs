@@ -666,11 +666,19 @@ mod tests {
         let dev = tempfile::tempdir().unwrap();
         let dbs = Databases::default();
         let path = |i: usize| db_path(dev.path(), Kind::Account, 0, &format!("{i:032x}"));
-        let first = dbs.open(&path(0), Kind::Account, true).await.unwrap().unwrap();
+        let first = dbs
+            .open(&path(0), Kind::Account, true)
+            .await
+            .unwrap()
+            .unwrap();
         for i in 1..=MAX_OPEN + 1 {
             dbs.open(&path(i), Kind::Account, true).await.unwrap();
         }
-        assert!(put_stat(&first, Timestamp::now(), &Metadata::new()).await.unwrap());
+        assert!(
+            put_stat(&first, Timestamp::now(), &Metadata::new())
+                .await
+                .unwrap()
+        );
         dbs.close_all().await;
     }
 }
