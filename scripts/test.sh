@@ -52,8 +52,17 @@ done
 
 step "message bus contract on RabbitMQ"
 start_rabbitmq
-FERRO_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f bounded 600 cargo test -p ferro-bus 2>&1 | tee "$logs/amqp.log"
+export FERRO_TEST_AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f
+bounded 600 cargo test -p ferro-bus 2>&1 | tee "$logs/amqp.log"
 count_cargo "$logs/amqp.log"
+
+step "compute whole-cloud tests with the bus on RabbitMQ"
+# Each test cloud names its queues ferrotest-<id>; they are removed afterwards.
+FERRO_TEST_BUS=amqp bounded 600 cargo test -p ferro-testkit --test it -- \
+  servers server_ resize instance_actions compute 2>&1 | tee "$logs/amqp-cloud.log"
+count_cargo "$logs/amqp-cloud.log"
+{ timeout 120 rabbitmqctl -q list_queues name 2>/dev/null | grep '^ferrotest-' || true; } |
+  while read -r q; do rabbitmqctl -q delete_queue "$q" </dev/null >/dev/null || true; done
 
 step "end to end: the openstack CLI against all-in-one"
 cargo build -p ferrostack

@@ -152,9 +152,38 @@ pub fn connect(url: &str) -> Result<Arc<dyn Bus>, BusError> {
     }
 }
 
+/// Splits a `prefix=<name>` query parameter (the bus's name prefix, so several clouds can
+/// share one broker) off an AMQP URL.
+fn split_prefix(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_owned(), None);
+    };
+    let mut prefix = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("prefix=") {
+            Some(p) => {
+                prefix = Some(p.to_owned());
+                false
+            }
+            None => !kv.is_empty(),
+        })
+        .collect();
+    if rest.is_empty() {
+        (base.to_owned(), prefix)
+    } else {
+        (format!("{base}?{}", rest.join("&")), prefix)
+    }
+}
+
 #[cfg(feature = "amqp")]
 fn connect_amqp(url: &str) -> Result<Arc<dyn Bus>, BusError> {
-    Ok(Arc::new(AmqpBus::new(AmqpConfig::new(url))?))
+    let (url, prefix) = split_prefix(url);
+    let mut config = AmqpConfig::new(&url);
+    if let Some(p) = prefix {
+        config = config.with_prefix(p);
+    }
+    Ok(Arc::new(AmqpBus::new(config)?))
 }
 
 #[cfg(not(feature = "amqp"))]
@@ -333,6 +362,19 @@ mod tests {
             Err(BusError::Unsupported(msg)) => assert!(msg.contains("amqp")),
             other => panic!("unexpected: {:?}", other.map(|_| ())),
         }
+    }
+
+    #[test]
+    fn a_prefix_parameter_is_split_off_the_url() {
+        assert_eq!(split_prefix("amqp://h/%2f"), ("amqp://h/%2f".into(), None));
+        assert_eq!(
+            split_prefix("amqp://h/%2f?prefix=t1"),
+            ("amqp://h/%2f".into(), Some("t1".into()))
+        );
+        assert_eq!(
+            split_prefix("amqp://h?heartbeat=5&prefix=t2"),
+            ("amqp://h?heartbeat=5".into(), Some("t2".into()))
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Each cloud gets its own temporary state directory and its own database: an SQLite file by
 //! default, or a fresh PostgreSQL / MariaDB database when `FERRO_TEST_DB=postgres|mysql`
 //! (server URLs from `FERRO_TEST_PG_URL` / `FERRO_TEST_MYSQL_URL`), dropped again when the
-//! cloud is dropped. Passwords hash at bcrypt cost 4 unless a test asks for another.
+//! cloud is dropped. `FERRO_TEST_BUS=amqp` puts the compute plane's bus on RabbitMQ
+//! (`FERRO_TEST_AMQP_URL`). Passwords hash at bcrypt cost 4 unless a test asks for another.
 
 use ferro_client::{Client, password_auth};
 use ferrostack::{Cloud, Config};
@@ -175,6 +176,17 @@ impl TestCloud {
             }
             None => None,
         };
+        // FERRO_TEST_BUS=amqp: the cloud's bus is RabbitMQ at FERRO_TEST_AMQP_URL, its
+        // queues named under a prefix of its own so parallel clouds share the broker.
+        if std::env::var("FERRO_TEST_BUS").as_deref() == Ok("amqp") {
+            let url = std::env::var("FERRO_TEST_AMQP_URL")
+                .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+            let sep = if url.contains('?') { '&' } else { '?' };
+            config.compute.bus_url = format!(
+                "{url}{sep}prefix=ferrotest-{}",
+                &ferro_common::new_hex_id()[..12]
+            );
+        }
         adjust(&mut config);
         let cloud = Cloud::start(&config).await?;
         cloud.bootstrap(&config, ADMIN_PASSWORD).await?;

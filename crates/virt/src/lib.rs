@@ -126,7 +126,7 @@ struct FakeGuest {
 pub struct FakeDriver {
     guests: Mutex<BTreeMap<String, FakeGuest>>,
     failing: Mutex<BTreeSet<Op>>,
-    delay: Duration,
+    delay: Mutex<Duration>,
 }
 
 impl FakeDriver {
@@ -138,9 +138,15 @@ impl FakeDriver {
     /// The same, each operation taking `delay`.
     pub fn with_delay(delay: Duration) -> FakeDriver {
         FakeDriver {
-            delay,
+            delay: Mutex::new(delay),
             ..FakeDriver::default()
         }
+    }
+
+    /// Makes every operation from now on take `delay` (a long one stands in for a host whose
+    /// agent died mid-operation).
+    pub fn set_delay(&self, delay: Duration) {
+        *self.delay.lock().unwrap_or_else(|e| e.into_inner()) = delay;
     }
 
     /// Makes `op` fail (or succeed again) from now on.
@@ -154,8 +160,9 @@ impl FakeDriver {
     }
 
     async fn enter(&self, op: Op) -> Result<(), VirtError> {
-        if !self.delay.is_zero() {
-            tokio::time::sleep(self.delay).await;
+        let delay = *self.delay.lock().unwrap_or_else(|e| e.into_inner());
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
         let failing = self
             .failing

@@ -575,3 +575,38 @@ async fn console_output_comes_from_the_agent_tailed_to_length() {
         format!("Instance {nowhere} is not ready")
     );
 }
+
+/// A host that stops answering mid-build (its agent hung or killed) must not leave the
+/// server building forever: the conductor's sweep fails it and gives its resources back.
+#[tokio::test]
+async fn the_sweep_fails_a_build_whose_host_went_silent() {
+    let c = TestCloud::start_with(|cfg| {
+        cfg.compute.fake_hosts = 1;
+        cfg.compute.task_timeout = 1;
+    })
+    .await
+    .unwrap();
+    wait_hosts(&c, 1).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 64).await;
+    let n = nova(&c, "2.37");
+    c.fake_driver("fake-0").set_delay(Duration::from_secs(3600));
+    let id = create(&n, "stuck", &image, &flavor).await;
+    for _ in 0..100 {
+        let s = n.get(&format!("/servers/{id}")).await.unwrap();
+        if s.body["server"]["OS-EXT-STS:task_state"] == "spawning" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(allocations(&c, &id).await.as_object().unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(c.cloud.compute.sweep().await.unwrap(), 1);
+    let s = wait_status(&n, &id, "ERROR").await;
+    assert_eq!(
+        s["fault"]["message"],
+        "Instance build timed out. Set to error state."
+    );
+    assert!(allocations(&c, &id).await.as_object().unwrap().is_empty());
+    // Nothing else is stale: a second sweep touches nothing.
+    assert_eq!(c.cloud.compute.sweep().await.unwrap(), 0);
+}
