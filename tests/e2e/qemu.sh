@@ -3,8 +3,9 @@
 # (root; qemu-system-x86, qemu-utils, genisoimage, cpio), the guest test image of
 # scripts/build-guest-image uploaded as AKI + ARI + AMI, `server create --wait` to ACTIVE,
 # and the guest's serial console showing the marker, the server's id read from the config
-# drive and the user data; stop/start and reboot bring the marker again; delete leaves no
-# qemu process or guest directory.
+# drive and the user data; stop/start, reboot and rebuild bring the marker again; the guest
+# outlives a restart of the cloud and stays manageable; delete leaves no qemu process or
+# guest directory.
 # Run alone:  PATH=/var/tmp/ferrostack-e2e-venv/bin:$PATH tests/e2e/qemu.sh
 set -uo pipefail
 
@@ -114,6 +115,9 @@ check "after the restart the same qemu process runs it" is_true kill -0 "$guest_
 osc server reboot --hard --wait e2e-guest-vm
 wait_console 4
 check "after the restart a hard reboot boots the guest again" succeeded
+osc server rebuild --image e2e-guest --wait e2e-guest-vm
+wait_console 5
+check "server rebuild boots a new guest from the image" succeeded
 
 osc server delete --wait e2e-guest-vm
 check "server delete --wait" succeeded

@@ -69,34 +69,52 @@ async fn image_source(c: &Client, base: &str, id: &str) -> Result<(ImageSource, 
     Ok((source, img))
 }
 
+/// Fills `spec`'s image, kernel and ramdisk sources from the image API `images` names
+/// (nothing to do without one).
+pub async fn resolve_image(
+    images: Option<&(String, Arc<dyn TokenSource>)>,
+    spec: &mut InstanceSpec,
+) -> Result<(), StepError> {
+    let Some((url, auth)) = images else {
+        return Ok(());
+    };
+    let token = auth.token().await.map_err(StepError::from_error)?;
+    let base = url.trim_end_matches('/');
+    let c = Client::new(base).with_token(&token);
+    let (root, img) = image_source(&c, base, &spec.image_ref).await?;
+    spec.image = Some(root);
+    let prop = |k: &str| {
+        img[k]
+            .as_str()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    spec.kernel = None;
+    spec.ramdisk = None;
+    if let Some(k) = prop("kernel_id") {
+        spec.kernel = Some(image_source(&c, base, &k).await?.0);
+        if let Some(r) = prop("ramdisk_id") {
+            spec.ramdisk = Some(image_source(&c, base, &r).await?.0);
+        }
+    }
+    spec.os_command_line = prop("os_command_line");
+    Ok(())
+}
+
+/// The image API and credentials of `agent`, when its driver needs image bytes.
+pub fn image_api(agent: &Agent) -> Option<(String, Arc<dyn TokenSource>)> {
+    (!agent.config.image_url.is_empty())
+        .then(|| (agent.config.image_url.clone(), agent.auth.clone()))
+}
+
 #[async_trait]
 impl Step<BuildCtx> for ResolveImage {
     fn name(&self) -> &'static str {
         "resolve_image"
     }
     async fn run(&self, ctx: &BuildCtx, state: &mut Value) -> Result<(), StepError> {
-        let Some((url, auth)) = &ctx.images else {
-            return Ok(());
-        };
         let mut spec = spec_of(state)?;
-        let token = auth.token().await.map_err(StepError::from_error)?;
-        let base = url.trim_end_matches('/');
-        let c = Client::new(base).with_token(&token);
-        let (root, img) = image_source(&c, base, &spec.image_ref).await?;
-        spec.image = Some(root);
-        let prop = |k: &str| {
-            img[k]
-                .as_str()
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
-        if let Some(k) = prop("kernel_id") {
-            spec.kernel = Some(image_source(&c, base, &k).await?.0);
-            if let Some(r) = prop("ramdisk_id") {
-                spec.ramdisk = Some(image_source(&c, base, &r).await?.0);
-            }
-        }
-        spec.os_command_line = prop("os_command_line");
+        resolve_image(ctx.images.as_ref(), &mut spec).await?;
         state["instance"] = serde_json::to_value(&spec).map_err(StepError::new)?;
         Ok(())
     }
@@ -173,8 +191,7 @@ pub async fn build(agent: &Agent, instance: InstanceSpec) -> Result<PowerState, 
     let ctx = BuildCtx {
         driver: agent.driver.clone(),
         spawn_timeout: agent.config.spawn_timeout,
-        images: (!agent.config.image_url.is_empty())
-            .then(|| (agent.config.image_url.clone(), agent.auth.clone())),
+        images: image_api(agent),
     };
     let initial = json!({ "instance": instance });
     // TODO-correctness: agents have no database, so the saga log is in memory and a crash

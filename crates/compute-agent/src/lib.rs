@@ -175,7 +175,15 @@ impl Agent {
                     MigrateStep::FinishRevert => {
                         d.finish_revert_migration(&instance, power_on).await
                     }
-                    MigrateStep::Rebuild => d.rebuild(&instance, power_on).await,
+                    MigrateStep::Rebuild => {
+                        // The (new) image's bytes come from the image API, as for a build.
+                        let mut spec = instance.clone();
+                        match build::resolve_image(build::image_api(self).as_ref(), &mut spec).await
+                        {
+                            Ok(()) => d.rebuild(&spec, power_on).await,
+                            Err(e) => Err(ferro_virt::VirtError::Failed(e.message().to_string())),
+                        }
+                    }
                 };
                 return Some(match done {
                     Ok(()) => {
