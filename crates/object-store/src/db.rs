@@ -143,6 +143,10 @@ impl Databases {
             .map_err(backend)?
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
+            // As upstream's `swift/common/db.py` (`PRAGMA synchronous = NORMAL`): a commit
+            // does not wait for the disk; the WAL keeps the file consistent after a crash,
+            // and replicas on other devices cover the last commits.
+            .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
             .busy_timeout(std::time::Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(1)

@@ -209,27 +209,26 @@ impl ObjectStore {
         Fut: std::future::Future<Output = SwiftResult<bool>>,
     {
         let (kind, paths) = self.db_locations(account, container);
-        let mut ok = 0;
-        let mut hits = 0;
-        for path in &paths {
-            let pool = match self.dbs.open(path, kind, create).await {
-                Ok(Some(p)) => p,
-                Ok(None) => {
-                    ok += 1;
-                    continue;
-                }
-                Err(_) => continue,
-            };
-            match op(pool).await {
-                Ok(hit) => {
-                    ok += 1;
-                    hits += usize::from(hit);
-                }
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = ?e, "replica update failed")
+        // Every replica at once, as the proxy's concurrent backend requests.
+        let results = futures::future::join_all(paths.iter().map(|path| {
+            let op = &op;
+            async move {
+                match self.dbs.open(path, kind, create).await {
+                    Ok(Some(pool)) => match op(pool).await {
+                        Ok(hit) => Some(usize::from(hit)),
+                        Err(e) => {
+                            tracing::warn!(path = %path.display(), error = ?e, "replica update failed");
+                            None
+                        }
+                    },
+                    Ok(None) => Some(0),
+                    Err(_) => None,
                 }
             }
-        }
+        }))
+        .await;
+        let ok = results.iter().flatten().count();
+        let hits: usize = results.iter().flatten().sum();
         if ok < quorum(paths.len()) {
             return Err(SwiftError::status(503));
         }
@@ -504,13 +503,16 @@ impl ObjectStore {
         meta: &ObjectMeta,
         replicas: usize,
     ) -> SwiftResult<()> {
-        let mut ok = 0;
-        for (w, dir) in writers {
-            match w.commit(dir.clone(), meta.clone()).await {
-                Ok(()) => ok += 1,
-                Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "object commit failed"),
+        // Every replica's fsyncs at once.
+        let results = futures::future::join_all(writers.into_iter().map(|(w, dir)| async move {
+            let r = w.commit(dir.clone(), meta.clone()).await;
+            if let Err(e) = &r {
+                tracing::warn!(dir = %dir.display(), error = %e, "object commit failed");
             }
-        }
+            r
+        }))
+        .await;
+        let ok = results.iter().filter(|r| r.is_ok()).count();
         if ok < quorum(replicas) {
             return Err(SwiftError::status(503));
         }
