@@ -105,6 +105,16 @@ pub trait Driver: Send + Sync {
         Ok(())
     }
 
+    /// createImage: the guest's root disk, flattened to one qcow2 file at `dest`, consistent
+    /// at the block level; the guest keeps running (or not) as it was.
+    async fn snapshot(&self, uuid: &str, dest: &std::path::Path) -> Result<(), VirtError> {
+        let _ = dest;
+        Err(VirtError::Failed(format!(
+            "the {} driver cannot snapshot instance {uuid}",
+            self.hypervisor_type()
+        )))
+    }
+
     /// A reverted resize, on the source host: the guest is `spec` (the old flavor) again.
     async fn finish_revert_migration(
         &self,

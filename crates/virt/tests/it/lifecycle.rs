@@ -35,6 +35,21 @@ async fn a_guest_boots_reads_its_config_drive_and_follows_every_power_action() {
     assert_eq!(d.accelerator(), Some("tcg"));
     assert!(d.hypervisor_version() > 1_000_000);
 
+    // createImage: a flattened qcow2 copy while the guest keeps running.
+    let snap = host.dir.path().join("snapshot.qcow2");
+    d.snapshot(uuid, &snap).await.unwrap();
+    let info = std::process::Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(&snap)
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["format"], "qcow2");
+    assert_eq!(info["virtual-size"].as_u64(), Some(1 << 30));
+    assert!(info.get("backing-filename").is_none(), "{info}");
+    assert_eq!(d.power_state(uuid).await.unwrap(), PowerState::Running);
+    assert!(d.snapshot("no-such-guest", &snap).await.is_err());
+
     d.pause(uuid).await.unwrap();
     assert_eq!(d.power_state(uuid).await.unwrap(), PowerState::Paused);
     assert!(matches!(
