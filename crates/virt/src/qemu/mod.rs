@@ -181,7 +181,12 @@ impl QemuDriver {
                             config.probe_timeout,
                         )
                         .await;
-                        let _ = std::fs::write(&saved, serde_json::to_vec(&p).unwrap_or_default());
+                        // Only an answer a probe boot gave is kept: a kernel configured
+                        // later, or a /dev/kvm that appears, must get its probe.
+                        if kernel.is_some() && Path::new("/dev/kvm").exists() {
+                            let _ =
+                                std::fs::write(&saved, serde_json::to_vec(&p).unwrap_or_default());
+                        }
                         p
                     }
                 }
