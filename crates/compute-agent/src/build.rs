@@ -237,4 +237,84 @@ mod tests {
             .await
             .unwrap();
     }
+
+    /// A stand-in image API: each connection gets the JSON of the image its path names
+    /// (404 for unknown ones), checking the service token came along.
+    async fn image_api(images: Value) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 8192];
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = req.split_whitespace().nth(1).unwrap_or("").to_string();
+                let id = path.trim_start_matches("/v2/images/");
+                let authed = req.to_ascii_lowercase().contains("x-auth-token: tok");
+                let (status, body) = match &images[id] {
+                    Value::Null => ("404 Not Found", "{}".to_string()),
+                    _ if !authed => ("401 Unauthorized", "{}".to_string()),
+                    img => ("200 OK", img.to_string()),
+                };
+                let resp = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    struct Tok;
+
+    #[async_trait]
+    impl TokenSource for Tok {
+        async fn token(&self) -> Result<String, ferro_client::ClientError> {
+            Ok("tok".into())
+        }
+        fn invalidate(&self) {}
+    }
+
+    #[tokio::test]
+    async fn resolve_image_names_the_bytes_kernel_and_ramdisk_of_an_image() {
+        let url = image_api(json!({
+            "ami": {"status": "active", "disk_format": "ami", "os_hash_algo": "sha512",
+                    "os_hash_value": "ab", "kernel_id": "aki", "ramdisk_id": "ari",
+                    "os_command_line": "console=ttyS0"},
+            "aki": {"status": "active", "disk_format": "aki"},
+            "ari": {"status": "active", "disk_format": "ari"},
+            "queued": {"status": "queued", "disk_format": "raw"},
+        }))
+        .await;
+        let api: (String, Arc<dyn TokenSource>) = (url.clone(), Arc::new(Tok));
+        let mut spec = InstanceSpec {
+            uuid: "u".into(),
+            image_ref: "ami".into(),
+            ..InstanceSpec::default()
+        };
+        resolve_image(Some(&api), &mut spec).await.unwrap();
+        let image = spec.image.clone().unwrap();
+        assert_eq!(image.url, format!("{url}/v2/images/ami/file"));
+        assert_eq!(image.token.as_deref(), Some("tok"));
+        assert_eq!(image.disk_format, "ami");
+        assert_eq!(image.os_hash_value.as_deref(), Some("ab"));
+        assert_eq!(spec.kernel.as_ref().unwrap().id, "aki");
+        assert_eq!(spec.ramdisk.as_ref().unwrap().id, "ari");
+        assert_eq!(spec.os_command_line.as_deref(), Some("console=ttyS0"));
+
+        for (id, why) in [("queued", "not active"), ("gone", "answered 404")] {
+            let mut spec = InstanceSpec {
+                image_ref: id.into(),
+                ..InstanceSpec::default()
+            };
+            let e = resolve_image(Some(&api), &mut spec).await.unwrap_err();
+            assert!(e.message().contains(why), "{}", e.message());
+        }
+        // Without an image API (the fake driver) the spec stays as it is.
+        let mut spec = InstanceSpec::default();
+        resolve_image(None, &mut spec).await.unwrap();
+        assert!(spec.image.is_none());
+    }
 }
