@@ -2101,7 +2101,10 @@ fn kept_headers(headers: &HeaderMap) -> SwiftResult<Metadata> {
             .ok()
             .filter(|n| *n >= 0)
             .ok_or_else(|| SwiftError::bad_request("Non-integer X-Delete-After"))?;
-        Some(now + n)
+        Some(
+            now.checked_add(n)
+                .ok_or_else(|| SwiftError::bad_request("Non-integer X-Delete-After"))?,
+        )
     } else if let Some(at) = header(headers, "x-delete-at") {
         let t: i64 = at
             .trim()

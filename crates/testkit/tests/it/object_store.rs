@@ -854,6 +854,18 @@ async fn large_objects_read_as_their_segments() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+    let r = s
+        .req("PUT", "big/huge")
+        .header("X-Delete-After", i64::MAX.to_string())
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        400,
+        "an overflowing delete time is refused, not a panic"
+    );
     tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
     assert_eq!(s.send("GET", "big/soon").await.status(), 404);
     assert_eq!(s.send("GET", "big/kept").await.status(), 200);
