@@ -123,6 +123,11 @@ check "the rebuilt server is active" out_is ACTIVE
 osc server event list -f value -c Action e2e-vm
 check "server event list shows the rebuild" out_has_line rebuild
 
+osc server image create --name e2e-snap --wait e2e-vm -f value -c status
+check "server image create --wait makes an active image" out_has_line active
+osc image show -f value -c properties e2e-snap
+check "the snapshot names its server" out_matches "image_type.: .snapshot"
+
 osc flavor create --ram 256 --vcpus 2 --disk 1 --id e2e-m -f value -c id e2e.medium
 osc server resize --flavor e2e.medium --wait e2e-vm
 check "server resize --wait" succeeded

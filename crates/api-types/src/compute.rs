@@ -278,6 +278,14 @@ pub enum AgentRequest {
         /// Whether the guest should run after the step (it ran before the resize).
         power_on: bool,
     },
+    /// Snapshot the guest's disk into image `image_id` (queued in the image API), with the
+    /// requester's token; the agent answers `snapshot_done`.
+    SnapshotInstance {
+        version: String,
+        uuid: String,
+        image_id: String,
+        token: String,
+    },
     /// A power action; the agent answers `power_action_done`.
     PowerAction {
         version: String,
@@ -345,6 +353,14 @@ pub enum ConductorRequest {
     RebuildInstance { version: String, uuid: String },
     /// Undo a resize the API marked `resize_reverting`.
     RevertResize { version: String, uuid: String },
+    /// An agent finished (or failed) a snapshot; on failure it deleted the image.
+    SnapshotDone {
+        version: String,
+        uuid: String,
+        host: String,
+        image_id: String,
+        error: Option<String>,
+    },
     /// An agent is alive, with its host's resources.
     ServiceHeartbeat {
         version: String,

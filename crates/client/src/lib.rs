@@ -117,6 +117,28 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Response, ClientError> {
+        self.send(method, path, |req| match body {
+            Some(b) => req.json(b),
+            None => req,
+        })
+        .await
+    }
+
+    /// `PUT` of raw bytes as `application/octet-stream` (image data).
+    pub async fn put_bytes(&self, path: &str, bytes: Vec<u8>) -> Result<Response, ClientError> {
+        self.send(Method::PUT, path, |req| {
+            req.header("Content-Type", "application/octet-stream")
+                .body(bytes)
+        })
+        .await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    ) -> Result<Response, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
@@ -125,9 +147,7 @@ impl Client {
         for (n, v) in &self.headers {
             req = req.header(n.as_str(), v.as_str());
         }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
+        req = body(req);
         let resp = req.send().await.map_err(|source| ClientError::Transport {
             url: url.clone(),
             source,

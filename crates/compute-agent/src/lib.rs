@@ -196,6 +196,35 @@ impl Agent {
                     Err(e) => Err(e.to_string()),
                 });
             }
+            AgentRequest::SnapshotInstance {
+                uuid,
+                image_id,
+                token,
+                ..
+            } => {
+                let error = {
+                    let lock = self.guest_lock(&uuid);
+                    let _g = lock.lock().await;
+                    self.snapshot(&uuid, &image_id, &token).await.err()
+                };
+                if let Some(e) = &error {
+                    tracing::warn!(%uuid, %image_id, error = %e, "snapshot failed");
+                    let images =
+                        ferro_client::Client::new(&self.config.image_url).with_token(&token);
+                    let _ = images.delete(&format!("/v2/images/{image_id}")).await;
+                }
+                self.report(
+                    ConductorRequest::SnapshotDone {
+                        version: CONTRACT_VERSION.into(),
+                        uuid,
+                        host: self.config.host.clone(),
+                        image_id,
+                        error,
+                    },
+                    request_id,
+                )
+                .await;
+            }
             AgentRequest::GetConsoleOutput { uuid, length, .. } => {
                 return Some(
                     self.driver
@@ -283,6 +312,35 @@ impl Agent {
             }
         }
         None
+    }
+}
+
+impl Agent {
+    /// Writes the guest's disk to a scratch file and uploads it as image `image_id`.
+    // TODO-perf: the upload holds the image in memory; large disks need a streamed body.
+    async fn snapshot(&self, uuid: &str, image_id: &str, token: &str) -> Result<(), String> {
+        let dest = std::env::temp_dir().join(format!("ferrostack-snapshot-{image_id}"));
+        let result = async {
+            self.driver
+                .snapshot(uuid, &dest)
+                .await
+                .map_err(|e| e.to_string())?;
+            let bytes = tokio::fs::read(&dest)
+                .await
+                .map_err(|e| format!("reading the snapshot: {e}"))?;
+            let images = ferro_client::Client::new(&self.config.image_url).with_token(token);
+            let r = images
+                .put_bytes(&format!("/v2/images/{image_id}/file"), bytes)
+                .await
+                .map_err(|e| format!("uploading the snapshot: {e}"))?;
+            if r.status != 204 {
+                return Err(format!("the image API answered {} to the upload", r.status));
+            }
+            Ok(())
+        }
+        .await;
+        let _ = tokio::fs::remove_file(&dest).await;
+        result
     }
 }
 

@@ -276,6 +276,12 @@ impl Compute {
             ConductorRequest::RevertResize { uuid, .. } => {
                 self.conduct_revert(&uuid, request_id).await?;
             }
+            ConductorRequest::SnapshotDone {
+                uuid, host, error, ..
+            } => {
+                self.conduct_snapshot_done(&uuid, &host, error.as_deref(), request_id)
+                    .await?;
+            }
             ConductorRequest::ServiceHeartbeat {
                 host, resources, ..
             } => {

@@ -29,6 +29,7 @@ pub mod server_groups;
 pub mod server_meta;
 pub mod servers;
 pub mod servers_api;
+pub mod snapshot;
 pub mod usage;
 pub mod validation;
 

@@ -330,6 +330,7 @@ pub mod task_state {
     pub const SUSPENDING: &str = "suspending";
     pub const RESUMING: &str = "resuming";
     pub const REBUILDING: &str = "rebuilding";
+    pub const IMAGE_SNAPSHOT: &str = "image_snapshot";
     pub const RESIZE_PREP: &str = "resize_prep";
     pub const RESIZE_MIGRATING: &str = "resize_migrating";
     pub const RESIZE_REVERTING: &str = "resize_reverting";

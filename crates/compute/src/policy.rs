@@ -472,6 +472,11 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Rebuild a server"
     ),
     rule!(
+        "os_compute_api:servers:create_image",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Create an image from a server"
+    ),
+    rule!(
         "os_compute_api:os-extended-server-attributes",
         ADMIN,
         "Return extended attributes for server."

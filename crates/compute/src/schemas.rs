@@ -384,6 +384,15 @@ pub fn rebuild_action(v: ApiVersion) -> Value {
         "required": ["rebuild"], "additionalProperties": false})
 }
 
+/// `createImage`: a name and string metadata.
+pub fn create_image_action() -> Value {
+    json!({"type": "object",
+        "properties": {"createImage": {"type": "object",
+            "properties": {"name": name(), "metadata": metadata()},
+            "required": ["name"], "additionalProperties": false}},
+        "required": ["createImage"], "additionalProperties": false})
+}
+
 /// `resize` (servers.py `resize`): a flavor reference, the disk config optional.
 pub fn resize_action() -> Value {
     json!({"type": "object",

@@ -289,6 +289,15 @@ async fn server_action(
             body["adminPass"] = json!(password);
             return ok(StatusCode::ACCEPTED, json!({ "server": body }));
         }
+        "createImage" => {
+            validate_body(&schemas::create_image_action(), &b)?;
+            let image = s.server_create_image(&ctx, &id, &b).await?;
+            if v.at_least(2, 45) {
+                return ok(StatusCode::ACCEPTED, json!({ "image_id": image }));
+            }
+            let location = format!("{}/images/{image}", s.config.public_url);
+            return Ok((StatusCode::ACCEPTED, [(LOCATION, location)]).into_response());
+        }
         "confirmResize" => {
             s.server_finish_resize(&ctx, &id, true).await?;
             return empty(StatusCode::NO_CONTENT);

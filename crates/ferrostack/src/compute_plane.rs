@@ -96,8 +96,8 @@ pub async fn start(
         ac.memory_mb = section.host_memory_mb;
         ac.disk_gb = section.host_disk_gb;
         ac.heartbeat_interval = Duration::from_secs(section.report_interval.max(1));
+        ac.image_url = image_url.to_string();
         let driver: Arc<dyn Driver> = if qemu {
-            ac.image_url = image_url.to_string();
             Arc::new(qemu_driver(config, &host).await?)
         } else {
             let fake = Arc::new(FakeDriver::new());

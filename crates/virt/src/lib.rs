@@ -43,6 +43,7 @@ pub enum Op {
     Unpause,
     Suspend,
     Resume,
+    Snapshot,
 }
 
 /// A hypervisor on one host.
@@ -92,6 +93,16 @@ pub trait Driver: Send + Sync {
             self.power_off(&spec.uuid).await?;
         }
         Ok(())
+    }
+
+    /// createImage: writes the guest's root disk, as an image file, to `dest`. Drivers
+    /// without lasting disks cannot.
+    async fn snapshot(&self, uuid: &str, dest: &std::path::Path) -> Result<(), VirtError> {
+        let _ = dest;
+        Err(VirtError::Failed(format!(
+            "{} cannot snapshot instance {uuid}",
+            self.hypervisor_type()
+        )))
     }
 
     /// Rebuild: the guest is made anew from `spec`'s image (its disks' contents are lost, as
@@ -328,6 +339,21 @@ impl Driver for FakeDriver {
             .get(uuid)
             .map(|g| g.console.clone())
             .ok_or_else(|| VirtError::NotFound(uuid.to_string()))
+    }
+
+    async fn snapshot(&self, uuid: &str, dest: &std::path::Path) -> Result<(), VirtError> {
+        self.enter(Op::Snapshot).await?;
+        let console = {
+            let guests = self.guests.lock().unwrap_or_else(|e| e.into_inner());
+            guests
+                .get(uuid)
+                .map(|g| g.console.clone())
+                .ok_or_else(|| VirtError::NotFound(uuid.to_string()))?
+        };
+        // A fake disk: what the guest "wrote" so far.
+        tokio::fs::write(dest, format!("fake disk of {uuid}\n{console}"))
+            .await
+            .map_err(|e| VirtError::Failed(format!("snapshot to {}: {e}", dest.display())))
     }
 
     async fn list_instances(&self) -> Result<Vec<String>, VirtError> {

@@ -297,3 +297,98 @@ async fn rebuild_changes_image_and_name_keeps_power_and_recovers_from_error() {
     );
     wait_status(&n, &id, "ACTIVE").await;
 }
+
+#[tokio::test]
+async fn create_image_uploads_the_guest_disk_or_deletes_the_image() {
+    let c = TestCloud::with_fake_hosts(1).await;
+    wait_hosts(&c, 1).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 64).await;
+    let n = nova(&c, "2.45");
+    let id = create(&n, "snap", &image, &flavor).await;
+    wait_status(&n, &id, "ACTIVE").await;
+    let glance = c.admin.clone_with_base(&c.image_url);
+
+    let r = act(
+        &n,
+        &id,
+        json!({"createImage": {"name": "snap-1", "metadata": {"purpose": "test"}}}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let snap = r.body["image_id"].as_str().unwrap().to_string();
+    let mut img = Value::Null;
+    for _ in 0..200 {
+        img = glance
+            .get(&format!("/v2/images/{snap}"))
+            .await
+            .unwrap()
+            .body;
+        if img["status"] == "active" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(img["status"], "active", "{img}");
+    assert_eq!(img["image_type"], "snapshot");
+    assert_eq!(img["instance_uuid"], id.as_str());
+    assert_eq!(img["base_image_ref"], image.as_str());
+    assert_eq!(img["purpose"], "test");
+    let data = reqwest::Client::new()
+        .get(format!("{}/v2/images/{snap}/file", c.image_url))
+        .header("X-Auth-Token", c.admin.token.clone().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(data.starts_with(&format!("fake disk of {id}")), "{data}");
+    let s = wait_status(&n, &id, "ACTIVE").await;
+    assert!(s["OS-EXT-STS:task_state"].is_null());
+
+    // Before 2.45 the image is in the Location header.
+    let r = act(
+        &nova(&c, "2.1"),
+        &id,
+        json!({"createImage": {"name": "snap-2"}}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(r.headers.get("location").is_some());
+    assert_eq!(act(&n, &id, json!({"createImage": {}})).await.status, 400);
+
+    // A host that cannot snapshot: the image is deleted, the server is back at rest.
+    wait_at_rest(&n, &id).await;
+    c.fake_driver("fake-0").fail(Op::Snapshot, true);
+    let r = act(&n, &id, json!({"createImage": {"name": "broken"}})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let broken = r.body["image_id"].as_str().unwrap().to_string();
+    let mut gone = false;
+    for _ in 0..200 {
+        if glance
+            .get(&format!("/v2/images/{broken}"))
+            .await
+            .unwrap()
+            .status
+            == 404
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the failed snapshot's image is still there");
+    wait_at_rest(&n, &id).await;
+}
+
+/// Waits until the server is ACTIVE with no task (a snapshot shows ACTIVE while it runs).
+async fn wait_at_rest(n: &Client, id: &str) {
+    for _ in 0..200 {
+        let s = wait_status(n, id, "ACTIVE").await;
+        if s["OS-EXT-STS:task_state"].is_null() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("server {id} never came to rest");
+}

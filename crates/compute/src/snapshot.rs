@@ -1,0 +1,147 @@
+//! createImage (servers.py `_create_image`, compute API `snapshot`): the API makes a queued
+//! image in the image API as the caller, with the server's snapshot properties, and asks
+//! the server's agent to upload the guest's disk into it; the server shows
+//! `image_snapshot` until the agent reports. A failed upload deletes the image.
+
+use ferro_api_types::compute::{AgentRequest, CONTRACT_VERSION};
+use ferro_client::Client;
+use ferro_common::RequestContext;
+use ferro_common::time::now_micros;
+use serde_json::{Value, json};
+
+use crate::Compute;
+use crate::db;
+use crate::fault::{Fault, Result};
+use crate::model::{VmState, task_state};
+use crate::servers::invalid_state;
+
+const EV_SNAPSHOT: &str = "compute_snapshot_instance";
+
+impl Compute {
+    /// `createImage`: the new image's id.
+    pub async fn server_create_image(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        body: &Value,
+    ) -> Result<String> {
+        let entity = &body["createImage"];
+        let mut i = self.instance_visible(ctx, id).await?;
+        self.authorize(
+            ctx,
+            "os_compute_api:servers:create_image",
+            json!({"project_id": i.project_id}),
+        )?;
+        if !matches!(
+            i.vm_state,
+            VmState::Active | VmState::Stopped | VmState::Paused | VmState::Suspended
+        ) {
+            return Err(invalid_state(
+                "createImage",
+                id,
+                "vm_state",
+                i.vm_state.as_str(),
+            ));
+        }
+        if let Some(t) = &i.task_state {
+            return Err(invalid_state("createImage", id, "task_state", t));
+        }
+        let Some(host) = i.host.clone() else {
+            return Err(Fault::conflict(format!("Instance {id} is not ready")));
+        };
+        let links = self.links()?;
+        let images = Client::new(&links.image_url).with_token(&ctx.token);
+        // The base image's formats, when it is still there.
+        let base = self.image_get(ctx, &i.image_ref).await.ok();
+        let mut image = json!({
+            "name": entity["name"].as_str().unwrap_or_default().trim(),
+            "disk_format": base.as_ref().and_then(|b| b["disk_format"].as_str()).unwrap_or("qcow2"),
+            "container_format": base.as_ref().and_then(|b| b["container_format"].as_str()).unwrap_or("bare"),
+            "visibility": "private",
+            "min_disk": i.flavor.root_gb,
+            "min_ram": base.as_ref().and_then(|b| b["min_ram"].as_i64()).unwrap_or(0),
+            "instance_uuid": i.uuid,
+            "image_type": "snapshot",
+            "base_image_ref": i.image_ref,
+            "user_id": ctx.user_id,
+        });
+        if let Some(map) = image.as_object_mut() {
+            for (k, v) in entity["metadata"].as_object().into_iter().flatten() {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+        let r = images
+            .post("/v2/images", &image)
+            .await
+            .map_err(|e| Fault::internal(format!("image API: {e}")))?;
+        match r.status {
+            201 => {}
+            400 => {
+                return Err(Fault::bad_request(
+                    r.body["message"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| format!("The image could not be made: {}", r.body)),
+                ));
+            }
+            413 | 403 => {
+                return Err(Fault::forbidden(format!(
+                    "The image could not be made: {}",
+                    r.body
+                )));
+            }
+            s => {
+                return Err(Fault::internal(format!(
+                    "image API answered {s} creating a snapshot: {}",
+                    r.body
+                )));
+            }
+        }
+        let image_id = r.body["id"].as_str().unwrap_or_default().to_string();
+        let expected = (i.vm_state, i.task_state.clone());
+        i.task_state = Some(task_state::IMAGE_SNAPSHOT.into());
+        i.updated_at = now_micros();
+        if !db::instance_save(&mut &self.db, &i, (expected.0, expected.1.as_deref())).await? {
+            let _ = images.delete(&format!("/v2/images/{image_id}")).await;
+            return Err(Fault::conflict(format!(
+                "Cannot 'createImage' instance {id} while it is changing state"
+            )));
+        }
+        self.record_action(ctx, &i, "createImage").await;
+        self.cast_agent(
+            &host,
+            AgentRequest::SnapshotInstance {
+                version: CONTRACT_VERSION.into(),
+                uuid: i.uuid.clone(),
+                image_id: image_id.clone(),
+                token: ctx.token.clone(),
+            },
+            &ctx.request_id,
+        )
+        .await?;
+        Ok(image_id)
+    }
+
+    /// The agent's report on a snapshot: the server leaves `image_snapshot`.
+    pub(crate) async fn conduct_snapshot_done(
+        &self,
+        uuid: &str,
+        host: &str,
+        error: Option<&str>,
+        request_id: &str,
+    ) -> Result<()> {
+        let Some(mut i) = db::instance_get(&mut &self.db, uuid).await? else {
+            return Ok(());
+        };
+        self.record_event(uuid, request_id, EV_SNAPSHOT, Some(host), error)
+            .await;
+        if i.task_state.as_deref() != Some(task_state::IMAGE_SNAPSHOT) {
+            return Ok(());
+        }
+        let expected = (i.vm_state, i.task_state.clone());
+        i.task_state = None;
+        i.updated_at = now_micros();
+        db::instance_save(&mut &self.db, &i, (expected.0, expected.1.as_deref())).await?;
+        Ok(())
+    }
+}
