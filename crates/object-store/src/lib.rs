@@ -42,6 +42,8 @@ pub struct ObjectStoreConfig {
     pub public_url: String,
     /// How often the expirer looks for objects past their `X-Delete-At`.
     pub expirer_interval: std::time::Duration,
+    /// How often the ring files are checked for a newer version (servers reload them).
+    pub ring_check_interval: std::time::Duration,
 }
 
 impl ObjectStoreConfig {
@@ -58,6 +60,7 @@ impl ObjectStoreConfig {
             reseller_admin_role: "ResellerAdmin".into(),
             public_url: public_url.trim_end_matches('/').to_string(),
             expirer_interval: std::time::Duration::from_secs(30),
+            ring_check_interval: std::time::Duration::from_secs(5),
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ferro_object_ring::{HashPath, Ring, RingBuilder};
 
@@ -17,9 +17,6 @@ use crate::ObjectStoreConfig;
 use crate::db::{self, ContainerRow, Databases, Kind, ObjectRow, Stat};
 use crate::disk::{self, ObjectMeta, ObjectState, PostedMeta};
 use crate::model::{Entry, ListParams, Metadata, SwiftError, SwiftResult, Timestamp};
-
-/// How often the ring files are checked for a newer version.
-const RING_CHECK: Duration = Duration::from_secs(5);
 
 struct Rings {
     account: Ring,
@@ -101,7 +98,7 @@ impl ObjectStore {
             .read()
             .map(|r| r.clone())
             .unwrap_or_else(|e| e.into_inner().clone());
-        if current.checked.elapsed() < RING_CHECK {
+        if current.checked.elapsed() < self.config.ring_check_interval {
             return current;
         }
         let dir = &self.config.rings_dir;
@@ -689,4 +686,33 @@ fn newer(a: &ObjectState, b: &ObjectState) -> bool {
         }
     }
     ts(a) > ts(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn servers_pick_up_a_rebalanced_ring_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ObjectStoreConfig::new(dir.path(), "http://x");
+        config.ring_check_interval = Duration::ZERO;
+        let store = ObjectStore::open(config.clone()).unwrap();
+        let (primaries, _, _) = store.object_nodes("AUTH_a", "c", "o");
+        assert_eq!(primaries.len(), 3);
+        // The operator moves the object ring onto one new device.
+        let mut b = RingBuilder::new(config.part_power, 1, 0).unwrap();
+        b.add_device(1, 1, "127.0.0.1", 6200, "d9", 100.0).unwrap();
+        b.rebalance().unwrap();
+        // A different mtime even on coarse clocks.
+        std::thread::sleep(Duration::from_millis(20));
+        b.ring()
+            .unwrap()
+            .save(&config.rings_dir.join("object.ring"))
+            .unwrap();
+        let (primaries, _, _) = store.object_nodes("AUTH_a", "c", "o");
+        assert_eq!(primaries, vec![config.devices_root.join("d9")]);
+    }
 }
