@@ -95,16 +95,6 @@ pub trait Driver: Send + Sync {
         Ok(())
     }
 
-    /// createImage: writes the guest's root disk, as an image file, to `dest`. Drivers
-    /// without lasting disks cannot.
-    async fn snapshot(&self, uuid: &str, dest: &std::path::Path) -> Result<(), VirtError> {
-        let _ = dest;
-        Err(VirtError::Failed(format!(
-            "{} cannot snapshot instance {uuid}",
-            self.hypervisor_type()
-        )))
-    }
-
     /// Rebuild: the guest is made anew from `spec`'s image (its disks' contents are lost, as
     /// upstream's rebuild), powered off unless `power_on`.
     async fn rebuild(&self, spec: &InstanceSpec, power_on: bool) -> Result<(), VirtError> {
