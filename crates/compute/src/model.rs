@@ -449,6 +449,10 @@ pub struct RequestedNetwork {
     pub port_id: Option<String>,
     #[serde(default)]
     pub fixed_ip: Option<String>,
+    /// Security group ids for a port made on the network (the create's
+    /// `security_groups`; empty: the project's default group).
+    #[serde(default)]
+    pub security_groups: Vec<String>,
 }
 
 /// A port of a server, as the network API described it when the conductor bound it.

@@ -477,6 +477,16 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Create an image from a server"
     ),
     rule!(
+        "os_compute_api:os-security-groups:add",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Add security groups to server"
+    ),
+    rule!(
+        "os_compute_api:os-security-groups:remove",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Remove security groups from server"
+    ),
+    rule!(
         "os_compute_api:os-extended-server-attributes",
         ADMIN,
         "Return extended attributes for server."

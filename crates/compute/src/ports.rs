@@ -135,7 +135,7 @@ impl Compute {
                 out.push(RequestedNetwork {
                     port_id: Some(port.to_string()),
                     network_id: r.body["port"]["network_id"].as_str().map(str::to_string),
-                    fixed_ip: None,
+                    ..RequestedNetwork::default()
                 });
                 continue;
             }
@@ -163,11 +163,120 @@ impl Compute {
             }
             out.push(RequestedNetwork {
                 network_id: Some(id.to_string()),
-                port_id: None,
                 fixed_ip,
+                ..RequestedNetwork::default()
             });
         }
         Ok(out)
+    }
+
+    /// The ids of security groups named (or given by id) in `names`, as the caller sees
+    /// them: 400 for one that does not exist.
+    pub(crate) async fn security_group_ids(
+        &self,
+        ctx: &RequestContext,
+        names: &[String],
+    ) -> Result<Vec<String>> {
+        let project = ctx.project_id.clone().unwrap_or_default();
+        let r = self
+            .neutron_as(ctx)?
+            .get(&format!(
+                "/v2.0/security-groups?project_id={project}&fields=id&fields=name"
+            ))
+            .await
+            .map_err(network_api)?;
+        let groups = r.body["security_groups"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut ids = Vec::new();
+        for name in names {
+            let found = groups
+                .iter()
+                .find(|g| g["name"] == name.as_str() || g["id"] == name.as_str())
+                .and_then(|g| g["id"].as_str())
+                .ok_or_else(|| {
+                    Fault::bad_request(format!(
+                        "Security group {name} not found for project {project}."
+                    ))
+                })?;
+            if !ids.iter().any(|i| i == found) {
+                ids.push(found.to_string());
+            }
+        }
+        Ok(ids)
+    }
+
+    /// `addSecurityGroup` / `removeSecurityGroup`: the group on every port of the server.
+    pub async fn server_security_group(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        name: &str,
+        add: bool,
+    ) -> Result<()> {
+        let i = self.instance_visible(ctx, id).await?;
+        let rule = if add {
+            "os_compute_api:os-security-groups:add"
+        } else {
+            "os_compute_api:os-security-groups:remove"
+        };
+        self.authorize(ctx, rule, json!({"project_id": i.project_id}))?;
+        let project = ctx.project_id.clone().unwrap_or_default();
+        let group = self
+            .security_group_ids(ctx, &[name.to_string()])
+            .await
+            .map_err(|_| {
+                Fault::not_found(format!(
+                    "Security group {name} not found for project {project}."
+                ))
+            })?
+            .remove(0);
+        if i.network_info.is_empty() {
+            return Err(Fault::bad_request(format!(
+                "Instance {id} has no ports to apply security group {name} to."
+            )));
+        }
+        let c = self.neutron().await?;
+        let mut changed = false;
+        for v in &i.network_info {
+            let path = format!("/v2.0/ports/{}", v.port_id);
+            let port = c.get(&path).await.map_err(network_api)?;
+            let mut groups: Vec<String> = port.body["port"]["security_groups"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|g| g.as_str().map(str::to_string))
+                .collect();
+            let has = groups.contains(&group);
+            if add == has {
+                continue;
+            }
+            if add {
+                groups.push(group.clone());
+            } else {
+                groups.retain(|g| g != &group);
+            }
+            let r = c
+                .put(&path, Some(&json!({"port": {"security_groups": groups}})))
+                .await
+                .map_err(network_api)?;
+            if r.status != 200 {
+                return Err(Fault::bad_request(
+                    r.body["NeutronError"]["message"]
+                        .as_str()
+                        .unwrap_or("The network API refused the security group change.")
+                        .to_string(),
+                ));
+            }
+            changed = true;
+        }
+        if !add && !changed {
+            return Err(Fault::bad_request(format!(
+                "Security group {name} not associated with the instance"
+            )));
+        }
+        Ok(())
     }
 
     /// Reads port `id` as a [`Vif`] (with its network's name).
@@ -248,6 +357,9 @@ impl Compute {
                 port["name"] = json!("");
                 if let Some(ip) = &req.fixed_ip {
                     port["fixed_ips"] = json!([{ "ip_address": ip }]);
+                }
+                if !req.security_groups.is_empty() {
+                    port["security_groups"] = json!(req.security_groups);
                 }
                 (
                     c.post("/v2.0/ports", &json!({ "port": port }))

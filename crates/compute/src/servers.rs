@@ -429,7 +429,22 @@ impl Compute {
         if min_count > max_count {
             return Err(Fault::bad_request("min_count must be <= max_count"));
         }
-        let requested_networks = self.requested_networks(ctx, v, &srv["networks"]).await?;
+        let mut requested_networks = self.requested_networks(ctx, v, &srv["networks"]).await?;
+        let group_names: Vec<String> = srv["security_groups"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g["name"].as_str().map(str::to_string))
+            .collect();
+        if !group_names.is_empty() && !requested_networks.is_empty() {
+            let ids = self.security_group_ids(ctx, &group_names).await?;
+            for r in requested_networks
+                .iter_mut()
+                .filter(|r| r.port_id.is_none())
+            {
+                r.security_groups = ids.clone();
+            }
+        }
         if requested_networks.iter().any(|r| r.port_id.is_some()) && max_count > 1 {
             return Err(Fault::bad_request(
                 "Unable to launch multiple instances with a single configured port ID. \

@@ -298,6 +298,19 @@ async fn server_action(
             let location = format!("{}/images/{image}", s.config.public_url);
             return Ok((StatusCode::ACCEPTED, [(LOCATION, location)]).into_response());
         }
+        "addSecurityGroup" | "removeSecurityGroup" => {
+            let group = b[&name]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            if group.is_empty() {
+                return Err(Fault::bad_request("Security group name cannot be empty"));
+            }
+            s.server_security_group(&ctx, &id, &group, name == "addSecurityGroup")
+                .await?;
+            return empty(StatusCode::ACCEPTED);
+        }
         "confirmResize" => {
             s.server_finish_resize(&ctx, &id, true).await?;
             return empty(StatusCode::NO_CONTENT);

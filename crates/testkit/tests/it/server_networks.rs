@@ -204,3 +204,79 @@ async fn networks_are_checked_and_auto_picks_the_only_one() {
         .unwrap_or_default();
     assert!(why.contains("Binding a port"), "{}", a.body);
 }
+
+#[tokio::test]
+async fn security_groups_follow_the_server_onto_its_ports() {
+    let c = TestCloud::with_fake_hosts(1).await;
+    wait_hosts(&c, 1).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 64).await;
+    let net = network(&c, "green", "10.4.0.0/24").await;
+    let n = nova(&c, "2.37");
+    let r = neutron(&c)
+        .post(
+            "/v2.0/security-groups",
+            &json!({"security_group": {"name": "web"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let web = r.body["security_group"]["id"].as_str().unwrap().to_string();
+
+    let r = n
+        .post(
+            "/servers",
+            &json!({"server": {"name": "sg", "imageRef": image, "flavorRef": flavor,
+                "networks": [{"uuid": net}], "security_groups": [{"name": "nosuch"}]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = n
+        .post(
+            "/servers",
+            &json!({"server": {"name": "sg", "imageRef": image, "flavorRef": flavor,
+                "networks": [{"uuid": net}], "security_groups": [{"name": "web"}]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["server"]["id"].as_str().unwrap().to_string();
+    wait_status(&n, &id, "ACTIVE").await;
+    let groups = |p: &Value| -> Vec<String> {
+        let mut g: Vec<String> = p["security_groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g.as_str().unwrap().to_string())
+            .collect();
+        g.sort();
+        g
+    };
+    assert_eq!(groups(&ports_of(&c, &id).await[0]), vec![web.clone()]);
+
+    let action = format!("/servers/{id}/action");
+    let r = n
+        .post(&action, &json!({"addSecurityGroup": {"name": "default"}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(groups(&ports_of(&c, &id).await[0]).len(), 2);
+    let r = n
+        .post(&action, &json!({"removeSecurityGroup": {"name": "web"}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let left = groups(&ports_of(&c, &id).await[0]);
+    assert_eq!(left.len(), 1);
+    assert_ne!(left[0], web);
+    let r = n
+        .post(&action, &json!({"removeSecurityGroup": {"name": "web"}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = n
+        .post(&action, &json!({"addSecurityGroup": {"name": "nosuch"}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+}
