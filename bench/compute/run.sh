@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Compute control-plane benchmark (issue #4): FerroStack all-in-one (release build, SQLite,
+# in-process bus) with HOSTS fake compute hosts in one process; SERVERS servers
+# (`networks: none`, microversion 2.37) created by CLIENTS concurrent clients, each waiting
+# for ACTIVE before its next create; then all deleted the same way. The driver
+# (crates/ferrostack/examples/bench_compute.rs) prints create latency p50/p99 (as the control
+# plane recorded it, and as a polling client saw it), the POST's own latency, the wall time
+# until all are ACTIVE and until all are gone, and the scheduler's time per decision, read from
+# the server's `ferro_compute::scheduler` debug events; each against the issue's targets
+# (control-plane create→ACTIVE p50 < 20 ms; scheduler < 1 ms per decision at 1,000 hosts).
+# There is no upstream Nova peer on this machine: the figures are absolute, not ratios.
+#
+# Environment: SERVERS [1000] CLIENTS [16] HOSTS [1000] POLL_MS [10]
+#   REPORT_INTERVAL [10] (seconds between the fake hosts' heartbeats, Nova's default)
+#   QUICK=1 for a short run (SERVERS=200 HOSTS=100 unless set)
+#   OUT [/var/tmp/ferrostack-bench/compute-<time>] (server log and results)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}"
+. scripts/lib.sh
+install_packages curl python3
+if [ "${QUICK:-0}" = 1 ]; then
+  SERVERS="${SERVERS:-200}" HOSTS="${HOSTS:-100}"
+fi
+export SERVERS="${SERVERS:-1000}" CLIENTS="${CLIENTS:-16}" HOSTS="${HOSTS:-1000}" POLL_MS="${POLL_MS:-10}"
+REPORT_INTERVAL="${REPORT_INTERVAL:-10}"
+OUT="${OUT:-/var/tmp/ferrostack-bench/compute-$(date -u +%Y%m%d-%H%M%S)}"
+mkdir -p "$OUT"
+
+cargo build -q --release -p ferrostack --bin ferrostack --example bench_compute
+state=$(mktemp -d)
+cleanup() {
+  if [ -n "${fs_pid:-}" ]; then
+    kill "$fs_pid" 2>/dev/null || true
+    wait "$fs_pid" 2>/dev/null || true
+  fi
+  rm -rf "$state"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ID_PORT=$(free_port) IMAGE_PORT=$(free_port) PLACEMENT_PORT=$(free_port) COMPUTE_PORT=$(free_port)
+NETWORK_PORT=$(free_port) OBJECT_PORT=$(free_port)
+# The scheduler's per-decision timings are debug events of their own target.
+env NO_COLOR=1 FERROSTACK_LOG="warn,ferro_compute::scheduler=debug" FERROSTACK_IDENTITY__BCRYPT_COST=4 \
+  FERROSTACK_IDENTITY__PORT="$ID_PORT" FERROSTACK_IMAGE__PORT="$IMAGE_PORT" \
+  FERROSTACK_PLACEMENT__PORT="$PLACEMENT_PORT" FERROSTACK_COMPUTE__PORT="$COMPUTE_PORT" \
+  FERROSTACK_NETWORK__PORT="$NETWORK_PORT" FERROSTACK_OBJECT__PORT="$OBJECT_PORT" \
+  FERROSTACK_COMPUTE__REPORT_INTERVAL="$REPORT_INTERVAL" \
+  "$CARGO_TARGET_DIR/release/ferrostack" --state-dir "$state" all-in-one --admin-password secret \
+  --compute-driver fake --fake-hosts "$HOSTS" >"$OUT/server.log" 2>&1 &
+fs_pid=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ID_PORT/v3" >/dev/null && break; sleep 0.1; done
+
+echo "== $SERVERS servers, $CLIENTS clients, $HOSTS fake hosts (commit $(git rev-parse --short HEAD), $(nproc) cores)" >&2
+t0=$(date +%s)
+IDENTITY_URL="http://127.0.0.1:$ID_PORT" COMPUTE_URL="http://127.0.0.1:$COMPUTE_PORT" \
+  IMAGE_URL="http://127.0.0.1:$IMAGE_PORT" ADMIN_PASSWORD=secret LOG="$OUT/server.log" \
+  "$CARGO_TARGET_DIR/release/examples/bench_compute" | tee "$OUT/results.md"
+# Server CPU over the whole run (start-up, registration, creates, deletes), from /proc.
+ticks=$(awk '{print $14 + $15}' "/proc/$fs_pid/stat")
+echo "- server CPU over the run: $(echo "scale=1; $ticks / $(getconf CLK_TCK)" | bc -l) s in $(($(date +%s) - t0)) s wall" | tee -a "$OUT/results.md"
+echo "results in $OUT" >&2
