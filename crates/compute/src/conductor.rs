@@ -7,6 +7,7 @@
 //! A periodic sweep fails instances stuck in a transitional task state past
 //! `task_timeout` (upstream's `instance_build_timeout` and `_cleanup_running_deleted`).
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +70,10 @@ pub fn filter_and_weigh(
     tried: &[String],
 ) -> Vec<Candidate> {
     let summaries = &body["provider_summaries"];
+    // Indexed once: a linear search per candidate is quadratic in the hosts (a million
+    // string comparisons per decision at 1,000 hosts).
+    let nodes: HashMap<&str, &ComputeNode> = nodes.iter().map(|n| (n.uuid.as_str(), n)).collect();
+    let up_hosts: HashSet<&str> = up_hosts.iter().map(String::as_str).collect();
     let mut out: Vec<Candidate> = body["allocation_requests"]
         .as_array()
         .map(Vec::as_slice)
@@ -80,8 +85,8 @@ pub fn filter_and_weigh(
                 return None;
             }
             let (provider, _) = allocs.iter().next()?;
-            let node = nodes.iter().find(|n| &n.uuid == provider)?;
-            if !up_hosts.contains(&node.host) || tried.contains(&node.host) {
+            let node = nodes.get(provider.as_str())?;
+            if !up_hosts.contains(node.host.as_str()) || tried.contains(&node.host) {
                 return None;
             }
             let ram = &summaries[provider]["resources"]["MEMORY_MB"];

@@ -121,7 +121,8 @@ async fn prepare(
     let f = nova
         .post(
             "/flavors",
-            &json!({"flavor": {"name": "bench.tiny", "vcpus": 1, "ram": 64, "disk": 1}}),
+            &json!({"flavor": {"name": format!("bench-{}", now_micros()), "vcpus": 1, "ram": 64,
+                    "disk": 1}}),
         )
         .await?;
     let flavor = f.body["flavor"]["id"]
