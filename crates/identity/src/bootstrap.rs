@@ -225,9 +225,15 @@ impl Step<Ctx> for EnsureRoles {
         let admin = ensure_role(id, state, "admin").await?;
         let member = ensure_role(id, state, "member").await?;
         let reader = ensure_role(id, state, "reader").await?;
+        let manager = ensure_role(id, state, "manager").await?;
         ensure_role(id, state, "service").await?;
-        // Upstream's implied roles: admin implies member, member implies reader.
-        for (p, i) in [(&admin, &member), (&member, &reader)] {
+        // Upstream's implied roles (keystone-manage bootstrap since 2023.2): admin implies
+        // manager, manager implies member, member implies reader. The older admin → member
+        // rule is dropped, as upstream does.
+        db::implied_delete(&mut &id.db, &admin, &member)
+            .await
+            .map_err(step_err)?;
+        for (p, i) in [(&admin, &manager), (&manager, &member), (&member, &reader)] {
             let exists = db::implied_all(&mut &id.db)
                 .await
                 .map_err(step_err)?

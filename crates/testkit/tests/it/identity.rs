@@ -57,8 +57,8 @@ async fn project_token_carries_user_roles_implied_roles_and_catalog() {
     roles.sort();
     assert_eq!(
         roles,
-        ["admin", "member", "reader"],
-        "admin implies member implies reader"
+        ["admin", "manager", "member", "reader"],
+        "admin implies manager implies member implies reader"
     );
     let identity = &t["catalog"]
         .as_array()
