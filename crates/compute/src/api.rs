@@ -149,6 +149,15 @@ pub fn router(state: Arc<Compute>) -> Router {
         .route("/os-availability-zone", get(az_list))
         .route("/os-availability-zone/detail", get(az_detail))
         .route("/os-services", get(service_list))
+        .route("/extensions", get(extension_list))
+        .route("/extensions/{alias}", get(extension_show))
+        .route("/os-hosts", get(host_list))
+        .route("/os-hosts/{host}", get(host_show).put(host_update))
+        .route("/os-hosts/{host}/startup", get(host_startup))
+        .route("/os-hosts/{host}/shutdown", get(host_shutdown))
+        .route("/os-hosts/{host}/reboot", get(host_reboot))
+        .route("/os-instance_usage_audit_log", get(audit_log_list))
+        .route("/os-instance_usage_audit_log/{before}", get(audit_log_show))
         .merge(crate::servers_api::routes())
         .merge(crate::server_meta::routes())
         .merge(crate::server_groups::routes())
@@ -159,6 +168,8 @@ pub fn router(state: Arc<Compute>) -> Router {
     Router::new()
         .route("/", get(versions_index))
         .route("/v2.1/", get(version_show))
+        .route("/v2", get(version_show_v20))
+        .route("/v2/", get(version_show_v20))
         .nest("/v2.1", v21)
         .fallback(versions_multi)
         .with_state(state)
@@ -234,11 +245,20 @@ async fn versions_multi(State(s): S, OriginalUri(uri): OriginalUri) -> Result<Re
 }
 
 fn version_doc(base: &str) -> Value {
-    let mut v = version_entry("v2.1");
+    version_doc_of(base, "v2.1")
+}
+
+fn version_doc_of(base: &str, id: &str) -> Value {
+    let mut v = version_entry(id);
     if let Some(links) = v["links"].as_array_mut() {
-        links.insert(0, json!({"rel": "self", "href": format!("{base}/v2.1/")}));
+        links.insert(0, json!({"rel": "self", "href": version_href(base, id)}));
     }
     json!({ "version": v })
+}
+
+/// `GET /v2/`: the legacy v2.0 endpoint's document, which the version list links to.
+async fn version_show_v20(State(s): S) -> Result<Response> {
+    ok(StatusCode::OK, version_doc_of(&s.config.public_url, "v2.0"))
 }
 
 /// `GET /v2.1/` (and `/v2.1`, which upstream redirects here): this version's document, no
@@ -909,6 +929,692 @@ async fn service_list(
     let now = ferro_common::time::now_micros();
     let items: Vec<Value> = services.iter().map(|x| x.show(v, now)).collect();
     ok(StatusCode::OK, json!({ "services": items }))
+}
+
+// ---- extensions -----------------------------------------------------------------------------
+
+/// The extensions upstream still lists (nova/api/openstack/compute/extension_info.py): alias,
+/// name, description. All were "updated" 2014-12-03 and share one namespace.
+pub(crate) const EXTENSIONS: &[(&str, &str, &str)] = &[
+    ("NMN", "Multinic", "Multiple network support."),
+    ("OS-DCF", "DiskConfig", "Disk Management Extension."),
+    (
+        "OS-EXT-AZ",
+        "ExtendedAvailabilityZone",
+        "Extended Availability Zone support.",
+    ),
+    (
+        "OS-EXT-IMG-SIZE",
+        "ImageSize",
+        "Adds image size to image listings.",
+    ),
+    (
+        "OS-EXT-IPS",
+        "ExtendedIps",
+        "Adds type parameter to the ip list.",
+    ),
+    (
+        "OS-EXT-IPS-MAC",
+        "ExtendedIpsMac",
+        "Adds mac address parameter to the ip list.",
+    ),
+    (
+        "OS-EXT-SRV-ATTR",
+        "ExtendedServerAttributes",
+        "Extended Server Attributes support.",
+    ),
+    ("OS-EXT-STS", "ExtendedStatus", "Extended Status support."),
+    (
+        "OS-FLV-DISABLED",
+        "FlavorDisabled",
+        "Support to show the disabled status of a flavor.",
+    ),
+    (
+        "OS-FLV-EXT-DATA",
+        "FlavorExtraData",
+        "Provide additional data for flavors.",
+    ),
+    (
+        "OS-SCH-HNT",
+        "SchedulerHints",
+        "Pass arbitrary key/value pairs to the scheduler.",
+    ),
+    (
+        "OS-SRV-USG",
+        "ServerUsage",
+        "Adds launched_at and terminated_at on Servers.",
+    ),
+    ("os-access-ips", "AccessIPs", "Access IPs support."),
+    (
+        "os-admin-actions",
+        "AdminActions",
+        "Enable admin-only server actions
+
+    Actions include: resetNetwork, injectNetworkInfo, os-resetState
+    ",
+    ),
+    (
+        "os-admin-password",
+        "AdminPassword",
+        "Admin password management support.",
+    ),
+    ("os-agents", "Agents", "Agents support."),
+    (
+        "os-aggregates",
+        "Aggregates",
+        "Admin-only aggregate administration.",
+    ),
+    (
+        "os-assisted-volume-snapshots",
+        "AssistedVolumeSnapshots",
+        "Assisted volume snapshots.",
+    ),
+    (
+        "os-attach-interfaces",
+        "AttachInterfaces",
+        "Attach interface support.",
+    ),
+    (
+        "os-availability-zone",
+        "AvailabilityZone",
+        "1. Add availability_zone to the Create Server API.
+       2. Add availability zones describing.
+    ",
+    ),
+    (
+        "os-baremetal-ext-status",
+        "BareMetalExtStatus",
+        "Add extended status in Baremetal Nodes v2 API.",
+    ),
+    (
+        "os-baremetal-nodes",
+        "BareMetalNodes",
+        "Admin-only bare-metal node administration.",
+    ),
+    (
+        "os-block-device-mapping",
+        "BlockDeviceMapping",
+        "Block device mapping boot support.",
+    ),
+    (
+        "os-block-device-mapping-v2-boot",
+        "BlockDeviceMappingV2Boot",
+        "Allow boot with the new BDM data format.",
+    ),
+    (
+        "os-cell-capacities",
+        "CellCapacities",
+        "Adding functionality to get cell capacities.",
+    ),
+    (
+        "os-cells",
+        "Cells",
+        "Enables cells-related functionality such as adding neighbor cells,
+    listing neighbor cells, and getting the capabilities of the local cell.
+    ",
+    ),
+    ("os-certificates", "Certificates", "Certificates support."),
+    (
+        "os-cloudpipe",
+        "Cloudpipe",
+        "Adds actions to create cloudpipe instances.
+
+    When running with the Vlan network mode, you need a mechanism to route
+    from the public Internet to your vlans.  This mechanism is known as a
+    cloudpipe.
+
+    At the time of creating this class, only OpenVPN is supported.  Support for
+    a SSH Bastion host is forthcoming.
+    ",
+    ),
+    (
+        "os-cloudpipe-update",
+        "CloudpipeUpdate",
+        "Adds the ability to set the vpn ip/port for cloudpipe instances.",
+    ),
+    ("os-config-drive", "ConfigDrive", "Config Drive Extension."),
+    (
+        "os-console-auth-tokens",
+        "ConsoleAuthTokens",
+        "Console token authentication support.",
+    ),
+    (
+        "os-console-output",
+        "ConsoleOutput",
+        "Console log output support, with tailing ability.",
+    ),
+    ("os-consoles", "Consoles", "Interactive Console support."),
+    (
+        "os-create-backup",
+        "CreateBackup",
+        "Create a backup of a server.",
+    ),
+    (
+        "os-create-server-ext",
+        "Createserverext",
+        "Extended support to the Create Server v1.1 API.",
+    ),
+    (
+        "os-deferred-delete",
+        "DeferredDelete",
+        "Instance deferred delete.",
+    ),
+    ("os-evacuate", "Evacuate", "Enables server evacuation."),
+    (
+        "os-extended-evacuate-find-host",
+        "ExtendedEvacuateFindHost",
+        "Enables server evacuation without target host. Scheduler will select one to target.",
+    ),
+    (
+        "os-extended-floating-ips",
+        "ExtendedFloatingIps",
+        "Adds optional fixed_address to the add floating IP command.",
+    ),
+    (
+        "os-extended-hypervisors",
+        "ExtendedHypervisors",
+        "Extended hypervisors support.",
+    ),
+    (
+        "os-extended-networks",
+        "ExtendedNetworks",
+        "Adds additional fields to networks.",
+    ),
+    (
+        "os-extended-quotas",
+        "ExtendedQuotas",
+        "Adds ability for admins to delete quota and optionally force the update Quota command.",
+    ),
+    (
+        "os-extended-rescue-with-image",
+        "ExtendedRescueWithImage",
+        "Allow the user to specify the image to use for rescue.",
+    ),
+    (
+        "os-extended-services",
+        "ExtendedServices",
+        "Extended services support.",
+    ),
+    (
+        "os-extended-services-delete",
+        "ExtendedServicesDelete",
+        "Extended services deletion support.",
+    ),
+    (
+        "os-extended-status",
+        "ExtendedStatus",
+        "Extended Status support.",
+    ),
+    (
+        "os-extended-volumes",
+        "ExtendedVolumes",
+        "Extended Volumes support.",
+    ),
+    ("os-fixed-ips", "FixedIPs", "Fixed IPs support."),
+    ("os-flavor-access", "FlavorAccess", "Flavor access support."),
+    (
+        "os-flavor-extra-specs",
+        "FlavorExtraSpecs",
+        "Flavors extra specs support.",
+    ),
+    (
+        "os-flavor-manage",
+        "FlavorManage",
+        "Flavor create/delete API support.",
+    ),
+    (
+        "os-flavor-rxtx",
+        "FlavorRxtx",
+        "Support to show the rxtx status of a flavor.",
+    ),
+    (
+        "os-flavor-swap",
+        "FlavorSwap",
+        "Support to show the swap status of a flavor.",
+    ),
+    (
+        "os-floating-ip-dns",
+        "FloatingIpDns",
+        "Floating IP DNS support.",
+    ),
+    (
+        "os-floating-ip-pools",
+        "FloatingIpPools",
+        "Floating IPs support.",
+    ),
+    ("os-floating-ips", "FloatingIps", "Floating IPs support."),
+    (
+        "os-floating-ips-bulk",
+        "FloatingIpsBulk",
+        "Bulk handling of Floating IPs.",
+    ),
+    ("os-fping", "Fping", "Fping Management Extension."),
+    (
+        "os-hide-server-addresses",
+        "HideServerAddresses",
+        "Support hiding server addresses in certain states.",
+    ),
+    ("os-hosts", "Hosts", "Admin-only host administration."),
+    (
+        "os-hypervisor-status",
+        "HypervisorStatus",
+        "Show hypervisor status.",
+    ),
+    (
+        "os-hypervisors",
+        "Hypervisors",
+        "Admin-only hypervisor administration.",
+    ),
+    (
+        "os-instance-actions",
+        "InstanceActions",
+        "View a log of actions and events taken on an instance.",
+    ),
+    (
+        "os-instance_usage_audit_log",
+        "OSInstanceUsageAuditLog",
+        "Admin-only Task Log Monitoring.",
+    ),
+    ("os-keypairs", "Keypairs", "Keypair Support."),
+    (
+        "os-lock-server",
+        "LockServer",
+        "Enable lock/unlock server actions.",
+    ),
+    (
+        "os-migrate-server",
+        "MigrateServer",
+        "Enable migrate and live-migrate server actions.",
+    ),
+    ("os-migrations", "Migrations", "Provide data on migrations."),
+    (
+        "os-multiple-create",
+        "MultipleCreate",
+        "Allow multiple create in the Create Server v2.1 API.",
+    ),
+    (
+        "os-networks",
+        "Networks",
+        "Admin-only Network Management Extension.",
+    ),
+    (
+        "os-networks-associate",
+        "NetworkAssociationSupport",
+        "Network association support.",
+    ),
+    (
+        "os-pause-server",
+        "PauseServer",
+        "Enable pause/unpause server actions.",
+    ),
+    ("os-personality", "Personality", "Personality support."),
+    (
+        "os-preserve-ephemeral-rebuild",
+        "PreserveEphemeralOnRebuild",
+        "Allow preservation of the ephemeral partition on rebuild.",
+    ),
+    (
+        "os-quota-class-sets",
+        "QuotaClasses",
+        "Quota classes management support.",
+    ),
+    ("os-quota-sets", "Quotas", "Quotas management support."),
+    ("os-rescue", "Rescue", "Instance rescue mode."),
+    (
+        "os-security-group-default-rules",
+        "SecurityGroupDefaultRules",
+        "Default rules for security group support.",
+    ),
+    (
+        "os-security-groups",
+        "SecurityGroups",
+        "Security group support.",
+    ),
+    (
+        "os-server-diagnostics",
+        "ServerDiagnostics",
+        "Allow Admins to view server diagnostics through server action.",
+    ),
+    (
+        "os-server-external-events",
+        "ServerExternalEvents",
+        "Server External Event Triggers.",
+    ),
+    (
+        "os-server-group-quotas",
+        "ServerGroupQuotas",
+        "Adds quota support to server groups.",
+    ),
+    ("os-server-groups", "ServerGroups", "Server group support."),
+    (
+        "os-server-list-multi-status",
+        "ServerListMultiStatus",
+        "Allow to filter the servers by a set of status values.",
+    ),
+    (
+        "os-server-password",
+        "ServerPassword",
+        "Server password support.",
+    ),
+    (
+        "os-server-sort-keys",
+        "ServerSortKeys",
+        "Add sorting support in get Server v2 API.",
+    ),
+    (
+        "os-server-start-stop",
+        "ServerStartStop",
+        "Start/Stop instance compute API support.",
+    ),
+    ("os-services", "Services", "Services support."),
+    ("os-shelve", "Shelve", "Instance shelve mode."),
+    (
+        "os-simple-tenant-usage",
+        "SimpleTenantUsage",
+        "Simple tenant usage extension.",
+    ),
+    (
+        "os-suspend-server",
+        "SuspendServer",
+        "Enable suspend/resume server actions.",
+    ),
+    (
+        "os-tenant-networks",
+        "OSTenantNetworks",
+        "Tenant-based Network Management Extension.",
+    ),
+    (
+        "os-used-limits",
+        "UsedLimits",
+        "Provide data on limited resources that are being used.",
+    ),
+    (
+        "os-used-limits-for-admin",
+        "UsedLimitsForAdmin",
+        "Provide data to admin on limited resources used by other tenants.",
+    ),
+    (
+        "os-user-data",
+        "UserData",
+        "Add user_data to the Create Server API.",
+    ),
+    (
+        "os-user-quotas",
+        "UserQuotas",
+        "Project user quota support.",
+    ),
+    (
+        "os-virtual-interfaces",
+        "VirtualInterfaces",
+        "Virtual interface support.",
+    ),
+    (
+        "os-volume-attachment-update",
+        "VolumeAttachmentUpdate",
+        "Support for updating a volume attachment.",
+    ),
+    ("os-volumes", "Volumes", "Volumes support."),
+];
+
+fn extension_body(e: &(&str, &str, &str)) -> Value {
+    json!({"alias": e.0, "name": e.1, "description": e.2, "links": [],
+        "namespace": "http://docs.openstack.org/compute/ext/fake_xml",
+        "updated": "2014-12-03T00:00:00Z"})
+}
+
+/// `GET /extensions`: the fixed list upstream keeps for old clients.
+async fn extension_list(State(s): S, Auth(ctx): Auth) -> Result<Response> {
+    s.authorize(&ctx, "os_compute_api:extensions", json!({}))?;
+    let list: Vec<Value> = EXTENSIONS.iter().map(extension_body).collect();
+    ok(StatusCode::OK, json!({ "extensions": list }))
+}
+
+/// `GET /extensions/{alias}`.
+async fn extension_show(
+    State(s): S,
+    Auth(ctx): Auth,
+    Path(alias): Path<String>,
+) -> Result<Response> {
+    s.authorize(&ctx, "os_compute_api:extensions", json!({}))?;
+    match EXTENSIONS.iter().find(|e| e.0 == alias) {
+        Some(e) => ok(StatusCode::OK, json!({ "extension": extension_body(e) })),
+        None => Err(Fault::not_found("The resource could not be found.")),
+    }
+}
+
+// ---- os-hosts (until 2.42) -------------------------------------------------------------------
+
+fn hosts_api_gone(v: ApiVersion) -> Result<()> {
+    if v.at_least(2, 43) {
+        return Err(Fault::not_found("The resource could not be found."));
+    }
+    Ok(())
+}
+
+fn host_not_found(host: &str) -> Fault {
+    Fault::not_found(format!("Compute host {host} could not be found."))
+}
+
+/// `GET /os-hosts`: one entry per enabled non-API service, optionally of one zone.
+async fn host_list(
+    State(s): S,
+    Auth(ctx): Auth,
+    v: ApiVersion,
+    Query(p): Params,
+) -> Result<Response> {
+    hosts_api_gone(v)?;
+    s.authorize(&ctx, "os_compute_api:os-hosts:list", json!({}))?;
+    let zone = param(&p, "zone").filter(|z| !z.is_empty());
+    let hosts: Vec<Value> = crate::db::service_list(&mut &s.db)
+        .await?
+        .iter()
+        .filter(|x| !x.disabled)
+        .filter(|x| !matches!(x.binary.as_str(), "nova-osapi_compute" | "nova-metadata"))
+        .filter(|x| zone.is_none_or(|z| x.zone() == z))
+        .map(|x| json!({"host_name": x.host, "service": x.topic, "zone": x.zone()}))
+        .collect();
+    ok(StatusCode::OK, json!({ "hosts": hosts }))
+}
+
+/// `GET /os-hosts/{host}`: the compute node's totals, what its servers use, and per project.
+async fn host_show(
+    State(s): S,
+    Auth(ctx): Auth,
+    v: ApiVersion,
+    Path(host): Path<String>,
+) -> Result<Response> {
+    hosts_api_gone(v)?;
+    s.authorize(&ctx, "os_compute_api:os-hosts:show", json!({}))?;
+    let node = crate::db::node_list(&mut &s.db)
+        .await?
+        .into_iter()
+        .find(|n| n.host == host)
+        .ok_or_else(|| host_not_found(&host))?;
+    let instances: Vec<crate::model::Instance> = crate::db::instance_list(&mut &s.db, None)
+        .await?
+        .into_iter()
+        .filter(|i| i.host.as_deref() == Some(host.as_str()))
+        .collect();
+    let res = |project: &str, cpu: i64, mem: i64, disk: i64| {
+        json!({"resource": {"host": host, "project": project, "cpu": cpu,
+            "memory_mb": mem, "disk_gb": disk}})
+    };
+    let sum = |list: &[&crate::model::Instance]| {
+        list.iter().fold((0, 0, 0), |(c, m, d), i| {
+            (
+                c + i.flavor.vcpus,
+                m + i.flavor.memory_mb,
+                d + i.flavor.root_gb + i.flavor.ephemeral_gb,
+            )
+        })
+    };
+    let all: Vec<&crate::model::Instance> = instances.iter().collect();
+    let (c, m, d) = sum(&all);
+    let mut out = vec![
+        res("(total)", node.vcpus, node.memory_mb, node.local_gb),
+        res("(used_now)", c, m, d),
+        res("(used_max)", c, m, d),
+    ];
+    let mut projects: BTreeMap<&str, Vec<&crate::model::Instance>> = BTreeMap::new();
+    for i in &instances {
+        projects.entry(i.project_id.as_str()).or_default().push(i);
+    }
+    for (project, list) in &projects {
+        let (c, m, d) = sum(list);
+        out.push(res(project, c, m, d));
+    }
+    ok(StatusCode::OK, json!({ "host": out }))
+}
+
+/// A compute host by name: 404 when no service runs there.
+async fn known_host(s: &Compute, host: &str) -> Result<()> {
+    let services = crate::db::service_list(&mut &s.db).await?;
+    if services.iter().any(|x| x.host == host) {
+        Ok(())
+    } else {
+        Err(host_not_found(host))
+    }
+}
+
+/// What upstream answers when the virt driver cannot do a host operation.
+fn host_op_unsupported() -> Fault {
+    Fault::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "Action is not supported by this hypervisor.",
+    )
+}
+
+/// `PUT /os-hosts/{host}`: validated, then 501 (no driver here enables or drains a host
+/// through this API; `os-services` does that).
+async fn host_update(
+    State(s): S,
+    Auth(ctx): Auth,
+    v: ApiVersion,
+    Path(host): Path<String>,
+    Body(b): Body,
+) -> Result<Response> {
+    hosts_api_gone(v)?;
+    validate_body(&schemas::host_update(), &b)?;
+    s.authorize(&ctx, "os_compute_api:os-hosts:update", json!({}))?;
+    known_host(&s, &host).await?;
+    Err(host_op_unsupported())
+}
+
+async fn host_power(
+    s: &Compute,
+    ctx: &ferro_common::RequestContext,
+    v: ApiVersion,
+    host: &str,
+    rule: &str,
+) -> Result<Response> {
+    hosts_api_gone(v)?;
+    s.authorize(ctx, rule, json!({}))?;
+    known_host(s, host).await?;
+    Err(host_op_unsupported())
+}
+
+/// `GET /os-hosts/{host}/startup`.
+async fn host_startup(
+    State(s): S,
+    Auth(ctx): Auth,
+    v: ApiVersion,
+    Path(host): Path<String>,
+) -> Result<Response> {
+    host_power(&s, &ctx, v, &host, "os_compute_api:os-hosts:start").await
+}
+
+/// `GET /os-hosts/{host}/shutdown`.
+async fn host_shutdown(
+    State(s): S,
+    Auth(ctx): Auth,
+    v: ApiVersion,
+    Path(host): Path<String>,
+) -> Result<Response> {
+    host_power(&s, &ctx, v, &host, "os_compute_api:os-hosts:shutdown").await
+}
+
+/// `GET /os-hosts/{host}/reboot`.
+async fn host_reboot(
+    State(s): S,
+    Auth(ctx): Auth,
+    v: ApiVersion,
+    Path(host): Path<String>,
+) -> Result<Response> {
+    host_power(&s, &ctx, v, &host, "os_compute_api:os-hosts:reboot").await
+}
+
+// ---- os-instance_usage_audit_log --------------------------------------------------------------
+
+/// The audit log of the last month completed before `before` (upstream's default
+/// `instance_usage_audit_period`): no audit task runs here, so every compute host is
+/// listed as not run.
+async fn audit_log(s: &Compute, before: chrono::NaiveDateTime) -> Result<Value> {
+    use chrono::Datelike;
+    let end = chrono::NaiveDate::from_ymd_opt(before.year(), before.month(), 1)
+        .unwrap_or_default()
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default();
+    let begin_day = end.date() - chrono::Days::new(1);
+    let begin = chrono::NaiveDate::from_ymd_opt(begin_day.year(), begin_day.month(), 1)
+        .unwrap_or_default()
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default();
+    let mut hosts: Vec<String> = crate::db::service_list(&mut &s.db)
+        .await?
+        .into_iter()
+        .filter(|x| x.topic == "compute")
+        .map(|x| x.host)
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    let n = hosts.len();
+    Ok(json!({
+        "period_beginning": begin.format("%Y-%m-%d %H:%M:%S").to_string(),
+        "period_ending": end.format("%Y-%m-%d %H:%M:%S").to_string(),
+        "num_hosts": n, "num_hosts_done": 0, "num_hosts_running": 0, "num_hosts_not_run": n,
+        "hosts_not_run": hosts, "total_instances": 0, "total_errors": 0,
+        "overall_status": if n == 0 { "ALL hosts done. 0 errors.".to_string() }
+            else { format!("0 of {n} hosts done. 0 errors.") },
+        "log": {},
+    }))
+}
+
+/// `GET /os-instance_usage_audit_log`.
+async fn audit_log_list(State(s): S, Auth(ctx): Auth) -> Result<Response> {
+    s.authorize(
+        &ctx,
+        "os_compute_api:os-instance-usage-audit-log:list",
+        json!({}),
+    )?;
+    let now = chrono::Utc::now().naive_utc();
+    ok(
+        StatusCode::OK,
+        json!({ "instance_usage_audit_logs": audit_log(&s, now).await? }),
+    )
+}
+
+/// `GET /os-instance_usage_audit_log/{before}`: `YYYY-mm-dd HH:MM:SS[.ffffff]`, 400 else.
+async fn audit_log_show(
+    State(s): S,
+    Auth(ctx): Auth,
+    Path(before): Path<String>,
+) -> Result<Response> {
+    s.authorize(
+        &ctx,
+        "os_compute_api:os-instance-usage-audit-log:show",
+        json!({}),
+    )?;
+    let fmt = if before.contains('.') {
+        "%Y-%m-%d %H:%M:%S%.f"
+    } else {
+        "%Y-%m-%d %H:%M:%S"
+    };
+    let t = chrono::NaiveDateTime::parse_from_str(&before, fmt)
+        .map_err(|_| Fault::bad_request(format!("Invalid timestamp for date {before}")))?;
+    ok(
+        StatusCode::OK,
+        json!({ "instance_usage_audit_log": audit_log(&s, t).await? }),
+    )
 }
 
 #[cfg(test)]

@@ -182,7 +182,15 @@ pub fn stamp(headers: &mut HeaderMap, version: ApiVersion) {
 /// invalid version.
 pub async fn version_headers(req: Request, next: Next) -> Response {
     let version = negotiate(req.headers()).ok();
+    let request_id = req
+        .extensions()
+        .get::<ferro_http::RequestId>()
+        .map(|r| r.0.clone());
     let mut resp = next.run(req).await;
+    // Nova's compute_req_id middleware: the request id under its legacy name as well.
+    if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        resp.headers_mut().insert("x-compute-request-id", id);
+    }
     if let Some(v) = version
         && resp.status() != StatusCode::UNAUTHORIZED
     {

@@ -511,6 +511,107 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         ADMIN,
         "Show details for a hypervisor."
     ),
+    rule!(
+        "os_compute_api:os-hypervisors:uptime",
+        ADMIN,
+        "Show the uptime of a hypervisor."
+    ),
+    rule!(
+        "os_compute_api:os-hypervisors:search",
+        ADMIN,
+        "Search hypervisor by hypervisor_hostname pattern."
+    ),
+    rule!(
+        "os_compute_api:os-hypervisors:servers",
+        ADMIN,
+        "List all servers on hypervisors that match the pattern."
+    ),
+    rule!(
+        "os_compute_api:os-admin-actions:reset_state",
+        ADMIN,
+        "Reset the state of a given server"
+    ),
+    rule!(
+        "os_compute_api:os-admin-actions:inject_network_info",
+        ADMIN,
+        "Inject network information into the server"
+    ),
+    rule!(
+        "os_compute_api:os-deferred-delete:restore",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Restore a soft deleted server"
+    ),
+    rule!(
+        "os_compute_api:os-deferred-delete:force",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Force delete a server before deferred cleanup"
+    ),
+    rule!(
+        "os_compute_api:ips:index",
+        PROJECT_READER_OR_ADMIN,
+        "List IP addresses that are assigned to a server"
+    ),
+    rule!(
+        "os_compute_api:ips:show",
+        PROJECT_READER_OR_ADMIN,
+        "Show IP addresses details for a network label of a  server"
+    ),
+    rule!(
+        "os_compute_api:os-server-password:show",
+        PROJECT_READER_OR_ADMIN,
+        "Show the encrypted administrative password of a server"
+    ),
+    rule!(
+        "os_compute_api:os-server-password:clear",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Clear the encrypted administrative password of a server"
+    ),
+    rule!(
+        "os_compute_api:os-server-diagnostics",
+        ADMIN,
+        "Show the usage data for a server"
+    ),
+    rule!(
+        "os_compute_api:os-instance-usage-audit-log:list",
+        ADMIN,
+        "List all usage audits."
+    ),
+    rule!(
+        "os_compute_api:os-instance-usage-audit-log:show",
+        ADMIN,
+        "List all usage audits occurred before a specified time for all servers on all compute hosts where usage auditing is configured"
+    ),
+    rule!(
+        "os_compute_api:os-hosts:list",
+        ADMIN,
+        "List physical hosts."
+    ),
+    rule!("os_compute_api:os-hosts:show", ADMIN, "Show physical host."),
+    rule!(
+        "os_compute_api:os-hosts:update",
+        ADMIN,
+        "Update physical host."
+    ),
+    rule!(
+        "os_compute_api:os-hosts:reboot",
+        ADMIN,
+        "Reboot physical host."
+    ),
+    rule!(
+        "os_compute_api:os-hosts:shutdown",
+        ADMIN,
+        "Shutdown physical host."
+    ),
+    rule!(
+        "os_compute_api:os-hosts:start",
+        ADMIN,
+        "Start physical host."
+    ),
+    rule!(
+        "os_compute_api:extensions",
+        ANY,
+        "List available extensions and show information for an extension by alias."
+    ),
 ];
 
 /// The enforcer with Nova's defaults and the operator's overrides.

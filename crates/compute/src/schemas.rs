@@ -558,6 +558,23 @@ pub fn lock_action(v: ApiVersion) -> Value {
     }
 }
 
+/// `os-resetState`'s body (admin_actions.py `reset_state`).
+pub fn reset_state_action() -> Value {
+    json!({"type": "object", "properties": {"os-resetState": {"type": "object",
+        "properties": {"state": {"type": "string", "enum": ["active", "error"]}},
+        "required": ["state"], "additionalProperties": false}},
+        "required": ["os-resetState"], "additionalProperties": false})
+}
+
+/// `PUT /os-hosts/{id}`'s body (hosts.py `update`): a status or a maintenance mode.
+pub fn host_update() -> Value {
+    let mode = json!({"type": "string", "enum": ["enable", "disable", "Enable", "Disable",
+        "ENABLE", "DISABLE"]});
+    json!({"type": "object", "properties": {"status": mode, "maintenance_mode": mode},
+        "anyOf": [{"required": ["status"]}, {"required": ["maintenance_mode"]}],
+        "additionalProperties": false})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -38,6 +38,57 @@ pub fn routes() -> Router<Arc<Compute>> {
         .route("/os-hypervisors", get(hypervisor_list))
         .route("/os-hypervisors/detail", get(hypervisor_list_detail))
         .route("/os-hypervisors/statistics", get(hypervisor_statistics))
+        .route("/os-hypervisors/{id}", get(hypervisor_show))
+        .route("/os-hypervisors/{id}/uptime", get(hypervisor_uptime))
+        .route("/os-hypervisors/{id}/search", get(hypervisor_search))
+        .route("/os-hypervisors/{id}/servers", get(hypervisor_servers))
+        .route("/servers/{id}/ips", get(server_ips))
+        .route("/servers/{id}/ips/{network}", get(server_ips_show))
+        .route(
+            "/servers/{id}/os-server-password",
+            get(server_password_show).delete(server_password_clear),
+        )
+        .route("/servers/{id}/diagnostics", get(server_diagnostics))
+}
+
+/// The body of `PUT /servers/{id}` and of `rebuild`: before 2.75 upstream leaves out what
+/// only `GET` shows (zone, config drive, extended status and server attributes, usage
+/// times, security groups, volumes, and the key name except on rebuild from 2.54) and the
+/// address extensions; from 2.57 rebuild adds the top-level `user_data`.
+fn trimmed_action_view(mut body: Value, v: ApiVersion, rebuild: bool, i: &Instance) -> Value {
+    if !v.at_least(2, 75) {
+        if let Some(m) = body.as_object_mut() {
+            m.retain(|k, _| {
+                !(k.starts_with("OS-EXT-AZ:")
+                    || k.starts_with("OS-EXT-STS:")
+                    || k.starts_with("OS-EXT-SRV-ATTR:")
+                    || k.starts_with("OS-SRV-USG:")
+                    || k.starts_with("os-extended-volumes:")
+                    || k == "config_drive"
+                    || k == "security_groups"
+                    || k == "host_status")
+            });
+            if !(rebuild && v.at_least(2, 54)) {
+                m.remove("key_name");
+            }
+        }
+        if let Some(nets) = body["addresses"].as_object_mut() {
+            for addrs in nets.values_mut() {
+                for a in addrs.as_array_mut().into_iter().flatten() {
+                    if let Some(a) = a.as_object_mut() {
+                        a.remove("OS-EXT-IPS:type");
+                        a.remove("OS-EXT-IPS-MAC:mac_addr");
+                    }
+                }
+            }
+        }
+    } else if rebuild && let Some(m) = body.as_object_mut() {
+        m.remove("OS-EXT-SRV-ATTR:user_data");
+    }
+    if rebuild && v.at_least(2, 57) {
+        body["user_data"] = json!(i.user_data);
+    }
+    body
 }
 
 fn bookmark(base: &str, collection: &str, id: &str) -> Value {
@@ -60,12 +111,20 @@ fn server_body(
         extra_specs: s.may_see_server_extra_specs(ctx),
         show,
     };
-    i.detail(
+    let mut body = i.detail(
         view,
         links(base, "servers", &i.uuid),
         bookmark(base, "flavors", &i.flavor.flavorid),
         bookmark(base, "images", &i.image_ref),
-    )
+    );
+    // Upstream keeps access addresses as IP objects: they show in canonical form.
+    if let Some(a) = body["accessIPv6"]
+        .as_str()
+        .and_then(|a| a.parse::<std::net::Ipv6Addr>().ok())
+    {
+        body["accessIPv6"] = json!(a.to_string());
+    }
+    body
 }
 
 async fn server_create(
@@ -139,6 +198,15 @@ fn server_query(s: &Compute, ctx: &RequestContext, p: &[(String, String)]) -> Re
         })?,
     };
     let _ = (s, ctx);
+    // Without all_tenants upstream drops tenant_id/project_id (bug 1185290): the caller's
+    // own project is listed, admin or not.
+    let project_id = if all_tenants {
+        param(p, "project_id")
+            .or_else(|| param(p, "tenant_id"))
+            .map(str::to_string)
+    } else {
+        None
+    };
     Ok(ServerQuery {
         name: param(p, "name").map(str::to_string),
         status: param(p, "status").map(str::to_string),
@@ -147,9 +215,7 @@ fn server_query(s: &Compute, ctx: &RequestContext, p: &[(String, String)]) -> Re
         host: param(p, "host").map(str::to_string),
         changes_since,
         all_tenants,
-        project_id: param(p, "project_id")
-            .or_else(|| param(p, "tenant_id"))
-            .map(str::to_string),
+        project_id,
         limit: param(p, "limit").and_then(|l| l.parse().ok()),
         marker: param(p, "marker").map(str::to_string),
     })
@@ -243,10 +309,13 @@ async fn server_update(
             srv["hostname"].as_str(),
         )
         .await?;
-    ok(
-        StatusCode::OK,
-        json!({"server": server_body(&s, &ctx, v, &i, true)}),
-    )
+    let i = if srv.get("accessIPv4").is_some() || srv.get("accessIPv6").is_some() {
+        s.server_set_access_ips(&ctx, &i.uuid, srv).await?
+    } else {
+        i
+    };
+    let body = trimmed_action_view(server_body(&s, &ctx, v, &i, true), v, false, &i);
+    ok(StatusCode::OK, json!({ "server": body }))
 }
 
 async fn server_delete(State(s): S, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
@@ -285,7 +354,7 @@ async fn server_action(
         "rebuild" => {
             validate_body(&schemas::rebuild_action(v), &b)?;
             let (i, password) = s.server_rebuild(&ctx, v, &id, &b).await?;
-            let mut body = server_body(&s, &ctx, v, &i, true);
+            let mut body = trimmed_action_view(server_body(&s, &ctx, v, &i, true), v, true, &i);
             body["adminPass"] = json!(password);
             return ok(StatusCode::ACCEPTED, json!({ "server": body }));
         }
@@ -318,6 +387,43 @@ async fn server_action(
         "revertResize" => {
             s.server_finish_resize(&ctx, &id, false).await?;
             return empty(StatusCode::ACCEPTED);
+        }
+        "os-resetState" => {
+            validate_body(&schemas::reset_state_action(), &b)?;
+            let state = b["os-resetState"]["state"].as_str().unwrap_or_default();
+            s.server_reset_state(&ctx, &id, state).await?;
+            return empty(StatusCode::ACCEPTED);
+        }
+        "injectNetworkInfo" => {
+            visible(
+                &s,
+                &ctx,
+                &id,
+                "os_compute_api:os-admin-actions:inject_network_info",
+            )
+            .await?;
+            return empty(StatusCode::ACCEPTED);
+        }
+        "forceDelete" => {
+            let i = s.instance_visible(&ctx, &id).await?;
+            s.authorize(
+                &ctx,
+                "os_compute_api:os-deferred-delete:force",
+                json!({"project_id": i.project_id, "user_id": i.user_id}),
+            )?;
+            s.server_delete(&ctx, &id).await?;
+            return empty(StatusCode::ACCEPTED);
+        }
+        "restore" => {
+            // Nothing is soft-deleted (reclaim_instance_interval is 0), so a server that
+            // exists is never in the state restore needs.
+            let i = visible(&s, &ctx, &id, "os_compute_api:os-deferred-delete:restore").await?;
+            return Err(crate::servers::invalid_state(
+                "restore",
+                &id,
+                "vm_state",
+                i.vm_state.as_str(),
+            ));
         }
         _ => {}
     }
@@ -508,4 +614,355 @@ async fn hypervisor_statistics(State(s): S, Auth(ctx): Auth, v: ApiVersion) -> R
         t.entry(k).or_default();
     }
     ok(StatusCode::OK, json!({ "hypervisor_statistics": t }))
+}
+
+/// The hypervisor `id` names: the node's integer id before 2.53, its uuid from 2.53
+/// (a malformed uuid is a 400 there, as upstream).
+fn hypervisor_matches(v: ApiVersion, n: &crate::db::ComputeNode, id: &str) -> Result<bool> {
+    if v.at_least(2, 53) {
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(Fault::bad_request(format!("Invalid uuid {id}")));
+        }
+        Ok(n.uuid == id)
+    } else {
+        Ok(n.id.to_string() == id)
+    }
+}
+
+/// The hypervisor `id` names among `list`, 404 when none.
+fn hypervisor_by_id<'a>(
+    list: &'a [(crate::db::ComputeNode, Value, [i64; 4])],
+    v: ApiVersion,
+    id: &str,
+) -> Result<(&'a crate::db::ComputeNode, &'a Value, [i64; 4])> {
+    for (n, st, u) in list {
+        if hypervisor_matches(v, n, id)? {
+            return Ok((n, st, *u));
+        }
+    }
+    Err(Fault::not_found(format!(
+        "Hypervisor with ID '{id}' could not be found."
+    )))
+}
+
+/// Server `id` as the caller sees it, after the policy `rule` on its project.
+async fn visible(s: &Compute, ctx: &RequestContext, id: &str, rule: &str) -> Result<Instance> {
+    let i = s.instance_visible(ctx, id).await?;
+    s.authorize(ctx, rule, json!({"project_id": i.project_id}))?;
+    Ok(i)
+}
+
+/// The servers on node `n`: `name` (`instance-%08x`) and `uuid`.
+async fn hypervisor_instances(s: &Compute, n: &crate::db::ComputeNode) -> Result<Vec<Value>> {
+    Ok(crate::db::instance_list(&mut &s.db, None)
+        .await?
+        .iter()
+        .filter(|i| i.node.as_deref() == Some(n.host.as_str()))
+        .map(|i| json!({"name": i.instance_name(), "uuid": i.uuid}))
+        .collect())
+}
+
+/// `GET /os-hypervisors/{id}`: the detail of one hypervisor; `with_servers` from 2.53.
+async fn hypervisor_show(
+    State(s): S,
+    Auth(ctx): Auth,
+    v: ApiVersion,
+    Path(id): Path<String>,
+    Query(p): Params,
+) -> Result<Response> {
+    let list = hypervisors(&s, &ctx, "os_compute_api:os-hypervisors:show").await?;
+    let (n, st, u) = hypervisor_by_id(&list, v, &id)?;
+    let mut h = hypervisor_body(v, n, st, u, true);
+    if v.at_least(2, 53) {
+        let with_servers = match crate::api::param(&p, "with_servers") {
+            None => false,
+            Some(w) => crate::manager::parse_bool_strict(&json!(w)).ok_or_else(|| {
+                Fault::bad_request(format!(
+                    "Invalid input for query parameters with_servers. Value: {w}."
+                ))
+            })?,
+        };
+        if with_servers {
+            h["servers"] = json!(hypervisor_instances(&s, n).await?);
+        }
+    }
+    ok(StatusCode::OK, json!({ "hypervisor": h }))
+}
+
+/// `GET /os-hypervisors/{id}/uptime` (gone from 2.88, where the detail carries `uptime`).
+async fn hypervisor_uptime(
+    State(s): S,
+    Auth(ctx): Auth,
+    v: ApiVersion,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    if v.at_least(2, 88) {
+        return Err(Fault::not_found("The resource could not be found."));
+    }
+    let list = hypervisors(&s, &ctx, "os_compute_api:os-hypervisors:uptime").await?;
+    let (n, st, u) = hypervisor_by_id(&list, v, &id)?;
+    let mut h = hypervisor_body(v, n, st, u, false);
+    // The fake hypervisor has no `uptime` output of its own; this is the fake driver's.
+    h["uptime"] = json!(" 08:32:11 up 93 days, 18:25, 12 users,  load average: 0.20, 0.12, 0.14");
+    ok(StatusCode::OK, json!({ "hypervisor": h }))
+}
+
+/// The hypervisors whose hostname contains `pattern` (upstream's SQL `LIKE %pattern%`);
+/// 404 when none does.
+async fn hypervisors_matching(
+    s: &Compute,
+    ctx: &RequestContext,
+    v: ApiVersion,
+    rule: &str,
+    pattern: &str,
+) -> Result<Vec<(crate::db::ComputeNode, Value, [i64; 4])>> {
+    if v.at_least(2, 53) {
+        return Err(Fault::not_found("The resource could not be found."));
+    }
+    let list: Vec<_> = hypervisors(s, ctx, rule)
+        .await?
+        .into_iter()
+        .filter(|(n, _, _)| n.host.contains(pattern))
+        .collect();
+    if list.is_empty() {
+        return Err(Fault::not_found(format!(
+            "No hypervisor matching '{pattern}' could be found."
+        )));
+    }
+    Ok(list)
+}
+
+/// `GET /os-hypervisors/{pattern}/search` (before 2.53).
+async fn hypervisor_search(
+    State(s): S,
+    Auth(ctx): Auth,
+    v: ApiVersion,
+    Path(pattern): Path<String>,
+) -> Result<Response> {
+    let list = hypervisors_matching(
+        &s,
+        &ctx,
+        v,
+        "os_compute_api:os-hypervisors:search",
+        &pattern,
+    )
+    .await?;
+    let items: Vec<Value> = list
+        .iter()
+        .map(|(n, st, u)| hypervisor_body(v, n, st, *u, false))
+        .collect();
+    ok(StatusCode::OK, json!({ "hypervisors": items }))
+}
+
+/// `GET /os-hypervisors/{pattern}/servers` (before 2.53).
+async fn hypervisor_servers(
+    State(s): S,
+    Auth(ctx): Auth,
+    v: ApiVersion,
+    Path(pattern): Path<String>,
+) -> Result<Response> {
+    let list = hypervisors_matching(
+        &s,
+        &ctx,
+        v,
+        "os_compute_api:os-hypervisors:servers",
+        &pattern,
+    )
+    .await?;
+    let mut items = Vec::new();
+    for (n, st, u) in &list {
+        let mut h = hypervisor_body(v, n, st, *u, false);
+        let servers = hypervisor_instances(&s, n).await?;
+        if !servers.is_empty() {
+            h["servers"] = json!(servers);
+        }
+        items.push(h);
+    }
+    ok(StatusCode::OK, json!({ "hypervisors": items }))
+}
+
+// ---- server sub-resources ----------------------------------------------------------------
+
+/// `GET /servers/{id}/ips`: the server's addresses by network label.
+async fn server_ips(
+    State(s): S,
+    Auth(ctx): Auth,
+    v: ApiVersion,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let i = visible(&s, &ctx, &id, "os_compute_api:ips:index").await?;
+    let body = server_body(&s, &ctx, v, &i, true);
+    ok(
+        StatusCode::OK,
+        json!({ "addresses": ips_of(&body["addresses"]) }),
+    )
+}
+
+/// The address entries as the ips API shows them: `version` and `addr` only.
+fn ips_of(addresses: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    for (net, addrs) in addresses.as_object().into_iter().flatten() {
+        let list: Vec<Value> = addrs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| json!({"version": a["version"], "addr": a["addr"]}))
+            .collect();
+        out.insert(net.clone(), json!(list));
+    }
+    Value::Object(out)
+}
+
+/// `GET /servers/{id}/ips/{network}`: the addresses on one network label, 404 otherwise.
+async fn server_ips_show(
+    State(s): S,
+    Auth(ctx): Auth,
+    v: ApiVersion,
+    Path((id, network)): Path<(String, String)>,
+) -> Result<Response> {
+    let i = visible(&s, &ctx, &id, "os_compute_api:ips:show").await?;
+    let body = server_body(&s, &ctx, v, &i, true);
+    let ips = ips_of(&body["addresses"]);
+    match ips.get(&network) {
+        Some(list) => ok(StatusCode::OK, json!({ network: list })),
+        None => Err(Fault::not_found(
+            "Instance is not a member of specified network",
+        )),
+    }
+}
+
+/// `GET /servers/{id}/os-server-password`: no guest posts an encrypted password to the
+/// metadata service here, so it is always empty.
+async fn server_password_show(
+    State(s): S,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    visible(&s, &ctx, &id, "os_compute_api:os-server-password:show").await?;
+    ok(StatusCode::OK, json!({"password": ""}))
+}
+
+/// `DELETE /servers/{id}/os-server-password`: 204, nothing is stored.
+async fn server_password_clear(
+    State(s): S,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    visible(&s, &ctx, &id, "os_compute_api:os-server-password:clear").await?;
+    empty(StatusCode::NO_CONTENT)
+}
+
+/// `GET /servers/{id}/diagnostics`: what upstream's fake driver reports (the standard
+/// format from 2.48, the driver's free-form map before); 409 while the server builds.
+async fn server_diagnostics(
+    State(s): S,
+    Auth(ctx): Auth,
+    v: ApiVersion,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let i = visible(&s, &ctx, &id, "os_compute_api:os-server-diagnostics").await?;
+    if i.host.is_none() {
+        return Err(Fault::conflict(format!(
+            "Instance {id} is in an invalid state for 'get_diagnostics'"
+        )));
+    }
+    if !v.at_least(2, 48) {
+        return ok(
+            StatusCode::OK,
+            json!({"cpu0_time": 17_300_000_000_i64, "memory": 524_288,
+                "vda_errors": -1, "vda_read": 262_144, "vda_read_req": 112,
+                "vda_write": 5_778_432, "vda_write_req": 488,
+                "vnet1_rx": 2070139, "vnet1_rx_drop": 0, "vnet1_rx_errors": 0,
+                "vnet1_rx_packets": 26701, "vnet1_tx": 140208, "vnet1_tx_drop": 0,
+                "vnet1_tx_errors": 0, "vnet1_tx_packets": 662}),
+        );
+    }
+    let state = match i.power_state {
+        ferro_api_types::compute::PowerState::Running => "running",
+        ferro_api_types::compute::PowerState::Paused => "paused",
+        ferro_api_types::compute::PowerState::Suspended => "suspended",
+        ferro_api_types::compute::PowerState::Crashed => "crashed",
+        ferro_api_types::compute::PowerState::Shutdown => "shutdown",
+        ferro_api_types::compute::PowerState::NoState => "pending",
+    };
+    ok(
+        StatusCode::OK,
+        json!({"state": state, "driver": "libvirt", "hypervisor": "kvm",
+            "hypervisor_os": "ubuntu", "uptime": 46664, "config_drive": !i.config_drive.is_empty(),
+            "num_cpus": i.flavor.vcpus, "num_nics": 1, "num_disks": 1,
+            "memory_details": {"maximum": i.flavor.memory_mb, "used": 0},
+            "cpu_details": [{"id": 0, "time": 17_300_000_000_i64, "utilisation": 15}],
+            "nic_details": [{"mac_address": "01:23:45:67:89:ab", "rx_octets": 2070139,
+                "rx_errors": 100, "rx_drop": 200, "rx_packets": 26701, "rx_rate": 300,
+                "tx_octets": 140208, "tx_errors": 400, "tx_drop": 500, "tx_packets": 662,
+                "tx_rate": 600}],
+            "disk_details": [{"read_bytes": 262_144, "read_requests": 112,
+                "write_bytes": 5_778_432, "write_requests": 488, "errors_count": 1}]}),
+    )
+}
+
+impl Compute {
+    /// `PUT /servers/{id}` with `accessIPv4`/`accessIPv6` (validated by the schema; an empty
+    /// string clears). Called after the update's own checks.
+    pub async fn server_set_access_ips(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        srv: &Value,
+    ) -> Result<Instance> {
+        for _ in 0..5 {
+            let mut i = self.instance_visible(ctx, id).await?;
+            let expected = (i.vm_state, i.task_state.clone());
+            let ip = |k: &str| match &srv[k] {
+                Value::String(a) if a.is_empty() => Some(None),
+                Value::String(a) => Some(Some(a.clone())),
+                _ => None,
+            };
+            if let Some(a) = ip("accessIPv4") {
+                i.access_ip_v4 = a;
+            }
+            if let Some(a) = ip("accessIPv6") {
+                i.access_ip_v6 = a;
+            }
+            i.updated_at = ferro_common::time::now_micros();
+            if crate::db::instance_save(&mut &self.db, &i, (expected.0, expected.1.as_deref()))
+                .await?
+            {
+                return Ok(i);
+            }
+        }
+        Err(Fault::conflict(format!(
+            "Cannot 'update' instance {id} while it is changing state"
+        )))
+    }
+
+    /// `os-resetState` (admin_actions.py `_reset_state`): `active` or `error`, no task.
+    pub async fn server_reset_state(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        state: &str,
+    ) -> Result<()> {
+        let mut i = self.instance_visible(ctx, id).await?;
+        self.authorize(
+            ctx,
+            "os_compute_api:os-admin-actions:reset_state",
+            json!({"project_id": i.project_id}),
+        )?;
+        let expected = (i.vm_state, i.task_state.clone());
+        i.vm_state = if state == "error" {
+            crate::model::VmState::Error
+        } else {
+            crate::model::VmState::Active
+        };
+        i.task_state = None;
+        i.updated_at = ferro_common::time::now_micros();
+        if !crate::db::instance_save(&mut &self.db, &i, (expected.0, expected.1.as_deref())).await?
+        {
+            return Err(Fault::conflict(format!(
+                "Cannot 'os-resetState' instance {id} while it is changing state"
+            )));
+        }
+        Ok(())
+    }
 }

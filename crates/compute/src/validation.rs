@@ -417,6 +417,19 @@ impl Validator<'_> {
                 }
                 _ => Ok(()),
             },
+            // jsonschema's draft-4 checkers, which parse with Python's `ipaddress`.
+            "ipv4" => match v {
+                Value::String(s) if s.parse::<std::net::Ipv4Addr>().is_err() => {
+                    Err(self.fail(v, format!("{} is not a 'ipv4'", py_repr(v))))
+                }
+                _ => Ok(()),
+            },
+            "ipv6" => match v {
+                Value::String(s) if s.parse::<std::net::Ipv6Addr>().is_err() => {
+                    Err(self.fail(v, format!("{} is not a 'ipv6'", py_repr(v))))
+                }
+                _ => Ok(()),
+            },
             _ => Ok(()),
         }
     }

@@ -1,6 +1,7 @@
 //! Whole-cloud tests: FerroStack started in-process through `TestCloud`, driven over HTTP.
 
 mod compute;
+mod compute_admin;
 mod identity;
 mod identity_faults;
 mod identity_limits;
