@@ -66,7 +66,7 @@ count_cargo "$logs/amqp-cloud.log"
 
 step "end to end: the openstack CLI against all-in-one"
 cargo build -p ferrostack
-bounded 900 bash tests/e2e/run.sh 2>&1 | tee "$logs/e2e.log" || true
+bounded 1800 bash tests/e2e/run.sh 2>&1 | tee "$logs/e2e.log" || true
 line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' "$logs/e2e.log" | tail -1)
 [ -n "$line" ] || { echo "e2e produced no result line"; exit 1; }
 passed=$((passed + $(echo "$line" | sed -E 's/e2e: ([0-9]+) passed.*/\1/')))
