@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use axum::http::StatusCode;
 use ferro_api_types::compute::{
     AgentRequest, CONDUCTOR_TOPIC, CONTRACT_VERSION, ConductorRequest, PowerAction, compute_topic,
 };
@@ -843,6 +844,23 @@ impl Compute {
     /// `DELETE /servers/{id}`: deletes at once a server never placed on a host, else marks
     /// it `deleting` and asks its agent to destroy it (the conductor finishes the delete).
     pub async fn server_delete(&self, ctx: &RequestContext, id: &str) -> Result<()> {
+        // Upstream deletes in any task state: a delete that lost a race with the conductor
+        // (which moved the server on meanwhile) reads it again and retries.
+        for _ in 0..20 {
+            match self.server_delete_once(ctx, id).await {
+                Err(e)
+                    if e.status() == StatusCode::CONFLICT
+                        && e.message().ends_with("while it is changing state") =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                }
+                done => return done,
+            }
+        }
+        self.server_delete_once(ctx, id).await
+    }
+
+    async fn server_delete_once(&self, ctx: &RequestContext, id: &str) -> Result<()> {
         let mut i = self.instance_visible(ctx, id).await?;
         self.authorize(
             ctx,
