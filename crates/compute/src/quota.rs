@@ -360,6 +360,34 @@ impl Quotas {
     /// the caller's insert that follows is covered). Key pairs count per user against the
     /// smaller of the user's and the project's limit; the server resources count both per
     /// project and per user.
+    /// Upstream's words for `over` (exceeded by `deltas` of `user` in `project`):
+    /// "Quota exceeded for cores: Requested 24, but already used 0 of 20 cores".
+    pub async fn over_message(
+        &self,
+        tx: &mut impl Executor,
+        project: &str,
+        user: &str,
+        over: &OverQuota,
+        deltas: &[(Resource, i64)],
+    ) -> Result<String> {
+        let detail = self
+            .detail(tx, project, (over.scope == "user").then_some(user))
+            .await?;
+        let r = over.overs[0];
+        let requested = deltas.iter().find(|(d, _)| *d == r).map_or(0, |d| d.1);
+        let d = detail.get(&r).copied().unwrap_or(Detail {
+            limit: 0,
+            in_use: 0,
+        });
+        let names: Vec<&str> = over.overs.iter().map(|r| r.name()).collect();
+        let names = names.join(", ");
+        Ok(format!(
+            "Quota exceeded for {names}: Requested {requested}, but already used {} of {} \
+             {names}",
+            d.in_use, d.limit
+        ))
+    }
+
     pub async fn check_deltas(
         &self,
         tx: &mut impl Executor,

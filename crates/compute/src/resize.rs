@@ -89,19 +89,11 @@ impl Compute {
             .check_deltas(&mut tx, &project, &i.user_id, &deltas)
             .await?
         {
-            let detail = self.quotas.detail(&mut tx, &project, None).await?;
-            let r = o.overs[0];
-            let d = detail.get(&r).copied().unwrap_or(crate::quota::Detail {
-                limit: 0,
-                in_use: 0,
-            });
-            let req = deltas.iter().find(|(x, _)| *x == r).map_or(0, |x| x.1);
-            return Err(Fault::forbidden(format!(
-                "Quota exceeded for {0}: Requested {req}, but already used {1} of {2} {0}",
-                r.name(),
-                d.in_use,
-                d.limit
-            )));
+            let message = self
+                .quotas
+                .over_message(&mut tx, &project, &i.user_id, &o, &deltas)
+                .await?;
+            return Err(Fault::forbidden(message));
         }
         let now = now_micros();
         let m = Migration {

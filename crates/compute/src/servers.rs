@@ -615,28 +615,11 @@ impl Compute {
             }
         };
         if let Some((o, deltas)) = over {
-            let detail = self
+            let message = self
                 .quotas
-                .detail(
-                    &mut tx,
-                    &project,
-                    (o.scope == "user").then_some(ctx.user_id.as_str()),
-                )
+                .over_message(&mut tx, &project, &ctx.user_id, &o, &deltas)
                 .await?;
-            let r = o.overs[0];
-            let req = deltas.iter().find(|(d, _)| *d == r).map_or(0, |d| d.1);
-            let d = detail.get(&r).copied().unwrap_or(crate::quota::Detail {
-                limit: 0,
-                in_use: 0,
-            });
-            let names: Vec<&str> = o.overs.iter().map(|r| r.name()).collect();
-            return Err(Fault::forbidden(format!(
-                "Quota exceeded for {}: Requested {req}, but already used {} of {} {}",
-                names.join(", "),
-                d.in_use,
-                d.limit,
-                names.join(", ")
-            )));
+            return Err(Fault::forbidden(message));
         }
         let now = now_micros();
         let reservation_id = format!("r-{}", random_token(8));
