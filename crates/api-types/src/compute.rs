@@ -174,6 +174,15 @@ pub struct InstanceSpec {
     pub availability_zone: Option<String>,
     #[serde(default)]
     pub key_name: Option<String>,
+    /// The key pair's type (`ssh` or `x509`); `None` reads as `ssh`.
+    #[serde(default)]
+    pub key_type: Option<String>,
+    /// The flavor's name (EC2 `instance-type`).
+    #[serde(default)]
+    pub flavor_name: String,
+    /// The create request's reservation (`r-...`, EC2 `reservation-id`).
+    #[serde(default)]
+    pub reservation_id: String,
     /// The server's metadata (meta_data.json's `meta`).
     #[serde(default)]
     pub metadata: std::collections::BTreeMap<String, String>,
@@ -219,7 +228,8 @@ pub struct ImageSource {
     pub os_hash_value: Option<String>,
 }
 
-/// A port of an instance, as the agent plugs it (its tap is named after the port).
+/// A port of an instance, as the agent plugs it (its tap is named after the port) and the
+/// guest learns it from network_data.json.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Nic {
     pub port_id: String,
@@ -227,6 +237,48 @@ pub struct Nic {
     pub mac_address: String,
     #[serde(default)]
     pub ips: Vec<String>,
+    /// The network's MTU.
+    #[serde(default)]
+    pub mtu: Option<i64>,
+    /// The port's `binding:vif_type` (`bridge` on the Linux-bridge dataplane).
+    #[serde(default)]
+    pub vif_type: String,
+    /// The subnets of the port's fixed IPs, in the network API's order.
+    #[serde(default)]
+    pub subnets: Vec<NicSubnet>,
+}
+
+/// A subnet a port has an address on, with what a guest needs to configure it (Nova's
+/// network model `Subnet`, filled from the network API).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NicSubnet {
+    #[serde(default)]
+    pub id: String,
+    pub cidr: String,
+    #[serde(default)]
+    pub gateway_ip: Option<String>,
+    #[serde(default)]
+    pub dns_nameservers: Vec<String>,
+    #[serde(default)]
+    pub host_routes: Vec<HostRoute>,
+    #[serde(default)]
+    pub enable_dhcp: bool,
+    /// `slaac`, `dhcpv6-stateful`, `dhcpv6-stateless` for IPv6 subnets that set it.
+    #[serde(default)]
+    pub ipv6_address_mode: Option<String>,
+    /// The address of the network's DHCP port on this subnet, if one exists.
+    #[serde(default)]
+    pub dhcp_server: Option<String>,
+    /// The port's addresses on this subnet.
+    #[serde(default)]
+    pub ips: Vec<String>,
+}
+
+/// A subnet's static route (`host_routes` entry).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostRoute {
+    pub destination: String,
+    pub nexthop: String,
 }
 
 /// A host's capacity and identity, sent with each heartbeat.

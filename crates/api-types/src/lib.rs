@@ -2,6 +2,8 @@
 //! messages between the control plane and the agents (ARCHITECTURE.md §2). No I/O.
 //!
 //! [`compute`] holds Nova's state vocabulary and the bus contract between the compute
-//! conductor and the compute agents.
+//! conductor and the compute agents; [`metadata`] the documents a guest reads about itself
+//! (metadata API and config drive).
 
 pub mod compute;
+pub mod metadata;
