@@ -1,14 +1,14 @@
 //! The config drive: an ISO9660 volume labelled `config-2`, laid out as Nova's
-//! `nova/virt/configdrive.py` and `nova/api/metadata/base.py` write it —
-//! `openstack/latest/{meta_data.json, user_data, network_data.json, vendor_data.json}` and
-//! the EC2-style `ec2/latest/meta-data.json` and `user-data` — built with genisoimage (or
-//! xorriso's mkisofs emulation).
+//! `nova/virt/configdrive.py` writes it — `openstack/<version>/{meta_data.json, user_data,
+//! network_data.json, vendor_data.json, vendor_data2.json}` and the EC2-style
+//! `ec2/<version>/meta-data.json` and `user-data`, for every version and `latest` — built
+//! with genisoimage (or xorriso's mkisofs emulation). The documents come from
+//! `ferro_api_types::metadata`, the generator the metadata API serves from too.
 
 use std::io::Read;
 use std::path::Path;
 
-use base64::Engine as _;
-use serde_json::{Value, json};
+use ferro_api_types::metadata::{Facts, InstanceMetadata};
 
 use super::process::{run_tool, which};
 use crate::{InstanceSpec, VirtError};
@@ -16,62 +16,28 @@ use crate::{InstanceSpec, VirtError};
 /// The volume label cloud-init and our guest image look for.
 pub const LABEL: &str = "config-2";
 
-/// `meta_data.json` of `spec`: Nova's openstack metadata fields.
-pub fn meta_data(spec: &InstanceSpec) -> Value {
-    let mut seed = [0u8; 512];
+/// The metadata of `spec` as the drive holds it (a fresh random seed).
+pub fn metadata(spec: &InstanceSpec) -> Result<InstanceMetadata<'_>, VirtError> {
+    let mut seed = vec![0u8; 512];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
         let _ = f.read_exact(&mut seed);
     }
-    let mut md = json!({
-        "uuid": spec.uuid,
-        "name": if spec.display_name.is_empty() { &spec.name } else { &spec.display_name },
-        "hostname": if spec.hostname.is_empty() { &spec.name } else { &spec.hostname },
-        "launch_index": spec.launch_index,
-        "availability_zone": spec.availability_zone,
-        "project_id": spec.project_id,
-        "meta": spec.metadata,
-        "random_seed": base64::engine::general_purpose::STANDARD.encode(seed),
-        "devices": [],
-        "dedicated_cpus": [],
-    });
-    if let (Some(name), Some(key)) = (&spec.key_name, &spec.key_data) {
-        md["public_keys"] = json!({ name: key });
-        md["keys"] = json!([{"name": name, "type": "ssh", "data": key}]);
-    }
-    md
+    let facts = Facts {
+        random_seed: seed,
+        ..Facts::default()
+    };
+    InstanceMetadata::new(spec, facts).map_err(|e| VirtError::Failed(format!("config drive: {e}")))
 }
 
 /// Writes the tree into `staging` and builds the ISO at `iso`.
 pub async fn build(spec: &InstanceSpec, staging: &Path, iso: &Path) -> Result<(), VirtError> {
     let io = |e: std::io::Error| VirtError::Failed(format!("config drive: {e}"));
-    let os = staging.join("openstack/latest");
-    let ec2 = staging.join("ec2/latest");
-    std::fs::create_dir_all(&os).map_err(io)?;
-    std::fs::create_dir_all(&ec2).map_err(io)?;
-    let md = meta_data(spec);
-    std::fs::write(os.join("meta_data.json"), md.to_string()).map_err(io)?;
-    // TODO-compat: ports join network_data.json when the network slice passes them.
-    let network = json!({"links": [], "networks": [], "services": []});
-    std::fs::write(os.join("network_data.json"), network.to_string()).map_err(io)?;
-    std::fs::write(os.join("vendor_data.json"), "{}").map_err(io)?;
-    std::fs::write(os.join("vendor_data2.json"), "{}").map_err(io)?;
-    let ec2_md = json!({
-        "instance-id": spec.name.replace("instance-", "i-"),
-        "hostname": md["hostname"],
-        "local-hostname": md["hostname"],
-        "placement": {"availability-zone": spec.availability_zone},
-        "public-keys": spec.key_name.as_ref().map(|n| json!({"0": {"openssh-key": spec.key_data, "_name": n}})),
-    });
-    std::fs::write(ec2.join("meta-data.json"), ec2_md.to_string()).map_err(io)?;
-    if let Some(u) = &spec.user_data {
-        // The API stores user data base64-encoded; the drive holds the bytes.
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(u.trim())
-            .map_err(|e| {
-                VirtError::Failed(format!("config drive: user data is not base64: {e}"))
-            })?;
-        std::fs::write(os.join("user_data"), &bytes).map_err(io)?;
-        std::fs::write(ec2.join("user-data"), &bytes).map_err(io)?;
+    for (path, bytes) in metadata(spec)?.config_drive_files() {
+        let file = staging.join(path);
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        std::fs::write(&file, bytes).map_err(io)?;
     }
     let tool = if which("genisoimage").is_some() {
         "genisoimage"
@@ -108,6 +74,8 @@ pub async fn build(spec: &InstanceSpec, staging: &Path, iso: &Path) -> Result<()
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+
     use super::*;
 
     #[tokio::test]
@@ -122,10 +90,11 @@ mod tests {
             user_data: Some(base64::engine::general_purpose::STANDARD.encode("hello")),
             ..InstanceSpec::default()
         };
-        let md = meta_data(&spec);
+        let md = metadata(&spec).unwrap().meta_data("latest");
         assert_eq!(md["uuid"], spec.uuid);
         assert_eq!(md["name"], "vm");
         assert_eq!(md["public_keys"]["k"], "ssh-ed25519 AAAA");
+        assert_eq!(md["random_seed"].as_str().unwrap().len(), 684);
         let iso = dir.path().join("disk.config");
         build(&spec, &dir.path().join("staging"), &iso)
             .await
@@ -139,6 +108,19 @@ mod tests {
             std::fs::read(dir.path().join("staging/openstack/latest/user_data")).unwrap(),
             b"hello"
         );
+        assert_eq!(
+            std::fs::read(dir.path().join("staging/ec2/latest/user-data")).unwrap(),
+            b"hello"
+        );
+        let network: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(
+                dir.path()
+                    .join("staging/openstack/latest/network_data.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(network["links"], serde_json::json!([]));
         assert!(
             build(
                 &InstanceSpec {
