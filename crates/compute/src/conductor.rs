@@ -595,6 +595,8 @@ pub fn instance_spec(i: &Instance) -> InstanceSpec {
         project_id: i.project_id.clone(),
         availability_zone: i.availability_zone.clone(),
         key_name: i.key_name.clone(),
+        flavor_name: i.flavor.name.clone(),
+        reservation_id: i.reservation_id.clone(),
         metadata: i.metadata.clone(),
         launch_index: i.launch_index,
         config_drive: i.config_drive == "True",
@@ -606,6 +608,9 @@ pub fn instance_spec(i: &Instance) -> InstanceSpec {
                 network_id: v.network_id.clone(),
                 mac_address: v.mac_address.clone(),
                 ips: v.ips.clone(),
+                mtu: v.mtu,
+                vif_type: v.vif_type.clone(),
+                subnets: v.subnets.clone(),
             })
             .collect(),
         ..InstanceSpec::default()

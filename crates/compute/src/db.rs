@@ -942,6 +942,48 @@ pub async fn instance_get(ex: &mut impl Executor, uuid: &str) -> Result<Option<I
     row.map(InstanceRow::into_instance).transpose()
 }
 
+/// The password the guest of live instance `uuid` posted, if any (`None` also when the
+/// instance does not exist).
+pub async fn instance_password(ex: &mut impl Executor, uuid: &str) -> Result<Option<String>> {
+    let row: Option<(Option<String>,)> = ex
+        .fetch_optional(
+            &Sql::new("SELECT password FROM nv_instances WHERE uuid = ? AND deleted = ?")
+                .arg(uuid)
+                .arg(false),
+        )
+        .await?;
+    Ok(row.and_then(|(p,)| p).filter(|p| !p.is_empty()))
+}
+
+/// Stores the guest's password unless one is stored already: false when one was (or the
+/// instance is gone). The check and the write are one statement, so two posts cannot
+/// both win.
+pub async fn instance_set_password(
+    ex: &mut impl Executor,
+    uuid: &str,
+    password: &str,
+) -> Result<bool> {
+    let n = ex
+        .execute(
+            &Sql::new(
+                "UPDATE nv_instances SET password = ? \
+                 WHERE uuid = ? AND deleted = ? AND (password IS NULL OR password = '')",
+            )
+            .arg(password)
+            .arg(uuid)
+            .arg(false),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Forgets the guest's password (os-server-password clear); the guest may post again.
+pub async fn instance_clear_password(ex: &mut impl Executor, uuid: &str) -> Result<()> {
+    ex.execute(&Sql::new("UPDATE nv_instances SET password = NULL WHERE uuid = ?").arg(uuid))
+        .await?;
+    Ok(())
+}
+
 /// Instance `uuid`, deleted or not.
 pub async fn instance_get_any(ex: &mut impl Executor, uuid: &str) -> Result<Option<Instance>> {
     let row: Option<InstanceRow> = ex

@@ -17,6 +17,7 @@ pub mod fault;
 pub mod instance_actions;
 pub mod keys;
 pub mod manager;
+pub mod metadata_api;
 pub mod microversion;
 pub mod model;
 pub mod policy;
@@ -40,7 +41,7 @@ pub use manager::Compute;
 
 /// Compute's schema migrations, in order.
 pub fn migrations() -> &'static [ferro_db::Migration] {
-    static M: [ferro_db::Migration; 6] = [
+    static M: [ferro_db::Migration; 7] = [
         ferro_db::Migration {
             version: 1,
             name: "init",
@@ -70,6 +71,11 @@ pub fn migrations() -> &'static [ferro_db::Migration] {
             version: 6,
             name: "instance_networks",
             sql: include_str!("../migrations/0006_instance_networks.sql"),
+        },
+        ferro_db::Migration {
+            version: 7,
+            name: "instance_password",
+            sql: include_str!("../migrations/0007_instance_password.sql"),
         },
     ];
     &M

@@ -468,6 +468,14 @@ pub struct Vif {
     /// instead of deleting it.
     #[serde(default)]
     pub preexisting: bool,
+    /// The network's MTU, the port's `binding:vif_type` and the subnets of its addresses,
+    /// for the guest's network_data.json (Nova's info cache holds them as well).
+    #[serde(default)]
+    pub mtu: Option<i64>,
+    #[serde(default)]
+    pub vif_type: String,
+    #[serde(default)]
+    pub subnets: Vec<ferro_api_types::compute::NicSubnet>,
 }
 
 /// `addresses` of a server body: per network name, its fixed IPs.

@@ -5,6 +5,7 @@
 //! and keeps what it got as the server's network info; deleting the server deletes the
 //! ports it made and unbinds the ones the user brought.
 
+use ferro_api_types::compute::{HostRoute, NicSubnet};
 use ferro_client::Client;
 use ferro_common::RequestContext;
 use serde_json::{Value, json};
@@ -27,7 +28,7 @@ impl Compute {
     }
 
     /// The network API as the compute service (admin).
-    async fn neutron(&self) -> Result<Client> {
+    pub(crate) async fn neutron(&self) -> Result<Client> {
         let l = self.links()?;
         let token = l
             .auth
@@ -279,14 +280,22 @@ impl Compute {
         Ok(())
     }
 
-    /// Reads port `id` as a [`Vif`] (with its network's name).
+    /// Reads port `id` as a [`Vif`] (with its network's name and MTU and the subnets of
+    /// its addresses).
     async fn vif_of(&self, c: &Client, port: &Value, preexisting: bool) -> Result<Vif> {
         let network_id = port["network_id"].as_str().unwrap_or_default().to_string();
         let n = c
             .get(&format!("/v2.0/networks/{network_id}"))
             .await
             .map_err(network_api)?;
+        let subnets = self.port_subnets(c, port).await?;
         Ok(Vif {
+            mtu: n.body["network"]["mtu"].as_i64(),
+            vif_type: port["binding:vif_type"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            subnets,
             port_id: port["id"].as_str().unwrap_or_default().to_string(),
             network_name: n.body["network"]["name"]
                 .as_str()
@@ -302,6 +311,85 @@ impl Compute {
                 .collect(),
             preexisting,
         })
+    }
+
+    /// The subnets of `port`'s fixed IPs as Nova's neutron glue reads them
+    /// (`_get_subnets_from_port`): CIDR, gateway, DNS servers, host routes, DHCP, and the
+    /// address of the network's DHCP port on each, if it has one.
+    async fn port_subnets(&self, c: &Client, port: &Value) -> Result<Vec<NicSubnet>> {
+        let fixed: Vec<(&str, &str)> = port["fixed_ips"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|f| Some((f["subnet_id"].as_str()?, f["ip_address"].as_str()?)))
+            .collect();
+        if fixed.is_empty() {
+            // No filter at all would list every subnet the caller sees.
+            return Ok(Vec::new());
+        }
+        let mut ids: Vec<&str> = fixed.iter().map(|(s, _)| *s).collect();
+        ids.dedup();
+        let query: Vec<String> = ids.iter().map(|id| format!("id={id}")).collect();
+        let r = c
+            .get(&format!("/v2.0/subnets?{}", query.join("&")))
+            .await
+            .map_err(network_api)?;
+        if r.status != 200 {
+            return Err(Fault::internal(format!(
+                "network API answered {} listing subnets",
+                r.status
+            )));
+        }
+        let network_id = port["network_id"].as_str().unwrap_or_default();
+        let dhcp = c
+            .get(&format!(
+                "/v2.0/ports?network_id={network_id}&device_owner=network:dhcp"
+            ))
+            .await
+            .map_err(network_api)?;
+        let dhcp_ports = dhcp.body["ports"].as_array().cloned().unwrap_or_default();
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        };
+        let mut out = Vec::new();
+        for s in r.body["subnets"].as_array().into_iter().flatten() {
+            let id = s["id"].as_str().unwrap_or_default();
+            let dhcp_server = dhcp_ports
+                .iter()
+                .flat_map(|p| p["fixed_ips"].as_array().cloned().unwrap_or_default())
+                .find(|f| f["subnet_id"] == id)
+                .and_then(|f| f["ip_address"].as_str().map(str::to_string));
+            out.push(NicSubnet {
+                id: id.to_string(),
+                cidr: s["cidr"].as_str().unwrap_or_default().to_string(),
+                gateway_ip: s["gateway_ip"].as_str().map(str::to_string),
+                dns_nameservers: strings(&s["dns_nameservers"]),
+                host_routes: s["host_routes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|h| {
+                        Some(HostRoute {
+                            destination: h["destination"].as_str()?.to_string(),
+                            nexthop: h["nexthop"].as_str()?.to_string(),
+                        })
+                    })
+                    .collect(),
+                enable_dhcp: s["enable_dhcp"].as_bool().unwrap_or(false),
+                ipv6_address_mode: s["ipv6_address_mode"].as_str().map(str::to_string),
+                dhcp_server,
+                ips: fixed
+                    .iter()
+                    .filter(|(sid, _)| *sid == id)
+                    .map(|(_, ip)| ip.to_string())
+                    .collect(),
+            });
+        }
+        Ok(out)
     }
 
     /// Creates or binds the ports `i` asked for, on `host`: its network info. A server that

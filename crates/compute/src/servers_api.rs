@@ -831,24 +831,29 @@ async fn server_ips_show(
     }
 }
 
-/// `GET /servers/{id}/os-server-password`: no guest posts an encrypted password to the
-/// metadata service here, so it is always empty.
+/// `GET /servers/{id}/os-server-password`: the (encrypted) password the guest posted to
+/// the metadata service, empty when none.
 async fn server_password_show(
     State(s): S,
     Auth(ctx): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    visible(&s, &ctx, &id, "os_compute_api:os-server-password:show").await?;
-    ok(StatusCode::OK, json!({"password": ""}))
+    let i = visible(&s, &ctx, &id, "os_compute_api:os-server-password:show").await?;
+    let password = crate::db::instance_password(&mut &s.db, &i.uuid).await?;
+    ok(
+        StatusCode::OK,
+        json!({"password": password.unwrap_or_default()}),
+    )
 }
 
-/// `DELETE /servers/{id}/os-server-password`: 204, nothing is stored.
+/// `DELETE /servers/{id}/os-server-password`: 204; the guest may post a new one.
 async fn server_password_clear(
     State(s): S,
     Auth(ctx): Auth,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    visible(&s, &ctx, &id, "os_compute_api:os-server-password:clear").await?;
+    let i = visible(&s, &ctx, &id, "os_compute_api:os-server-password:clear").await?;
+    crate::db::instance_clear_password(&mut &s.db, &i.uuid).await?;
     empty(StatusCode::NO_CONTENT)
 }
 
