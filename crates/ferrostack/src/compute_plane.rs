@@ -23,11 +23,27 @@ pub const SERVICE_PROJECT: &str = "service";
 
 /// The service users' password: configured, else generated once into the state directory.
 pub fn service_password(config: &Config) -> anyhow::Result<String> {
+    state_secret(config, &config.compute.service_password, "service-password")
+}
+
+/// The metadata proxy's shared secret (`metadata_proxy_shared_secret`): configured, else
+/// generated once into the state directory, where the network agent's proxy reads it too.
+pub fn metadata_secret(config: &Config) -> anyhow::Result<String> {
+    state_secret(
+        config,
+        &config.compute.metadata_proxy_shared_secret,
+        "metadata-proxy-shared-secret",
+    )
+}
+
+/// `configured` when set, else the secret in `<state_dir>/<file>`, made on first use
+/// (readable by the owner only).
+fn state_secret(config: &Config, configured: &str, file: &str) -> anyhow::Result<String> {
     use std::os::unix::fs::PermissionsExt;
-    if !config.compute.service_password.is_empty() {
-        return Ok(config.compute.service_password.clone());
+    if !configured.is_empty() {
+        return Ok(configured.to_string());
     }
-    let path = config.state_dir.join("service-password");
+    let path = config.state_dir.join(file);
     if let Ok(p) = std::fs::read_to_string(&path)
         && !p.trim().is_empty()
     {

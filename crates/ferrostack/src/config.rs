@@ -109,6 +109,16 @@ pub struct ComputeSection {
     pub report_interval: u64,
     /// The service users' password; empty: generated once into `<state_dir>/service-password`.
     pub service_password: String,
+    /// Where the metadata API (nova-api-metadata) listens; the metadata proxy forwards
+    /// guests' requests there.
+    pub metadata_bind: String,
+    pub metadata_port: u16,
+    /// The secret the metadata proxy signs instance ids with; empty: generated once into
+    /// `<state_dir>/metadata-proxy-shared-secret`.
+    pub metadata_proxy_shared_secret: String,
+    /// The domain the metadata API appends to hostnames (Nova's `[api] dhcp_domain`);
+    /// empty for none.
+    pub dhcp_domain: String,
 }
 
 /// The network service (Neutron v2.0).
@@ -307,6 +317,10 @@ impl Default for ComputeSection {
             task_timeout: 600,
             report_interval: 10,
             service_password: String::new(),
+            metadata_bind: "127.0.0.1".into(),
+            metadata_port: 8775,
+            metadata_proxy_shared_secret: String::new(),
+            dhcp_domain: "novalocal".into(),
         }
     }
 }

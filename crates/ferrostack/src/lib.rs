@@ -35,6 +35,11 @@ pub struct Cloud {
     pub compute_url: String,
     /// The conductor's bus and the in-process compute agents.
     pub compute_plane: compute_plane::ComputePlane,
+    pub metadata_addr: SocketAddr,
+    /// The metadata API's base URL (`http://host:8775`), where the metadata proxy forwards.
+    pub metadata_url: String,
+    /// The secret the metadata proxy signs instance ids with.
+    pub metadata_secret: String,
     pub placement: Arc<Placement>,
     pub placement_addr: SocketAddr,
     /// The placement API's base URL (`http://host:8778`).
@@ -209,6 +214,8 @@ impl Cloud {
         )
         .await?;
         tasks.push(serve("compute", compute_listener, compute_app));
+        let (metadata_addr, metadata_url, metadata_secret) =
+            start_metadata(config, &compute, &mut tasks).await?;
         let (object_store, object_addr, object_url) =
             start_object_store(config, object_validator, &mut tasks).await?;
         Ok(Cloud {
@@ -222,6 +229,9 @@ impl Cloud {
             compute_addr,
             compute_url,
             compute_plane,
+            metadata_addr,
+            metadata_url,
+            metadata_secret,
             placement,
             placement_addr,
             placement_url,
@@ -270,6 +280,28 @@ impl Drop for Cloud {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Starts the compute metadata API (nova-api-metadata) on its configured address: its
+/// address, base URL and the proxy's shared secret.
+async fn start_metadata(
+    config: &Config,
+    compute: &Arc<Compute>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<(SocketAddr, String, String)> {
+    let section = &config.compute;
+    let listener = bind("metadata", &section.metadata_bind, section.metadata_port).await?;
+    let addr = listener.local_addr()?;
+    let secret = compute_plane::metadata_secret(config)?;
+    let mut mc = ferro_compute::metadata_api::MetadataConfig::new(&secret);
+    mc.dhcp_domain = section.dhcp_domain.clone();
+    tasks.push(serve(
+        "metadata",
+        listener,
+        ferro_compute::metadata_api::router(compute.clone(), mc),
+    ));
+    let url = format!("http://{}:{}", section.metadata_bind, addr.port());
+    Ok((addr, url, secret))
 }
 
 /// Starts the network API (Neutron v2.0) on its configured address.

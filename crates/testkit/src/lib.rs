@@ -31,6 +31,8 @@ pub struct TestCloud {
     pub network_url: String,
     /// The object proxy's base URL without `/v1` (`http://127.0.0.1:<port>`).
     pub object_url: String,
+    /// The compute metadata API's base URL (`http://127.0.0.1:<port>`).
+    pub metadata_url: String,
     /// Project-scoped admin client.
     pub admin: Client,
     pub admin_token: Value,
@@ -163,6 +165,7 @@ impl TestCloud {
         config.placement.port = 0;
         config.network.port = 0;
         config.object.port = 0;
+        config.compute.metadata_port = 0;
         config.object.expirer_interval = 1;
         config.identity.bcrypt_cost = 4;
         // No compute hosts unless a test asks for them (`start_with`), so providers and
@@ -208,6 +211,7 @@ impl TestCloud {
         config.placement.port = 0;
         config.network.port = 0;
         config.object.port = 0;
+        config.compute.metadata_port = 0;
         cloud.stop();
         drop(cloud);
         let cloud = Cloud::start(&config).await?;
@@ -232,6 +236,7 @@ impl TestCloud {
         let placement_url = cloud.placement_url.clone();
         let network_url = cloud.network_url.clone();
         let object_url = cloud.object_url.clone();
+        let metadata_url = cloud.metadata_url.clone();
         Ok(TestCloud {
             cloud,
             config,
@@ -241,6 +246,7 @@ impl TestCloud {
             placement_url,
             network_url,
             object_url,
+            metadata_url,
             admin,
             admin_token,
             dir,

@@ -9,6 +9,7 @@ mod image;
 mod image_import;
 mod image_metadefs;
 mod instance_actions;
+mod metadata;
 mod network;
 mod object_store;
 mod placement;

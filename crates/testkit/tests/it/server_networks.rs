@@ -8,12 +8,17 @@ use serde_json::{Value, json};
 
 use crate::servers::{image_and_flavor, nova, wait_gone, wait_hosts, wait_status};
 
-fn neutron(c: &TestCloud) -> Client {
+pub(crate) fn neutron(c: &TestCloud) -> Client {
     c.admin.clone_with_base(&c.network_url)
 }
 
 /// A network with one IPv4 subnet: its id.
 async fn network(c: &TestCloud, name: &str, cidr: &str) -> String {
+    network_with(c, name, cidr, json!({})).await
+}
+
+/// A network with one IPv4 subnet, `extra` merged into the subnet's body: its id.
+pub(crate) async fn network_with(c: &TestCloud, name: &str, cidr: &str, extra: Value) -> String {
     let n = neutron(c);
     let r = n
         .post("/v2.0/networks", &json!({"network": {"name": name}}))
@@ -21,11 +26,12 @@ async fn network(c: &TestCloud, name: &str, cidr: &str) -> String {
         .unwrap();
     assert_eq!(r.status, 201, "{}", r.body);
     let id = r.body["network"]["id"].as_str().unwrap().to_string();
+    let mut subnet = json!({"network_id": id, "cidr": cidr, "ip_version": 4});
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        subnet[k] = v.clone();
+    }
     let r = n
-        .post(
-            "/v2.0/subnets",
-            &json!({"subnet": {"network_id": id, "cidr": cidr, "ip_version": 4}}),
-        )
+        .post("/v2.0/subnets", &json!({ "subnet": subnet }))
         .await
         .unwrap();
     assert_eq!(r.status, 201, "{}", r.body);
