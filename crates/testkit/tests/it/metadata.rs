@@ -457,3 +457,93 @@ async fn unsigned_foreign_and_unknown_requests_are_refused_as_nova_refuses_them(
         "text/html; charset=UTF-8"
     );
 }
+
+#[tokio::test]
+async fn floating_ips_and_security_groups_are_read_fresh_from_the_network_api() {
+    let (c, image, flavor, project) = cloud().await;
+    let n = neutron(&c);
+    let r = n
+        .post(
+            "/v2.0/networks",
+            &json!({"network": {"name": "public", "router:external": true,
+                "provider:network_type": "flat", "provider:physical_network": "public"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let ext = r.body["network"]["id"].as_str().unwrap().to_string();
+    let r = n
+        .post(
+            "/v2.0/subnets",
+            &json!({"subnet": {"network_id": ext, "cidr": "172.24.4.0/24", "ip_version": 4}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let net = network(&c, "private", "10.9.0.0/24", json!({})).await;
+    let r = n
+        .get(&format!("/v2.0/subnets?network_id={net}"))
+        .await
+        .unwrap();
+    let subnet = r.body["subnets"][0]["id"].as_str().unwrap().to_string();
+    let r = n
+        .post(
+            "/v2.0/routers",
+            &json!({"router": {"name": "r", "external_gateway_info": {"network_id": ext}}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let router = r.body["router"]["id"].as_str().unwrap().to_string();
+    let r = n
+        .put(
+            &format!("/v2.0/routers/{router}/add_router_interface"),
+            Some(&json!({ "subnet_id": subnet })),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let (id, _) = boot(
+        &c,
+        json!({"name": "fip", "imageRef": image, "flavorRef": flavor,
+            "networks": [{"uuid": net}]}),
+    )
+    .await;
+    let path = "/latest/meta-data/public-ipv4";
+    assert_eq!(get(&c, &id, &project, path).await.body, "");
+    let r = n.get(&format!("/v2.0/ports?device_id={id}")).await.unwrap();
+    let port = r.body["ports"][0]["id"].as_str().unwrap().to_string();
+    let r = n
+        .post(
+            "/v2.0/floatingips",
+            &json!({"floatingip": {"floating_network_id": ext, "port_id": port}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let fip = r.body["floatingip"]["floating_ip_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(get(&c, &id, &project, path).await.body, fip);
+
+    // A group added to the server shows at once.
+    let r = n
+        .post(
+            "/v2.0/security-groups",
+            &json!({"security_group": {"name": "web"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = nova(&c, "2.1")
+        .post(
+            &format!("/servers/{id}/action"),
+            &json!({"addSecurityGroup": {"name": "web"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let groups = get(&c, &id, &project, "/latest/meta-data/security-groups").await;
+    assert_eq!(groups.body, "default\nweb");
+}
