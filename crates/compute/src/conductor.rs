@@ -595,6 +595,14 @@ pub fn instance_spec(i: &Instance) -> InstanceSpec {
         project_id: i.project_id.clone(),
         availability_zone: i.availability_zone.clone(),
         key_name: i.key_name.clone(),
+        // The row keeps the key's text only; an x509 key pair's text is a PEM certificate.
+        key_type: i.key_data.as_ref().map(|k| {
+            if k.trim_start().starts_with("-----BEGIN CERTIFICATE-----") {
+                "x509".to_string()
+            } else {
+                "ssh".to_string()
+            }
+        }),
         flavor_name: i.flavor.name.clone(),
         reservation_id: i.reservation_id.clone(),
         metadata: i.metadata.clone(),
