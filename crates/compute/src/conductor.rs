@@ -7,22 +7,23 @@
 //! A periodic sweep fails instances stuck in a transitional task state past
 //! `task_timeout` (upstream's `instance_build_timeout` and `_cleanup_running_deleted`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferro_api_types::compute::{
     AgentRequest, CONDUCTOR_TOPIC, CONTRACT_VERSION, ConductorRequest, HostResources, InstanceSpec,
     PowerAction,
 };
 use ferro_common::time::now_micros;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::Compute;
 use crate::db::{self, ComputeNode};
 use crate::fault::{Fault, Result};
 use crate::model::{DEFAULT_ZONE, Instance, InstanceFault, PowerState, VmState, task_state};
+use crate::scheduler::{Choice, HostRequest};
 
 /// The binary name of compute agents in the service registry.
 pub const COMPUTE_BINARY: &str = "nova-compute";
@@ -31,80 +32,39 @@ pub const COMPUTE_BINARY: &str = "nova-compute";
 /// `FERROSTACK_LOG=info,ferro_compute::scheduler=debug`.
 pub const SCHEDULER_TRACE: &str = "ferro_compute::scheduler";
 
-/// One placement candidate after filtering: its host and what to claim.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Candidate {
-    pub host: String,
-    pub provider: String,
-    pub allocations: Value,
-    /// MEMORY_MB capacity minus use: the RAM weigher's measure.
-    pub free_ram_mb: i64,
-}
-
-/// The resources an instance asks placement for (upstream `resources_from_flavor`):
-/// zero amounts are left out, swap counts towards disk in whole GiB.
-pub fn resources_query(i: &Instance) -> String {
+/// The resources an instance asks placement for (upstream `resources_from_flavor`), by
+/// class: zero amounts are left out, swap counts towards disk in whole GiB.
+pub fn requested_resources(i: &Instance) -> Vec<(String, i64)> {
     let f = &i.flavor;
     let disk = f.root_gb + f.ephemeral_gb + (f.swap + 1023) / 1024;
-    let mut parts = Vec::new();
-    for (rc, amount) in [
+    [
         ("VCPU", f.vcpus),
         ("MEMORY_MB", f.memory_mb),
         ("DISK_GB", disk),
-    ] {
-        if amount > 0 {
-            parts.push(format!("{rc}:{amount}"));
-        }
-    }
-    parts.join(",")
+    ]
+    .into_iter()
+    .filter(|(_, amount)| *amount > 0)
+    .map(|(rc, amount)| (rc.to_string(), amount))
+    .collect()
 }
 
-/// Filters and weighs the candidates of `body` (a placement `allocation_candidates`
-/// answer): hosts known as compute nodes whose service is up and enabled, not tried before,
-/// single-provider requests only; most free RAM first (the RAM weigher, spreading), host
-/// name breaking ties.
-pub fn filter_and_weigh(
-    body: &Value,
-    nodes: &[ComputeNode],
-    up_hosts: &[String],
-    tried: &[String],
-) -> Vec<Candidate> {
-    let summaries = &body["provider_summaries"];
-    // Indexed once: a linear search per candidate is quadratic in the hosts (a million
-    // string comparisons per decision at 1,000 hosts).
-    let nodes: HashMap<&str, &ComputeNode> = nodes.iter().map(|n| (n.uuid.as_str(), n)).collect();
-    let up_hosts: HashSet<&str> = up_hosts.iter().map(String::as_str).collect();
-    let mut out: Vec<Candidate> = body["allocation_requests"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+/// [`requested_resources`] as placement's `resources` query parameter.
+pub fn resources_query(i: &Instance) -> String {
+    requested_resources(i)
         .iter()
-        .filter_map(|req| {
-            let allocs = req["allocations"].as_object()?;
-            if allocs.len() != 1 {
-                return None;
-            }
-            let (provider, _) = allocs.iter().next()?;
-            let node = nodes.get(provider.as_str())?;
-            if !up_hosts.contains(node.host.as_str()) || tried.contains(&node.host) {
-                return None;
-            }
-            let ram = &summaries[provider]["resources"]["MEMORY_MB"];
-            let free = ram["capacity"].as_i64().unwrap_or(0) - ram["used"].as_i64().unwrap_or(0);
-            Some(Candidate {
-                host: node.host.clone(),
-                provider: provider.clone(),
-                allocations: req["allocations"].clone(),
-                free_ram_mb: free,
-            })
-        })
-        .collect();
-    out.sort_by(|a, b| {
-        b.free_ram_mb
-            .cmp(&a.free_ram_mb)
-            .then_with(|| a.host.cmp(&b.host))
-    });
-    out
+        .map(|(rc, amount)| format!("{rc}:{amount}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// How many claims one decision lets the view's choices lose before it refreshes the view
+/// from placement (they were refused: the view is behind other conductors).
+const REFUSALS_BEFORE_REFRESH: usize = 3;
+
+/// How a claim in placement ended.
+enum Claim {
+    Made,
+    Refused,
 }
 
 pub(crate) fn fault(code: i64, message: String, details: String) -> InstanceFault {
@@ -294,36 +254,71 @@ impl Compute {
             ConductorRequest::ServiceHeartbeat {
                 host, resources, ..
             } => {
-                self.service_report(&host, COMPUTE_BINARY, "compute")
-                    .await?;
+                self.service_heartbeat(&host).await?;
                 self.node_report(&host, &resources).await?;
             }
         }
         Ok(())
     }
 
+    fn node_reports_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ComputeNode>> {
+        self.node_reports.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a compute service's heartbeat: one update when it is registered, the
+    /// registration otherwise; the host view learns it too.
+    async fn service_heartbeat(&self, host: &str) -> Result<()> {
+        let now = now_micros();
+        if !db::service_heartbeat_of(&mut &self.db, host, COMPUTE_BINARY, now).await? {
+            self.service_report(host, COMPUTE_BINARY, "compute").await?;
+        }
+        self.hosts.heartbeat(host, now);
+        Ok(())
+    }
+
+    /// Records a host's compute node when its report differs from what this conductor
+    /// last wrote (upstream's resource tracker saves a node only when it changed): at
+    /// 1,000 hosts, heartbeats would otherwise be 100 writes a second.
     async fn node_report(&self, host: &str, r: &HostResources) -> Result<()> {
         let now = now_micros();
         let Some(uuid) = r.provider_uuid.clone() else {
             // Not in placement yet: the node cannot be scheduled to, so it is not listed.
             return Ok(());
         };
-        db::node_report(
-            &mut &self.db,
-            &ComputeNode {
-                host: host.to_string(),
-                id: 0,
-                uuid,
-                vcpus: r.vcpus,
-                memory_mb: r.memory_mb,
-                local_gb: r.local_gb,
-                hypervisor_type: r.hypervisor_type.clone(),
-                hypervisor_version: r.hypervisor_version,
-                created_at: now,
-                updated_at: now,
-            },
-        )
-        .await?;
+        let node = ComputeNode {
+            host: host.to_string(),
+            id: 0,
+            uuid,
+            vcpus: r.vcpus,
+            memory_mb: r.memory_mb,
+            local_gb: r.local_gb,
+            hypervisor_type: r.hypervisor_type.clone(),
+            hypervisor_version: r.hypervisor_version,
+            created_at: now,
+            updated_at: now,
+        };
+        let same = |a: &ComputeNode| {
+            (
+                &a.uuid,
+                a.vcpus,
+                a.memory_mb,
+                a.local_gb,
+                &a.hypervisor_type,
+                a.hypervisor_version,
+            ) == (
+                &node.uuid,
+                node.vcpus,
+                node.memory_mb,
+                node.local_gb,
+                &node.hypervisor_type,
+                node.hypervisor_version,
+            )
+        };
+        if self.node_reports_lock().get(host).is_some_and(same) {
+            return Ok(());
+        }
+        db::node_report(&self.db, &node).await?;
+        self.node_reports_lock().insert(host.to_string(), node);
         Ok(())
     }
 
@@ -339,31 +334,19 @@ impl Compute {
         self.conductor_save(&mut i, expected).await;
     }
 
-    /// Hosts whose compute service is up and enabled.
-    async fn up_hosts(&self) -> Result<Vec<String>> {
-        let now = now_micros();
-        Ok(db::service_list(&mut &self.db)
-            .await?
-            .into_iter()
-            .filter(|s| s.binary == COMPUTE_BINARY && !s.disabled && s.is_up(now))
-            .map(|s| s.host)
-            .collect())
-    }
-
     /// Places `i` (in `building`/`scheduling`) on a host and casts its build there, or puts
     /// it in ERROR with upstream's NoValidHost fault.
     async fn schedule(&self, mut i: Instance, request_id: &str) -> Result<()> {
         let expected = (i.vm_state, i.task_state.clone());
         // A group's members are placed one at a time, until each has its host recorded.
-        let group_lock = self
-            .group_placement(&i.uuid)
+        let group_lock = db::group_of_instance(&mut &self.db, &i.uuid)
             .await?
-            .map(|g| self.group_locks.of(&g.group));
+            .map(|g| self.group_locks.of(&g));
         let _placing = match &group_lock {
             Some(l) => Some(l.lock().await),
             None => None,
         };
-        let chosen = self.claim_host(&i).await?;
+        let chosen = self.claim_host(&i, Some(group_lock.is_some())).await?;
         let Some(cand) = chosen else {
             self.record_event(
                 &i.uuid,
@@ -438,96 +421,169 @@ impl Compute {
         .await
     }
 
-    /// Finds a host for `i` as its flavor now is (placement candidates, then the filters,
-    /// the group policy and the weighers) and claims its resources there for the instance's
-    /// consumer: the claimed candidate, or `None` when no host can take it.
+    /// Finds a host for `i` as its flavor now is and claims its resources there for the
+    /// instance's consumer: the chosen host, or `None` when no host can take it.
+    ///
+    /// The choice is made in the conductor's host view ([`crate::scheduler`]): compute
+    /// status, room for every class, availability zone, tried hosts, the group's policy,
+    /// then the weighers. The claim in placement decides; a refused claim moves on to the
+    /// next host. The view is refreshed from placement's allocation candidates when it is
+    /// old, after [`REFUSALS_BEFORE_REFRESH`] refusals, and before answering that no host
+    /// can take the instance.
     ///
     /// Each successful decision is timed as a `debug` event of target `SCHEDULER_TRACE`
-    /// (placement's answer, filtering and weighing, the claim), read by `bench/compute`.
-    pub(crate) async fn claim_host(&self, i: &Instance) -> Result<Option<Candidate>> {
-        let started = std::time::Instant::now();
+    /// (time refreshing the view, until chosen, the whole decision with its claim), read by
+    /// `bench/compute`.
+    ///
+    /// `in_group` says whether the instance is in a server group, when the caller knows
+    /// (membership is fixed at create); the group's members are read here either way.
+    pub(crate) async fn claim_host(
+        &self,
+        i: &Instance,
+        in_group: Option<bool>,
+    ) -> Result<Option<Choice>> {
+        let started = Instant::now();
         let zone_ok = i
             .availability_zone
             .as_deref()
             .is_none_or(|z| z == DEFAULT_ZONE);
-        if zone_ok {
-            let c = self.placement().await?;
-            let path = format!(
-                "/allocation_candidates?resources={}&limit=1000",
-                resources_query(i)
-            );
-            let r = c
-                .get(&path)
-                .await
-                .map_err(|e| Fault::internal(format!("placement: {e}")))?;
-            if r.status == 401 {
-                self.links()?.auth.invalidate();
-            }
-            if r.status != 200 {
-                return Err(Fault::internal(format!(
-                    "placement answered {} for candidates: {}",
-                    r.status, r.body
-                )));
-            }
-            let fetched = started.elapsed();
-            let nodes = db::node_list(&mut &self.db).await?;
-            let up = self.up_hosts().await?;
-            let mut candidates = filter_and_weigh(&r.body, &nodes, &up, &i.tried_hosts);
-            // Read under the lock: a member placed meanwhile counts.
-            let group = self.group_placement(&i.uuid).await?;
-            if let Some(g) = &group {
-                // The group filters, then its weigher ahead of the RAM weigher (stable sort).
-                candidates.retain(|c| g.allows(&c.host));
-                candidates.sort_by_key(|c| g.preference(&c.host));
-            }
-            let weighed = started.elapsed();
-            let considered = candidates.len();
-            for cand in candidates {
-                let claim = json!({
-                    "allocations": cand.allocations,
-                    "project_id": i.project_id,
-                    "user_id": i.user_id,
-                    "consumer_generation": null,
-                });
-                let r = c
-                    .put(&format!("/allocations/{}", i.uuid), Some(&claim))
-                    .await
-                    .map_err(|e| Fault::internal(format!("placement: {e}")))?;
-                match r.status {
-                    204 => {
-                        // Late check (upstream's validate_instance_group_policy): a member
-                        // placed meanwhile may have taken the group's room on this host.
-                        if let Some(now) = self.group_placement(&i.uuid).await?
-                            && !now.allows(&cand.host)
-                        {
-                            self.allocation_delete(&i.uuid).await;
-                            continue;
-                        }
-                        tracing::debug!(
-                            target: SCHEDULER_TRACE,
-                            uuid = %i.uuid,
-                            host = %cand.host,
-                            candidates = considered,
-                            placement_us = fetched.as_micros() as u64,
-                            weighed_us = weighed.as_micros() as u64,
-                            total_us = started.elapsed().as_micros() as u64,
-                            "scheduling decision"
-                        );
-                        return Ok(Some(cand));
+        if !zone_ok {
+            return Ok(None);
+        }
+        let resources = requested_resources(i);
+        // Read under the group's lock (held by the caller): a member placed meanwhile counts.
+        let group = match in_group {
+            Some(false) => None,
+            _ => self.group_placement(&i.uuid).await?,
+        };
+        let mut excluded = i.tried_hosts.clone();
+        let mut refresh_time = Duration::ZERO;
+        let mut refreshed = false;
+        let mut refused = 0;
+        if let Some(seen) = self.hosts.stale() {
+            refresh_time += self.view_refresh(i, Some(seen)).await?;
+        }
+        loop {
+            let req = HostRequest {
+                resources: &resources,
+                excluded: &excluded,
+                group: group.as_ref(),
+                now: now_micros(),
+            };
+            let Some(choice) = self.hosts.choose(&req, &i.uuid, random_index()) else {
+                if refreshed {
+                    return Ok(None);
+                }
+                // Placement, not the view, says when no host is left.
+                refresh_time += self.view_refresh(i, None).await?;
+                refreshed = true;
+                continue;
+            };
+            let chosen = started.elapsed();
+            match self.claim(i, &choice).await {
+                Ok(Claim::Made) => self.hosts.claimed(&i.uuid),
+                Ok(Claim::Refused) => {
+                    self.hosts.refused(&i.uuid);
+                    refused += 1;
+                    if refused == REFUSALS_BEFORE_REFRESH && !refreshed {
+                        refresh_time += self.view_refresh(i, None).await?;
+                        refreshed = true;
                     }
-                    // Another claim won the capacity, or the consumer exists from a
-                    // redelivered message: try the next host.
-                    409 => continue,
-                    s => {
-                        return Err(Fault::internal(format!(
-                            "placement answered {s} claiming for {}: {}",
-                            i.uuid, r.body
-                        )));
-                    }
+                    continue;
+                }
+                Err(e) => {
+                    self.hosts.abandoned(&i.uuid);
+                    return Err(e);
                 }
             }
+            // Late check (upstream's validate_instance_group_policy): a member placed
+            // meanwhile, by another conductor, may have taken the group's room on this host.
+            if group.is_some()
+                && let Some(now) = self.group_placement(&i.uuid).await?
+                && !now.allows(&choice.host)
+            {
+                self.allocation_delete(&i.uuid).await;
+                excluded.push(choice.host.clone());
+                continue;
+            }
+            tracing::debug!(
+                target: SCHEDULER_TRACE,
+                uuid = %i.uuid,
+                host = %choice.host,
+                candidates = choice.considered,
+                refused,
+                refresh_us = refresh_time.as_micros() as u64,
+                chosen_us = chosen.as_micros() as u64,
+                total_us = started.elapsed().as_micros() as u64,
+                "scheduling decision"
+            );
+            return Ok(Some(choice));
         }
-        Ok(None)
+    }
+
+    /// Claims `choice`'s resources in placement for `i`'s consumer.
+    async fn claim(&self, i: &Instance, choice: &Choice) -> Result<Claim> {
+        let body = json!({
+            "allocations": choice.allocations(),
+            "project_id": i.project_id,
+            "user_id": i.user_id,
+            "consumer_generation": null,
+        });
+        let r = self
+            .placement()
+            .await?
+            .put(&format!("/allocations/{}", i.uuid), Some(&body))
+            .await
+            .map_err(|e| Fault::internal(format!("placement: {e}")))?;
+        match r.status {
+            204 => Ok(Claim::Made),
+            // Another claim won the capacity, a limit the view does not know refused it,
+            // or the consumer exists from a redelivered message: try the next host.
+            409 => Ok(Claim::Refused),
+            s => {
+                if s == 401 {
+                    self.links()?.auth.invalidate();
+                }
+                Err(Fault::internal(format!(
+                    "placement answered {s} claiming for {}: {}",
+                    i.uuid, r.body
+                )))
+            }
+        }
+    }
+
+    /// Refreshes the host view from placement's allocation candidates for `i`'s resources
+    /// and the compute-node and service tables; skipped when `seen` is given and another
+    /// decision refreshed the view since that generation. Returns the time it took.
+    async fn view_refresh(&self, i: &Instance, seen: Option<u64>) -> Result<Duration> {
+        let _one = self.hosts.refresh_guard().await;
+        let started = Instant::now();
+        if seen.is_some_and(|g| g != self.hosts.generation()) {
+            return Ok(started.elapsed());
+        }
+        let path = format!(
+            "/allocation_candidates?resources={}&limit=1000",
+            resources_query(i)
+        );
+        let r = self
+            .placement()
+            .await?
+            .get(&path)
+            .await
+            .map_err(|e| Fault::internal(format!("placement: {e}")))?;
+        if r.status == 401 {
+            self.links()?.auth.invalidate();
+        }
+        if r.status != 200 {
+            return Err(Fault::internal(format!(
+                "placement answered {} for candidates: {}",
+                r.status, r.body
+            )));
+        }
+        let nodes = db::node_list(&mut &self.db).await?;
+        let services = db::service_list(&mut &self.db).await?;
+        self.hosts.ingest(&r.body, &nodes, services);
+        Ok(started.elapsed())
     }
 
     /// Fails or retries instances stuck in a transitional task state longer than the
@@ -702,51 +758,7 @@ pub async fn workers(compute: Arc<Compute>) -> Result<Vec<JoinHandle<()>>> {
 /// How often the sweep runs by default.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn node(host: &str, uuid: &str) -> ComputeNode {
-        ComputeNode {
-            host: host.into(),
-            id: 1,
-            uuid: uuid.into(),
-            vcpus: 4,
-            memory_mb: 4096,
-            local_gb: 10,
-            hypervisor_type: "fake".into(),
-            hypervisor_version: 1,
-            created_at: 0,
-            updated_at: 0,
-        }
-    }
-
-    #[test]
-    fn candidates_are_filtered_and_spread_by_free_ram() {
-        let body = json!({
-            "allocation_requests": [
-                {"allocations": {"p1": {"resources": {"VCPU": 1}}}},
-                {"allocations": {"p2": {"resources": {"VCPU": 1}}}},
-                {"allocations": {"p3": {"resources": {"VCPU": 1}}}},
-                {"allocations": {"p4": {"resources": {"VCPU": 1}}}},
-            ],
-            "provider_summaries": {
-                "p1": {"resources": {"MEMORY_MB": {"capacity": 1000, "used": 900}}},
-                "p2": {"resources": {"MEMORY_MB": {"capacity": 1000, "used": 100}}},
-                "p3": {"resources": {"MEMORY_MB": {"capacity": 9000, "used": 0}}},
-                "p4": {"resources": {"MEMORY_MB": {"capacity": 9000, "used": 0}}},
-            }
-        });
-        let nodes = [
-            node("a", "p1"),
-            node("b", "p2"),
-            node("c", "p3"),
-            node("d", "p4"),
-        ];
-        let up = vec!["a".to_string(), "b".to_string(), "c".to_string()];
-        let got = filter_and_weigh(&body, &nodes, &up, &["c".to_string()]);
-        let hosts: Vec<&str> = got.iter().map(|c| c.host.as_str()).collect();
-        // d is down, c was tried; b has the most free RAM.
-        assert_eq!(hosts, vec!["b", "a"]);
-    }
+/// A random index for the choice among the best hosts (`host_subset_size`).
+fn random_index() -> usize {
+    getrandom::u32().map_or(0, |n| n as usize)
 }

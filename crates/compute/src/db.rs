@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use ferro_common::{Error, Result};
-use ferro_db::{Executor, Sql};
+use ferro_db::{Db, Executor, Sql};
 use sqlx::FromRow;
 
 use crate::model::{
@@ -743,6 +743,29 @@ pub async fn service_insert(ex: &mut impl Executor, s: &Service) -> Result<()> {
     Ok(())
 }
 
+/// Records a heartbeat of service `binary` on `host` in one statement; whether it is
+/// registered.
+pub async fn service_heartbeat_of(
+    ex: &mut impl Executor,
+    host: &str,
+    binary: &str,
+    now: i64,
+) -> Result<bool> {
+    let n = ex
+        .execute(
+            &Sql::new(
+                "UPDATE nv_services SET report_count = report_count + 1, last_seen_up = ?, \
+                 updated_at = ? WHERE host = ? AND service_binary = ?",
+            )
+            .arg(now)
+            .arg(now)
+            .arg(host)
+            .arg(binary),
+        )
+        .await?;
+    Ok(n > 0)
+}
+
 /// Records a heartbeat of service `id`.
 pub async fn service_heartbeat(ex: &mut impl Executor, id: i64, now: i64) -> Result<()> {
     ex.execute(
@@ -1149,8 +1172,52 @@ pub async fn node_list(ex: &mut impl Executor) -> Result<Vec<ComputeNode>> {
     .map_err(Into::into)
 }
 
-/// Records a node's report (the first report registers it).
-pub async fn node_report(ex: &mut impl Executor, n: &ComputeNode) -> Result<()> {
+/// Records a node's report (the first report registers it). Two first reports of one host
+/// may race (the agent's report after registering and its periodic heartbeat): the loser's
+/// insert meets the unique host and becomes an update.
+pub async fn node_report(db: &Db, n: &ComputeNode) -> Result<()> {
+    if node_update(&mut &*db, n).await? {
+        return Ok(());
+    }
+    let mut tx = db.begin().await?;
+    let inserted = async {
+        if node_update(&mut tx, n).await? {
+            return Ok(());
+        }
+        let id = next_id(&mut tx, "compute_nodes").await?;
+        tx.execute(
+            &Sql::new(&format!(
+                "INSERT INTO nv_compute_nodes ({NODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ))
+            .arg(&n.host)
+            .arg(id)
+            .arg(&n.uuid)
+            .arg(n.vcpus)
+            .arg(n.memory_mb)
+            .arg(n.local_gb)
+            .arg(&n.hypervisor_type)
+            .arg(n.hypervisor_version)
+            .arg(n.created_at)
+            .arg(n.updated_at),
+        )
+        .await?;
+        Ok::<(), Error>(())
+    }
+    .await;
+    match inserted {
+        Ok(()) => Ok(tx.commit().await?),
+        // The unique host refused the insert (a transaction that did not see the winner's
+        // row): the row exists now.
+        Err(Error::Conflict(_)) => {
+            drop(tx);
+            node_update(&mut &*db, n).await.map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Updates a node's row; whether it exists.
+async fn node_update(ex: &mut impl Executor, n: &ComputeNode) -> Result<bool> {
     let updated = ex
         .execute(
             &Sql::new(
@@ -1167,26 +1234,7 @@ pub async fn node_report(ex: &mut impl Executor, n: &ComputeNode) -> Result<()> 
             .arg(&n.host),
         )
         .await?;
-    if updated == 0 {
-        let id = next_id(ex, "compute_nodes").await?;
-        ex.execute(
-            &Sql::new(&format!(
-                "INSERT INTO nv_compute_nodes ({NODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .arg(&n.host)
-            .arg(id)
-            .arg(&n.uuid)
-            .arg(n.vcpus)
-            .arg(n.memory_mb)
-            .arg(n.local_gb)
-            .arg(&n.hypervisor_type)
-            .arg(n.hypervisor_version)
-            .arg(n.created_at)
-            .arg(n.updated_at),
-        )
-        .await?;
-    }
-    Ok(())
+    Ok(updated > 0)
 }
 
 // ---- server groups --------------------------------------------------------------------------

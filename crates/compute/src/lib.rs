@@ -25,6 +25,7 @@ pub mod ports;
 pub mod quota;
 pub mod rebuild;
 pub mod resize;
+pub mod scheduler;
 pub mod schemas;
 pub mod server_groups;
 pub mod server_meta;
@@ -100,6 +101,11 @@ pub struct ComputeConfig {
     pub task_timeout: Duration,
     /// How often the conductor's sweep runs.
     pub sweep_interval: Duration,
+    /// The scheduler chooses at random among this many best weighed hosts (Nova's
+    /// `[filter_scheduler] host_subset_size`).
+    pub host_subset_size: usize,
+    /// How long the scheduler's host view is trusted before a decision refreshes it.
+    pub scheduler_view_ttl: Duration,
 }
 
 impl ComputeConfig {
@@ -113,6 +119,8 @@ impl ComputeConfig {
             max_attempts: 3,
             task_timeout: Duration::from_secs(600),
             sweep_interval: conductor::SWEEP_INTERVAL,
+            host_subset_size: scheduler::HOST_SUBSET_SIZE,
+            scheduler_view_ttl: scheduler::VIEW_TTL,
         }
     }
 }

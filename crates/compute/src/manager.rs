@@ -34,6 +34,12 @@ pub struct Compute {
     pub links: std::sync::OnceLock<crate::servers::Links>,
     /// One lock per server group: this conductor places a group's members one at a time.
     pub(crate) group_locks: crate::server_groups::GroupLocks,
+    /// The scheduler's view of the compute hosts.
+    pub(crate) hosts: crate::scheduler::HostView,
+    /// Each host's compute node as this conductor last wrote it.
+    pub(crate) node_reports: std::sync::Mutex<std::collections::HashMap<String, db::ComputeNode>>,
+    /// Clients of placement, the image and the network API, made once.
+    pub(crate) peers: crate::servers::PeerClients,
 }
 
 fn flavor_not_found(id: &str) -> Fault {
@@ -162,6 +168,8 @@ impl Compute {
     /// The compute service on `db`.
     pub fn open(db: Db, config: ComputeConfig) -> ferro_common::Result<Arc<Compute>> {
         let enforcer = crate::policy::enforcer(config.policy_file.as_deref())?;
+        let hosts =
+            crate::scheduler::HostView::new(config.scheduler_view_ttl, config.host_subset_size);
         Ok(Arc::new(Compute {
             db,
             enforcer,
@@ -171,6 +179,9 @@ impl Compute {
             config,
             links: std::sync::OnceLock::new(),
             group_locks: Default::default(),
+            hosts,
+            node_reports: Default::default(),
+            peers: Default::default(),
         }))
     }
 

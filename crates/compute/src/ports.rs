@@ -24,18 +24,18 @@ fn network_api(e: ferro_client::ClientError) -> Fault {
 impl Compute {
     /// The network API as the caller.
     fn neutron_as(&self, ctx: &RequestContext) -> Result<Client> {
-        Ok(Client::new(&self.links()?.network_url).with_token(&ctx.token))
+        self.network_client(&ctx.token)
     }
 
     /// The network API as the compute service (admin).
     pub(crate) async fn neutron(&self) -> Result<Client> {
-        let l = self.links()?;
-        let token = l
+        let token = self
+            .links()?
             .auth
             .token()
             .await
             .map_err(|e| Fault::internal(format!("service token: {e}")))?;
-        Ok(Client::new(&l.network_url).with_token(&token))
+        self.network_client(&token)
     }
 
     /// The one network `auto` (or an absent `networks` before 2.37) may use: the caller's

@@ -310,7 +310,7 @@ impl Compute {
         let mut sized = i.clone();
         sized.flavor = new.clone();
         sized.tried_hosts.clear();
-        let Some(dest) = self.claim_host(&sized).await? else {
+        let Some(dest) = self.claim_host(&sized, None).await? else {
             return self
                 .resize_abort(i, &m, request_id, EV_MIGRATE, NO_HOST)
                 .await;

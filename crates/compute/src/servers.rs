@@ -41,6 +41,15 @@ pub struct Links {
     pub network_url: String,
 }
 
+/// Clients of the peer APIs, each made once so that its connections are kept and reused
+/// (a client per call opened a connection per call); tokens are set per call.
+#[derive(Default)]
+pub struct PeerClients {
+    placement: std::sync::OnceLock<Client>,
+    image: std::sync::OnceLock<Client>,
+    network: std::sync::OnceLock<Client>,
+}
+
 /// The microversion the conductor speaks to placement (`allocation_candidates` with
 /// `mappings`, consumer generations).
 pub const PLACEMENT_VERSION: &str = "placement 1.36";
@@ -219,9 +228,27 @@ impl Compute {
             .token()
             .await
             .map_err(|e| Fault::internal(format!("service token: {e}")))?;
-        Ok(Client::new(&l.placement_url)
-            .with_token(&token)
-            .with_header("OpenStack-API-Version", PLACEMENT_VERSION))
+        let c = self.peers.placement.get_or_init(|| {
+            Client::new(&l.placement_url).with_header("OpenStack-API-Version", PLACEMENT_VERSION)
+        });
+        Ok(c.with_token(&token))
+    }
+
+    /// An image API client with `token`.
+    pub(crate) fn image_client(&self, token: &str) -> Result<Client> {
+        let l = self.links()?;
+        let c = self.peers.image.get_or_init(|| Client::new(&l.image_url));
+        Ok(c.with_token(token))
+    }
+
+    /// A network API client with `token`.
+    pub(crate) fn network_client(&self, token: &str) -> Result<Client> {
+        let l = self.links()?;
+        let c = self
+            .peers
+            .network
+            .get_or_init(|| Client::new(&l.network_url));
+        Ok(c.with_token(token))
     }
 
     pub(crate) async fn cast_conductor(
@@ -379,8 +406,7 @@ impl Compute {
     /// Looks image `id` up in the image API with the caller's token: its metadata, or the
     /// 400 upstream answers for an unknown or unusable image.
     pub(crate) async fn image_get(&self, ctx: &RequestContext, id: &str) -> Result<Value> {
-        let l = self.links()?;
-        let c = Client::new(&l.image_url).with_token(&ctx.token);
+        let c = self.image_client(&ctx.token)?;
         let path = format!("/v2/images/{}", crate::manager::percent_encode(id));
         let r = c
             .get(&path)
@@ -922,8 +948,9 @@ impl Compute {
             Ok(())
         }
         .await;
-        if let Err(e) = result {
-            tracing::error!(%uuid, error = ?e, "allocation delete failed");
+        match result {
+            Ok(()) => self.hosts.released(uuid),
+            Err(e) => tracing::error!(%uuid, error = ?e, "allocation delete failed"),
         }
     }
 

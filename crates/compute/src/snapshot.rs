@@ -4,7 +4,6 @@
 //! `image_snapshot` until the agent reports. A failed upload deletes the image.
 
 use ferro_api_types::compute::{AgentRequest, CONTRACT_VERSION};
-use ferro_client::Client;
 use ferro_common::RequestContext;
 use ferro_common::time::now_micros;
 use serde_json::{Value, json};
@@ -49,8 +48,7 @@ impl Compute {
         let Some(host) = i.host.clone() else {
             return Err(Fault::conflict(format!("Instance {id} is not ready")));
         };
-        let links = self.links()?;
-        let images = Client::new(&links.image_url).with_token(&ctx.token);
+        let images = self.image_client(&ctx.token)?;
         // The base image's formats, when it is still there.
         let base = self.image_get(ctx, &i.image_ref).await.ok();
         let mut image = json!({

@@ -107,6 +107,11 @@ pub struct ComputeSection {
     pub task_timeout: u64,
     /// Seconds between agent heartbeats (Nova's `report_interval`).
     pub report_interval: u64,
+    /// The scheduler chooses at random among this many best weighed hosts (Nova's
+    /// `[filter_scheduler] host_subset_size`).
+    pub host_subset_size: usize,
+    /// Milliseconds the scheduler trusts its host view before refreshing it from placement.
+    pub scheduler_view_ttl_ms: u64,
     /// The service users' password; empty: generated once into `<state_dir>/service-password`.
     pub service_password: String,
     /// Where the metadata API (nova-api-metadata) listens; the metadata proxy forwards
@@ -316,6 +321,8 @@ impl Default for ComputeSection {
             max_attempts: 3,
             task_timeout: 600,
             report_interval: 10,
+            host_subset_size: ferro_compute::scheduler::HOST_SUBSET_SIZE,
+            scheduler_view_ttl_ms: ferro_compute::scheduler::VIEW_TTL.as_millis() as u64,
             service_password: String::new(),
             metadata_bind: "127.0.0.1".into(),
             metadata_port: 8775,

@@ -193,6 +193,9 @@ impl Cloud {
         cc.identity_url = Some(url.clone());
         cc.max_attempts = config.compute.max_attempts.max(1);
         cc.task_timeout = std::time::Duration::from_secs(config.compute.task_timeout);
+        cc.host_subset_size = config.compute.host_subset_size.max(1);
+        cc.scheduler_view_ttl =
+            std::time::Duration::from_millis(config.compute.scheduler_view_ttl_ms);
         let compute = Compute::open(compute_db, cc)?;
         let compute_app = ferro_http::layers(
             ferro_compute::api::router(compute.clone()),

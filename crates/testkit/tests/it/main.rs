@@ -14,6 +14,7 @@ mod network;
 mod object_store;
 mod placement;
 mod resize;
+mod scheduler;
 mod scratch;
 mod server_groups;
 mod server_meta;

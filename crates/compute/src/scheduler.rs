@@ -1,0 +1,587 @@
+//! The scheduler's view of the compute hosts (upstream's `HostManager` and `HostState`):
+//! what each host has and uses per resource class, and its compute service, kept in memory
+//! by the conductor so that one decision filters and weighs a thousand hosts without asking
+//! placement for the whole cloud and parsing its answer.
+//!
+//! The view is a cache, never the truth. The conductor ([`crate::conductor`]) still claims
+//! the chosen host's allocation in placement, whose capacity and generation checks decide;
+//! a refused claim marks the host suspect (left out until the next refresh) and the decision
+//! moves on to the next host. An empty or old view, or one with no host left for a request,
+//! is refreshed from placement's allocation candidates for that request and the
+//! compute-node and service tables, so a "no valid host" answer always comes from placement.
+//!
+//! A choice is consumed in the view before its claim is sent (upstream's
+//! `consume_from_request`), so concurrent decisions of this conductor spread over the hosts
+//! instead of racing for one; a refused or abandoned claim gives it back. Claims of other
+//! conductors (and allocations made through the placement API) are seen at the next refresh
+//! or as a 409. Allocations this conductor removes are given back at once; others at the
+//! next refresh.
+//!
+//! It does no I/O and never blocks on anything but its own mutex.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+
+use crate::db::ComputeNode;
+use crate::model::Service;
+use crate::server_groups::Placement;
+
+/// Nova's `[filter_scheduler] host_subset_size`: the choice is random among this many best
+/// weighed hosts (1: always the best).
+pub const HOST_SUBSET_SIZE: usize = 1;
+
+/// How long the view is trusted before a decision refreshes it from placement.
+pub const VIEW_TTL: Duration = Duration::from_secs(5);
+
+/// The binary whose services the view follows.
+const COMPUTE_BINARY: &str = "nova-compute";
+
+/// One resource class of a host as placement counts it: capacity is
+/// `(total - reserved) * allocation_ratio`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub capacity: i64,
+    pub used: i64,
+}
+
+/// One compute host as the scheduler sees it.
+#[derive(Clone, Debug)]
+pub struct HostState {
+    pub host: String,
+    /// Its resource provider in placement (the compute node's uuid).
+    pub provider: String,
+    /// By resource class; a handful of entries, searched linearly.
+    pub resources: Vec<(String, Usage)>,
+    /// Its compute service, when registered.
+    pub service: Option<Service>,
+    /// A claim here was refused since the last refresh: another conductor filled it, or
+    /// a limit the view does not know (`max_unit`, `step_size`) forbids it.
+    pub suspect: bool,
+}
+
+impl HostState {
+    fn usage_mut(&mut self, rc: &str) -> Option<&mut Usage> {
+        self.resources
+            .iter_mut()
+            .find(|(c, _)| c == rc)
+            .map(|(_, u)| u)
+    }
+
+    /// Whether `want` fits in what is left (upstream's RAM, disk and core filters, with
+    /// placement's capacity arithmetic).
+    pub fn fits(&self, want: &[(String, i64)]) -> bool {
+        want.iter().all(|(rc, n)| {
+            self.resources
+                .iter()
+                .any(|(c, u)| c == rc && u.used + n <= u.capacity)
+        })
+    }
+
+    /// MEMORY_MB capacity minus use: the RAM weigher's measure.
+    pub fn free_ram_mb(&self) -> i64 {
+        self.resources
+            .iter()
+            .find(|(c, _)| c == "MEMORY_MB")
+            .map_or(0, |(_, u)| u.capacity - u.used)
+    }
+
+    /// Whether its compute service is up and enabled (upstream's ComputeFilter).
+    pub fn service_up(&self, now: i64) -> bool {
+        self.service
+            .as_ref()
+            .is_some_and(|s| !s.disabled && s.is_up(now))
+    }
+
+    /// Adds (`sign` 1) or removes (`sign` -1) `amounts` from the use.
+    fn consume(&mut self, amounts: &[(String, i64)], sign: i64) {
+        for (rc, n) in amounts {
+            if let Some(u) = self.usage_mut(rc) {
+                u.used = (u.used + sign * n).max(0);
+            }
+        }
+    }
+}
+
+/// What one decision asks of the view.
+#[derive(Clone, Copy, Debug)]
+pub struct HostRequest<'a> {
+    /// The resources to claim, by class (zero amounts left out).
+    pub resources: &'a [(String, i64)],
+    /// Hosts not to choose: tried by earlier attempts (upstream's RetryFilter) or refused
+    /// by this decision's late group check.
+    pub excluded: &'a [String],
+    /// The server group's policy, when the instance is in one.
+    pub group: Option<&'a Placement>,
+    /// Now, in microseconds (for service liveness).
+    pub now: i64,
+}
+
+/// A host chosen in the view, its resources already consumed there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Choice {
+    pub host: String,
+    pub provider: String,
+    pub resources: Vec<(String, i64)>,
+    /// How many hosts passed the filters.
+    pub considered: usize,
+}
+
+impl Choice {
+    /// The `allocations` of placement's `PUT /allocations/{consumer}` body.
+    pub fn allocations(&self) -> Value {
+        let resources: Map<String, Value> = self
+            .resources
+            .iter()
+            .map(|(rc, n)| (rc.clone(), json!(n)))
+            .collect();
+        json!({ self.provider.clone(): {"resources": resources} })
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// By host name: iterating in name order makes the name the weighers' tie-break.
+    hosts: BTreeMap<String, HostState>,
+    refreshed: Option<Instant>,
+    generation: u64,
+    /// Choices whose claim is on its way, by consumer.
+    pending: HashMap<String, Choice>,
+    /// Claims this conductor made since the last refresh, by consumer: given back when
+    /// their allocation is removed.
+    claimed: HashMap<String, Choice>,
+}
+
+impl State {
+    fn give_back(&mut self, c: &Choice, suspect: bool) {
+        if let Some(h) = self.hosts.get_mut(&c.host) {
+            h.consume(&c.resources, -1);
+            h.suspect |= suspect;
+        }
+    }
+}
+
+/// The conductor's host view; see the module documentation.
+pub struct HostView {
+    state: Mutex<State>,
+    /// One refresh at a time.
+    refreshing: tokio::sync::Mutex<()>,
+    ttl: Duration,
+    subset: usize,
+}
+
+impl HostView {
+    /// An empty view trusted for `ttl`, choosing among the `subset` best hosts.
+    pub fn new(ttl: Duration, subset: usize) -> HostView {
+        HostView {
+            state: Mutex::new(State::default()),
+            refreshing: tokio::sync::Mutex::new(()),
+            ttl,
+            subset: subset.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Held while a refresh reads placement and the database, so that decisions finding
+    /// the view old refresh it once, not each.
+    pub async fn refresh_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.refreshing.lock().await
+    }
+
+    /// The view's generation (bumped by every refresh).
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// `Some(generation)` when the view is empty or older than its ttl.
+    pub fn stale(&self) -> Option<u64> {
+        let s = self.lock();
+        match s.refreshed {
+            Some(at) if at.elapsed() < self.ttl => None,
+            _ => Some(s.generation),
+        }
+    }
+
+    /// Replaces the view with placement's `allocation_candidates` answer `body` (1.27+:
+    /// every class of each provider summarised) joined with the compute nodes and services.
+    /// Hosts placement did not list cannot take that request: they leave the view until a
+    /// refresh lists them. Claims on their way stay consumed (counting them twice if
+    /// placement already has them errs on the safe side).
+    pub fn ingest(&self, body: &Value, nodes: &[ComputeNode], services: Vec<Service>) {
+        let summaries = body["provider_summaries"].as_object();
+        let mut services: HashMap<String, Service> = services
+            .into_iter()
+            .filter(|s| s.binary == COMPUTE_BINARY)
+            .map(|s| (s.host.clone(), s))
+            .collect();
+        let mut hosts = BTreeMap::new();
+        for n in nodes {
+            let Some(sum) = summaries.and_then(|m| m.get(&n.uuid)) else {
+                continue;
+            };
+            let resources = sum["resources"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(rc, v)| {
+                    let usage = Usage {
+                        capacity: v["capacity"].as_i64().unwrap_or(0),
+                        used: v["used"].as_i64().unwrap_or(0),
+                    };
+                    (rc.clone(), usage)
+                })
+                .collect();
+            let state = HostState {
+                host: n.host.clone(),
+                provider: n.uuid.clone(),
+                resources,
+                service: services.remove(&n.host),
+                suspect: false,
+            };
+            hosts.insert(n.host.clone(), state);
+        }
+        let mut s = self.lock();
+        s.hosts = hosts;
+        let pending: Vec<Choice> = s.pending.values().cloned().collect();
+        for c in &pending {
+            if let Some(h) = s.hosts.get_mut(&c.host) {
+                h.consume(&c.resources, 1);
+            }
+        }
+        s.claimed.clear();
+        s.refreshed = Some(Instant::now());
+        s.generation += 1;
+    }
+
+    /// Filters and weighs the hosts for `req` and consumes the chosen one's resources for
+    /// `consumer`: up and enabled, not excluded nor suspect, room for every class, the
+    /// group's hard policy; then the group's soft policy, most free RAM (spreading), the
+    /// host name. `pick` (any number) chooses among the best `subset`.
+    pub fn choose(&self, req: &HostRequest<'_>, consumer: &str, pick: usize) -> Option<Choice> {
+        let mut s = self.lock();
+        // The best `subset` so far, best first: (group preference, -free RAM, host).
+        let mut best: Vec<(i64, i64, &str)> = Vec::with_capacity(self.subset + 1);
+        let mut considered = 0;
+        for h in s.hosts.values() {
+            if h.suspect
+                || !h.fits(req.resources)
+                || req.excluded.contains(&h.host)
+                || !h.service_up(req.now)
+                || req.group.is_some_and(|g| !g.allows(&h.host))
+            {
+                continue;
+            }
+            considered += 1;
+            let key = (
+                req.group.map_or(0, |g| g.preference(&h.host)),
+                -h.free_ram_mb(),
+                h.host.as_str(),
+            );
+            if best.len() == self.subset && best.last().is_some_and(|b| *b <= key) {
+                continue;
+            }
+            let at = best.partition_point(|b| *b <= key);
+            best.insert(at, key);
+            best.truncate(self.subset);
+        }
+        let host = best.get(pick % best.len().max(1))?.2.to_string();
+        let h = s.hosts.get_mut(&host)?;
+        let choice = Choice {
+            host,
+            provider: h.provider.clone(),
+            resources: req.resources.to_vec(),
+            considered,
+        };
+        h.consume(&choice.resources, 1);
+        s.pending.insert(consumer.to_string(), choice.clone());
+        Some(choice)
+    }
+
+    /// Placement accepted `consumer`'s claim.
+    pub fn claimed(&self, consumer: &str) {
+        let mut s = self.lock();
+        if let Some(c) = s.pending.remove(consumer) {
+            s.claimed.insert(consumer.to_string(), c);
+        }
+    }
+
+    /// Placement refused `consumer`'s claim: its host is left out until the next refresh.
+    pub fn refused(&self, consumer: &str) {
+        let mut s = self.lock();
+        if let Some(c) = s.pending.remove(consumer) {
+            s.give_back(&c, true);
+        }
+    }
+
+    /// `consumer`'s claim was not made (an error on the way): its resources come back.
+    pub fn abandoned(&self, consumer: &str) {
+        let mut s = self.lock();
+        if let Some(c) = s.pending.remove(consumer) {
+            s.give_back(&c, false);
+        }
+    }
+
+    /// `consumer`'s allocation was removed from placement: if this conductor claimed it
+    /// since the last refresh, its resources come back.
+    pub fn released(&self, consumer: &str) {
+        let mut s = self.lock();
+        if let Some(c) = s.claimed.remove(consumer) {
+            s.give_back(&c, false);
+        }
+    }
+
+    /// A heartbeat of `host`'s compute service reached this conductor at `now`.
+    pub fn heartbeat(&self, host: &str, now: i64) {
+        let mut s = self.lock();
+        if let Some(svc) = s.hosts.get_mut(host).and_then(|h| h.service.as_mut()) {
+            svc.last_seen_up = Some(now);
+            svc.updated_at = Some(now);
+        }
+    }
+
+    /// How many hosts the view holds.
+    pub fn len(&self) -> usize {
+        self.lock().hosts.len()
+    }
+
+    /// Whether the view holds no host.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(host: &str, uuid: &str) -> ComputeNode {
+        ComputeNode {
+            host: host.into(),
+            id: 1,
+            uuid: uuid.into(),
+            vcpus: 4,
+            memory_mb: 4096,
+            local_gb: 10,
+            hypervisor_type: "fake".into(),
+            hypervisor_version: 1,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn service(host: &str, seen: i64) -> Service {
+        Service {
+            id: 1,
+            uuid: format!("svc-{host}"),
+            host: host.into(),
+            binary: COMPUTE_BINARY.into(),
+            topic: "compute".into(),
+            report_count: 1,
+            disabled: false,
+            disabled_reason: None,
+            forced_down: false,
+            last_seen_up: Some(seen),
+            created_at: 0,
+            updated_at: Some(seen),
+        }
+    }
+
+    const NOW: i64 = 1_000_000_000;
+
+    fn summaries(hosts: &[(&str, i64, i64)]) -> Value {
+        let mut sums = Map::new();
+        for (p, ram_cap, ram_used) in hosts {
+            sums.insert(
+                p.to_string(),
+                json!({"resources": {
+                    "VCPU": {"capacity": 16, "used": 0},
+                    "MEMORY_MB": {"capacity": ram_cap, "used": ram_used},
+                }}),
+            );
+        }
+        json!({"allocation_requests": [], "provider_summaries": sums})
+    }
+
+    fn want(ram: i64) -> Vec<(String, i64)> {
+        vec![("VCPU".into(), 1), ("MEMORY_MB".into(), ram)]
+    }
+
+    fn request<'a>(resources: &'a [(String, i64)], excluded: &'a [String]) -> HostRequest<'a> {
+        HostRequest {
+            resources,
+            excluded,
+            group: None,
+            now: NOW,
+        }
+    }
+
+    fn view(hosts: &[(&str, &str, i64, i64)]) -> HostView {
+        let v = HostView::new(VIEW_TTL, 1);
+        let body = summaries(
+            &hosts
+                .iter()
+                .map(|(_, p, c, u)| (*p, *c, *u))
+                .collect::<Vec<_>>(),
+        );
+        let nodes: Vec<ComputeNode> = hosts.iter().map(|(h, p, _, _)| node(h, p)).collect();
+        let services = hosts.iter().map(|(h, ..)| service(h, NOW)).collect();
+        v.ingest(&body, &nodes, services);
+        v
+    }
+
+    #[test]
+    fn filters_and_spreads_by_free_ram() {
+        let v = view(&[
+            ("a", "p1", 1000, 900),
+            ("b", "p2", 1000, 100),
+            ("c", "p3", 9000, 0),
+            ("d", "p4", 9000, 0),
+        ]);
+        // d's service is silent past service_down_time, c was tried; b has the most room.
+        let silent = NOW + (crate::model::SERVICE_DOWN_TIME_SECS + 1) * 1_000_000;
+        v.heartbeat("a", silent);
+        v.heartbeat("b", silent);
+        v.heartbeat("c", silent);
+        let w = want(64);
+        let tried = ["c".to_string()];
+        let req = HostRequest {
+            now: silent,
+            ..request(&w, &tried)
+        };
+        let got = v.choose(&req, "i1", 0).unwrap();
+        assert_eq!((got.host.as_str(), got.provider.as_str()), ("b", "p2"));
+        assert_eq!(got.considered, 2);
+        assert_eq!(
+            got.allocations(),
+            json!({"p2": {"resources": {"VCPU": 1, "MEMORY_MB": 64}}})
+        );
+        // Too big for a and b's remainders: nothing, rather than an overfull host.
+        let big = want(950);
+        let req = HostRequest {
+            now: silent,
+            ..request(&big, &tried)
+        };
+        assert!(v.choose(&req, "i2", 0).is_none());
+    }
+
+    #[test]
+    fn own_choices_are_consumed_so_concurrent_decisions_spread() {
+        let v = view(&[("a", "p1", 1000, 0), ("b", "p2", 1000, 0)]);
+        let w = want(600);
+        let first = v.choose(&request(&w, &[]), "i1", 0).unwrap();
+        let second = v.choose(&request(&w, &[]), "i2", 0).unwrap();
+        assert_ne!(first.host, second.host);
+        // Both claimed: neither host has room for a third.
+        v.claimed("i1");
+        v.claimed("i2");
+        assert!(v.choose(&request(&w, &[]), "i3", 0).is_none());
+        // A removed allocation gives its room back.
+        v.released("i1");
+        assert_eq!(
+            v.choose(&request(&w, &[]), "i3", 0).unwrap().host,
+            first.host
+        );
+    }
+
+    #[test]
+    fn a_host_filled_by_another_conductor_is_not_chosen_twice() {
+        // The view thinks a has the most room; another conductor filled it meanwhile.
+        let v = view(&[("a", "p1", 4000, 0), ("b", "p2", 2000, 0)]);
+        let w = want(64);
+        let c = v.choose(&request(&w, &[]), "i1", 0).unwrap();
+        assert_eq!(c.host, "a");
+        v.refused("i1");
+        // The next choice, of this decision or another, goes to b.
+        assert_eq!(v.choose(&request(&w, &[]), "i1", 0).unwrap().host, "b");
+        assert_eq!(v.choose(&request(&w, &[]), "i2", 0).unwrap().host, "b");
+        // A refresh brings a back with placement's figures.
+        let body = summaries(&[("p1", 4000, 3000), ("p2", 2000, 128)]);
+        v.ingest(
+            &body,
+            &[node("a", "p1"), node("b", "p2")],
+            vec![service("a", NOW), service("b", NOW)],
+        );
+        // The two choices still on their way stay counted on b (2000 - 128 - 128).
+        let c = v.choose(&request(&w, &[]), "i3", 0).unwrap();
+        assert_eq!(c.host, "b");
+        assert_eq!(v.lock().hosts["b"].free_ram_mb(), 2000 - 128 - 3 * 64);
+    }
+
+    #[test]
+    fn an_abandoned_claim_gives_its_room_back_without_suspicion() {
+        let v = view(&[("a", "p1", 1000, 0)]);
+        let w = want(1000);
+        assert!(v.choose(&request(&w, &[]), "i1", 0).is_some());
+        assert!(v.choose(&request(&w, &[]), "i2", 0).is_none());
+        v.abandoned("i1");
+        assert!(v.choose(&request(&w, &[]), "i2", 0).is_some());
+    }
+
+    #[test]
+    fn group_policies_filter_and_weigh() {
+        let v = view(&[
+            ("a", "p1", 8000, 0),
+            ("b", "p2", 4000, 0),
+            ("c", "p3", 2000, 0),
+        ]);
+        let w = want(64);
+        let mut g = Placement {
+            group: "g".into(),
+            policy: "anti-affinity".into(),
+            max_per_host: 1,
+            members_per_host: BTreeMap::from([("a".to_string(), 1)]),
+        };
+        let req = HostRequest {
+            group: Some(&g),
+            ..request(&w, &[])
+        };
+        assert_eq!(v.choose(&req, "i1", 0).unwrap().host, "b");
+        v.abandoned("i1");
+        g.policy = "soft-affinity".into();
+        g.members_per_host = BTreeMap::from([("c".to_string(), 2)]);
+        let req = HostRequest {
+            group: Some(&g),
+            ..request(&w, &[])
+        };
+        assert_eq!(v.choose(&req, "i1", 0).unwrap().host, "c");
+    }
+
+    #[test]
+    fn the_subset_is_chosen_from_among_the_best() {
+        let v = HostView::new(VIEW_TTL, 2);
+        let body = summaries(&[("p1", 8000, 0), ("p2", 4000, 0), ("p3", 2000, 0)]);
+        v.ingest(
+            &body,
+            &[node("a", "p1"), node("b", "p2"), node("c", "p3")],
+            vec![service("a", NOW), service("b", NOW), service("c", NOW)],
+        );
+        let w = want(64);
+        assert_eq!(v.choose(&request(&w, &[]), "i1", 0).unwrap().host, "a");
+        assert_eq!(v.choose(&request(&w, &[]), "i2", 1).unwrap().host, "b");
+        assert_eq!(v.choose(&request(&w, &[]), "i3", 7).unwrap().host, "b");
+    }
+
+    #[test]
+    fn unlisted_or_unregistered_hosts_are_not_chosen() {
+        let v = HostView::new(VIEW_TTL, 1);
+        assert!(v.stale().is_some());
+        // b has no summary (placement found no room), c no service.
+        let body = summaries(&[("p1", 1000, 0), ("p3", 9000, 0)]);
+        v.ingest(
+            &body,
+            &[node("a", "p1"), node("b", "p2"), node("c", "p3")],
+            vec![service("a", NOW), service("b", NOW)],
+        );
+        assert!(v.stale().is_none());
+        assert_eq!(v.len(), 2);
+        assert_eq!(
+            v.choose(&request(&want(64), &[]), "i1", 0).unwrap().host,
+            "a"
+        );
+    }
+}

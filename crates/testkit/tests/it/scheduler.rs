@@ -1,0 +1,140 @@
+//! The scheduler's host view against placement: a view made stale by allocations it did not
+//! see (another conductor's) still places servers correctly, because placement's claim
+//! decides and placement answers when the view has no room.
+
+use ferro_client::Client;
+use serde_json::{Value, json};
+
+use crate::servers::{
+    allocations, create, image_and_flavor, nova, placement, wait_hosts, wait_status,
+};
+use ferro_testkit::TestCloud;
+
+/// A cloud of `hosts` fake hosts whose scheduler trusts its view for ten minutes, so that
+/// what placement learns behind its back stays unseen.
+async fn cloud(hosts: usize) -> TestCloud {
+    let c = TestCloud::start_with(|c| {
+        c.compute.fake_hosts = hosts;
+        c.compute.scheduler_view_ttl_ms = 600_000;
+    })
+    .await
+    .expect("test cloud starts");
+    wait_hosts(&c, hosts).await;
+    c
+}
+
+async fn provider(p: &Client, host: &str) -> String {
+    let r = p
+        .get(&format!("/resource_providers?name={host}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["resource_providers"][0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Placement's MEMORY_MB capacity of provider `rp` (what the view counts with).
+async fn ram_capacity(p: &Client, rp: &str) -> i64 {
+    let r = p
+        .get(&format!("/resource_providers/{rp}/inventories"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let inv = &r.body["inventories"]["MEMORY_MB"];
+    let room = inv["total"].as_i64().unwrap() - inv["reserved"].as_i64().unwrap();
+    (room as f64 * inv["allocation_ratio"].as_f64().unwrap()) as i64
+}
+
+/// Another conductor's claim of `ram` MB on `rp`, which this scheduler's view never sees.
+async fn foreign_claim(c: &TestCloud, rp: &str, ram: i64) -> String {
+    let consumer = "0c0ffee0-0000-4000-8000-00000000f111".to_string();
+    let r = placement(c)
+        .put(
+            &format!("/allocations/{consumer}"),
+            Some(
+                &json!({"allocations": {rp: {"resources": {"MEMORY_MB": ram}}},
+                "project_id": "0000000000000000000000000000beef",
+                "user_id": "0000000000000000000000000000cafe",
+                "consumer_generation": null}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
+    consumer
+}
+
+fn host(s: &Value) -> &str {
+    s["OS-EXT-SRV-ATTR:host"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_claim_a_stale_view_chose_is_refused_and_the_next_host_takes_it() {
+    let c = cloud(2).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 512).await;
+    let n = nova(&c, "2.47");
+    let p = placement(&c);
+    let (rp0, rp1) = (provider(&p, "fake-0").await, provider(&p, "fake-1").await);
+
+    // Equal hosts: the name breaks the tie. The view now counts fake-0's 512 MB.
+    let first = create(&n, "first", &image, &flavor).await;
+    assert_eq!(host(&wait_status(&n, &first, "ACTIVE").await), "fake-0");
+
+    // Another conductor fills fake-1, which the view still thinks the emptier host.
+    let full = ram_capacity(&p, &rp1).await;
+    foreign_claim(&c, &rp1, full).await;
+
+    // The view chooses fake-1, placement refuses the claim, fake-0 takes the server; the
+    // next decision leaves fake-1 out instead of being refused there again.
+    for name in ["second", "third"] {
+        let id = create(&n, name, &image, &flavor).await;
+        let s = wait_status(&n, &id, "ACTIVE").await;
+        assert_eq!(host(&s), "fake-0", "{s}");
+        let a = allocations(&c, &id).await;
+        assert_eq!(a.as_object().unwrap().len(), 1, "{a}");
+        assert_eq!(
+            a[&rp0]["resources"],
+            json!({"VCPU": 1, "MEMORY_MB": 512, "DISK_GB": 1})
+        );
+    }
+    let u = p
+        .get(&format!("/resource_providers/{rp1}/usages"))
+        .await
+        .unwrap();
+    assert_eq!(u.body["usages"]["MEMORY_MB"], full, "{}", u.body);
+    assert_eq!(u.body["usages"]["VCPU"], 0, "{}", u.body);
+}
+
+#[tokio::test]
+async fn a_view_without_room_asks_placement_before_answering_no_valid_host() {
+    let c = cloud(1).await;
+    let p = placement(&c);
+    let rp = provider(&p, "fake-0").await;
+    let half = ram_capacity(&p, &rp).await / 2 + 1;
+    let (image, flavor) = image_and_flavor(&c, 1, half).await;
+    let n = nova(&c, "2.47");
+
+    let first = create(&n, "first", &image, &flavor).await;
+    wait_status(&n, &first, "ACTIVE").await;
+    // Placement has no room for a second: no valid host.
+    let second = create(&n, "second", &image, &flavor).await;
+    let s = wait_status(&n, &second, "ERROR").await;
+    assert_eq!(s["fault"]["code"], 500, "{s}");
+    assert!(
+        s["fault"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("No valid host was found"),
+        "{s}"
+    );
+
+    // The first server's allocation goes behind the view's back (as another conductor
+    // would remove it): the view still counts it, placement has the room.
+    let r = p.delete(&format!("/allocations/{first}")).await.unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
+    let third = create(&n, "third", &image, &flavor).await;
+    let s = wait_status(&n, &third, "ACTIVE").await;
+    assert_eq!(host(&s), "fake-0", "{s}");
+}
