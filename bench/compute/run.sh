@@ -41,12 +41,13 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 ID_PORT=$(free_port) IMAGE_PORT=$(free_port) PLACEMENT_PORT=$(free_port) COMPUTE_PORT=$(free_port)
-NETWORK_PORT=$(free_port) OBJECT_PORT=$(free_port)
+NETWORK_PORT=$(free_port) OBJECT_PORT=$(free_port) METADATA_PORT=$(free_port)
 # The scheduler's per-decision timings are debug events of their own target.
 env NO_COLOR=1 FERROSTACK_LOG="warn,ferro_compute::scheduler=debug" FERROSTACK_IDENTITY__BCRYPT_COST=4 \
   FERROSTACK_IDENTITY__PORT="$ID_PORT" FERROSTACK_IMAGE__PORT="$IMAGE_PORT" \
   FERROSTACK_PLACEMENT__PORT="$PLACEMENT_PORT" FERROSTACK_COMPUTE__PORT="$COMPUTE_PORT" \
   FERROSTACK_NETWORK__PORT="$NETWORK_PORT" FERROSTACK_OBJECT__PORT="$OBJECT_PORT" \
+  FERROSTACK_COMPUTE__METADATA_PORT="$METADATA_PORT" \
   FERROSTACK_COMPUTE__REPORT_INTERVAL="$REPORT_INTERVAL" \
   "$CARGO_TARGET_DIR/release/ferrostack" --state-dir "$state" all-in-one --admin-password secret \
   --compute-driver fake --fake-hosts "$HOSTS" >"$OUT/server.log" 2>&1 &

@@ -265,15 +265,56 @@ impl Compute {
         self.node_reports.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a compute service's heartbeat: one update when it is registered, the
-    /// registration otherwise; the host view learns it too.
+    /// Records a compute service's heartbeat. The first of each host this conductor sees
+    /// is written at once (registering the service if needed); later ones wait in memory
+    /// for [`Compute::flush_heartbeats`], which writes them in one transaction: at 1,000
+    /// hosts, a write each would be 100 commits a second on the compute database, each
+    /// holding its write lock, while a heartbeat a second late changes nothing (a service
+    /// is down after 60 s). The host view learns each at once.
     async fn service_heartbeat(&self, host: &str) -> Result<()> {
         let now = now_micros();
-        if !db::service_heartbeat_of(&mut &self.db, host, COMPUTE_BINARY, now).await? {
-            self.service_report(host, COMPUTE_BINARY, "compute").await?;
+        let known = {
+            let mut b = self.beats_lock();
+            let known = b.registered.contains(host);
+            if known {
+                b.pending.insert(host.to_string(), now);
+            }
+            known
+        };
+        if !known {
+            if !db::service_heartbeat_of(&mut &self.db, host, COMPUTE_BINARY, now).await? {
+                self.service_report(host, COMPUTE_BINARY, "compute").await?;
+            }
+            self.beats_lock().registered.insert(host.to_string());
         }
         self.hosts.heartbeat(host, now);
         Ok(())
+    }
+
+    fn beats_lock(&self) -> std::sync::MutexGuard<'_, Heartbeats> {
+        self.beats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes the heartbeats waiting in memory, in one transaction. A host whose service
+    /// row is gone is written directly (re-registered) at its next heartbeat.
+    pub async fn flush_heartbeats(&self) -> Result<usize> {
+        let pending = std::mem::take(&mut self.beats_lock().pending);
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let mut gone = Vec::new();
+        let mut tx = self.db.begin().await?;
+        for (host, at) in &pending {
+            if !db::service_heartbeat_of(&mut tx, host, COMPUTE_BINARY, *at).await? {
+                gone.push(host);
+            }
+        }
+        tx.commit().await?;
+        let mut b = self.beats_lock();
+        for host in gone {
+            b.registered.remove(host);
+        }
+        Ok(pending.len())
     }
 
     /// Records a host's compute node when its report differs from what this conductor
@@ -742,6 +783,7 @@ pub async fn workers(compute: Arc<Compute>) -> Result<Vec<JoinHandle<()>>> {
             });
         }
     });
+    let sweeper_compute = compute.clone();
     let c = compute;
     let sweeper = tokio::spawn(async move {
         let every = c.config.sweep_interval;
@@ -752,7 +794,28 @@ pub async fn workers(compute: Arc<Compute>) -> Result<Vec<JoinHandle<()>>> {
             }
         }
     });
-    Ok(vec![consumer, sweeper])
+    let c = sweeper_compute;
+    let beats = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(HEARTBEAT_FLUSH_INTERVAL).await;
+            if let Err(e) = c.flush_heartbeats().await {
+                tracing::error!(error = ?e, "heartbeats not written");
+            }
+        }
+    });
+    Ok(vec![consumer, sweeper, beats])
+}
+
+/// How often heartbeats waiting in memory are written.
+pub const HEARTBEAT_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Compute services' heartbeats this conductor has yet to write.
+#[derive(Default)]
+pub struct Heartbeats {
+    /// Hosts whose service row this conductor wrote once.
+    registered: std::collections::HashSet<String>,
+    /// The latest heartbeat time of each host, in host order (the order rows are locked).
+    pending: std::collections::BTreeMap<String, i64>,
 }
 
 /// How often the sweep runs by default.

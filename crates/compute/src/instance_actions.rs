@@ -29,25 +29,29 @@ pub fn routes() -> Router<Arc<Compute>> {
         )
 }
 
+/// The record of the caller asking `action` of `i`, started now.
+pub(crate) fn action_of(ctx: &RequestContext, i: &Instance, action: &str) -> InstanceAction {
+    let now = now_micros();
+    InstanceAction {
+        instance_uuid: i.uuid.clone(),
+        request_id: ctx.request_id.clone(),
+        action: action.to_string(),
+        user_id: ctx.user_id.clone(),
+        project_id: ctx
+            .project_id
+            .clone()
+            .unwrap_or_else(|| i.project_id.clone()),
+        start_time: now,
+        updated_at: now,
+        message: None,
+    }
+}
+
 impl Compute {
     /// Records that the caller asked `action` of `i`. A failure to record is logged: the
     /// request itself was done.
     pub(crate) async fn record_action(&self, ctx: &RequestContext, i: &Instance, action: &str) {
-        let now = now_micros();
-        let a = InstanceAction {
-            instance_uuid: i.uuid.clone(),
-            request_id: ctx.request_id.clone(),
-            action: action.to_string(),
-            user_id: ctx.user_id.clone(),
-            project_id: ctx
-                .project_id
-                .clone()
-                .unwrap_or_else(|| i.project_id.clone()),
-            start_time: now,
-            updated_at: now,
-            message: None,
-        };
-        if let Err(e) = db::action_insert(&mut &self.db, &a).await {
+        if let Err(e) = db::action_insert(&mut &self.db, &action_of(ctx, i, action)).await {
             tracing::error!(uuid = %i.uuid, %action, error = %e, "instance action not recorded");
         }
     }

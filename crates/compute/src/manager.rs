@@ -38,6 +38,8 @@ pub struct Compute {
     pub(crate) hosts: crate::scheduler::HostView,
     /// Each host's compute node as this conductor last wrote it.
     pub(crate) node_reports: std::sync::Mutex<std::collections::HashMap<String, db::ComputeNode>>,
+    /// Heartbeats waiting to be written.
+    pub(crate) beats: std::sync::Mutex<crate::conductor::Heartbeats>,
     /// Clients of placement, the image and the network API, made once.
     pub(crate) peers: crate::servers::PeerClients,
 }
@@ -181,6 +183,7 @@ impl Compute {
             group_locks: Default::default(),
             hosts,
             node_reports: Default::default(),
+            beats: Default::default(),
             peers: Default::default(),
         }))
     }

@@ -704,12 +704,15 @@ impl Compute {
             if let Some(g) = &group {
                 db::group_member_add(&mut tx, &g.uuid, &i.uuid).await?;
             }
+            // In the insert's transaction: one commit less on the way to ACTIVE.
+            db::action_insert(
+                &mut tx,
+                &crate::instance_actions::action_of(ctx, &i, "create"),
+            )
+            .await?;
             created.push(i);
         }
         tx.commit().await?;
-        for i in &created {
-            self.record_action(ctx, i, "create").await;
-        }
         for i in &created {
             // A lost cast leaves the instance in `scheduling`; the conductor's sweep fails it.
             if let Err(e) = self

@@ -2,6 +2,7 @@
 //! see (another conductor's) still places servers correctly, because placement's claim
 //! decides and placement answers when the view has no room.
 
+use ferro_api_types::compute::{CONTRACT_VERSION, ConductorRequest, HostResources};
 use ferro_client::Client;
 use serde_json::{Value, json};
 
@@ -137,4 +138,71 @@ async fn a_view_without_room_asks_placement_before_answering_no_valid_host() {
     let third = create(&n, "third", &image, &flavor).await;
     let s = wait_status(&n, &third, "ACTIVE").await;
     assert_eq!(host(&s), "fake-0", "{s}");
+}
+
+fn heartbeat(host: &str, provider: Option<&str>) -> ConductorRequest {
+    ConductorRequest::ServiceHeartbeat {
+        version: CONTRACT_VERSION.into(),
+        host: host.into(),
+        resources: HostResources {
+            vcpus: 4,
+            memory_mb: 2048,
+            local_gb: 20,
+            hypervisor_type: "fake".into(),
+            hypervisor_version: 1,
+            provider_uuid: provider.map(str::to_string),
+            running_instances: 0,
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_first_reports_register_one_node_and_later_heartbeats_are_batched() {
+    let c = TestCloud::start().await;
+    let compute = c.cloud.compute.clone();
+    let provider = "0c0ffee0-0000-4000-8000-0000000000aa";
+    // Before its resource provider exists the host has a service, no node.
+    compute
+        .conduct(heartbeat("racer", None), "req-1")
+        .await
+        .unwrap();
+    // Its agent's report after registering and its periodic heartbeat, at once: each
+    // finds no node yet, one inserts it, the others update it (no unique-host failure).
+    let reports: Vec<_> = (0..16)
+        .map(|n| {
+            let compute = compute.clone();
+            tokio::spawn(async move {
+                compute
+                    .conduct(heartbeat("racer", Some(provider)), &format!("req-r{n}"))
+                    .await
+            })
+        })
+        .collect();
+    for r in reports {
+        r.await.unwrap().unwrap();
+    }
+    let n = nova(&c, "2.53");
+    let h = n
+        .get("/os-hypervisors?hypervisor_hostname_pattern=racer")
+        .await
+        .unwrap();
+    assert_eq!(h.status, 200, "{}", h.body);
+    assert_eq!(
+        h.body["hypervisors"].as_array().unwrap().len(),
+        1,
+        "{}",
+        h.body
+    );
+
+    // The first heartbeat was written at once; the later ones wait in memory and
+    // become one write.
+    let updated = || async {
+        let r = n.get("/os-services?host=racer").await.unwrap();
+        r.body["services"][0]["updated_at"].clone()
+    };
+    let first = updated().await;
+    assert!(first.is_string(), "{first}");
+    compute.flush_heartbeats().await.unwrap();
+    assert_ne!(updated().await, first);
+    assert_eq!(compute.flush_heartbeats().await.unwrap(), 0);
 }
