@@ -594,11 +594,19 @@ impl Compute {
     }
 
     /// Refreshes the host view from placement's allocation candidates for `i`'s resources
-    /// and the compute-node and service tables; skipped when `seen` is given and another
-    /// decision refreshed the view since that generation. Returns the time it took.
+    /// and the compute-node and service tables. With `seen` (the generation found old), it
+    /// is skipped when another decision refreshed the view since, and when one is
+    /// refreshing it now and the view has hosts: this decision goes on with the old view
+    /// (the claim decides) instead of queueing behind the refresh. Returns the time spent.
     async fn view_refresh(&self, i: &Instance, seen: Option<u64>) -> Result<Duration> {
-        let _one = self.hosts.refresh_guard().await;
         let started = Instant::now();
+        let _one = match seen {
+            Some(_) if !self.hosts.is_empty() => match self.hosts.try_refresh_guard() {
+                Some(g) => g,
+                None => return Ok(Duration::ZERO),
+            },
+            _ => self.hosts.refresh_guard().await,
+        };
         if seen.is_some_and(|g| g != self.hosts.generation()) {
             return Ok(started.elapsed());
         }

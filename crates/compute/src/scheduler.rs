@@ -193,6 +193,11 @@ impl HostView {
         self.refreshing.lock().await
     }
 
+    /// The refresh guard if no refresh is under way.
+    pub fn try_refresh_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        self.refreshing.try_lock().ok()
+    }
+
     /// The view's generation (bumped by every refresh).
     pub fn generation(&self) -> u64 {
         self.lock().generation

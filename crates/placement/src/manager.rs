@@ -142,6 +142,11 @@ impl Placement {
     /// Refuses any class in `names` that does not exist, with upstream's
     /// `ResourceClassNotFound` text.
     async fn check_classes<'a>(&self, names: impl IntoIterator<Item = &'a String>) -> Result<()> {
+        let names: Vec<&String> = names.into_iter().collect();
+        // Standard classes always exist: a scheduler's claim reads nothing here.
+        if names.iter().all(|n| model::is_standard_class(n)) {
+            return Ok(());
+        }
         let custom: BTreeSet<String> = db::custom_classes(&mut &self.db)
             .await?
             .into_iter()
