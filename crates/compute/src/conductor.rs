@@ -61,6 +61,9 @@ pub fn resources_query(i: &Instance) -> String {
 /// from placement (they were refused: the view is behind other conductors).
 const REFUSALS_BEFORE_REFRESH: usize = 3;
 
+/// The request the background refresh lists hosts for: every flavor asks at least one VCPU.
+const BACKGROUND_REQUEST: &str = "VCPU:1";
+
 /// How a claim in placement ended.
 enum Claim {
     Made,
@@ -492,6 +495,7 @@ impl Compute {
             return Ok(None);
         }
         let resources = requested_resources(i);
+        let query = resources_query(i);
         // Read under the group's lock (held by the caller): a member placed meanwhile counts.
         let group = match in_group {
             Some(false) => None,
@@ -502,7 +506,7 @@ impl Compute {
         let mut refreshed = false;
         let mut refused = 0;
         if let Some(seen) = self.hosts.stale() {
-            refresh_time += self.view_refresh(i, Some(seen)).await?;
+            refresh_time += self.view_refresh(&query, Some(seen)).await?;
         }
         loop {
             let req = HostRequest {
@@ -516,7 +520,7 @@ impl Compute {
                     return Ok(None);
                 }
                 // Placement, not the view, says when no host is left.
-                refresh_time += self.view_refresh(i, None).await?;
+                refresh_time += self.view_refresh(&query, None).await?;
                 refreshed = true;
                 continue;
             };
@@ -527,7 +531,7 @@ impl Compute {
                     self.hosts.refused(&i.uuid);
                     refused += 1;
                     if refused == REFUSALS_BEFORE_REFRESH && !refreshed {
-                        refresh_time += self.view_refresh(i, None).await?;
+                        refresh_time += self.view_refresh(&query, None).await?;
                         refreshed = true;
                     }
                     continue;
@@ -593,12 +597,12 @@ impl Compute {
         }
     }
 
-    /// Refreshes the host view from placement's allocation candidates for `i`'s resources
-    /// and the compute-node and service tables. With `seen` (the generation found old), it
+    /// Refreshes the host view from placement's allocation candidates for `resources` (a
+    /// `resources` query parameter) and the compute-node and service tables. With `seen` (the generation found old), it
     /// is skipped when another decision refreshed the view since, and when one is
     /// refreshing it now and the view has hosts: this decision goes on with the old view
     /// (the claim decides) instead of queueing behind the refresh. Returns the time spent.
-    async fn view_refresh(&self, i: &Instance, seen: Option<u64>) -> Result<Duration> {
+    async fn view_refresh(&self, resources: &str, seen: Option<u64>) -> Result<Duration> {
         let started = Instant::now();
         let _one = match seen {
             Some(_) if !self.hosts.is_empty() => match self.hosts.try_refresh_guard() {
@@ -610,10 +614,7 @@ impl Compute {
         if seen.is_some_and(|g| g != self.hosts.generation()) {
             return Ok(started.elapsed());
         }
-        let path = format!(
-            "/allocation_candidates?resources={}&limit=1000",
-            resources_query(i)
-        );
+        let path = format!("/allocation_candidates?resources={resources}&limit=1000");
         let r = self
             .placement()
             .await?
@@ -633,6 +634,15 @@ impl Compute {
         let services = db::service_list(&mut &self.db).await?;
         self.hosts.ingest(&r.body, &nodes, services);
         Ok(started.elapsed())
+    }
+
+    /// Refreshes the host view between decisions, so that they rarely find it old: with
+    /// the smallest request any flavor makes (one VCPU), so every host with room for
+    /// anything is listed. Skipped while a decision refreshes it.
+    pub async fn view_refresh_background(&self) -> Result<()> {
+        self.view_refresh(BACKGROUND_REQUEST, Some(self.hosts.generation()))
+            .await
+            .map(|_| ())
     }
 
     /// Fails or retries instances stuck in a transitional task state longer than the
@@ -792,6 +802,7 @@ pub async fn workers(compute: Arc<Compute>) -> Result<Vec<JoinHandle<()>>> {
         }
     });
     let sweeper_compute = compute.clone();
+    let refresher_compute = compute.clone();
     let c = compute;
     let sweeper = tokio::spawn(async move {
         let every = c.config.sweep_interval;
@@ -811,7 +822,17 @@ pub async fn workers(compute: Arc<Compute>) -> Result<Vec<JoinHandle<()>>> {
             }
         }
     });
-    Ok(vec![consumer, sweeper, beats])
+    let c = refresher_compute;
+    let refresher = tokio::spawn(async move {
+        let every = (c.hosts.ttl() / 2).max(Duration::from_millis(100));
+        loop {
+            if let Err(e) = c.view_refresh_background().await {
+                tracing::warn!(error = ?e, "host view not refreshed");
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
+    Ok(vec![consumer, sweeper, beats, refresher])
 }
 
 /// How often heartbeats waiting in memory are written.

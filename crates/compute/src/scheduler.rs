@@ -198,6 +198,11 @@ impl HostView {
         self.refreshing.try_lock().ok()
     }
 
+    /// How long the view is trusted.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// The view's generation (bumped by every refresh).
     pub fn generation(&self) -> u64 {
         self.lock().generation

@@ -441,8 +441,8 @@ async fn main() -> anyhow::Result<()> {
         servers as f64 / delete_wall
     );
     println!(
-        "- decisions that refreshed the host view from placement: {refreshes} of {}; claims \
-         placement refused: {refused:.0}",
+        "- decisions that refreshed the host view from placement (or waited for a refresh): \
+         {refreshes} of {}; claims placement refused: {refused:.0}",
         st.len()
     );
     println!("- {hosts} hosts registered in placement and reporting after {registered:.1} s");

@@ -21,6 +21,9 @@ async fn cloud(hosts: usize) -> TestCloud {
     .await
     .expect("test cloud starts");
     wait_hosts(&c, hosts).await;
+    // The view as it is now, every host in it (the conductor's own refresh may have run
+    // before the hosts registered).
+    c.cloud.compute.view_refresh_background().await.unwrap();
     c
 }
 
