@@ -67,7 +67,11 @@ const BACKGROUND_REQUEST: &str = "VCPU:1";
 /// How a claim in placement ended.
 enum Claim {
     Made,
+    /// The host had no room (for all the view knew, it had).
     Refused,
+    /// The consumer already holds allocations (a redelivered build): every host would
+    /// refuse, and none of them is to blame.
+    ConsumerTaken,
 }
 
 pub(crate) fn fault(code: i64, message: String, details: String) -> InstanceFault {
@@ -536,6 +540,11 @@ impl Compute {
                     }
                     continue;
                 }
+                Ok(Claim::ConsumerTaken) => {
+                    self.hosts.abandoned(&i.uuid);
+                    tracing::warn!(uuid = %i.uuid, "the instance already holds allocations");
+                    return Ok(None);
+                }
                 Err(e) => {
                     self.hosts.abandoned(&i.uuid);
                     return Err(e);
@@ -582,8 +591,16 @@ impl Compute {
             .map_err(|e| Fault::internal(format!("placement: {e}")))?;
         match r.status {
             204 => Ok(Claim::Made),
-            // Another claim won the capacity, a limit the view does not know refused it,
-            // or the consumer exists from a redelivered message: try the next host.
+            // placement's consumer_conflict: the consumer exists (consumer_generation null
+            // promised a new one).
+            409 if r.body["errors"][0]["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("consumer generation conflict")) =>
+            {
+                Ok(Claim::ConsumerTaken)
+            }
+            // Another claim won the capacity, or a limit the view does not know refused it:
+            // try the next host.
             409 => Ok(Claim::Refused),
             s => {
                 if s == 401 {
