@@ -1,11 +1,14 @@
 //! The conductor and its scheduler: it consumes the `conductor` topic, places instances
-//! (placement allocation candidates → filters → weighers → claim), casts builds to agents,
-//! and records every outcome the agents report. It alone writes an instance after the API
+//! (filters and weighers over its host view, [`crate::scheduler`], kept fresh from
+//! placement's allocation candidates → claim in placement), casts builds to agents, and
+//! records every outcome the agents report. It alone writes an instance after the API
 //! created it (ARCHITECTURE.md §4); writes are compare-and-swap on the state read, so a
 //! redelivered or late message changes nothing.
 //!
 //! A periodic sweep fails instances stuck in a transitional task state past
-//! `task_timeout` (upstream's `instance_build_timeout` and `_cleanup_running_deleted`).
+//! `task_timeout` (upstream's `instance_build_timeout` and `_cleanup_running_deleted`);
+//! other workers refresh the host view and write the compute services' heartbeats in
+//! batches.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -310,13 +313,25 @@ impl Compute {
             return Ok(0);
         }
         let mut gone = Vec::new();
-        let mut tx = self.db.begin().await?;
-        for (host, at) in &pending {
-            if !db::service_heartbeat_of(&mut tx, host, COMPUTE_BINARY, *at).await? {
-                gone.push(host);
+        let written = async {
+            let mut tx = self.db.begin().await?;
+            for (host, at) in &pending {
+                if !db::service_heartbeat_of(&mut tx, host, COMPUTE_BINARY, *at).await? {
+                    gone.push(host);
+                }
             }
+            tx.commit().await?;
+            Ok::<(), Fault>(())
         }
-        tx.commit().await?;
+        .await;
+        if let Err(e) = written {
+            // Kept for the next flush, unless a newer heartbeat came meanwhile.
+            let mut b = self.beats_lock();
+            for (host, at) in pending {
+                b.pending.entry(host).or_insert(at);
+            }
+            return Err(e);
+        }
         let mut b = self.beats_lock();
         for host in gone {
             b.registered.remove(host);

@@ -1174,46 +1174,49 @@ pub async fn node_list(ex: &mut impl Executor) -> Result<Vec<ComputeNode>> {
 
 /// Records a node's report (the first report registers it). Two first reports of one host
 /// may race (the agent's report after registering and its periodic heartbeat): the loser's
-/// insert meets the unique host and becomes an update.
+/// insert fails (unique host, or a deadlock's victim on MySQL, whose gap locks on the missing
+/// key make two such inserts deadlock), and the whole report runs again — as an update once
+/// the winner committed.
 pub async fn node_report(db: &Db, n: &ComputeNode) -> Result<()> {
+    let mut attempt = 0;
+    loop {
+        match node_report_once(db, n).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt >= 4 => return Err(e),
+            Err(_) => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+            }
+        }
+    }
+}
+
+async fn node_report_once(db: &Db, n: &ComputeNode) -> Result<()> {
     if node_update(&mut &*db, n).await? {
         return Ok(());
     }
     let mut tx = db.begin().await?;
-    let inserted = async {
-        if node_update(&mut tx, n).await? {
-            return Ok(());
-        }
-        let id = next_id(&mut tx, "compute_nodes").await?;
-        tx.execute(
-            &Sql::new(&format!(
-                "INSERT INTO nv_compute_nodes ({NODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            ))
-            .arg(&n.host)
-            .arg(id)
-            .arg(&n.uuid)
-            .arg(n.vcpus)
-            .arg(n.memory_mb)
-            .arg(n.local_gb)
-            .arg(&n.hypervisor_type)
-            .arg(n.hypervisor_version)
-            .arg(n.created_at)
-            .arg(n.updated_at),
-        )
-        .await?;
-        Ok::<(), Error>(())
+    if node_update(&mut tx, n).await? {
+        return Ok(tx.commit().await?);
     }
-    .await;
-    match inserted {
-        Ok(()) => Ok(tx.commit().await?),
-        // The unique host refused the insert (a transaction that did not see the winner's
-        // row): the row exists now.
-        Err(Error::Conflict(_)) => {
-            drop(tx);
-            node_update(&mut &*db, n).await.map(|_| ())
-        }
-        Err(e) => Err(e),
-    }
+    let id = next_id(&mut tx, "compute_nodes").await?;
+    tx.execute(
+        &Sql::new(&format!(
+            "INSERT INTO nv_compute_nodes ({NODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .arg(&n.host)
+        .arg(id)
+        .arg(&n.uuid)
+        .arg(n.vcpus)
+        .arg(n.memory_mb)
+        .arg(n.local_gb)
+        .arg(&n.hypervisor_type)
+        .arg(n.hypervisor_version)
+        .arg(n.created_at)
+        .arg(n.updated_at),
+    )
+    .await?;
+    Ok(tx.commit().await?)
 }
 
 /// Updates a node's row; whether it exists.
