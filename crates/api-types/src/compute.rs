@@ -433,14 +433,14 @@ impl std::fmt::Display for ContractError {
 
 impl std::error::Error for ContractError {}
 
-fn split<T: Serialize>(v: &T) -> (String, Value) {
+pub(crate) fn split<T: Serialize>(v: &T) -> (String, Value) {
     match serde_json::to_value(v) {
         Ok(Value::Object(m)) => m.into_iter().next().unwrap_or_default(),
         _ => (String::new(), Value::Null),
     }
 }
 
-fn join<T: for<'de> Deserialize<'de>>(method: &str, payload: &Value) -> Result<T, ContractError> {
+pub(crate) fn join<T: for<'de> Deserialize<'de>>(method: &str, payload: &Value) -> Result<T, ContractError> {
     if let Some(v) = payload.get("version").and_then(Value::as_str)
         && v.split('.').next() != CONTRACT_VERSION.split('.').next()
     {

@@ -3,7 +3,9 @@
 //!
 //! [`compute`] holds Nova's state vocabulary and the bus contract between the compute
 //! conductor and the compute agents; [`metadata`] the documents a guest reads about itself
-//! (metadata API and config drive).
+//! (metadata API and config drive); [`network`] the bus contract between the network
+//! service and the network agents.
 
 pub mod compute;
 pub mod metadata;
+pub mod network;

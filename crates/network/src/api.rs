@@ -109,7 +109,22 @@ pub fn router(net: Arc<Networking>) -> Router {
         .route("/v2.0/agents", get(agent_list))
         .route("/v2.0/agents/{id}", get(agent_show))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(net.clone(), tell_agents))
         .with_state(net)
+}
+
+/// After a request that changed the model, the agents are told to sync.
+async fn tell_agents(
+    State(n): S,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let writes = req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD;
+    let res = next.run(req).await;
+    if writes && res.status().is_success() {
+        n.changed();
+    }
+    res
 }
 
 async fn not_found() -> Response {
@@ -611,19 +626,31 @@ async fn ip_availability_show(
     Ok(ok(n.ip_availability_show(&ctx, &id).await?))
 }
 
-/// No agent reports to this control plane yet (the network agent is a later slice), so
-/// the list is honestly empty.
-async fn agent_list(State(n): S, Auth(ctx): Auth) -> Result<Response> {
+async fn agent_list(
+    State(n): S,
+    Auth(ctx): Auth,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
     n.authorize(&ctx, "get_agent", &json!({}))?;
-    Ok(ok(json!({"agents": []})))
+    let q = Query::parse(q.as_deref());
+    let url = format!("{}/v2.0/agents", n.config.url);
+    Ok(ok(crate::listing::respond(
+        "agents",
+        &url,
+        n.agent_docs(),
+        &q,
+        &["id", "host", "agent_type", "binary"],
+    )?))
 }
 
 async fn agent_show(State(n): S, Auth(ctx): Auth, Path(id): Path<String>) -> Result<Response> {
     n.authorize(&ctx, "get_agent", &json!({}))?;
-    Err(NetError::not_found(
-        "AgentNotFound",
-        format!("Agent {id} could not be found."),
-    ))
+    let agent = n
+        .agent_docs()
+        .into_iter()
+        .find(|a| a.get("id").and_then(Value::as_str) == Some(id.as_str()))
+        .ok_or_else(|| NetError::not_found("AgentNotFound", format!("Agent {id} could not be found.")))?;
+    Ok(ok(json!({"agent": agent})))
 }
 
 // ---- quotas

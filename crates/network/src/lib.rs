@@ -31,6 +31,7 @@ macro_rules! retrying {
     };
 }
 
+pub mod agents;
 pub mod api;
 pub mod db;
 pub mod fault;

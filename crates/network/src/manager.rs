@@ -37,6 +37,12 @@ pub struct Networking {
     pub db: Db,
     pub config: NetworkConfig,
     pub enforcer: Enforcer,
+    /// The bus to the network agents, once connected.
+    pub(crate) bus: std::sync::OnceLock<Arc<dyn ferro_bus::Bus>>,
+    /// Set when the model changed and the agents were not yet told.
+    pub(crate) dirty: tokio::sync::Notify,
+    /// The network agents heard from, by host.
+    pub(crate) agents: std::sync::Mutex<std::collections::BTreeMap<String, crate::agents::AgentRecord>>,
 }
 
 pub(crate) type Doc = Map<String, Value>;
@@ -85,6 +91,9 @@ impl Networking {
             db,
             config,
             enforcer,
+            bus: Default::default(),
+            dirty: Default::default(),
+            agents: Default::default(),
         }))
     }
 

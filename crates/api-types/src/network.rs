@@ -1,0 +1,168 @@
+//! The bus contract between the network service (topic [`PLUGIN_TOPIC`], as Neutron's
+//! `q-plugin`) and the network agents (fanout [`AGENT_FANOUT`]).
+//!
+//! An agent asks for the part of the model its host needs ([`PluginRequest::SyncHost`],
+//! which is also its heartbeat), makes the host match it, and reports which ports it
+//! plugged. The service tells every agent when the model changed ([`AgentNotice`]); the
+//! agent then syncs again, so a lost notice costs at most one periodic sync.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::compute::{CONTRACT_VERSION, ContractError, join, split};
+
+/// The network service's queue for agent requests.
+pub const PLUGIN_TOPIC: &str = "network-plugin";
+
+/// The fanout every network agent listens on.
+pub const AGENT_FANOUT: &str = "network-agents";
+
+/// Requests of an agent to the network service (calls).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginRequest {
+    /// The model as host `host` needs it ([`HostState`]); registers the agent and its
+    /// tunnel address. `dhcp`: the host serves DHCP (it gets every network with DHCP).
+    SyncHost {
+        version: String,
+        host: String,
+        dhcp: bool,
+        #[serde(default)]
+        tunnel_ip: Option<String>,
+    },
+    /// The DHCP port of `network_id` served from `host`, made when missing ([`PortState`]).
+    DhcpPort {
+        version: String,
+        host: String,
+        network_id: String,
+    },
+    /// Ports the agent found plugged (`up`) or lost (`down`) on its host; answers `null`.
+    PortStatus {
+        version: String,
+        host: String,
+        #[serde(default)]
+        up: Vec<String>,
+        #[serde(default)]
+        down: Vec<String>,
+    },
+}
+
+/// What the service tells every agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentNotice {
+    /// Some network, subnet, port or security group changed: sync again.
+    Changed { version: String },
+}
+
+impl PluginRequest {
+    pub fn to_parts(&self) -> (String, Value) {
+        split(self)
+    }
+    pub fn parse(method: &str, payload: &Value) -> Result<Self, ContractError> {
+        join(method, payload)
+    }
+}
+
+impl AgentNotice {
+    pub fn changed() -> Self {
+        AgentNotice::Changed {
+            version: CONTRACT_VERSION.into(),
+        }
+    }
+    pub fn to_parts(&self) -> (String, Value) {
+        split(self)
+    }
+    pub fn parse(method: &str, payload: &Value) -> Result<Self, ContractError> {
+        join(method, payload)
+    }
+}
+
+/// The part of the model one host needs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostState {
+    pub networks: Vec<NetworkState>,
+    /// Ports bound to the host, and every port of the networks it serves DHCP for.
+    pub ports: Vec<PortState>,
+    /// Tunnel addresses of the other hosts' agents (VXLAN flooding).
+    #[serde(default)]
+    pub peers: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NetworkState {
+    pub id: String,
+    /// `vxlan`, `vlan`, `flat`, `local`.
+    pub network_type: String,
+    #[serde(default)]
+    pub segmentation_id: Option<i64>,
+    #[serde(default)]
+    pub physical_network: Option<String>,
+    pub mtu: i64,
+    pub admin_state_up: bool,
+    pub subnets: Vec<SubnetState>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubnetState {
+    pub id: String,
+    pub cidr: String,
+    pub ip_version: i64,
+    #[serde(default)]
+    pub gateway_ip: Option<String>,
+    pub enable_dhcp: bool,
+    #[serde(default)]
+    pub dns_nameservers: Vec<String>,
+    /// `(destination, nexthop)`.
+    #[serde(default)]
+    pub host_routes: Vec<(String, String)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PortState {
+    pub id: String,
+    pub network_id: String,
+    pub mac_address: String,
+    /// `(subnet_id, ip_address)`.
+    pub fixed_ips: Vec<(String, String)>,
+    pub device_owner: String,
+    #[serde(default)]
+    pub device_id: String,
+    /// `binding:host_id`.
+    #[serde(default)]
+    pub host: String,
+    pub admin_state_up: bool,
+    pub status: String,
+    /// `dns_name`, else empty (the DHCP name is then `host-<ip>`).
+    #[serde(default)]
+    pub dns_name: String,
+    #[serde(default)]
+    pub project_id: String,
+}
+
+impl PortState {
+    /// Whether this is a network's DHCP port.
+    pub fn is_dhcp(&self) -> bool {
+        self.device_owner == "network:dhcp"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip() {
+        let r = PluginRequest::PortStatus {
+            version: CONTRACT_VERSION.into(),
+            host: "h".into(),
+            up: vec!["p".into()],
+            down: vec![],
+        };
+        let (m, p) = r.to_parts();
+        assert_eq!(m, "port_status");
+        assert_eq!(PluginRequest::parse(&m, &p).unwrap(), r);
+        let (m, p) = AgentNotice::changed().to_parts();
+        assert_eq!(AgentNotice::parse(&m, &p).unwrap(), AgentNotice::changed());
+    }
+}

@@ -1,0 +1,168 @@
+//! Links: bridges, taps, veth pairs and VXLAN devices, made idempotently.
+
+use serde::Deserialize;
+
+use crate::cmd::{Result, ip, ip_in, is_absent, run};
+
+/// A link as `ip -json -details link show` describes it.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Link {
+    #[serde(rename = "ifname")]
+    pub name: String,
+    #[serde(default)]
+    pub master: Option<String>,
+    #[serde(default)]
+    pub operstate: String,
+    #[serde(default)]
+    pub mtu: i64,
+    #[serde(default)]
+    pub address: String,
+    #[serde(default)]
+    pub flags: Vec<String>,
+    #[serde(default)]
+    pub linkinfo: Option<LinkInfo>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+pub struct LinkInfo {
+    #[serde(default)]
+    pub info_kind: String,
+}
+
+impl Link {
+    /// `bridge`, `tun`, `veth`, `vxlan`… (empty for a physical device).
+    pub fn kind(&self) -> &str {
+        self.linkinfo.as_ref().map_or("", |l| l.info_kind.as_str())
+    }
+
+    /// Whether the administrator set it up (whether or not it has carrier).
+    pub fn is_up(&self) -> bool {
+        self.flags.iter().any(|f| f == "UP")
+    }
+}
+
+/// Every link of the host's namespace whose name starts with `prefix`.
+pub async fn list(prefix: &str) -> Result<Vec<Link>> {
+    let out = ip(&["-json", "-details", "link", "show"]).await?;
+    let all: Vec<Link> = serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
+        .map_err(|e| crate::HostError::new(format!("ip -json link show: {e}")))?;
+    Ok(all.into_iter().filter(|l| l.name.starts_with(prefix)).collect())
+}
+
+/// The link named `name`, if it exists.
+pub async fn get(name: &str) -> Result<Option<Link>> {
+    match ip(&["-json", "-details", "link", "show", "dev", name]).await {
+        Ok(out) => {
+            let mut v: Vec<Link> = serde_json::from_str(&out)
+                .map_err(|e| crate::HostError::new(format!("ip -json link show {name}: {e}")))?;
+            Ok(v.pop())
+        }
+        Err(e) if is_absent(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn exists(e: &crate::HostError) -> bool {
+    e.what.contains("File exists")
+}
+
+/// A bridge named `name` with `mtu`, up; kept if it exists.
+pub async fn ensure_bridge(name: &str, mtu: i64) -> Result<()> {
+    match ip(&["link", "add", "name", name, "type", "bridge"]).await {
+        Err(e) if !exists(&e) => return Err(e),
+        _ => {}
+    }
+    set_mtu_up(name, mtu).await
+}
+
+/// A persistent tap named `name` (QEMU opens it by name), with `mtu`, up.
+pub async fn ensure_tap(name: &str, mtu: i64) -> Result<()> {
+    match ip(&["tuntap", "add", "dev", name, "mode", "tap"]).await {
+        // A tap that exists answers "Device or resource busy" when it is in use.
+        Err(e) if !exists(&e) && !e.what.contains("busy") => return Err(e),
+        _ => {}
+    }
+    set_mtu_up(name, mtu).await
+}
+
+/// A VXLAN device for `vni` over `local` (UDP 4789, learning on), with `mtu`, up.
+pub async fn ensure_vxlan(name: &str, vni: i64, local: &str, mtu: i64) -> Result<()> {
+    let vni = vni.to_string();
+    match ip(&[
+        "link", "add", name, "type", "vxlan", "id", &vni, "local", local, "dstport", "4789",
+    ])
+    .await
+    {
+        Err(e) if !exists(&e) => return Err(e),
+        _ => {}
+    }
+    set_mtu_up(name, mtu).await
+}
+
+/// The VXLAN device floods broadcast and unknown unicast to each of `peers` (and no other).
+pub async fn set_flood_peers(name: &str, peers: &[String]) -> Result<()> {
+    let out = run("bridge", &["-json", "fdb", "show", "dev", name]).await?;
+    #[derive(Deserialize)]
+    struct Fdb {
+        mac: String,
+        #[serde(default)]
+        dst: Option<String>,
+    }
+    let have: Vec<Fdb> = serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
+        .unwrap_or_default();
+    const ZERO: &str = "00:00:00:00:00:00";
+    for f in &have {
+        if f.mac == ZERO
+            && let Some(d) = &f.dst
+            && !peers.contains(d)
+        {
+            run("bridge", &["fdb", "del", ZERO, "dev", name, "dst", d]).await?;
+        }
+    }
+    for p in peers {
+        if !have.iter().any(|f| f.mac == ZERO && f.dst.as_deref() == Some(p)) {
+            run("bridge", &["fdb", "append", ZERO, "dev", name, "dst", p]).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A veth pair: `host_end` in the host's namespace, `ns_end` inside namespace `ns` with
+/// MAC `mac`; both up with `mtu`. Kept if the host end exists.
+pub async fn ensure_veth(host_end: &str, ns_end: &str, ns: &str, mac: &str, mtu: i64) -> Result<()> {
+    if get(host_end).await?.is_none() {
+        ip(&[
+            "link", "add", host_end, "type", "veth", "peer", "name", ns_end, "netns", ns,
+        ])
+        .await?;
+    }
+    let m = mtu.to_string();
+    ip_in(ns, &["link", "set", ns_end, "address", mac, "mtu", &m, "up"]).await?;
+    set_mtu_up(host_end, mtu).await
+}
+
+/// Puts `dev` into bridge `bridge` (no-op when it is there already).
+pub async fn set_master(dev: &str, bridge: &str) -> Result<()> {
+    ip(&["link", "set", dev, "master", bridge]).await.map(|_| ())
+}
+
+async fn set_mtu_up(name: &str, mtu: i64) -> Result<()> {
+    let m = mtu.to_string();
+    ip(&["link", "set", name, "mtu", &m, "up"]).await.map(|_| ())
+}
+
+/// Deletes link `name`; gone already is fine.
+pub async fn delete(name: &str) -> Result<()> {
+    match ip(&["link", "del", name]).await {
+        Err(e) if !is_absent(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The names of the links that are ports of bridge `bridge`.
+pub async fn bridge_ports(bridge: &str) -> Result<Vec<String>> {
+    let out = ip(&["-json", "link", "show", "master", bridge]).await?;
+    let v: Vec<Link> = serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
+        .map_err(|e| crate::HostError::new(format!("ip -json link show master: {e}")))?;
+    Ok(v.into_iter().map(|l| l.name).collect())
+}

@@ -1,0 +1,322 @@
+//! The network agent of one host (Neutron's Linux bridge, DHCP and metadata agents in one):
+//! makes the host's bridges, VXLAN devices, DHCP namespaces with their dnsmasq, and
+//! metadata proxies match the part of the model the network service sends it, and reports
+//! which ports it found plugged.
+//!
+//! It is a reconciler: every sync computes what the host should have from the whole state
+//! and repairs the difference — after a change notice, periodically, and at start — so a
+//! lost message, a dead dnsmasq or an agent restart heal on the next pass. It removes only
+//! what carries its prefix; taps belong to the hypervisor driver that plugged them.
+
+mod dhcp;
+mod metadata;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferro_api_types::compute::CONTRACT_VERSION;
+use ferro_api_types::network::{
+    AGENT_FANOUT, HostState, NetworkState, PLUGIN_TOPIC, PluginRequest, PortState,
+};
+use ferro_bus::{Bus, Envelope};
+use ferro_host::{HostError, Names, link};
+use tokio::task::JoinHandle;
+
+pub use metadata::instance_id_signature;
+
+/// Settings of one host's agent.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// The host name ports are bound to (`binding:host_id`), as the compute agent's.
+    pub host: String,
+    pub names: Names,
+    /// Serve DHCP (and the metadata proxy) for every network with a DHCP subnet.
+    pub dhcp: bool,
+    /// This host's VXLAN endpoint address; VXLAN networks stay host-local without it.
+    pub tunnel_ip: Option<String>,
+    /// dnsmasq's files live under `<state_dir>/dhcp/<network>`.
+    pub state_dir: PathBuf,
+    /// Sync this often even without a notice.
+    pub sync_interval: Duration,
+    /// Where the metadata proxy forwards to, and the secret it signs instance ids with;
+    /// `None`: no metadata proxy.
+    pub metadata: Option<MetadataTarget>,
+    /// DHCP lease time (Neutron's `dhcp_lease_duration`).
+    pub lease_secs: u32,
+    /// DNS domain of the DHCP names (Neutron's `dns_domain`).
+    pub dns_domain: String,
+}
+
+/// The compute metadata API the proxy forwards to.
+#[derive(Clone, Debug)]
+pub struct MetadataTarget {
+    /// `http://host:8775`.
+    pub url: String,
+    pub shared_secret: String,
+}
+
+impl AgentConfig {
+    pub fn new(host: &str, names: Names, state_dir: impl Into<PathBuf>) -> Self {
+        AgentConfig {
+            host: host.to_string(),
+            names,
+            dhcp: true,
+            tunnel_ip: None,
+            state_dir: state_dir.into(),
+            sync_interval: Duration::from_secs(10),
+            metadata: None,
+            lease_secs: 86400,
+            dns_domain: "openstacklocal".into(),
+        }
+    }
+}
+
+/// Why a sync could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("network service: {0}")]
+    Service(String),
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+type Result<T> = std::result::Result<T, AgentError>;
+
+/// One host's network agent.
+pub struct NetworkAgent {
+    pub config: AgentConfig,
+    bus: Arc<dyn Bus>,
+    wake: tokio::sync::Notify,
+    /// The metadata proxy of each DHCP namespace, by network.
+    proxies: Mutex<BTreeMap<String, metadata::Proxy>>,
+    /// Last sync's outcome, for status reports (`None`: fine).
+    last_error: Mutex<Option<String>>,
+}
+
+/// How long a call to the network service may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl NetworkAgent {
+    pub fn new(config: AgentConfig, bus: Arc<dyn Bus>) -> Arc<Self> {
+        Arc::new(NetworkAgent {
+            config,
+            bus,
+            wake: tokio::sync::Notify::new(),
+            proxies: Mutex::new(BTreeMap::new()),
+            last_error: Mutex::new(None),
+        })
+    }
+
+    /// The error of the last sync, if it failed.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    async fn call(&self, req: PluginRequest) -> Result<serde_json::Value> {
+        let (method, payload) = req.to_parts();
+        self.bus
+            .call(
+                PLUGIN_TOPIC,
+                Envelope::new(PLUGIN_TOPIC, method, payload),
+                CALL_TIMEOUT,
+            )
+            .await
+            .map_err(|e| AgentError::Service(e.to_string()))
+    }
+
+    async fn host_state(&self) -> Result<HostState> {
+        let v = self
+            .call(PluginRequest::SyncHost {
+                version: CONTRACT_VERSION.into(),
+                host: self.config.host.clone(),
+                dhcp: self.config.dhcp,
+                tunnel_ip: self.config.tunnel_ip.clone(),
+            })
+            .await?;
+        serde_json::from_value(v).map_err(|e| AgentError::Service(format!("sync_host: {e}")))
+    }
+
+    async fn dhcp_port(&self, network_id: &str) -> Result<PortState> {
+        let v = self
+            .call(PluginRequest::DhcpPort {
+                version: CONTRACT_VERSION.into(),
+                host: self.config.host.clone(),
+                network_id: network_id.to_string(),
+            })
+            .await?;
+        serde_json::from_value(v).map_err(|e| AgentError::Service(format!("dhcp_port: {e}")))
+    }
+
+    /// One pass: fetch the host's state, make the host match it, report port status.
+    pub async fn sync(&self) -> Result<()> {
+        let state = self.host_state().await?;
+        let mut up = Vec::new();
+        let mut down = Vec::new();
+        let mut failures = Vec::new();
+        for net in &state.networks {
+            if let Err(e) = self.plug_network(net, &state.peers).await {
+                failures.push(format!("network {}: {e}", net.id));
+            }
+        }
+        for p in state.ports.iter().filter(|p| self.plugs_here(p)) {
+            let tap = self.config.names.tap(&p.id);
+            let bridge = self.config.names.bridge(&p.network_id);
+            let plugged = match link::get(&tap).await? {
+                Some(l) => {
+                    if l.master.as_deref() != Some(bridge.as_str()) {
+                        link::set_master(&tap, &bridge).await?;
+                    }
+                    true
+                }
+                None => false,
+            };
+            match (plugged, p.status.as_str()) {
+                (true, s) if s != "ACTIVE" => up.push(p.id.clone()),
+                (false, "ACTIVE") => down.push(p.id.clone()),
+                _ => {}
+            }
+        }
+        if self.config.dhcp {
+            for net in state.networks.iter().filter(|n| dhcp::serves(n)) {
+                match self.serve_dhcp(net, &state).await {
+                    Ok(Some(port)) if port.status != "ACTIVE" => up.push(port.id),
+                    Ok(_) => {}
+                    Err(e) => failures.push(format!("DHCP of network {}: {e}", net.id)),
+                }
+            }
+        }
+        self.remove_stale(&state).await?;
+        if !up.is_empty() || !down.is_empty() {
+            self.call(PluginRequest::PortStatus {
+                version: CONTRACT_VERSION.into(),
+                host: self.config.host.clone(),
+                up,
+                down,
+            })
+            .await?;
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(AgentError::Service(failures.join("; ")))
+        }
+    }
+
+    /// Ports a hypervisor on this host plugs (the agent only watches their taps).
+    fn plugs_here(&self, p: &PortState) -> bool {
+        p.host == self.config.host && p.device_owner.starts_with("compute:")
+    }
+
+    /// The network's bridge and, for VXLAN with a tunnel address, its VXLAN device
+    /// flooding to the other hosts.
+    async fn plug_network(&self, net: &NetworkState, peers: &[String]) -> Result<()> {
+        let bridge = self.config.names.bridge(&net.id);
+        link::ensure_bridge(&bridge, net.mtu).await?;
+        if net.network_type == "vxlan"
+            && let (Some(vni), Some(local)) = (net.segmentation_id, &self.config.tunnel_ip)
+        {
+            let vx = self.config.names.vxlan(&net.id);
+            link::ensure_vxlan(&vx, vni, local, net.mtu).await?;
+            link::set_master(&vx, &bridge).await?;
+            link::set_flood_peers(&vx, peers).await?;
+        }
+        Ok(())
+    }
+
+    /// Removes this prefix's bridges, VXLAN devices, veth ends and DHCP namespaces that no
+    /// network of the state accounts for.
+    async fn remove_stale(&self, state: &HostState) -> Result<()> {
+        let n = &self.config.names;
+        let nets: BTreeSet<&str> = state.networks.iter().map(|x| x.id.as_str()).collect();
+        let dhcp_nets: BTreeSet<&str> = state
+            .networks
+            .iter()
+            .filter(|x| self.config.dhcp && dhcp::serves(x))
+            .map(|x| x.id.as_str())
+            .collect();
+        for ns in ferro_host::netns::list(&format!("{}-qdhcp-", n.prefix())).await? {
+            if let Some(net) = n.dhcp_ns_network(&ns)
+                && !dhcp_nets.contains(net)
+            {
+                self.stop_dhcp(net).await?;
+            }
+        }
+        let dhcp_ports: Vec<&PortState> = state
+            .ports
+            .iter()
+            .filter(|p| p.is_dhcp() && dhcp_nets.contains(p.network_id.as_str()))
+            .collect();
+        for l in link::list(n.prefix()).await? {
+            let stale = match n.kind_of(&l.name) {
+                Some('b') => !nets.iter().any(|id| n.matches('b', &l.name, id)),
+                Some('x') => !nets.iter().any(|id| n.matches('x', &l.name, id)),
+                Some('v') => !dhcp_ports.iter().any(|p| n.matches('v', &l.name, &p.id)),
+                _ => false,
+            };
+            if stale {
+                tracing::info!(link = %l.name, "removing a stale link");
+                link::delete(&l.name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Wakes the sync loop.
+    pub fn poke(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Removes every host object of scheme `names`: DHCP processes and namespaces, bridges,
+/// VXLAN devices, veth ends and taps (tests and `ferrostack network-agent --purge`).
+pub async fn purge(names: &Names, state_dir: &std::path::Path) -> std::result::Result<(), HostError> {
+    for ns in ferro_host::netns::list(&format!("{}-", names.prefix())).await? {
+        if let Some(net) = names.dhcp_ns_network(&ns) {
+            ferro_host::dnsmasq::Dnsmasq::new(dhcp::dir(state_dir, net))
+                .stop()
+                .await?;
+        }
+        ferro_host::netns::delete(&ns).await?;
+    }
+    for l in link::list(names.prefix()).await? {
+        if names.kind_of(&l.name).is_some() {
+            link::delete(&l.name).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts the agent: a sync at once, then after every change notice (coalesced) and every
+/// `sync_interval`.
+pub async fn start(agent: Arc<NetworkAgent>) -> std::result::Result<Vec<JoinHandle<()>>, ferro_bus::BusError> {
+    let mut notices = agent.bus.subscribe_fanout(AGENT_FANOUT).await?;
+    let a = agent.clone();
+    let listener = tokio::spawn(async move {
+        while let Some(d) = notices.next().await {
+            a.poke();
+            let _ = d.ack().await;
+        }
+    });
+    let a = agent;
+    let syncer = tokio::spawn(async move {
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match a.sync().await {
+                Ok(()) => {
+                    *a.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    wait = Duration::from_millis(100);
+                    let _ = tokio::time::timeout(a.config.sync_interval, a.wake.notified()).await;
+                }
+                Err(e) => {
+                    tracing::warn!(host = %a.config.host, error = %e, "network sync failed; retrying");
+                    *a.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+                    let _ = tokio::time::timeout(wait, a.wake.notified()).await;
+                    wait = (wait * 2).min(a.config.sync_interval);
+                }
+            }
+        }
+    });
+    Ok(vec![listener, syncer])
+}

@@ -1,0 +1,436 @@
+//! The service side of the network agents' bus contract (`ferro_api_types::network`):
+//! answers their syncs with the part of the model their host needs, makes DHCP ports,
+//! records port status, keeps the agents' heartbeats, and tells every agent when the
+//! model changed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferro_api_types::network::{
+    AGENT_FANOUT, AgentNotice, HostState, NetworkState, PLUGIN_TOPIC, PluginRequest, PortState,
+    SubnetState,
+};
+use ferro_bus::{Bus, Envelope};
+use ferro_common::RequestContext;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use crate::db::{self, Table};
+use crate::fault::{NetError, Result};
+use crate::manager::{Doc, Networking};
+use crate::model::{Body, b, s};
+
+/// A network agent as its last sync described it.
+#[derive(Clone, Debug)]
+pub struct AgentRecord {
+    pub host: String,
+    pub dhcp: bool,
+    pub tunnel_ip: Option<String>,
+    /// Microseconds since the epoch.
+    pub started_at: i64,
+    pub last_seen: i64,
+}
+
+/// An agent whose last sync is older than this is not alive (Neutron's `agent_down_time`).
+pub const AGENT_DOWN_TIME: Duration = Duration::from_secs(75);
+
+/// How long the notifier waits for more changes before it tells the agents.
+const COALESCE: Duration = Duration::from_millis(20);
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn subnet_state(d: &Doc) -> SubnetState {
+    SubnetState {
+        id: s(d, "id").into(),
+        cidr: s(d, "cidr").into(),
+        ip_version: d.get("ip_version").and_then(Value::as_i64).unwrap_or(4),
+        gateway_ip: d
+            .get("gateway_ip")
+            .and_then(Value::as_str)
+            .map(String::from),
+        enable_dhcp: b(d, "enable_dhcp"),
+        dns_nameservers: strings(d.get("dns_nameservers")),
+        host_routes: d
+            .get("host_routes")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|r| {
+                        let f = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
+                        (f("destination").to_string(), f("nexthop").to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// The agent's view of a port document.
+pub fn port_state(d: &Doc) -> PortState {
+    PortState {
+        id: s(d, "id").into(),
+        network_id: s(d, "network_id").into(),
+        mac_address: s(d, "mac_address").into(),
+        fixed_ips: d
+            .get("fixed_ips")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|f| {
+                        let g = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("");
+                        (g("subnet_id").to_string(), g("ip_address").to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        device_owner: s(d, "device_owner").into(),
+        device_id: s(d, "device_id").into(),
+        host: s(d, "binding:host_id").into(),
+        admin_state_up: d
+            .get("admin_state_up")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        status: s(d, "status").into(),
+        dns_name: s(d, "dns_name").into(),
+        project_id: s(d, "project_id").into(),
+    }
+}
+
+/// The `device_id` of the DHCP port `host` serves `network_id` from (Neutron's
+/// `dhcp<uuid5(host)>-<network>`).
+fn dhcp_device_id(host: &str, network_id: &str) -> String {
+    let h = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_DNS, host.as_bytes());
+    format!("dhcp{h}-{network_id}")
+}
+
+/// The privileges the service acts with for an agent.
+fn service_context(project_id: &str) -> RequestContext {
+    RequestContext {
+        request_id: format!("req-{}", uuid::Uuid::new_v4()),
+        user_id: "network-agent".into(),
+        project_id: Some(project_id.to_string()),
+        roles: vec![("admin".into(), "admin".into())],
+        ..RequestContext::default()
+    }
+}
+
+impl Networking {
+    /// Connects the service to the bus its agents use (once).
+    pub fn connect_bus(&self, bus: Arc<dyn Bus>) {
+        let _ = self.bus.set(bus);
+    }
+
+    /// Marks the model changed: the agents are told shortly (changes coalesce).
+    pub fn changed(&self) {
+        self.dirty.notify_one();
+    }
+
+    /// The network agents seen, by host.
+    pub fn agent_records(&self) -> Vec<AgentRecord> {
+        self.agents
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    fn heard_from(&self, host: &str, dhcp: bool, tunnel_ip: Option<String>) {
+        let now = ferro_common::time::now_micros();
+        let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
+        let r = agents.entry(host.to_string()).or_insert_with(|| AgentRecord {
+            host: host.to_string(),
+            dhcp,
+            tunnel_ip: None,
+            started_at: now,
+            last_seen: now,
+        });
+        r.dhcp = dhcp;
+        r.tunnel_ip = tunnel_ip;
+        r.last_seen = now;
+    }
+
+    /// The model as `host` needs it: networks with a port bound there (and, when it serves
+    /// DHCP, every network with a DHCP subnet), their subnets and ports.
+    pub async fn host_state(&self, host: &str, dhcp: bool) -> Result<HostState> {
+        let mut conn = &self.db;
+        let nets = db::list(&mut conn, Table::Networks, None).await?;
+        let subnets = db::list(&mut conn, Table::Subnets, None).await?;
+        let ports = db::list(&mut conn, Table::Ports, None).await?;
+        let mut by_net: BTreeMap<&str, Vec<&Doc>> = BTreeMap::new();
+        for sn in &subnets {
+            by_net.entry(s(sn, "network_id")).or_default().push(sn);
+        }
+        let mut wanted: BTreeSet<String> = ports
+            .iter()
+            .filter(|p| s(p, "binding:host_id") == host)
+            .map(|p| s(p, "network_id").to_string())
+            .collect();
+        if dhcp {
+            for (net, sns) in &by_net {
+                if sns.iter().any(|sn| b(sn, "enable_dhcp")) {
+                    wanted.insert(net.to_string());
+                }
+            }
+        }
+        let networks = nets
+            .iter()
+            .filter(|n| wanted.contains(s(n, "id")))
+            .map(|n| NetworkState {
+                id: s(n, "id").into(),
+                network_type: s(n, "provider:network_type").into(),
+                segmentation_id: n.get("provider:segmentation_id").and_then(Value::as_i64),
+                physical_network: n
+                    .get("provider:physical_network")
+                    .and_then(Value::as_str)
+                    .map(String::from),
+                mtu: n.get("mtu").and_then(Value::as_i64).unwrap_or(1500),
+                admin_state_up: n
+                    .get("admin_state_up")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true),
+                subnets: by_net
+                    .get(s(n, "id"))
+                    .map(|v| v.iter().map(|d| subnet_state(d)).collect())
+                    .unwrap_or_default(),
+            })
+            .collect();
+        let dhcp_nets: BTreeSet<&str> = if dhcp {
+            wanted.iter().map(String::as_str).collect()
+        } else {
+            BTreeSet::new()
+        };
+        let ports = ports
+            .iter()
+            .filter(|p| s(p, "binding:host_id") == host || dhcp_nets.contains(s(p, "network_id")))
+            .map(port_state)
+            .collect();
+        let peers = self
+            .agent_records()
+            .into_iter()
+            .filter(|a| a.host != host)
+            .filter_map(|a| a.tunnel_ip)
+            .collect();
+        Ok(HostState {
+            networks,
+            ports,
+            peers,
+        })
+    }
+
+    /// The DHCP port `host` serves `network_id` from, made (with an address on each DHCP
+    /// subnet) when missing.
+    pub async fn dhcp_port(&self, host: &str, network_id: &str) -> Result<PortState> {
+        let device_id = dhcp_device_id(host, network_id);
+        let existing = db::list(&mut &self.db, Table::Ports, Some(("network_id", network_id)))
+            .await?
+            .into_iter()
+            .find(|p| s(p, "device_id") == device_id);
+        if let Some(p) = existing {
+            return Ok(port_state(&p));
+        }
+        let net = db::get(&mut &self.db, Table::Networks, network_id)
+            .await?
+            .ok_or_else(|| crate::manager::network_not_found(network_id))?;
+        let subnets: Vec<Value> = db::list(&mut &self.db, Table::Subnets, Some(("network_id", network_id)))
+            .await?
+            .iter()
+            .filter(|sn| b(sn, "enable_dhcp"))
+            .map(|sn| json!({"subnet_id": s(sn, "id")}))
+            .collect();
+        let project = s(&net, "project_id").to_string();
+        let body = json!({"port": {
+            "network_id": network_id,
+            "name": "",
+            "device_owner": "network:dhcp",
+            "device_id": device_id,
+            "binding:host_id": host,
+            "fixed_ips": subnets,
+            "project_id": project,
+        }});
+        let body = Body::from_request(&body, "port")?;
+        let made = self.port_create(&service_context(&project), &body).await?;
+        let doc = made
+            .get("port")
+            .and_then(Value::as_object)
+            .cloned()
+            .ok_or_else(|| NetError::internal("port create answered no port"))?;
+        Ok(port_state(&doc))
+    }
+
+    /// Records that `host` found ports `up` plugged and `down` gone: their status becomes
+    /// `ACTIVE` or `DOWN` (only ports bound to that host).
+    pub async fn port_status(&self, host: &str, up: &[String], down: &[String]) -> Result<()> {
+        let mut changed = false;
+        for (ids, status) in [(up, "ACTIVE"), (down, "DOWN")] {
+            for id in ids {
+                changed |= retrying!({
+                    let mut tx = self.begin().await?;
+                    let Some(mut doc) = db::get(&mut tx, Table::Ports, id).await? else {
+                        return Ok(false);
+                    };
+                    if s(&doc, "binding:host_id") != host && !s(&doc, "device_owner").starts_with("network:") {
+                        return Ok(false);
+                    }
+                    if s(&doc, "status") == status {
+                        return Ok(false);
+                    }
+                    let rev = doc.get("revision_number").and_then(Value::as_i64).unwrap_or(0);
+                    doc.insert("status".into(), json!(status));
+                    crate::model::touch(&mut doc);
+                    db::replace(&mut tx, Table::Ports, &doc, rev).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                })
+                .await?;
+            }
+        }
+        if changed {
+            self.changed();
+        }
+        Ok(())
+    }
+
+    async fn serve_agent(&self, req: PluginRequest) -> Result<Value> {
+        match req {
+            PluginRequest::SyncHost {
+                host,
+                dhcp,
+                tunnel_ip,
+                ..
+            } => {
+                self.heard_from(&host, dhcp, tunnel_ip);
+                json_of(&self.host_state(&host, dhcp).await?)
+            }
+            PluginRequest::DhcpPort {
+                host, network_id, ..
+            } => json_of(&self.dhcp_port(&host, &network_id).await?),
+            PluginRequest::PortStatus { host, up, down, .. } => {
+                self.port_status(&host, &up, &down).await?;
+                Ok(Value::Null)
+            }
+        }
+    }
+}
+
+fn json_of(v: &impl serde::Serialize) -> Result<Value> {
+    serde_json::to_value(v).map_err(NetError::internal)
+}
+
+/// The service's bus workers: the agents' request queue and the change notifier. None
+/// when no bus is connected.
+pub async fn workers(net: Arc<Networking>) -> Result<Vec<JoinHandle<()>>> {
+    let Some(bus) = net.bus.get().cloned() else {
+        return Ok(Vec::new());
+    };
+    let mut sub = bus
+        .subscribe(PLUGIN_TOPIC)
+        .await
+        .map_err(|e| NetError::internal(format!("subscribe to {PLUGIN_TOPIC}: {e}")))?;
+    let n = net.clone();
+    let consumer = tokio::spawn(async move {
+        while let Some(delivery) = sub.next().await {
+            let env = delivery.envelope().clone();
+            let n = n.clone();
+            tokio::spawn(async move {
+                let answer = match PluginRequest::parse(&env.method, &env.payload) {
+                    Ok(req) => n.serve_agent(req).await.map_err(|e| e.message),
+                    Err(e) => Err(e.to_string()),
+                };
+                if let Err(e) = &answer {
+                    tracing::warn!(method = %env.method, error = %e, "network agent request failed");
+                }
+                let done = if delivery.expects_reply() {
+                    delivery.reply(answer).await
+                } else {
+                    delivery.ack().await
+                };
+                if let Err(e) = done {
+                    tracing::warn!(error = %e, "ack failed");
+                }
+            });
+        }
+    });
+    let n = net;
+    let notifier = tokio::spawn(async move {
+        loop {
+            n.dirty.notified().await;
+            tokio::time::sleep(COALESCE).await;
+            let (method, payload) = AgentNotice::changed().to_parts();
+            if let Err(e) = bus.fanout(AGENT_FANOUT, Envelope::new(AGENT_FANOUT, method, payload)).await {
+                tracing::warn!(error = %e, "telling the network agents failed");
+            }
+        }
+    });
+    Ok(vec![consumer, notifier])
+}
+
+/// Neutron's agent timestamps: `2026-11-24 10:32:45`.
+fn agent_time(micros: i64) -> String {
+    ferro_common::time::iso8601_seconds(micros)
+        .trim_end_matches('Z')
+        .replace('T', " ")
+}
+
+impl Networking {
+    /// The agents as `GET /v2.0/agents` shows them: on each host a Linux bridge agent and,
+    /// where it serves DHCP, a DHCP agent and a metadata agent (the proxy lives in the DHCP
+    /// namespace), all one process.
+    pub fn agent_docs(&self) -> Vec<serde_json::Map<String, Value>> {
+        let now = ferro_common::time::now_micros();
+        let mut out = Vec::new();
+        for a in self.agent_records() {
+            let alive = now - a.last_seen < AGENT_DOWN_TIME.as_micros() as i64;
+            let mut kinds = vec![("Linux bridge agent", "neutron-linuxbridge-agent", "N/A")];
+            if a.dhcp {
+                kinds.push(("DHCP agent", "neutron-dhcp-agent", "dhcp_agent"));
+                kinds.push(("Metadata agent", "neutron-metadata-agent", "N/A"));
+            }
+            for (kind, binary, topic) in kinds {
+                let id = uuid::Uuid::new_v5(
+                    &uuid::Uuid::NAMESPACE_OID,
+                    format!("{}/{kind}", a.host).as_bytes(),
+                );
+                let configurations = match kind {
+                    "Linux bridge agent" => json!({
+                        "tunneling_ip": a.tunnel_ip,
+                        "tunnel_types": if a.tunnel_ip.is_some() { json!(["vxlan"]) } else { json!([]) },
+                        "interface_mappings": {},
+                    }),
+                    _ => json!({}),
+                };
+                let doc = json!({
+                    "id": id.to_string(),
+                    "agent_type": kind,
+                    "binary": binary,
+                    "topic": topic,
+                    "host": a.host,
+                    "admin_state_up": true,
+                    "alive": alive,
+                    "availability_zone": if kind == "DHCP agent" { json!("nova") } else { Value::Null },
+                    "heartbeat_timestamp": agent_time(a.last_seen),
+                    "created_at": agent_time(a.started_at),
+                    "started_at": agent_time(a.started_at),
+                    "description": Value::Null,
+                    "configurations": configurations,
+                    "resources_synced": Value::Null,
+                    "resource_versions": {},
+                });
+                if let Value::Object(m) = doc {
+                    out.push(m);
+                }
+            }
+        }
+        out
+    }
+}
