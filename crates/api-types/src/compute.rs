@@ -440,7 +440,10 @@ pub(crate) fn split<T: Serialize>(v: &T) -> (String, Value) {
     }
 }
 
-pub(crate) fn join<T: for<'de> Deserialize<'de>>(method: &str, payload: &Value) -> Result<T, ContractError> {
+pub(crate) fn join<T: for<'de> Deserialize<'de>>(
+    method: &str,
+    payload: &Value,
+) -> Result<T, ContractError> {
     if let Some(v) = payload.get("version").and_then(Value::as_str)
         && v.split('.').next() != CONTRACT_VERSION.split('.').next()
     {

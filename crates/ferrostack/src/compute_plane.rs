@@ -66,6 +66,7 @@ pub struct ComputePlane {
 /// Starts the conductor and the in-process agents.
 pub async fn start(
     config: &Config,
+    bus: &Arc<dyn ferro_bus::Bus>,
     compute: &Arc<Compute>,
     identity_url: &str,
     placement_url: &str,
@@ -74,12 +75,6 @@ pub async fn start(
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> anyhow::Result<ComputePlane> {
     let section = &config.compute;
-    let bus_url = if section.bus_url.is_empty() {
-        "memory://"
-    } else {
-        section.bus_url.as_str()
-    };
-    let bus = ferro_bus::connect(bus_url).with_context(|| format!("bus {bus_url}"))?;
     let password = service_password(config)?;
     let auth = Arc::new(ServiceAuth::new(
         identity_url,
@@ -144,6 +139,7 @@ async fn qemu_driver(config: &Config, host: &str) -> anyhow::Result<QemuDriver> 
     qc.shutdown_timeout = Duration::from_secs(section.shutdown_timeout);
     qc.soft_reboot_timeout = Duration::from_secs(section.soft_reboot_timeout);
     qc.force_config_drive = section.force_config_drive;
+    qc.names = crate::network_plane::names(config)?;
     let driver = QemuDriver::new(qc)
         .await
         .with_context(|| format!("the QEMU driver of {host}"))?;

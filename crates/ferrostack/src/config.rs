@@ -16,6 +16,7 @@ pub struct Config {
     pub compute: ComputeSection,
     pub placement: PlacementSection,
     pub network: NetworkSection,
+    pub network_agent: NetworkAgentSection,
     pub object: ObjectSection,
     pub bootstrap: BootstrapSection,
 }
@@ -164,6 +165,38 @@ impl Default for NetworkSection {
     }
 }
 
+/// The network agent of this host (bridges, DHCP, metadata proxy).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkAgentSection {
+    /// `auto` (when root, with `ip` and `dnsmasq` on the host), `true` or `false`.
+    pub enabled: String,
+    /// The host the agent serves ports of; empty: the first in-process compute host.
+    pub host: String,
+    /// Prefix of every device and namespace the agent and the QEMU driver make (1–4
+    /// lowercase letters or digits).
+    pub prefix: String,
+    /// Serve DHCP and metadata for every network with a DHCP subnet.
+    pub dhcp: bool,
+    /// This host's VXLAN endpoint address; empty: VXLAN networks stay on this host.
+    pub tunnel_ip: String,
+    /// Seconds between syncs without a change notice.
+    pub sync_interval: u64,
+}
+
+impl Default for NetworkAgentSection {
+    fn default() -> Self {
+        NetworkAgentSection {
+            enabled: "auto".into(),
+            host: String::new(),
+            prefix: "fs".into(),
+            dhcp: true,
+            tunnel_ip: String::new(),
+            sync_interval: 10,
+        }
+    }
+}
+
 impl Config {
     /// The network API's public URL in effect (no version suffix, as Neutron's catalog
     /// entry).
@@ -256,6 +289,7 @@ impl Default for Config {
             compute: ComputeSection::default(),
             placement: PlacementSection::default(),
             network: NetworkSection::default(),
+            network_agent: NetworkAgentSection::default(),
             object: ObjectSection::default(),
             bootstrap: BootstrapSection::default(),
         }

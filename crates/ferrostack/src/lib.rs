@@ -5,6 +5,7 @@
 
 pub mod compute_plane;
 pub mod config;
+pub mod network_plane;
 pub mod rings;
 
 use std::net::SocketAddr;
@@ -52,6 +53,8 @@ pub struct Cloud {
     pub object_addr: SocketAddr,
     /// The object proxy's base URL without `/v1` (`http://host:8080`).
     pub object_url: String,
+    /// The bus between the control plane and the agents.
+    pub bus: Arc<dyn ferro_bus::Bus>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -110,6 +113,15 @@ pub fn catalog(
             placement_url.to_string(),
         ),
     ]
+}
+
+/// The bus between the control plane and the agents, as the configuration names it.
+fn connect_bus(config: &Config) -> anyhow::Result<Arc<dyn ferro_bus::Bus>> {
+    let url = match config.compute.bus_url.as_str() {
+        "" => "memory://",
+        u => u,
+    };
+    ferro_bus::connect(url).with_context(|| format!("bus {url}"))
 }
 
 async fn bind(what: &str, host: &str, port: u16) -> anyhow::Result<tokio::net::TcpListener> {
@@ -204,10 +216,18 @@ impl Cloud {
             compute_validator,
         );
         let object_validator = network_validator.clone();
+        let bus = connect_bus(config)?;
         let (network, network_addr, network_url) =
             start_network(config, network_db, network_validator, &mut tasks).await?;
+        network.connect_bus(bus.clone());
+        tasks.extend(
+            ferro_network::agents::workers(network.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("network service workers: {}", e.message))?,
+        );
         let compute_plane = compute_plane::start(
             config,
+            &bus,
             &compute,
             &url,
             &placement_url,
@@ -219,6 +239,7 @@ impl Cloud {
         tasks.push(serve("compute", compute_listener, compute_app));
         let (metadata_addr, metadata_url, metadata_secret) =
             start_metadata(config, &compute, &mut tasks).await?;
+        tasks.extend(network_plane::start(config, &bus).await?);
         let (object_store, object_addr, object_url) =
             start_object_store(config, object_validator, &mut tasks).await?;
         Ok(Cloud {
@@ -244,6 +265,7 @@ impl Cloud {
             object_store,
             object_addr,
             object_url,
+            bus,
             tasks,
         })
     }

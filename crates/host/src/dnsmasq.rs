@@ -162,9 +162,7 @@ impl Dnsmasq {
             stop_pid(pid).await;
         }
         match std::fs::remove_dir_all(&self.dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(io("remove", &self.dir)(e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io("remove", &self.dir)(e)),
             _ => Ok(()),
         }
     }
@@ -223,16 +221,24 @@ mod tests {
             options: vec![],
         };
         let a = d.arguments(&c);
-        assert!(a.contains(&"--dhcp-range=set:subnet-s1,10.0.0.0,static,255.255.255.0,86400s".to_string()));
+        assert!(a.contains(
+            &"--dhcp-range=set:subnet-s1,10.0.0.0,static,255.255.255.0,86400s".to_string()
+        ));
         assert!(a.contains(&"--interface=fsnabc".to_string()));
         let (hosts, addn) = Dnsmasq::render_hosts(&c);
-        assert_eq!(hosts, "fa:16:3e:00:00:01,host-10-0-0-5.openstacklocal.,10.0.0.5\n");
+        assert_eq!(
+            hosts,
+            "fa:16:3e:00:00:01,host-10-0-0-5.openstacklocal.,10.0.0.5\n"
+        );
         assert!(addn.starts_with("10.0.0.5\thost-10-0-0-5.openstacklocal"));
     }
 
     #[test]
     fn netmasks() {
-        assert_eq!(netmask("192.168.1.77/20"), Some(("192.168.0.0".into(), "255.255.240.0".into())));
+        assert_eq!(
+            netmask("192.168.1.77/20"),
+            Some(("192.168.0.0".into(), "255.255.240.0".into()))
+        );
         assert_eq!(netmask("fd00::/64"), None);
     }
 }

@@ -46,7 +46,10 @@ pub async fn list(prefix: &str) -> Result<Vec<Link>> {
     let out = ip(&["-json", "-details", "link", "show"]).await?;
     let all: Vec<Link> = serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
         .map_err(|e| crate::HostError::new(format!("ip -json link show: {e}")))?;
-    Ok(all.into_iter().filter(|l| l.name.starts_with(prefix)).collect())
+    Ok(all
+        .into_iter()
+        .filter(|l| l.name.starts_with(prefix))
+        .collect())
 }
 
 /// The link named `name`, if it exists.
@@ -66,22 +69,29 @@ fn exists(e: &crate::HostError) -> bool {
     e.what.contains("File exists")
 }
 
-/// A bridge named `name` with `mtu`, up; kept if it exists.
-pub async fn ensure_bridge(name: &str, mtu: i64) -> Result<()> {
+/// A bridge named `name`, up, with `mtu` when given (else as it is, 1500 when new); kept
+/// if it exists.
+pub async fn ensure_bridge(name: &str, mtu: Option<i64>) -> Result<()> {
     match ip(&["link", "add", "name", name, "type", "bridge"]).await {
         Err(e) if !exists(&e) => return Err(e),
         _ => {}
     }
-    set_mtu_up(name, mtu).await
+    match mtu {
+        Some(m) => set_mtu_up(name, m).await,
+        None => ip(&["link", "set", name, "up"]).await.map(|_| ()),
+    }
 }
 
-/// A persistent tap named `name` (QEMU opens it by name), with `mtu`, up.
-pub async fn ensure_tap(name: &str, mtu: i64) -> Result<()> {
+/// A persistent tap named `name` (QEMU opens it by name) in bridge `bridge` with the
+/// bridge's MTU, up.
+pub async fn ensure_tap_in(name: &str, bridge: &str) -> Result<()> {
     match ip(&["tuntap", "add", "dev", name, "mode", "tap"]).await {
         // A tap that exists answers "Device or resource busy" when it is in use.
         Err(e) if !exists(&e) && !e.what.contains("busy") => return Err(e),
         _ => {}
     }
+    let mtu = get(bridge).await?.map_or(1500, |b| b.mtu);
+    ip(&["link", "set", name, "master", bridge]).await?;
     set_mtu_up(name, mtu).await
 }
 
@@ -108,8 +118,8 @@ pub async fn set_flood_peers(name: &str, peers: &[String]) -> Result<()> {
         #[serde(default)]
         dst: Option<String>,
     }
-    let have: Vec<Fdb> = serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
-        .unwrap_or_default();
+    let have: Vec<Fdb> =
+        serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out }).unwrap_or_default();
     const ZERO: &str = "00:00:00:00:00:00";
     for f in &have {
         if f.mac == ZERO
@@ -120,7 +130,10 @@ pub async fn set_flood_peers(name: &str, peers: &[String]) -> Result<()> {
         }
     }
     for p in peers {
-        if !have.iter().any(|f| f.mac == ZERO && f.dst.as_deref() == Some(p)) {
+        if !have
+            .iter()
+            .any(|f| f.mac == ZERO && f.dst.as_deref() == Some(p))
+        {
             run("bridge", &["fdb", "append", ZERO, "dev", name, "dst", p]).await?;
         }
     }
@@ -129,7 +142,13 @@ pub async fn set_flood_peers(name: &str, peers: &[String]) -> Result<()> {
 
 /// A veth pair: `host_end` in the host's namespace, `ns_end` inside namespace `ns` with
 /// MAC `mac`; both up with `mtu`. Kept if the host end exists.
-pub async fn ensure_veth(host_end: &str, ns_end: &str, ns: &str, mac: &str, mtu: i64) -> Result<()> {
+pub async fn ensure_veth(
+    host_end: &str,
+    ns_end: &str,
+    ns: &str,
+    mac: &str,
+    mtu: i64,
+) -> Result<()> {
     if get(host_end).await?.is_none() {
         ip(&[
             "link", "add", host_end, "type", "veth", "peer", "name", ns_end, "netns", ns,
@@ -137,18 +156,26 @@ pub async fn ensure_veth(host_end: &str, ns_end: &str, ns: &str, mac: &str, mtu:
         .await?;
     }
     let m = mtu.to_string();
-    ip_in(ns, &["link", "set", ns_end, "address", mac, "mtu", &m, "up"]).await?;
+    ip_in(
+        ns,
+        &["link", "set", ns_end, "address", mac, "mtu", &m, "up"],
+    )
+    .await?;
     set_mtu_up(host_end, mtu).await
 }
 
 /// Puts `dev` into bridge `bridge` (no-op when it is there already).
 pub async fn set_master(dev: &str, bridge: &str) -> Result<()> {
-    ip(&["link", "set", dev, "master", bridge]).await.map(|_| ())
+    ip(&["link", "set", dev, "master", bridge])
+        .await
+        .map(|_| ())
 }
 
 async fn set_mtu_up(name: &str, mtu: i64) -> Result<()> {
     let m = mtu.to_string();
-    ip(&["link", "set", name, "mtu", &m, "up"]).await.map(|_| ())
+    ip(&["link", "set", name, "mtu", &m, "up"])
+        .await
+        .map(|_| ())
 }
 
 /// Deletes link `name`; gone already is fine.

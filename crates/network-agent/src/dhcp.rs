@@ -70,7 +70,10 @@ fn subnet_options(s: &SubnetState, dhcp_ip: Option<&str>, mtu: i64, metadata: bo
     }
     if !routes.is_empty() {
         let r: Vec<String> = routes.iter().map(|(d, n)| format!("{d},{n}")).collect();
-        o.push(format!("{tag},option:classless-static-route,{}", r.join(",")));
+        o.push(format!(
+            "{tag},option:classless-static-route,{}",
+            r.join(",")
+        ));
     }
     o
 }
@@ -125,7 +128,11 @@ impl NetworkAgent {
             options.extend(subnet_options(s, dhcp_ip, net.mtu, metadata));
         }
         let mut instances = Vec::new();
-        for p in state.ports.iter().filter(|p| p.network_id == net.id && !p.is_dhcp()) {
+        for p in state
+            .ports
+            .iter()
+            .filter(|p| p.network_id == net.id && !p.is_dhcp())
+        {
             for (sid, ip) in &p.fixed_ips {
                 if !subnets.iter().any(|s| &s.id == sid) || ip.parse::<Ipv4Addr>().is_err() {
                     continue;
@@ -200,7 +207,11 @@ mod tests {
             &"tag:subnet-s,option:classless-static-route,192.168.0.0/16,10.0.0.9,169.254.169.254/32,10.0.0.2,0.0.0.0/0,10.0.0.1"
                 .to_string()
         ));
-        let no_gw = SubnetState { gateway_ip: None, host_routes: vec![], ..s };
+        let no_gw = SubnetState {
+            gateway_ip: None,
+            host_routes: vec![],
+            ..s
+        };
         let o = subnet_options(&no_gw, Some("10.0.0.2"), 1500, false);
         assert!(o.contains(&"tag:subnet-s,option:router".to_string()));
         assert!(!o.iter().any(|l| l.contains("classless")));

@@ -111,7 +111,10 @@ impl NetworkAgent {
 
     /// The error of the last sync, if it failed.
     pub fn last_error(&self) -> Option<String> {
-        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     async fn call(&self, req: PluginRequest) -> Result<serde_json::Value> {
@@ -213,7 +216,7 @@ impl NetworkAgent {
     /// flooding to the other hosts.
     async fn plug_network(&self, net: &NetworkState, peers: &[String]) -> Result<()> {
         let bridge = self.config.names.bridge(&net.id);
-        link::ensure_bridge(&bridge, net.mtu).await?;
+        link::ensure_bridge(&bridge, Some(net.mtu)).await?;
         if net.network_type == "vxlan"
             && let (Some(vni), Some(local)) = (net.segmentation_id, &self.config.tunnel_ip)
         {
@@ -271,7 +274,10 @@ impl NetworkAgent {
 
 /// Removes every host object of scheme `names`: DHCP processes and namespaces, bridges,
 /// VXLAN devices, veth ends and taps (tests and `ferrostack network-agent --purge`).
-pub async fn purge(names: &Names, state_dir: &std::path::Path) -> std::result::Result<(), HostError> {
+pub async fn purge(
+    names: &Names,
+    state_dir: &std::path::Path,
+) -> std::result::Result<(), HostError> {
     for ns in ferro_host::netns::list(&format!("{}-", names.prefix())).await? {
         if let Some(net) = names.dhcp_ns_network(&ns) {
             ferro_host::dnsmasq::Dnsmasq::new(dhcp::dir(state_dir, net))
@@ -290,7 +296,9 @@ pub async fn purge(names: &Names, state_dir: &std::path::Path) -> std::result::R
 
 /// Starts the agent: a sync at once, then after every change notice (coalesced) and every
 /// `sync_interval`.
-pub async fn start(agent: Arc<NetworkAgent>) -> std::result::Result<Vec<JoinHandle<()>>, ferro_bus::BusError> {
+pub async fn start(
+    agent: Arc<NetworkAgent>,
+) -> std::result::Result<Vec<JoinHandle<()>>, ferro_bus::BusError> {
     let mut notices = agent.bus.subscribe_fanout(AGENT_FANOUT).await?;
     let a = agent.clone();
     let listener = tokio::spawn(async move {

@@ -99,13 +99,18 @@ async fn forward(
             let bytes = r.bytes().await.unwrap_or_default();
             let mut resp = (status, bytes).into_response();
             if let Some(ct) = ct {
-                resp.headers_mut().insert(axum::http::header::CONTENT_TYPE, ct);
+                resp.headers_mut()
+                    .insert(axum::http::header::CONTENT_TYPE, ct);
             }
             resp
         }
         Err(e) => {
             tracing::warn!(error = %e, "metadata API unreachable");
-            (StatusCode::INTERNAL_SERVER_ERROR, "metadata service unavailable\n").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "metadata service unavailable\n",
+            )
+                .into_response()
         }
     }
 }
@@ -138,13 +143,11 @@ impl NetworkAgent {
         let listener = tokio::net::TcpListener::from_std(std_listener)
             .map_err(|e| ferro_host::HostError::new(format!("metadata listener: {e}")))?;
         let instances: Instances = Arc::new(RwLock::new(map));
-        let app = axum::Router::new()
-            .fallback(forward)
-            .with_state(Forward {
-                target: target.clone(),
-                instances: instances.clone(),
-                client: reqwest::Client::new(),
-            });
+        let app = axum::Router::new().fallback(forward).with_state(Forward {
+            target: target.clone(),
+            instances: instances.clone(),
+            client: reqwest::Client::new(),
+        });
         let net = network_id.to_string();
         let task = tokio::spawn(async move {
             let svc = app.into_make_service_with_connect_info::<SocketAddr>();

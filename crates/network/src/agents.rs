@@ -148,13 +148,15 @@ impl Networking {
     fn heard_from(&self, host: &str, dhcp: bool, tunnel_ip: Option<String>) {
         let now = ferro_common::time::now_micros();
         let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
-        let r = agents.entry(host.to_string()).or_insert_with(|| AgentRecord {
-            host: host.to_string(),
-            dhcp,
-            tunnel_ip: None,
-            started_at: now,
-            last_seen: now,
-        });
+        let r = agents
+            .entry(host.to_string())
+            .or_insert_with(|| AgentRecord {
+                host: host.to_string(),
+                dhcp,
+                tunnel_ip: None,
+                started_at: now,
+                last_seen: now,
+            });
         r.dhcp = dhcp;
         r.tunnel_ip = tunnel_ip;
         r.last_seen = now;
@@ -232,22 +234,30 @@ impl Networking {
     /// subnet) when missing.
     pub async fn dhcp_port(&self, host: &str, network_id: &str) -> Result<PortState> {
         let device_id = dhcp_device_id(host, network_id);
-        let existing = db::list(&mut &self.db, Table::Ports, Some(("network_id", network_id)))
-            .await?
-            .into_iter()
-            .find(|p| s(p, "device_id") == device_id);
+        let existing = db::list(
+            &mut &self.db,
+            Table::Ports,
+            Some(("network_id", network_id)),
+        )
+        .await?
+        .into_iter()
+        .find(|p| s(p, "device_id") == device_id);
         if let Some(p) = existing {
             return Ok(port_state(&p));
         }
         let net = db::get(&mut &self.db, Table::Networks, network_id)
             .await?
             .ok_or_else(|| crate::manager::network_not_found(network_id))?;
-        let subnets: Vec<Value> = db::list(&mut &self.db, Table::Subnets, Some(("network_id", network_id)))
-            .await?
-            .iter()
-            .filter(|sn| b(sn, "enable_dhcp"))
-            .map(|sn| json!({"subnet_id": s(sn, "id")}))
-            .collect();
+        let subnets: Vec<Value> = db::list(
+            &mut &self.db,
+            Table::Subnets,
+            Some(("network_id", network_id)),
+        )
+        .await?
+        .iter()
+        .filter(|sn| b(sn, "enable_dhcp"))
+        .map(|sn| json!({"subnet_id": s(sn, "id")}))
+        .collect();
         let project = s(&net, "project_id").to_string();
         let body = json!({"port": {
             "network_id": network_id,
@@ -279,13 +289,18 @@ impl Networking {
                     let Some(mut doc) = db::get(&mut tx, Table::Ports, id).await? else {
                         return Ok(false);
                     };
-                    if s(&doc, "binding:host_id") != host && !s(&doc, "device_owner").starts_with("network:") {
+                    if s(&doc, "binding:host_id") != host
+                        && !s(&doc, "device_owner").starts_with("network:")
+                    {
                         return Ok(false);
                     }
                     if s(&doc, "status") == status {
                         return Ok(false);
                     }
-                    let rev = doc.get("revision_number").and_then(Value::as_i64).unwrap_or(0);
+                    let rev = doc
+                        .get("revision_number")
+                        .and_then(Value::as_i64)
+                        .unwrap_or(0);
                     doc.insert("status".into(), json!(status));
                     crate::model::touch(&mut doc);
                     db::replace(&mut tx, Table::Ports, &doc, rev).await?;
@@ -367,7 +382,10 @@ pub async fn workers(net: Arc<Networking>) -> Result<Vec<JoinHandle<()>>> {
             n.dirty.notified().await;
             tokio::time::sleep(COALESCE).await;
             let (method, payload) = AgentNotice::changed().to_parts();
-            if let Err(e) = bus.fanout(AGENT_FANOUT, Envelope::new(AGENT_FANOUT, method, payload)).await {
+            if let Err(e) = bus
+                .fanout(AGENT_FANOUT, Envelope::new(AGENT_FANOUT, method, payload))
+                .await
+            {
                 tracing::warn!(error = %e, "telling the network agents failed");
             }
         }

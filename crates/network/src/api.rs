@@ -109,7 +109,10 @@ pub fn router(net: Arc<Networking>) -> Router {
         .route("/v2.0/agents", get(agent_list))
         .route("/v2.0/agents/{id}", get(agent_show))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(net.clone(), tell_agents))
+        .layer(axum::middleware::from_fn_with_state(
+            net.clone(),
+            tell_agents,
+        ))
         .with_state(net)
 }
 
@@ -119,7 +122,8 @@ async fn tell_agents(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let writes = req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD;
+    let writes =
+        req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD;
     let res = next.run(req).await;
     if writes && res.status().is_success() {
         n.changed();
@@ -626,11 +630,7 @@ async fn ip_availability_show(
     Ok(ok(n.ip_availability_show(&ctx, &id).await?))
 }
 
-async fn agent_list(
-    State(n): S,
-    Auth(ctx): Auth,
-    RawQuery(q): RawQuery,
-) -> Result<Response> {
+async fn agent_list(State(n): S, Auth(ctx): Auth, RawQuery(q): RawQuery) -> Result<Response> {
     n.authorize(&ctx, "get_agent", &json!({}))?;
     let q = Query::parse(q.as_deref());
     let url = format!("{}/v2.0/agents", n.config.url);
@@ -649,7 +649,9 @@ async fn agent_show(State(n): S, Auth(ctx): Auth, Path(id): Path<String>) -> Res
         .agent_docs()
         .into_iter()
         .find(|a| a.get("id").and_then(Value::as_str) == Some(id.as_str()))
-        .ok_or_else(|| NetError::not_found("AgentNotFound", format!("Agent {id} could not be found.")))?;
+        .ok_or_else(|| {
+            NetError::not_found("AgentNotFound", format!("Agent {id} could not be found."))
+        })?;
     Ok(ok(json!({"agent": agent})))
 }
 

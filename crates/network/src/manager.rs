@@ -42,7 +42,8 @@ pub struct Networking {
     /// Set when the model changed and the agents were not yet told.
     pub(crate) dirty: tokio::sync::Notify,
     /// The network agents heard from, by host.
-    pub(crate) agents: std::sync::Mutex<std::collections::BTreeMap<String, crate::agents::AgentRecord>>,
+    pub(crate) agents:
+        std::sync::Mutex<std::collections::BTreeMap<String, crate::agents::AgentRecord>>,
 }
 
 pub(crate) type Doc = Map<String, Value>;

@@ -172,6 +172,8 @@ impl TestCloud {
         // services other tests count stay theirs.
         config.compute.fake_hosts = 0;
         config.compute.report_interval = 1;
+        // The host's network is shared by every test: only the dataplane tests touch it.
+        config.network_agent.enabled = "false".into();
         let database = match scratch_database().await? {
             Some((url, scratch)) => {
                 config.database.url = url;

@@ -11,6 +11,7 @@ mod image_metadefs;
 mod instance_actions;
 mod metadata;
 mod network;
+mod network_agents;
 mod object_store;
 mod placement;
 mod resize;

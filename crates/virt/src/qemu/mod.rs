@@ -69,6 +69,8 @@ pub struct QemuConfig {
     pub force_config_drive: bool,
     /// How long one QMP answer may take.
     pub qmp_timeout: Duration,
+    /// The host's device names: each port is a tap in its network's bridge.
+    pub names: ferro_host::Names,
 }
 
 impl QemuConfig {
@@ -84,9 +86,13 @@ impl QemuConfig {
             soft_reboot_timeout: Duration::from_secs(120),
             force_config_drive: false,
             qmp_timeout: Duration::from_secs(10),
+            names: ferro_host::Names::new(DEFAULT_PREFIX).expect("a valid prefix"),
         }
     }
 }
+
+/// The device-name prefix of a host whose configuration names none.
+pub const DEFAULT_PREFIX: &str = "fs";
 
 /// Nova caps console output at 100 KiB (`MAX_CONSOLE_BYTES`).
 const MAX_CONSOLE_BYTES: u64 = 100 * 1024;
@@ -346,6 +352,7 @@ impl QemuDriver {
     /// Starts the guest's QEMU from its saved arguments (loading `incoming` state if given).
     async fn start(&self, dir: &Path, incoming: Option<&Path>) -> Result<(), VirtError> {
         let mut args = Self::read_launch(dir)?;
+        self.plug(dir).await?;
         for stale in ["qemu.pid", "qmp.sock"] {
             let _ = std::fs::remove_file(dir.join(stale));
         }
@@ -362,6 +369,42 @@ impl QemuDriver {
             return Err(VirtError::Failed(
                 "qemu started but its pidfile names no running process".into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// The ports the guest was spawned with (its saved spec).
+    fn saved_nics(dir: &Path) -> Vec<ferro_api_types::compute::Nic> {
+        std::fs::read(dir.join("spec.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<InstanceSpec>(&b).ok())
+            .map(|s| s.nics)
+            .unwrap_or_default()
+    }
+
+    /// Plugs each port as a tap in its network's bridge (os-vif's job for Nova's linux
+    /// bridge VIFs): QEMU opens the taps by name. The network agent watches the taps.
+    async fn plug(&self, dir: &Path) -> Result<(), VirtError> {
+        let n = &self.config.names;
+        for nic in Self::saved_nics(dir) {
+            let (tap, bridge) = (n.tap(&nic.port_id), n.bridge(&nic.network_id));
+            let plugged = async {
+                ferro_host::link::ensure_bridge(&bridge, None).await?;
+                ferro_host::link::ensure_tap_in(&tap, &bridge).await
+            };
+            plugged
+                .await
+                .map_err(|e| VirtError::Failed(format!("plug port {}: {e}", nic.port_id)))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the guest's taps (its bridges are the network agent's).
+    async fn unplug(&self, dir: &Path) -> Result<(), VirtError> {
+        for nic in Self::saved_nics(dir) {
+            ferro_host::link::delete(&self.config.names.tap(&nic.port_id))
+                .await
+                .map_err(|e| VirtError::Failed(format!("unplug port {}: {e}", nic.port_id)))?;
         }
         Ok(())
     }
@@ -447,6 +490,18 @@ impl QemuDriver {
             d("qemu.pid"),
             "-daemonize".into(),
         ]);
+        for (i, nic) in spec.nics.iter().enumerate() {
+            a.push("-netdev".into());
+            a.push(format!(
+                "tap,id=net{i},ifname={},script=no,downscript=no",
+                self.config.names.tap(&nic.port_id)
+            ));
+            a.push("-device".into());
+            a.push(format!(
+                "virtio-net-pci,netdev=net{i},mac={}",
+                nic.mac_address
+            ));
+        }
         for (i, disk) in disks.iter().enumerate() {
             let config = disk.ends_with("disk.config");
             let format = if config { "raw" } else { "qcow2" };
@@ -614,6 +669,9 @@ impl Driver for QemuDriver {
                 if let Some(pid) = Self::pid(&dir) {
                     let _ = process::kill(pid, &Self::marker(&dir), Duration::from_secs(10)).await;
                 }
+                if let Err(u) = self.unplug(&dir).await {
+                    tracing::warn!(uuid = %spec.uuid, error = %u, "a failed spawn left a tap");
+                }
                 Err(e)
             }
         }
@@ -628,6 +686,7 @@ impl Driver for QemuDriver {
             let _g = lock.lock().await;
             if dir.exists() {
                 self.stop_process(&dir).await?;
+                self.unplug(&dir).await?;
                 std::fs::remove_dir_all(&dir).map_err(io_err("remove", &dir))?;
             }
         }

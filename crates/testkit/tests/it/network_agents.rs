@@ -1,0 +1,195 @@
+//! The network service's side of the agents' bus contract: a sync returns the part of the
+//! model a host needs, DHCP ports are made once per host and network, port status follows
+//! the agent's reports, agents show in `GET /v2.0/agents`, and every change is announced.
+
+use std::time::Duration;
+
+use ferro_api_types::compute::CONTRACT_VERSION;
+use ferro_api_types::network::{
+    AGENT_FANOUT, AgentNotice, HostState, PLUGIN_TOPIC, PluginRequest, PortState,
+};
+use ferro_bus::Envelope;
+use ferro_client::Client;
+use ferro_testkit::TestCloud;
+use serde_json::{Value, json};
+
+fn neutron(c: &TestCloud) -> Client {
+    c.admin.clone_with_base(&c.network_url)
+}
+
+async fn call(c: &TestCloud, req: PluginRequest) -> Result<Value, String> {
+    let (method, payload) = req.to_parts();
+    c.cloud
+        .bus
+        .call(
+            PLUGIN_TOPIC,
+            Envelope::new(PLUGIN_TOPIC, method, payload),
+            Duration::from_secs(10),
+        )
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn sync(c: &TestCloud, host: &str, dhcp: bool) -> HostState {
+    let v = call(
+        c,
+        PluginRequest::SyncHost {
+            version: CONTRACT_VERSION.into(),
+            host: host.into(),
+            dhcp,
+            tunnel_ip: Some(format!("192.0.2.{}", host.len())),
+        },
+    )
+    .await
+    .unwrap();
+    serde_json::from_value(v).unwrap()
+}
+
+async fn created(n: &Client, path: &str, body: Value) -> Value {
+    let r = n.post(path, &body).await.unwrap();
+    assert_eq!(r.status, 201, "{path}: {}", r.body);
+    r.body
+}
+
+#[tokio::test]
+async fn agents_sync_get_dhcp_ports_and_report_port_status() {
+    let c = TestCloud::start().await;
+    let n = neutron(&c);
+    let mut notices = c.cloud.bus.subscribe_fanout(AGENT_FANOUT).await.unwrap();
+
+    let net = created(&n, "/v2.0/networks", json!({"network": {"name": "dp"}})).await;
+    let net = net["network"]["id"].as_str().unwrap().to_string();
+    let d = tokio::time::timeout(Duration::from_secs(5), notices.next())
+        .await
+        .expect("a change is announced")
+        .unwrap();
+    let e = d.envelope().clone();
+    assert_eq!(
+        AgentNotice::parse(&e.method, &e.payload).unwrap(),
+        AgentNotice::changed()
+    );
+    d.ack().await.unwrap();
+
+    // No subnet yet: nothing for DHCP, nothing bound.
+    assert!(sync(&c, "h1", true).await.networks.is_empty());
+    let subnet = created(
+        &n,
+        "/v2.0/subnets",
+        json!({"subnet": {"network_id": net, "cidr": "10.9.0.0/24", "ip_version": 4,
+            "dns_nameservers": ["192.0.2.53"]}}),
+    )
+    .await;
+    let subnet_id = subnet["subnet"]["id"].as_str().unwrap().to_string();
+    let port = created(
+        &n,
+        "/v2.0/ports",
+        json!({"port": {"network_id": net, "device_owner": "compute:nova",
+            "device_id": "vm1", "binding:host_id": "h2"}}),
+    )
+    .await;
+    let port_id = port["port"]["id"].as_str().unwrap().to_string();
+    assert_eq!(port["port"]["status"], "DOWN");
+
+    // The DHCP host gets the network, its subnet and every port of it; h2 gets its port;
+    // a host with nothing bound and no DHCP gets nothing.
+    let s1 = sync(&c, "h1", true).await;
+    assert_eq!(s1.networks.len(), 1);
+    assert_eq!(s1.networks[0].subnets[0].id, subnet_id);
+    assert_eq!(
+        s1.networks[0].subnets[0].dns_nameservers,
+        vec!["192.0.2.53"]
+    );
+    assert!(s1.networks[0].subnets[0].enable_dhcp);
+    assert!(s1.ports.iter().any(|p| p.id == port_id));
+    let s2 = sync(&c, "h2", false).await;
+    assert_eq!(s2.ports.len(), 1);
+    assert_eq!(s2.ports[0].host, "h2");
+    assert_eq!(
+        s2.peers,
+        vec!["192.0.2.2"],
+        "h2 floods to h1's tunnel address"
+    );
+    assert!(sync(&c, "h3", false).await.networks.is_empty());
+
+    let ask = |host: &str| PluginRequest::DhcpPort {
+        version: CONTRACT_VERSION.into(),
+        host: host.into(),
+        network_id: net.clone(),
+    };
+    let dhcp: PortState = serde_json::from_value(call(&c, ask("h1")).await.unwrap()).unwrap();
+    assert!(dhcp.is_dhcp());
+    assert_eq!(dhcp.host, "h1");
+    assert_eq!(dhcp.fixed_ips.len(), 1);
+    assert_eq!(dhcp.fixed_ips[0].0, subnet_id);
+    let again: PortState = serde_json::from_value(call(&c, ask("h1")).await.unwrap()).unwrap();
+    assert_eq!(again.id, dhcp.id, "one DHCP port per host and network");
+    let r = n
+        .get(&format!(
+            "/v2.0/ports?network_id={net}&device_owner=network:dhcp"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.body["ports"].as_array().unwrap().len(), 1);
+    let missing = PluginRequest::DhcpPort {
+        version: CONTRACT_VERSION.into(),
+        host: "h1".into(),
+        network_id: "nosuch".into(),
+    };
+    let err = call(&c, missing).await.unwrap_err();
+    assert!(err.contains("nosuch"), "{err}");
+
+    // Status: only the host the port is bound to can bring it up.
+    let report = |host: &str, up: Vec<String>, down: Vec<String>| PluginRequest::PortStatus {
+        version: CONTRACT_VERSION.into(),
+        host: host.into(),
+        up,
+        down,
+    };
+    call(&c, report("h1", vec![port_id.clone()], vec![]))
+        .await
+        .unwrap();
+    let status = |n: Client, id: String| async move {
+        n.get(&format!("/v2.0/ports/{id}")).await.unwrap().body["port"]["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(status(n.clone(), port_id.clone()).await, "DOWN");
+    call(&c, report("h2", vec![port_id.clone()], vec![]))
+        .await
+        .unwrap();
+    assert_eq!(status(n.clone(), port_id.clone()).await, "ACTIVE");
+    call(&c, report("h2", vec![], vec![port_id.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(status(n.clone(), port_id.clone()).await, "DOWN");
+
+    // The agents as Neutron lists them: h1 serves DHCP (and metadata), h2 and h3 bridge.
+    let r = n.get("/v2.0/agents").await.unwrap();
+    assert_eq!(r.status, 200);
+    let agents = r.body["agents"].as_array().unwrap();
+    let kinds = |host: &str| -> Vec<String> {
+        let mut v: Vec<String> = agents
+            .iter()
+            .filter(|a| a["host"] == host)
+            .map(|a| a["agent_type"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        kinds("h1"),
+        ["DHCP agent", "Linux bridge agent", "Metadata agent"]
+    );
+    assert_eq!(kinds("h2"), ["Linux bridge agent"]);
+    assert!(agents.iter().all(|a| a["alive"] == true));
+    let id = agents[0]["id"].as_str().unwrap();
+    let r = n.get(&format!("/v2.0/agents/{id}")).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["agent"]["id"], id);
+    let r = n.get("/v2.0/agents?agent_type=DHCP%20agent").await.unwrap();
+    assert_eq!(r.body["agents"].as_array().unwrap().len(), 1);
+    let r = n.get("/v2.0/agents/nosuch").await.unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body["NeutronError"]["type"], "AgentNotFound");
+}
