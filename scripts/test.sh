@@ -79,6 +79,13 @@ cargo clippy -p ferro-virt --features qemu-tests --all-targets -- -D warnings
 bounded 600 cargo test -p ferro-virt --features qemu-tests --test it 2>&1 | tee "$logs/qemu.log"
 count_cargo "$logs/qemu.log"
 
+step "the network dataplane on this host (bridges, namespaces, dnsmasq)"
+install_packages iproute2 dnsmasq-base busybox
+cargo clippy -p ferro-testkit --features dataplane-tests --all-targets -- -D warnings
+bounded 600 cargo test -p ferro-testkit --features dataplane-tests --test dataplane 2>&1 |
+  tee "$logs/dataplane.log"
+count_cargo "$logs/dataplane.log"
+
 if [ -x tests/tempest/run.sh ]; then
   step "Tempest: identity and image"
   bounded 1200 bash tests/tempest/run.sh 2>&1 | tee "$logs/tempest.log" || true

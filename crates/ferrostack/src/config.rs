@@ -170,6 +170,7 @@ impl Default for NetworkSection {
 #[serde(deny_unknown_fields, default)]
 pub struct NetworkAgentSection {
     /// `auto` (when root, with `ip` and `dnsmasq` on the host), `true` or `false`.
+    #[serde(deserialize_with = "bool_or_word")]
     pub enabled: String,
     /// The host the agent serves ports of; empty: the first in-process compute host.
     pub host: String,
@@ -182,6 +183,21 @@ pub struct NetworkAgentSection {
     pub tunnel_ip: String,
     /// Seconds between syncs without a change notice.
     pub sync_interval: u64,
+}
+
+/// A setting that is `true`, `false` or a word (`auto`): TOML and the environment may
+/// give either a boolean or a string.
+fn bool_or_word<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Bool(bool),
+        Word(String),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Bool(b) => b.to_string(),
+        Either::Word(w) => w,
+    })
 }
 
 impl Default for NetworkAgentSection {
@@ -512,5 +528,18 @@ mod tests {
         assert_eq!(c.placement_url(8778), "http://127.0.0.1:8778");
         std::fs::write(&f, "[identity]\nprot = 1\n").unwrap();
         assert!(Config::load(Some(&f), std::iter::empty()).is_err());
+    }
+
+    #[test]
+    fn the_network_agent_toggle_takes_booleans_and_words() {
+        for (v, want) in [("true", "true"), ("false", "false"), ("auto", "auto")] {
+            let env = [(
+                "FERROSTACK_NETWORK_AGENT__ENABLED".to_string(),
+                v.to_string(),
+            )];
+            let c = Config::load(None, env.into_iter()).unwrap();
+            assert_eq!(c.network_agent.enabled, want);
+        }
+        assert_eq!(Config::default().network_agent.enabled, "auto");
     }
 }

@@ -83,6 +83,7 @@ impl Dnsmasq {
             format!("--dhcp-hostsfile={}", f("host")),
             format!("--addn-hosts={}", f("addn_hosts")),
             format!("--dhcp-optsfile={}", f("opts")),
+            format!("--log-facility={}", f("log")),
             "--leasefile-ro".into(),
             "--dhcp-authoritative".into(),
             "--bind-interfaces".into(),

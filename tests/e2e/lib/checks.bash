@@ -138,7 +138,10 @@ start_cloud() {
             CLOUD_PORTS+=("FERROSTACK_${s}__PORT=$("$E2E_PY" "$E2E_LIB_DIR/e2e_util.py" free-port)")
         done
     fi
+    # The network agent changes the host's network: only tests that ask for it (their env
+    # names FERROSTACK_NETWORK_AGENT__ENABLED) get one, with their own device prefix.
     env -i PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT_COST=4 \
+        FERROSTACK_NETWORK_AGENT__ENABLED=false \
         FERROSTACK_IDENTITY__PORT="$PORT" "${CLOUD_PORTS[@]}" "${env[@]}" \
         "$FERROSTACK_BIN" --state-dir "$state" all-in-one "$@" </dev/null >>"$state.log" 2>&1 &
     SERVER_PID=$!

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# End-to-end test of the network dataplane with real guests and the real `openstack` CLI
+# (root; QEMU, iproute2, dnsmasq, busybox): all-in-one on the QEMU driver with its network
+# agent under a prefix of its own; two servers on one tenant network get their ports'
+# addresses by DHCP from the network's dnsmasq, read their instance id from the metadata
+# service at 169.254.169.254, and the second pings the first (user data script); the ports
+# go ACTIVE; deleting the servers and the network leaves no tap, bridge, namespace or
+# dnsmasq of the prefix.
+# Run alone:  PATH=/var/tmp/ferrostack-e2e-venv/bin:$PATH tests/e2e/dataplane.sh
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+# shellcheck source=lib/checks.bash
+source "$HERE/lib/checks.bash"
+FERROSTACK_BIN="${FERROSTACK_BIN:-${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}/debug/ferrostack}"
+while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^OS_' || true)
+
+# shellcheck source=../../scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+install_packages qemu-system-x86 qemu-utils genisoimage cpio iproute2 dnsmasq-base >&2
+IMG="$(bash "$ROOT/scripts/build-guest-image" | tail -1)"
+
+WORK="$(mktemp -d /tmp/fe2e-d.XXXXXX)"
+PREFIX="e$(printf '%s' "$WORK" | sha256sum | cut -c1-3)"
+SERVER_PID=""
+purge_prefix() {
+    local p ns l
+    for p in "$WORK"/state/network/dhcp/*/pid; do
+        [[ -f "$p" ]] && kill -KILL "$(cat "$p")" 2>/dev/null
+    done
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX-"); do
+        ip netns del "$ns" 2>/dev/null
+    done
+    for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$PREFIX"); do
+        ip link del "$l" 2>/dev/null
+    done
+}
+cleanup() {
+    local rc=$?
+    stop_cloud
+    for p in "$WORK"/state/qemu/*/vms/*/qemu.pid; do
+        [[ -f "$p" ]] && kill -KILL "$(cat "$p")" 2>/dev/null
+    done
+    purge_prefix
+    rm -rf "$WORK"
+    exit "$rc"
+}
+on_exit cleanup
+export HOME="$WORK" TMPDIR="$WORK"
+STATE="$WORK/state"
+start_cloud "$STATE" FERROSTACK_COMPUTE__REPORT_INTERVAL=1 \
+    FERROSTACK_COMPUTE__QEMU_PROBE_KERNEL="$IMG/vmlinuz" \
+    FERROSTACK_NETWORK_AGENT__ENABLED=true FERROSTACK_NETWORK_AGENT__PREFIX="$PREFIX" \
+    FERROSTACK_NETWORK_AGENT__SYNC_INTERVAL=2 \
+    -- --admin-password nova-secret --compute-driver qemu --fake-hosts 1
+
+[[ -f "$STATE/clouds.yaml" ]] || { echo "e2e: all-in-one did not start" >&2; exit 1; }
+for _ in $(seq 150); do
+    osc hypervisor list -f value -c "Hypervisor Hostname"
+    printf '%s\n' "$OUT" | grep -q '^qemu-0$' && break
+    sleep 0.2
+done
+osc network agent list -f value -c "Agent Type" -c Host -c Alive
+check "the host's network agents are listed and alive" out_has_line "DHCP agent qemu-0 True"
+
+osc image create --file "$IMG/vmlinuz" --disk-format aki --container-format aki -f value -c id dp-kernel
+KERNEL="$OUT"
+osc image create --file "$IMG/initrd.gz" --disk-format ari --container-format ari -f value -c id dp-ramdisk
+RAMDISK="$OUT"
+osc image create --file "$IMG/root.raw" --disk-format ami --container-format ami \
+    --property kernel_id="$KERNEL" --property ramdisk_id="$RAMDISK" \
+    --property os_command_line="console=ttyS0 quiet" -f value -c status dp-guest
+check "the guest image is active" out_is active
+osc flavor create --ram 128 --vcpus 1 --disk 1 --id dp-q -f value -c id dp.qemu
+
+osc network create -f value -c id dp-net
+NET="$OUT"
+osc subnet create --network dp-net --subnet-range 10.78.0.0/24 -f value -c gateway_ip dp-sub
+check "a tenant network with a DHCP subnet" out_is 10.78.0.1
+
+osc server create --image dp-guest --flavor dp.qemu --network dp-net --config-drive true \
+    --wait -f value -c id dp-a
+A="$OUT"
+check "server A on the network is ACTIVE" succeeded
+osc port list --server "$A" -f value -c "Fixed IP Addresses"
+A_IP="$(printf '%s' "$OUT" | sed -n "s/.*'ip_address': '\([0-9.]*\)'.*/\1/p")"
+cat >"$WORK/ping-a" <<SCRIPT
+#!/bin/sh
+i=0
+while [ \$i -lt 60 ]; do
+  if ping -c 1 -W 1 $A_IP >/dev/null 2>&1; then echo "ping $A_IP ok"; exit 0; fi
+  i=\$((i + 1)); sleep 1
+done
+echo "ping $A_IP failed"
+SCRIPT
+osc server create --image dp-guest --flavor dp.qemu --network dp-net --config-drive true \
+    --user-data "$WORK/ping-a" --wait -f value -c id dp-b
+B="$OUT"
+check "server B on the network is ACTIVE" succeeded
+osc port list --server "$B" -f value -c "Fixed IP Addresses"
+B_IP="$(printf '%s' "$OUT" | sed -n "s/.*'ip_address': '\([0-9.]*\)'.*/\1/p")"
+
+# wait_console SERVER PATTERN: up to about 3 minutes (TCG guests, a CLI start per poll).
+wait_console() {
+    local _
+    for _ in $(seq 60); do
+        osc console log show "$1"
+        printf '%s\n' "$OUT" | grep -Eq -- "$2" && return 0
+        sleep 3
+    done
+    return 1
+}
+wait_console "$A" "guest: eth0 has $A_IP"
+check "guest A got its port's address ($A_IP) by DHCP" out_matches "guest: eth0 has $A_IP\$"
+wait_console "$B" "user-script: ping"
+check "guest B got its port's address ($B_IP) by DHCP" out_matches "guest: eth0 has $B_IP\$"
+check "guest B pings guest A across the bridge" out_matches "user-script: ping $A_IP ok"
+
+osc port list --server "$A" -f value -c Status
+check "the guests' ports are ACTIVE" out_is ACTIVE
+
+osc server delete --wait "$A" "$B"
+check "server delete --wait" succeeded
+osc subnet delete dp-sub
+osc network delete dp-net
+check "the network is deleted" succeeded
+gone() {
+    [[ -z "$(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | grep "^$PREFIX")" ]] &&
+        [[ -z "$(ip netns list 2>/dev/null | grep "^$PREFIX-")" ]] &&
+        [[ -z "$(pgrep -f "$STATE/network/dhcp" || true)" ]]
+}
+for _ in $(seq 100); do gone && break; sleep 0.2; done
+RC=0
+check "no tap, bridge, namespace or dnsmasq of the prefix is left" is_true gone
