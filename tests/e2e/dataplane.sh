@@ -113,10 +113,20 @@ wait_console() {
 }
 wait_console "$A" "guest: eth0 has $A_IP"
 check "guest A got its port's address ($A_IP) by DHCP" out_matches "guest: eth0 has $A_IP\$"
+wait_console "$A" "guest: metadata uuid"
+check "guest A read its uuid from 169.254.169.254" out_matches "guest: metadata uuid $A\$"
 wait_console "$B" "user-script: ping"
 check "guest B got its port's address ($B_IP) by DHCP" out_matches "guest: eth0 has $B_IP\$"
 check "guest B pings guest A across the bridge" out_matches "user-script: ping $A_IP ok"
 
+if [[ $E2E_FAILED -gt 0 ]]; then
+    echo "e2e: the dataplane's logs (dnsmasq, then the cloud's warnings):" >&2
+    head -n 12 "$STATE"/network/dhcp/*/log >&2
+    tail -n 8 "$STATE"/network/dhcp/*/log >&2
+    cat "$STATE"/network/dhcp/*/host >&2
+    pgrep -af dnsmasq >&2
+    tail -n 30 "$STATE.log" >&2
+fi
 osc port list --server "$A" -f value -c Status
 check "the guests' ports are ACTIVE" out_is ACTIVE
 

@@ -239,7 +239,11 @@ impl Cloud {
         tasks.push(serve("compute", compute_listener, compute_app));
         let (metadata_addr, metadata_url, metadata_secret) =
             start_metadata(config, &compute, &mut tasks).await?;
-        tasks.extend(network_plane::start(config, &bus).await?);
+        let metadata_target = ferro_network_agent::MetadataTarget {
+            url: metadata_url.clone(),
+            shared_secret: metadata_secret.clone(),
+        };
+        tasks.extend(network_plane::start(config, &bus, Some(metadata_target)).await?);
         let (object_store, object_addr, object_url) =
             start_object_store(config, object_validator, &mut tasks).await?;
         Ok(Cloud {

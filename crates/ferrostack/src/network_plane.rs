@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use ferro_host::Names;
-use ferro_network_agent::{AgentConfig, NetworkAgent};
+use ferro_network_agent::{AgentConfig, MetadataTarget, NetworkAgent};
 
 use crate::Config;
 
@@ -57,15 +57,19 @@ pub fn agent_config(config: &Config) -> anyhow::Result<AgentConfig> {
     Ok(ac)
 }
 
-/// Starts the in-process network agent when enabled.
+/// Starts the in-process network agent when enabled; its metadata proxy forwards to
+/// `metadata` when given.
 pub async fn start(
     config: &Config,
     bus: &std::sync::Arc<dyn ferro_bus::Bus>,
+    metadata: Option<MetadataTarget>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     if !enabled(config)? {
         return Ok(Vec::new());
     }
-    let agent = NetworkAgent::new(agent_config(config)?, bus.clone());
+    let mut ac = agent_config(config)?;
+    ac.metadata = metadata;
+    let agent = NetworkAgent::new(ac, bus.clone());
     tracing::info!(host = %agent.config.host, prefix = %agent.config.names.prefix(), "network agent");
     ferro_network_agent::start(agent)
         .await

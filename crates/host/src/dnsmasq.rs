@@ -79,6 +79,11 @@ impl Dnsmasq {
             "--no-hosts".into(),
             "--no-resolv".into(),
             "--conf-file=/dev/null".into(),
+            // It re-reads its files on SIGHUP after dropping privileges, and they live under
+            // the state directory, which other users may not traverse: it stays root (in
+            // its own namespace, bound to one interface).
+            "--user=root".into(),
+            "--group=root".into(),
             format!("--pid-file={}", f("pid")),
             format!("--dhcp-hostsfile={}", f("host")),
             format!("--addn-hosts={}", f("addn_hosts")),

@@ -24,8 +24,6 @@ use ferro_bus::{Bus, Envelope};
 use ferro_host::{HostError, Names, link};
 use tokio::task::JoinHandle;
 
-pub use metadata::instance_id_signature;
-
 /// Settings of one host's agent.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {

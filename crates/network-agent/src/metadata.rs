@@ -11,31 +11,11 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use sha2::{Digest, Sha256};
+use ferro_api_types::metadata::instance_signature;
 use tokio::task::JoinHandle;
 
 use crate::dhcp::METADATA_IP;
 use crate::{MetadataTarget, NetworkAgent, Result};
-
-/// `X-Instance-ID-Signature`: hex HMAC-SHA256 of the instance id under the shared secret.
-pub fn instance_id_signature(secret: &str, instance_id: &str) -> String {
-    const BLOCK: usize = 64;
-    let mut key = secret.as_bytes().to_vec();
-    if key.len() > BLOCK {
-        key = Sha256::digest(&key).to_vec();
-    }
-    key.resize(BLOCK, 0);
-    let pad = |b: u8| key.iter().map(|k| k ^ b).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(instance_id.as_bytes())
-        .finalize();
-    let outer = Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize();
-    outer.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 /// Instance id and project of each address on the network.
 type Instances = Arc<RwLock<BTreeMap<String, (String, String)>>>;
@@ -86,7 +66,7 @@ async fn forward(
         .header("X-Tenant-ID", &project)
         .header(
             "X-Instance-ID-Signature",
-            instance_id_signature(&f.target.shared_secret, &instance),
+            instance_signature(&f.target.shared_secret, &instance),
         )
         .body(body);
     if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
@@ -165,19 +145,5 @@ impl NetworkAgent {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(network_id);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn signatures_are_rfc_4231_hmac_sha256() {
-        // RFC 4231 test case 2.
-        assert_eq!(
-            instance_id_signature("Jefe", "what do ya want for nothing?"),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
     }
 }

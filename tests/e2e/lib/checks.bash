@@ -137,6 +137,7 @@ start_cloud() {
         for s in IMAGE PLACEMENT COMPUTE NETWORK OBJECT; do
             CLOUD_PORTS+=("FERROSTACK_${s}__PORT=$("$E2E_PY" "$E2E_LIB_DIR/e2e_util.py" free-port)")
         done
+        CLOUD_PORTS+=("FERROSTACK_COMPUTE__METADATA_PORT=$("$E2E_PY" "$E2E_LIB_DIR/e2e_util.py" free-port)")
     fi
     # The network agent changes the host's network: only tests that ask for it (their env
     # names FERROSTACK_NETWORK_AGENT__ENABLED) get one, with their own device prefix.
