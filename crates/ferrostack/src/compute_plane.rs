@@ -63,17 +63,28 @@ pub struct ComputePlane {
     pub fake_drivers: Vec<(String, Arc<FakeDriver>)>,
 }
 
+/// Where the compute plane reaches the other services' APIs.
+pub struct ServiceUrls<'a> {
+    pub identity: &'a str,
+    pub placement: &'a str,
+    pub image: &'a str,
+    pub network: &'a str,
+}
+
 /// Starts the conductor and the in-process agents.
 pub async fn start(
     config: &Config,
     bus: &Arc<dyn ferro_bus::Bus>,
     compute: &Arc<Compute>,
-    identity_url: &str,
-    placement_url: &str,
-    image_url: &str,
-    network_url: &str,
+    urls: ServiceUrls<'_>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> anyhow::Result<ComputePlane> {
+    let ServiceUrls {
+        identity: identity_url,
+        placement: placement_url,
+        image: image_url,
+        network: network_url,
+    } = urls;
     let section = &config.compute;
     let password = service_password(config)?;
     let auth = Arc::new(ServiceAuth::new(

@@ -229,10 +229,12 @@ impl Cloud {
             config,
             &bus,
             &compute,
-            &url,
-            &placement_url,
-            &image_url,
-            &network_url,
+            compute_plane::ServiceUrls {
+                identity: &url,
+                placement: &placement_url,
+                image: &image_url,
+                network: &network_url,
+            },
             &mut tasks,
         )
         .await?;
