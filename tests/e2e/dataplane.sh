@@ -64,13 +64,7 @@ done
 osc network agent list -f value -c "Agent Type" -c Host -c Alive
 check "the host's network agents are listed and alive" out_has_line "DHCP agent qemu-0 True"
 
-osc image create --file "$IMG/vmlinuz" --disk-format aki --container-format aki -f value -c id dp-kernel
-KERNEL="$OUT"
-osc image create --file "$IMG/initrd.gz" --disk-format ari --container-format ari -f value -c id dp-ramdisk
-RAMDISK="$OUT"
-osc image create --file "$IMG/root.raw" --disk-format ami --container-format ami \
-    --property kernel_id="$KERNEL" --property ramdisk_id="$RAMDISK" \
-    --property os_command_line="console=ttyS0 quiet" -f value -c status dp-guest
+register_guest_image "$IMG" dp-guest
 check "the guest image is active" out_is active
 osc flavor create --ram 128 --vcpus 1 --disk 1 --id dp-q -f value -c id dp.qemu
 

@@ -53,13 +53,7 @@ for _ in $(seq 150); do
 done
 check "the QEMU host is a hypervisor of type QEMU" out_has_line "qemu-0 QEMU"
 
-osc image create --file "$IMG/vmlinuz" --disk-format aki --container-format aki -f value -c id e2e-kernel
-KERNEL="$OUT"
-osc image create --file "$IMG/initrd.gz" --disk-format ari --container-format ari -f value -c id e2e-ramdisk
-RAMDISK="$OUT"
-osc image create --file "$IMG/root.raw" --disk-format ami --container-format ami \
-    --property kernel_id="$KERNEL" --property ramdisk_id="$RAMDISK" \
-    --property os_command_line="console=ttyS0 quiet" -f value -c status e2e-guest
+register_guest_image "$IMG" e2e-guest
 check "the guest image (AMI + AKI + ARI) is active" out_is active
 osc flavor create --ram 128 --vcpus 1 --disk 1 --id e2e-q -f value -c id e2e.qemu
 printf 'e2e user data 42' >"$WORK/user-data"

@@ -168,3 +168,17 @@ on_exit() {
     trap 'exit 130' INT
     trap 'exit 143' TERM
 }
+
+# register_guest_image DIR NAME: uploads the guest test image of scripts/build-guest-image
+# (DIR) as NAME (AMI) with NAME-kernel (AKI) and NAME-ramdisk (ARI); leaves the AMI's status
+# in OUT for a check.
+register_guest_image() {
+    local kernel ramdisk
+    osc image create --file "$1/vmlinuz" --disk-format aki --container-format aki -f value -c id "$2-kernel"
+    kernel="$OUT"
+    osc image create --file "$1/initrd.gz" --disk-format ari --container-format ari -f value -c id "$2-ramdisk"
+    ramdisk="$OUT"
+    osc image create --file "$1/root.raw" --disk-format ami --container-format ami \
+        --property kernel_id="$kernel" --property ramdisk_id="$ramdisk" \
+        --property os_command_line="console=ttyS0 quiet" -f value -c status "$2"
+}
