@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 . scripts/lib.sh
 install_packages build-essential pkg-config ca-certificates curl
+# The network agent (bridges, DHCP namespaces) runs when these are present and we are root.
+install_packages iproute2 dnsmasq-base nftables
 require_rust
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}"
 cargo build --release -p ferrostack

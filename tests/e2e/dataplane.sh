@@ -3,8 +3,9 @@
 # (root; QEMU, iproute2, dnsmasq, busybox): all-in-one on the QEMU driver with its network
 # agent under a prefix of its own; two servers on one tenant network get their ports'
 # addresses by DHCP from the network's dnsmasq, read their instance id from the metadata
-# service at 169.254.169.254, and the second pings the first (user data script); the ports
-# go ACTIVE; deleting the servers and the network leaves no tap, bridge, namespace or
+# service at 169.254.169.254, and the second pings the first (user data script); a ping from
+# the network reaches a guest while its security group has an ICMP rule and not once the rule
+# is deleted; the ports go ACTIVE; deleting the servers and the network leaves no tap, bridge, namespace or
 # dnsmasq of the prefix.
 # Run alone:  PATH=/var/tmp/ferrostack-e2e-venv/bin:$PATH tests/e2e/dataplane.sh
 set -uo pipefail
@@ -18,7 +19,7 @@ while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^OS_' || tru
 
 # shellcheck source=../../scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
-install_packages qemu-system-x86 qemu-utils genisoimage cpio iproute2 dnsmasq-base >&2
+install_packages qemu-system-x86 qemu-utils genisoimage cpio iproute2 dnsmasq-base nftables busybox >&2
 IMG="$(bash "$ROOT/scripts/build-guest-image" | tail -1)"
 
 WORK="$(mktemp -d /tmp/fe2e-d.XXXXXX)"
@@ -43,6 +44,7 @@ cleanup() {
         [[ -f "$p" ]] && kill -KILL "$(cat "$p")" 2>/dev/null
     done
     purge_prefix
+    nft delete table inet "${PREFIX}_sg" 2>/dev/null
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -73,8 +75,13 @@ NET="$OUT"
 osc subnet create --network dp-net --subnet-range 10.78.0.0/24 -f value -c gateway_ip dp-sub
 check "a tenant network with a DHCP subnet" out_is 10.78.0.1
 
+osc security group create -f value -c id dp-sg
+osc security group rule create --ingress --protocol icmp --remote-ip 0.0.0.0/0 -f value -c id dp-sg
+ICMP_RULE="$OUT"
+check "a security group that lets ICMP in" succeeded
+
 osc server create --image dp-guest --flavor dp.qemu --network dp-net --config-drive true \
-    --wait -f value -c id dp-a
+    --security-group dp-sg --wait -f value -c id dp-a
 A="$OUT"
 check "server A on the network is ACTIVE" succeeded
 osc port list --server "$A" -f value -c "Fixed IP Addresses"
@@ -89,7 +96,7 @@ done
 echo "ping $A_IP failed"
 SCRIPT
 osc server create --image dp-guest --flavor dp.qemu --network dp-net --config-drive true \
-    --user-data "$WORK/ping-a" --wait -f value -c id dp-b
+    --security-group dp-sg --user-data "$WORK/ping-a" --wait -f value -c id dp-b
 B="$OUT"
 check "server B on the network is ACTIVE" succeeded
 osc port list --server "$B" -f value -c "Fixed IP Addresses"
@@ -124,6 +131,17 @@ fi
 osc port list --server "$A" -f value -c Status
 check "the guests' ports are ACTIVE" out_is ACTIVE
 
+# From the network's DHCP namespace (not in the group): ICMP passes while the rule is there.
+DHCP_NS="$PREFIX-qdhcp-$NET"
+ns_ping() { ip netns exec "$DHCP_NS" busybox ping -c 1 -W 1 "$A_IP" >/dev/null 2>&1; }
+for _ in $(seq 10); do ns_ping && break; sleep 0.5; done
+RC=0
+check "the ICMP rule lets a ping from the network reach guest A" is_true ns_ping
+osc security group rule delete "$ICMP_RULE"
+for _ in $(seq 10); do ns_ping || break; sleep 0.5; done
+RC=0
+check "without the ICMP rule the ping does not reach guest A" is_true eval '! ns_ping'
+
 osc server delete --wait "$A" "$B"
 check "server delete --wait" succeeded
 osc subnet delete dp-sub
@@ -132,8 +150,9 @@ check "the network is deleted" succeeded
 gone() {
     [[ -z "$(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | grep "^$PREFIX")" ]] &&
         [[ -z "$(ip netns list 2>/dev/null | grep "^$PREFIX-")" ]] &&
-        [[ -z "$(pgrep -f "$STATE/network/dhcp" || true)" ]]
+        [[ -z "$(pgrep -f "$STATE/network/dhcp" || true)" ]] &&
+        ! nft list table inet "${PREFIX}_sg" >/dev/null 2>&1
 }
 for _ in $(seq 100); do gone && break; sleep 0.2; done
 RC=0
-check "no tap, bridge, namespace or dnsmasq of the prefix is left" is_true gone
+check "no tap, bridge, namespace, dnsmasq or nftables table of the prefix is left" is_true gone

@@ -87,6 +87,37 @@ pub struct HostState {
     /// Tunnel addresses of the other hosts' agents (VXLAN flooding).
     #[serde(default)]
     pub peers: Vec<String>,
+    /// The security groups of the host's ports and the groups their rules name.
+    #[serde(default)]
+    pub security_groups: Vec<SecurityGroupState>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecurityGroupState {
+    pub id: String,
+    pub rules: Vec<RuleState>,
+    /// Fixed IPs of every port in the group (what remote-group rules match).
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleState {
+    /// `ingress` or `egress`.
+    pub direction: String,
+    /// `IPv4` or `IPv6`.
+    pub ethertype: String,
+    /// A name (`tcp`, `icmp`...), a number, or none for any.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub port_range_min: Option<i64>,
+    #[serde(default)]
+    pub port_range_max: Option<i64>,
+    #[serde(default)]
+    pub remote_ip_prefix: Option<String>,
+    #[serde(default)]
+    pub remote_group_id: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -138,6 +169,15 @@ pub struct PortState {
     pub dns_name: String,
     #[serde(default)]
     pub project_id: String,
+    /// Security group ids.
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// Off: no filtering and no anti-spoofing for this port.
+    #[serde(default)]
+    pub port_security_enabled: bool,
+    /// `(ip or cidr, mac)` the port may also send from.
+    #[serde(default)]
+    pub allowed_address_pairs: Vec<(String, String)>,
 }
 
 impl PortState {

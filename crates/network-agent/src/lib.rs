@@ -9,6 +9,7 @@
 //! what carries its prefix; taps belong to the hypervisor driver that plugged them.
 
 mod dhcp;
+pub mod firewall;
 mod metadata;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,6 +92,8 @@ pub struct NetworkAgent {
     proxies: Mutex<BTreeMap<String, metadata::Proxy>>,
     /// Last sync's outcome, for status reports (`None`: fine).
     last_error: Mutex<Option<String>>,
+    /// The security group table as last applied.
+    firewall: Mutex<Option<String>>,
 }
 
 /// How long a call to the network service may take.
@@ -104,6 +107,7 @@ impl NetworkAgent {
             wake: tokio::sync::Notify::new(),
             proxies: Mutex::new(BTreeMap::new()),
             last_error: Mutex::new(None),
+            firewall: Mutex::new(None),
         })
     }
 
@@ -156,6 +160,7 @@ impl NetworkAgent {
         let mut up = Vec::new();
         let mut down = Vec::new();
         let mut failures = Vec::new();
+        let mut guarded = Vec::new();
         for net in &state.networks {
             if let Err(e) = self.plug_network(net, &state.peers).await {
                 failures.push(format!("network {}: {e}", net.id));
@@ -173,6 +178,9 @@ impl NetworkAgent {
                 }
                 None => false,
             };
+            if plugged && p.port_security_enabled {
+                guarded.push(p);
+            }
             match (plugged, p.status.as_str()) {
                 (true, s) if s != "ACTIVE" => up.push(p.id.clone()),
                 (false, "ACTIVE") => down.push(p.id.clone()),
@@ -187,6 +195,9 @@ impl NetworkAgent {
                     Err(e) => failures.push(format!("DHCP of network {}: {e}", net.id)),
                 }
             }
+        }
+        if let Err(e) = self.apply_firewall(&guarded, &state).await {
+            failures.push(format!("security groups: {e}"));
         }
         self.remove_stale(&state).await?;
         if !up.is_empty() || !down.is_empty() {
@@ -264,6 +275,35 @@ impl NetworkAgent {
         Ok(())
     }
 
+    /// Makes the security group table match `ports` (a no-op when nothing changed).
+    async fn apply_firewall(&self, ports: &[&PortState], state: &HostState) -> Result<()> {
+        let text = firewall::render(self.config.names.prefix(), ports, &state.security_groups);
+        if self
+            .firewall
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_deref()
+            == Some(&text)
+        {
+            return Ok(());
+        }
+        let t = firewall::table(self.config.names.prefix());
+        // One transaction: the old table goes and the new one comes, or neither; no
+        // guarded port, no table.
+        let mut script = format!("table inet {t} {{}}\ndelete table inet {t}\n");
+        if !ports.is_empty() {
+            script.push_str(&text);
+        }
+        std::fs::create_dir_all(&self.config.state_dir)
+            .map_err(|e| HostError::new(format!("state dir: {e}")))?;
+        let path = self.config.state_dir.join("firewall.nft");
+        std::fs::write(&path, script)
+            .map_err(|e| HostError::new(format!("write {path:?}: {e}")))?;
+        ferro_host::cmd::run("nft", &["-f", &path.to_string_lossy()]).await?;
+        *self.firewall.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+        Ok(())
+    }
+
     /// Wakes the sync loop.
     pub fn poke(&self) {
         self.wake.notify_one();
@@ -289,7 +329,11 @@ pub async fn purge(
             link::delete(&l.name).await?;
         }
     }
-    Ok(())
+    let t = firewall::table(names.prefix());
+    match ferro_host::cmd::run("nft", &["delete", "table", "inet", &t]).await {
+        Err(e) if !e.what.contains("No such file") && !e.what.contains("not found") => Err(e),
+        _ => Ok(()),
+    }
 }
 
 /// Starts the agent: a sync at once, then after every change notice (coalesced) and every

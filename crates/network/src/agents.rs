@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ferro_api_types::network::{
     AGENT_FANOUT, AgentNotice, HostState, NetworkState, PLUGIN_TOPIC, PluginRequest, PortState,
-    SubnetState,
+    RuleState, SecurityGroupState, SubnetState,
 };
 use ferro_bus::{Bus, Envelope};
 use ferro_common::RequestContext;
@@ -103,6 +103,23 @@ pub fn port_state(d: &Doc) -> PortState {
         status: s(d, "status").into(),
         dns_name: s(d, "dns_name").into(),
         project_id: s(d, "project_id").into(),
+        security_groups: strings(d.get("security_groups")),
+        port_security_enabled: d
+            .get("port_security_enabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(true),
+        allowed_address_pairs: d
+            .get("allowed_address_pairs")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|p| {
+                        let g = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
+                        (g("ip_address").to_string(), g("mac_address").to_string())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 
@@ -212,11 +229,13 @@ impl Networking {
         } else {
             BTreeSet::new()
         };
-        let ports = ports
+        let all_ports = &ports;
+        let ports: Vec<PortState> = ports
             .iter()
             .filter(|p| s(p, "binding:host_id") == host || dhcp_nets.contains(s(p, "network_id")))
             .map(port_state)
             .collect();
+        let security_groups = self.groups_for(host, &ports, all_ports).await?;
         let peers = self
             .agent_records()
             .into_iter()
@@ -227,7 +246,65 @@ impl Networking {
             networks,
             ports,
             peers,
+            security_groups,
         })
+    }
+
+    /// The groups of the ports bound to `host`, with their rules, and the groups those rules
+    /// name as remote, each with the fixed IPs of its member ports.
+    async fn groups_for(
+        &self,
+        host: &str,
+        ports: &[PortState],
+        all_ports: &[Doc],
+    ) -> Result<Vec<SecurityGroupState>> {
+        let mut wanted: BTreeSet<String> = ports
+            .iter()
+            .filter(|p| p.host == host)
+            .flat_map(|p| p.security_groups.iter().cloned())
+            .collect();
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rules = db::list(&mut &self.db, Table::SecurityGroupRules, None).await?;
+        let remote: BTreeSet<String> = rules
+            .iter()
+            .filter(|r| wanted.contains(s(r, "security_group_id")))
+            .filter_map(|r| r.get("remote_group_id").and_then(Value::as_str))
+            .map(String::from)
+            .collect();
+        wanted.extend(remote);
+        Ok(wanted
+            .iter()
+            .map(|g| SecurityGroupState {
+                id: g.clone(),
+                rules: rules
+                    .iter()
+                    .filter(|r| s(r, "security_group_id") == g)
+                    .map(|r| {
+                        let opt = |k: &str| r.get(k).and_then(Value::as_str).map(String::from);
+                        RuleState {
+                            direction: s(r, "direction").into(),
+                            ethertype: s(r, "ethertype").into(),
+                            protocol: r.get("protocol").and_then(|v| match v {
+                                Value::String(x) => Some(x.clone()),
+                                Value::Number(n) => Some(n.to_string()),
+                                _ => None,
+                            }),
+                            port_range_min: r.get("port_range_min").and_then(Value::as_i64),
+                            port_range_max: r.get("port_range_max").and_then(Value::as_i64),
+                            remote_ip_prefix: opt("remote_ip_prefix"),
+                            remote_group_id: opt("remote_group_id"),
+                        }
+                    })
+                    .collect(),
+                members: all_ports
+                    .iter()
+                    .filter(|p| strings(p.get("security_groups")).contains(g))
+                    .flat_map(|p| port_state(p).fixed_ips.into_iter().map(|(_, ip)| ip))
+                    .collect(),
+            })
+            .collect())
     }
 
     /// The DHCP port `host` serves `network_id` from, made (with an address on each DHCP

@@ -110,11 +110,19 @@ async fn a_guest_gets_its_port_address_by_dhcp_and_everything_goes_with_the_netw
         json!({"subnet": {"network_id": net, "cidr": "10.77.0.0/24", "ip_version": 4}}),
     )
     .await;
+    // A group of its own: egress open (a new group's default rules), no ingress.
+    let sg = created(
+        &n,
+        "/v2.0/security-groups",
+        json!({"security_group": {"name": "locked"}}),
+    )
+    .await;
+    let sg = sg["security_group"]["id"].as_str().unwrap().to_string();
     let port = created(
         &n,
         "/v2.0/ports",
         json!({"port": {"network_id": net, "device_owner": "compute:nova",
-            "device_id": "guest-1", "binding:host_id": "fake-0"}}),
+            "device_id": "guest-1", "binding:host_id": "fake-0", "security_groups": [sg]}}),
     )
     .await;
     let port_id = port["port"]["id"].as_str().unwrap().to_string();
@@ -231,6 +239,90 @@ async fn a_guest_gets_its_port_address_by_dhcp_and_everything_goes_with_the_netw
         "{out}"
     );
 
+    // Security groups: the guest reaches the DHCP port (egress open, replies pass), not the
+    // other way round until an ingress rule allows ICMP; not from an address not its own.
+    sh(
+        "ip",
+        &[
+            "-n",
+            &guest_ns,
+            "addr",
+            "add",
+            &format!("{ip}/24"),
+            "dev",
+            "eth0",
+        ],
+    )
+    .await;
+    let ping = |ns: String, to: String, from: Option<String>| async move {
+        let mut a = vec![
+            "netns", "exec", &ns, "busybox", "ping", "-c", "1", "-W", "1",
+        ];
+        if let Some(f) = &from {
+            a.extend(["-I", f.as_str()]);
+        }
+        a.push(&to);
+        ferro_host::cmd::run("ip", &a).await.is_ok()
+    };
+    wait_for("the guest to ping the DHCP port", 10, || {
+        ping(guest_ns.clone(), dhcp_ip.clone(), None)
+    })
+    .await;
+    assert!(
+        !ping(dhcp_ns.clone(), ip.clone(), None).await,
+        "no ingress rule: no ping in"
+    );
+    sh(
+        "ip",
+        &[
+            "-n",
+            &guest_ns,
+            "addr",
+            "add",
+            "10.77.0.200/24",
+            "dev",
+            "eth0",
+        ],
+    )
+    .await;
+    assert!(
+        !ping(
+            guest_ns.clone(),
+            dhcp_ip.clone(),
+            Some("10.77.0.200".into())
+        )
+        .await,
+        "a spoofed source address is dropped"
+    );
+    let rule = created(
+        &n,
+        "/v2.0/security-group-rules",
+        json!({"security_group_rule": {"security_group_id": sg, "direction": "ingress",
+            "protocol": "icmp", "remote_ip_prefix": "0.0.0.0/0"}}),
+    )
+    .await;
+    let rule = rule["security_group_rule"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t = Instant::now();
+    wait_for("the ICMP rule to let pings in", 10, || {
+        ping(dhcp_ns.clone(), ip.clone(), None)
+    })
+    .await;
+    eprintln!("a rule added took effect in {:?}", t.elapsed());
+    let r = n
+        .delete(&format!("/v2.0/security-group-rules/{rule}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 204);
+    let t = Instant::now();
+    wait_for("the rule's removal to stop pings", 10, || async {
+        !ping(dhcp_ns.clone(), ip.clone(), None).await
+    })
+    .await;
+    eprintln!("a rule removed took effect in {:?}", t.elapsed());
+
     // dnsmasq dying is repaired on the next sync.
     let pid = dnsmasq.pid().unwrap();
     sh("kill", &["-9", &pid.to_string()]).await;
@@ -245,13 +337,30 @@ async fn a_guest_gets_its_port_address_by_dhcp_and_everything_goes_with_the_netw
     assert_eq!(r.status, 204);
     let r = n.delete(&format!("/v2.0/networks/{net}")).await.unwrap();
     assert_eq!(r.status, 204, "{}", r.body);
-    wait_for("no bridge, namespace or dnsmasq left", 20, || async {
-        ferro_host::link::list(&prefix).await.unwrap().is_empty()
-            && ferro_host::netns::list(&format!("{prefix}-q"))
-                .await
-                .unwrap()
-                .is_empty()
-            && dnsmasq.pid().is_none()
-    })
+    wait_for(
+        "no bridge, namespace, dnsmasq or nftables table left",
+        20,
+        || async {
+            ferro_host::link::list(&prefix).await.unwrap().is_empty()
+                && ferro_host::netns::list(&format!("{prefix}-q"))
+                    .await
+                    .unwrap()
+                    .is_empty()
+                && dnsmasq.pid().is_none()
+                && ferro_host::cmd::run("nft", &["list", "table", "inet", &format!("{prefix}_sg")])
+                    .await
+                    .is_err()
+        },
+    )
     .await;
+    drop(c);
+    ferro_network_agent::purge(&names, std::path::Path::new("/nonexistent"))
+        .await
+        .unwrap();
+    assert!(
+        ferro_host::cmd::run("nft", &["list", "table", "inet", &format!("{prefix}_sg")])
+            .await
+            .is_err(),
+        "purge removes the security group table"
+    );
 }

@@ -1,0 +1,262 @@
+//! Security groups on the host: one nftables `inet` table per prefix whose forward chain
+//! sends each plugged port's traffic through its own chains — anti-spoofing and the egress
+//! rules for what the guest sends, the ingress rules for what it receives — statefully
+//! (replies of allowed connections pass), default deny.
+//!
+//! Bridged IPv4/IPv6 reaches the `inet` forward hook through br_netfilter
+//! (`net.bridge.bridge-nf-call-iptables=1`); the bridge family has no conntrack on hosts
+//! without `nf_conntrack_bridge`. There the bridge port is not visible, so a port's traffic
+//! is told by its MAC address: `ether saddr` from the guest, `ether daddr` to it.
+//! Broadcast and multicast to guests are not filtered; ARP is not IP and passes.
+
+use std::collections::BTreeMap;
+
+use ferro_api_types::network::{PortState, RuleState, SecurityGroupState};
+
+/// The table's name for a device prefix.
+pub fn table(prefix: &str) -> String {
+    format!("{prefix}_sg")
+}
+
+fn chain_id(port_id: &str) -> String {
+    port_id.chars().filter(|c| *c != '-').take(12).collect()
+}
+
+fn is_v6(ip: &str) -> bool {
+    ip.contains(':')
+}
+
+/// The nft match of a rule's protocol and ports under family `fam` (`ip`/`ip6`), or None
+/// when the protocol is unknown.
+fn protocol_match(r: &RuleState, v6: bool) -> Option<String> {
+    let p = r.protocol.as_deref().unwrap_or("").to_ascii_lowercase();
+    let name = match p.as_str() {
+        "" | "any" | "0" => return Some(String::new()),
+        "tcp" | "6" => "tcp",
+        "udp" | "17" => "udp",
+        "sctp" | "132" => "sctp",
+        "icmp" | "1" if !v6 => "icmp",
+        "icmp" | "ipv6-icmp" | "icmpv6" | "58" => "ipv6-icmp",
+        n => {
+            let num: u8 = match n {
+                "gre" => 47,
+                "esp" => 50,
+                "ah" => 51,
+                "igmp" => 2,
+                "ospf" => 89,
+                "vrrp" => 112,
+                _ => n.parse().ok()?,
+            };
+            return Some(format!("meta l4proto {num} "));
+        }
+    };
+    let mut m = format!("meta l4proto {name} ");
+    match name {
+        "tcp" | "udp" | "sctp" => match (r.port_range_min, r.port_range_max) {
+            (Some(a), Some(b)) if a != b => m.push_str(&format!("{name} dport {a}-{b} ")),
+            (Some(a), _) => m.push_str(&format!("{name} dport {a} ")),
+            _ => {}
+        },
+        "icmp" | "ipv6-icmp" => {
+            let kw = if name == "icmp" { "icmp" } else { "icmpv6" };
+            if let Some(t) = r.port_range_min {
+                m.push_str(&format!("{kw} type {t} "));
+                if let Some(c) = r.port_range_max {
+                    m.push_str(&format!("{kw} code {c} "));
+                }
+            }
+        }
+        _ => {}
+    }
+    Some(m)
+}
+
+/// One rule as an nft statement in a port's chain, or None when it can match nothing
+/// (a remote group without members of its family, an unknown protocol).
+fn rule_line(r: &RuleState, groups: &BTreeMap<&str, &SecurityGroupState>) -> Option<String> {
+    let v6 = r.ethertype == "IPv6";
+    let fam = if v6 { "ip6" } else { "ip" };
+    let dir = if r.direction == "ingress" {
+        "saddr"
+    } else {
+        "daddr"
+    };
+    let mut m = format!("meta nfproto {} ", if v6 { "ipv6" } else { "ipv4" });
+    if let Some(prefix) = r.remote_ip_prefix.as_deref()
+        && prefix != "0.0.0.0/0"
+        && prefix != "::/0"
+    {
+        m.push_str(&format!("{fam} {dir} {prefix} "));
+    }
+    if let Some(g) = r.remote_group_id.as_deref() {
+        let members: Vec<&str> = groups
+            .get(g)
+            .map(|g| {
+                g.members
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|ip| is_v6(ip) == v6)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if members.is_empty() {
+            return None;
+        }
+        m.push_str(&format!("{fam} {dir} {{ {} }} ", members.join(", ")));
+    }
+    m.push_str(&protocol_match(r, v6)?);
+    m.push_str("accept");
+    Some(m)
+}
+
+/// The whole table for `ports` (plugged here, port security on).
+pub fn render(prefix: &str, ports: &[&PortState], groups: &[SecurityGroupState]) -> String {
+    let by_id: BTreeMap<&str, &SecurityGroupState> =
+        groups.iter().map(|g| (g.id.as_str(), g)).collect();
+    let t = table(prefix);
+    let mut out = format!(
+        "table inet {t} {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n    ct state established,related accept\n    ct state invalid drop\n"
+    );
+    for p in ports {
+        let c = chain_id(&p.id);
+        out.push_str(&format!(
+            "    ether saddr {mac} jump e_{c}\n    ether daddr {mac} jump i_{c}\n",
+            mac = p.mac_address
+        ));
+    }
+    out.push_str("  }\n");
+    const ND: &str = "    meta l4proto ipv6-icmp icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept\n";
+    for p in ports {
+        let c = chain_id(&p.id);
+        let rules: Vec<&RuleState> = p
+            .security_groups
+            .iter()
+            .filter_map(|g| by_id.get(g.as_str()))
+            .flat_map(|g| g.rules.iter())
+            .collect();
+        let mut ips: Vec<&str> = p.fixed_ips.iter().map(|(_, ip)| ip.as_str()).collect();
+        ips.extend(p.allowed_address_pairs.iter().map(|(ip, _)| ip.as_str()));
+        let (v4, v6): (Vec<&str>, Vec<&str>) = ips.into_iter().partition(|ip| !is_v6(ip));
+        // What the guest sends: DHCP requests, no DHCP answers, only its addresses.
+        out.push_str(&format!("  chain e_{c} {{\n"));
+        out.push_str(
+            "    ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 accept\n",
+        );
+        out.push_str("    udp sport 67 udp dport 68 drop\n");
+        out.push_str(ND);
+        for (fam, list) in [("ip", &v4), ("ip6", &v6)] {
+            let nf = if fam == "ip" { "ipv4" } else { "ipv6" };
+            if list.is_empty() {
+                out.push_str(&format!("    meta nfproto {nf} drop\n"));
+            } else {
+                out.push_str(&format!(
+                    "    {fam} saddr != {{ {} }} drop\n",
+                    list.join(", ")
+                ));
+            }
+        }
+        for r in rules.iter().filter(|r| r.direction == "egress") {
+            if let Some(l) = rule_line(r, &by_id) {
+                out.push_str(&format!("    {l}\n"));
+            }
+        }
+        out.push_str("    drop\n  }\n");
+        // What the guest receives: DHCP answers, then its ingress rules.
+        out.push_str(&format!(
+            "  chain i_{c} {{\n    udp sport 67 udp dport 68 accept\n{ND}"
+        ));
+        for r in rules.iter().filter(|r| r.direction == "ingress") {
+            if let Some(l) = rule_line(r, &by_id) {
+                out.push_str(&format!("    {l}\n"));
+            }
+        }
+        out.push_str("    drop\n  }\n");
+    }
+    out.push_str("}\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(direction: &str, protocol: Option<&str>) -> RuleState {
+        RuleState {
+            direction: direction.into(),
+            ethertype: "IPv4".into(),
+            protocol: protocol.map(String::from),
+            ..RuleState::default()
+        }
+    }
+
+    #[test]
+    fn rules_become_nft_matches() {
+        let groups = [SecurityGroupState {
+            id: "g".into(),
+            rules: vec![],
+            members: vec!["10.0.0.5".into(), "fd00::5".into()],
+        }];
+        let by_id: BTreeMap<&str, &SecurityGroupState> =
+            groups.iter().map(|g| (g.id.as_str(), g)).collect();
+        let r = RuleState {
+            port_range_min: Some(22),
+            port_range_max: Some(22),
+            remote_ip_prefix: Some("192.0.2.0/24".into()),
+            ..rule("ingress", Some("tcp"))
+        };
+        assert_eq!(
+            rule_line(&r, &by_id).unwrap(),
+            "meta nfproto ipv4 ip saddr 192.0.2.0/24 meta l4proto tcp tcp dport 22 accept"
+        );
+        let r = RuleState {
+            port_range_min: Some(8),
+            remote_group_id: Some("g".into()),
+            ..rule("ingress", Some("icmp"))
+        };
+        assert_eq!(
+            rule_line(&r, &by_id).unwrap(),
+            "meta nfproto ipv4 ip saddr { 10.0.0.5 } meta l4proto icmp icmp type 8 accept"
+        );
+        assert_eq!(
+            rule_line(&rule("egress", None), &by_id).unwrap(),
+            "meta nfproto ipv4 accept"
+        );
+        assert_eq!(
+            rule_line(&rule("egress", Some("112")), &by_id).unwrap(),
+            "meta nfproto ipv4 meta l4proto 112 accept"
+        );
+        assert!(rule_line(&rule("egress", Some("nosuch")), &by_id).is_none());
+        let empty = RuleState {
+            remote_group_id: Some("other".into()),
+            ..rule("ingress", None)
+        };
+        assert!(
+            rule_line(&empty, &by_id).is_none(),
+            "a group without members matches nothing"
+        );
+    }
+
+    #[test]
+    fn a_port_gets_anti_spoofing_and_default_deny() {
+        let p = PortState {
+            id: "3f1c2d4e-5a6b-4c7d-8e9f-0a1b2c3d4e5f".into(),
+            mac_address: "fa:16:3e:00:00:01".into(),
+            fixed_ips: vec![("s".into(), "10.0.0.5".into())],
+            security_groups: vec!["g".into()],
+            port_security_enabled: true,
+            ..PortState::default()
+        };
+        let g = SecurityGroupState {
+            id: "g".into(),
+            rules: vec![rule("egress", None)],
+            members: vec![],
+        };
+        let t = render("fs", &[&p], &[g]);
+        assert!(t.starts_with("table inet fs_sg {"));
+        assert!(t.contains("ether saddr fa:16:3e:00:00:01 jump e_3f1c2d4e5a6b"));
+        assert!(t.contains("ip saddr != { 10.0.0.5 } drop"));
+        assert!(t.contains("meta nfproto ipv6 drop"));
+        assert!(t.contains("chain i_3f1c2d4e5a6b {\n    udp sport 67 udp dport 68 accept"));
+        assert_eq!(t.matches("    drop\n").count(), 2);
+    }
+}
