@@ -109,7 +109,9 @@ fn rule_line(r: &RuleState, groups: &BTreeMap<&str, &SecurityGroupState>) -> Opt
     Some(m)
 }
 
-/// The whole table for `ports` (plugged here, port security on).
+/// The whole table for `ports` (plugged here, port security on). Each group's rules are
+/// one pair of chains (`gi_`/`ge_`) however many ports use it; a port's chains check its
+/// addresses and jump to its groups' chains; what no rule accepts is dropped.
 pub fn render(prefix: &str, ports: &[&PortState], groups: &[SecurityGroupState]) -> String {
     let by_id: BTreeMap<&str, &SecurityGroupState> =
         groups.iter().map(|g| (g.id.as_str(), g)).collect();
@@ -125,15 +127,33 @@ pub fn render(prefix: &str, ports: &[&PortState], groups: &[SecurityGroupState])
         ));
     }
     out.push_str("  }\n");
+    let used: std::collections::BTreeSet<&str> = ports
+        .iter()
+        .flat_map(|p| p.security_groups.iter().map(String::as_str))
+        .filter(|g| by_id.contains_key(g))
+        .collect();
+    for g in &used {
+        let gc = chain_id(g);
+        for (kind, direction) in [("gi", "ingress"), ("ge", "egress")] {
+            out.push_str(&format!("  chain {kind}_{gc} {{\n"));
+            for r in by_id[g].rules.iter().filter(|r| r.direction == direction) {
+                if let Some(l) = rule_line(r, &by_id) {
+                    out.push_str(&format!("    {l}\n"));
+                }
+            }
+            out.push_str("  }\n");
+        }
+    }
     const ND: &str = "    meta l4proto ipv6-icmp icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept\n";
     for p in ports {
         let c = chain_id(&p.id);
-        let rules: Vec<&RuleState> = p
-            .security_groups
-            .iter()
-            .filter_map(|g| by_id.get(g.as_str()))
-            .flat_map(|g| g.rules.iter())
-            .collect();
+        let jumps = |kind: &str| -> String {
+            p.security_groups
+                .iter()
+                .filter(|g| used.contains(g.as_str()))
+                .map(|g| format!("    jump {kind}_{}\n", chain_id(g)))
+                .collect()
+        };
         let mut ips: Vec<&str> = p.fixed_ips.iter().map(|(_, ip)| ip.as_str()).collect();
         ips.extend(p.allowed_address_pairs.iter().map(|(ip, _)| ip.as_str()));
         let (v4, v6): (Vec<&str>, Vec<&str>) = ips.into_iter().partition(|ip| !is_v6(ip));
@@ -155,21 +175,13 @@ pub fn render(prefix: &str, ports: &[&PortState], groups: &[SecurityGroupState])
                 ));
             }
         }
-        for r in rules.iter().filter(|r| r.direction == "egress") {
-            if let Some(l) = rule_line(r, &by_id) {
-                out.push_str(&format!("    {l}\n"));
-            }
-        }
+        out.push_str(&jumps("ge"));
         out.push_str("    drop\n  }\n");
-        // What the guest receives: DHCP answers, then its ingress rules.
+        // What the guest receives: DHCP answers, then its groups' ingress rules.
         out.push_str(&format!(
             "  chain i_{c} {{\n    udp sport 67 udp dport 68 accept\n{ND}"
         ));
-        for r in rules.iter().filter(|r| r.direction == "ingress") {
-            if let Some(l) = rule_line(r, &by_id) {
-                out.push_str(&format!("    {l}\n"));
-            }
-        }
+        out.push_str(&jumps("gi"));
         out.push_str("    drop\n  }\n");
     }
     out.push_str("}\n");
@@ -257,6 +269,9 @@ mod tests {
         assert!(t.contains("ip saddr != { 10.0.0.5 } drop"));
         assert!(t.contains("meta nfproto ipv6 drop"));
         assert!(t.contains("chain i_3f1c2d4e5a6b {\n    udp sport 67 udp dport 68 accept"));
+        assert!(t.contains("chain ge_g {\n    meta nfproto ipv4 accept\n  }"));
+        assert!(t.contains("    jump ge_g\n    drop\n"));
+        assert!(t.contains("    jump gi_g\n    drop\n"));
         assert_eq!(t.matches("    drop\n").count(), 2);
     }
 }
