@@ -94,8 +94,15 @@ impl NetworkAgent {
             .iter()
             .find(|p| p.is_dhcp() && p.network_id == net.id && p.host == self.config.host)
         {
-            Some(p) => p.clone(),
-            None => self.dhcp_port(&net.id).await?,
+            // The service gives it an address on a DHCP subnet added since.
+            Some(p)
+                if subnets
+                    .iter()
+                    .all(|s| p.fixed_ips.iter().any(|(id, _)| id == &s.id)) =>
+            {
+                p.clone()
+            }
+            _ => self.dhcp_port(&net.id).await?,
         };
         let names = &self.config.names;
         let ns = names.dhcp_ns(&net.id);

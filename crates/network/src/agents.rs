@@ -319,13 +319,10 @@ impl Networking {
         .await?
         .into_iter()
         .find(|p| s(p, "device_id") == device_id);
-        if let Some(p) = existing {
-            return Ok(port_state(&p));
-        }
         let net = db::get(&mut &self.db, Table::Networks, network_id)
             .await?
             .ok_or_else(|| crate::manager::network_not_found(network_id))?;
-        let subnets: Vec<Value> = db::list(
+        let dhcp_subnets: Vec<String> = db::list(
             &mut &self.db,
             Table::Subnets,
             Some(("network_id", network_id)),
@@ -333,9 +330,36 @@ impl Networking {
         .await?
         .iter()
         .filter(|sn| b(sn, "enable_dhcp"))
-        .map(|sn| json!({"subnet_id": s(sn, "id")}))
+        .map(|sn| s(sn, "id").to_string())
         .collect();
         let project = s(&net, "project_id").to_string();
+        if let Some(p) = existing {
+            // A DHCP subnet added since: the port gets an address on it too (Neutron's
+            // DHCP agent updates its port the same way).
+            let have = port_state(&p);
+            let missing: Vec<&String> = dhcp_subnets
+                .iter()
+                .filter(|sn| !have.fixed_ips.iter().any(|(s, _)| s == *sn))
+                .collect();
+            if missing.is_empty() {
+                return Ok(have);
+            }
+            let mut ips: Vec<Value> = have
+                .fixed_ips
+                .iter()
+                .map(|(sn, ip)| json!({"subnet_id": sn, "ip_address": ip}))
+                .collect();
+            ips.extend(missing.iter().map(|sn| json!({"subnet_id": sn})));
+            let body = Body::from_request(&json!({"port": {"fixed_ips": ips}}), "port")?;
+            let updated = self
+                .port_update(&service_context(&project), &have.id, &body, None)
+                .await?;
+            return port_of(&updated);
+        }
+        let subnets: Vec<Value> = dhcp_subnets
+            .iter()
+            .map(|sn| json!({"subnet_id": sn}))
+            .collect();
         let body = json!({"port": {
             "network_id": network_id,
             "name": "",
@@ -347,12 +371,7 @@ impl Networking {
         }});
         let body = Body::from_request(&body, "port")?;
         let made = self.port_create(&service_context(&project), &body).await?;
-        let doc = made
-            .get("port")
-            .and_then(Value::as_object)
-            .cloned()
-            .ok_or_else(|| NetError::internal("port create answered no port"))?;
-        Ok(port_state(&doc))
+        port_of(&made)
     }
 
     /// Records that `host` found ports `up` plugged and `down` gone: their status becomes
@@ -413,6 +432,15 @@ impl Networking {
             }
         }
     }
+}
+
+/// The agent's view of a `{"port": {...}}` answer.
+fn port_of(answer: &Value) -> Result<PortState> {
+    answer
+        .get("port")
+        .and_then(Value::as_object)
+        .map(port_state)
+        .ok_or_else(|| NetError::internal("the port call answered no port"))
 }
 
 fn json_of(v: &impl serde::Serialize) -> Result<Value> {

@@ -130,6 +130,24 @@ async fn agents_sync_get_dhcp_ports_and_report_port_status() {
         .await
         .unwrap();
     assert_eq!(r.body["ports"].as_array().unwrap().len(), 1);
+    // A second DHCP subnet: the same port gets an address on it too.
+    let second = created(
+        &n,
+        "/v2.0/subnets",
+        json!({"subnet": {"network_id": net, "cidr": "10.9.1.0/24", "ip_version": 4}}),
+    )
+    .await;
+    let second = second["subnet"]["id"].as_str().unwrap().to_string();
+    let grown: PortState = serde_json::from_value(call(&c, ask("h1")).await.unwrap()).unwrap();
+    assert_eq!(grown.id, dhcp.id);
+    let subnets: Vec<&str> = grown.fixed_ips.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(subnets.len(), 2, "{subnets:?}");
+    assert!(subnets.contains(&second.as_str()) && subnets.contains(&subnet_id.as_str()));
+    assert_eq!(
+        grown.fixed_ips[0], dhcp.fixed_ips[0],
+        "the first address is kept"
+    );
+
     let missing = PluginRequest::DhcpPort {
         version: CONTRACT_VERSION.into(),
         host: "h1".into(),
