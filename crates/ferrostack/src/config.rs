@@ -183,6 +183,10 @@ pub struct NetworkAgentSection {
     pub tunnel_ip: String,
     /// Seconds between syncs without a change notice.
     pub sync_interval: u64,
+    /// For `ferrostack network-agent` on another host: the compute metadata API its proxy
+    /// forwards to (`http://controller:8775`; empty: no metadata proxy). The proxy signs
+    /// with `[compute] metadata_proxy_shared_secret`.
+    pub metadata_url: String,
 }
 
 /// A setting that is `true`, `false` or a word (`auto`): TOML and the environment may
@@ -209,6 +213,7 @@ impl Default for NetworkAgentSection {
             dhcp: true,
             tunnel_ip: String::new(),
             sync_interval: 10,
+            metadata_url: String::new(),
         }
     }
 }

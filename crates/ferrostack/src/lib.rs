@@ -116,7 +116,7 @@ pub fn catalog(
 }
 
 /// The bus between the control plane and the agents, as the configuration names it.
-fn connect_bus(config: &Config) -> anyhow::Result<Arc<dyn ferro_bus::Bus>> {
+pub fn connect_bus(config: &Config) -> anyhow::Result<Arc<dyn ferro_bus::Bus>> {
     let url = match config.compute.bus_url.as_str() {
         "" => "memory://",
         u => u,

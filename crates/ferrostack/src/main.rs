@@ -38,6 +38,13 @@ enum Command {
     },
     /// The API services only, on an existing (bootstrapped) database.
     Serve,
+    /// This host's network agent (bridges, VXLAN, DHCP, metadata proxy, security groups)
+    /// on the configured bus; `[network_agent]` names the host, prefix and tunnel address.
+    NetworkAgent {
+        /// Remove everything the agent made on this host (its prefix) and exit.
+        #[arg(long)]
+        purge: bool,
+    },
     /// Creates the default domain, admin project and user, roles and catalog (idempotent).
     Bootstrap {
         #[arg(long, env = "FERROSTACK_ADMIN_PASSWORD")]
@@ -172,6 +179,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             wait_for_shutdown().await;
             cloud.stop();
+        }
+        Command::NetworkAgent { purge } => {
+            if purge {
+                ferrostack::network_plane::purge(&config).await?;
+                return Ok(());
+            }
+            let tasks = ferrostack::network_plane::run_standalone(&config).await?;
+            eprintln!(
+                "ferrostack network-agent: host {}",
+                ferrostack::network_plane::host(&config)
+            );
+            wait_for_shutdown().await;
+            for t in tasks {
+                t.abort();
+            }
         }
         Command::Serve => {
             let cloud = Cloud::start(&config).await?;

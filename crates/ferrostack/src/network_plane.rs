@@ -75,3 +75,42 @@ pub async fn start(
         .await
         .context("network agent")
 }
+
+/// `ferrostack network-agent`: this host's agent alone, on the configured bus (RabbitMQ,
+/// to reach the network service on another host). Answers its tasks.
+pub async fn run_standalone(config: &Config) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    if !ferro_host::can_manage_network() {
+        anyhow::bail!("the network agent changes the host's network: run it as root");
+    }
+    let bus = crate::connect_bus(config)?;
+    let mut ac = agent_config(config)?;
+    if !config.network_agent.metadata_url.is_empty() {
+        let secret = &config.compute.metadata_proxy_shared_secret;
+        if secret.is_empty() {
+            anyhow::bail!(
+                "network_agent.metadata_url needs compute.metadata_proxy_shared_secret (the controller's)"
+            );
+        }
+        ac.metadata = Some(MetadataTarget {
+            url: config
+                .network_agent
+                .metadata_url
+                .trim_end_matches('/')
+                .to_string(),
+            shared_secret: secret.clone(),
+        });
+    }
+    let agent = NetworkAgent::new(ac, bus);
+    tracing::info!(host = %agent.config.host, prefix = %agent.config.names.prefix(), "network agent");
+    ferro_network_agent::start(agent)
+        .await
+        .context("network agent")
+}
+
+/// `ferrostack network-agent --purge`: removes every device, namespace, dnsmasq and
+/// nftables table of this host's prefix.
+pub async fn purge(config: &Config) -> anyhow::Result<()> {
+    ferro_network_agent::purge(&names(config)?, &config.state_dir.join("network"))
+        .await
+        .context("purge")
+}
