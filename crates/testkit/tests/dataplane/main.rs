@@ -364,3 +364,79 @@ async fn a_guest_gets_its_port_address_by_dhcp_and_everything_goes_with_the_netw
         "purge removes the security group table"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_host_s_agent_registers_and_bridges_its_ports() {
+    let prefix = random_prefix();
+    let other = format!("y{}", &prefix[1..]);
+    let (names, other_names) = (Names::new(&prefix).unwrap(), Names::new(&other).unwrap());
+    let c = TestCloud::start_with(|cfg| {
+        cfg.compute.fake_hosts = 1;
+        cfg.network_agent.enabled = "true".into();
+        cfg.network_agent.prefix = prefix.clone();
+        cfg.network_agent.tunnel_ip = "192.0.2.1".into();
+    })
+    .await
+    .expect("cloud starts");
+    let _purge = Purge {
+        names: names.clone(),
+        state_dir: c.config.state_dir.join("network"),
+        extra_ns: vec![],
+    };
+    let _purge_other = Purge {
+        names: other_names.clone(),
+        state_dir: c.config.state_dir.join("network-b"),
+        extra_ns: vec![],
+    };
+    // Host B's agent, as `ferrostack network-agent` runs it: no DHCP, its own tunnel address.
+    let mut ac = ferro_network_agent::AgentConfig::new(
+        "host-b",
+        other_names.clone(),
+        c.config.state_dir.join("network-b"),
+    );
+    ac.dhcp = false;
+    ac.tunnel_ip = Some("192.0.2.2".into());
+    let agent = ferro_network_agent::NetworkAgent::new(ac, c.cloud.bus.clone());
+    let tasks = ferro_network_agent::start(agent).await.unwrap();
+
+    let n = c.admin.clone_with_base(&c.network_url);
+    wait_for("host B's agent to be listed", 10, || {
+        let n = n.clone();
+        async move {
+            let r = n.get("/v2.0/agents?host=host-b").await.unwrap();
+            r.body["agents"].as_array().is_some_and(|a| a.len() == 1)
+        }
+    })
+    .await;
+    // A flat network: both "hosts" share this machine, where one VNI can have one device.
+    let net = created(
+        &n,
+        "/v2.0/networks",
+        json!({"network": {"name": "b", "provider:network_type": "flat",
+            "provider:physical_network": "physnet1"}}),
+    )
+    .await;
+    let net = net["network"]["id"].as_str().unwrap().to_string();
+    created(
+        &n,
+        "/v2.0/ports",
+        json!({"port": {"network_id": net, "device_owner": "compute:nova",
+            "device_id": "vm-b", "binding:host_id": "host-b"}}),
+    )
+    .await;
+    let bridge = other_names.bridge(&net);
+    wait_for("host B's bridge for its port's network", 10, || async {
+        ferro_host::link::get(&bridge).await.unwrap().is_some()
+    })
+    .await;
+    assert!(
+        ferro_host::link::get(&names.bridge(&net))
+            .await
+            .unwrap()
+            .is_none(),
+        "host A has no port there and no DHCP subnet: no bridge"
+    );
+    for t in tasks {
+        t.abort();
+    }
+}
