@@ -42,17 +42,13 @@ impl Drop for Purge {
     }
 }
 
+/// A device prefix no other test of this run shares: the tests of this binary run side by
+/// side (a counter tells them apart) and other runs have other process ids.
 fn random_prefix() -> String {
-    let u = uuid_like();
-    format!("z{}", &u[..3])
-}
-
-fn uuid_like() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{:08x}", t ^ std::process::id().rotate_left(13))
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let v = std::process::id().wrapping_mul(7919).wrapping_add(n) & 0xfff;
+    format!("z{v:03x}")
 }
 
 async fn sh(program: &str, args: &[&str]) -> String {
