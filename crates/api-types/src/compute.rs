@@ -454,6 +454,7 @@ pub(crate) fn join<T: for<'de> Deserialize<'de>>(
     serde_json::from_value(Value::Object(m)).map_err(|e| ContractError(format!("{method}: {e}")))
 }
 
+/// `to_parts`/`parse` of a contract enum (shared by every bus contract of this crate).
 macro_rules! envelope_parts {
     ($t:ty) => {
         impl $t {
@@ -472,6 +473,7 @@ macro_rules! envelope_parts {
 
 envelope_parts!(AgentRequest);
 envelope_parts!(ConductorRequest);
+pub(crate) use envelope_parts;
 
 #[cfg(test)]
 mod tests {

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::compute::{CONTRACT_VERSION, ContractError, join, split};
+use crate::compute::{CONTRACT_VERSION, ContractError, envelope_parts, join, split};
 
 /// The network service's queue for agent requests.
 pub const PLUGIN_TOPIC: &str = "network-plugin";
@@ -55,26 +55,14 @@ pub enum AgentNotice {
     Changed { version: String },
 }
 
-impl PluginRequest {
-    pub fn to_parts(&self) -> (String, Value) {
-        split(self)
-    }
-    pub fn parse(method: &str, payload: &Value) -> Result<Self, ContractError> {
-        join(method, payload)
-    }
-}
+envelope_parts!(PluginRequest);
+envelope_parts!(AgentNotice);
 
 impl AgentNotice {
     pub fn changed() -> Self {
         AgentNotice::Changed {
             version: CONTRACT_VERSION.into(),
         }
-    }
-    pub fn to_parts(&self) -> (String, Value) {
-        split(self)
-    }
-    pub fn parse(method: &str, payload: &Value) -> Result<Self, ContractError> {
-        join(method, payload)
     }
 }
 

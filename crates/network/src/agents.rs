@@ -49,6 +49,15 @@ fn strings(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `(a, b)` of each object in the array `field` of `d` (routes, fixed IPs, address pairs).
+fn pairs(d: &Doc, field: &str, a: &str, b: &str) -> Vec<(String, String)> {
+    let f = |o: &Value, k: &str| o.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    d.get(field)
+        .and_then(Value::as_array)
+        .map(|v| v.iter().map(|o| (f(o, a), f(o, b))).collect())
+        .unwrap_or_default()
+}
+
 fn subnet_state(d: &Doc) -> SubnetState {
     SubnetState {
         id: s(d, "id").into(),
@@ -60,18 +69,7 @@ fn subnet_state(d: &Doc) -> SubnetState {
             .map(String::from),
         enable_dhcp: b(d, "enable_dhcp"),
         dns_nameservers: strings(d.get("dns_nameservers")),
-        host_routes: d
-            .get("host_routes")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|r| {
-                        let f = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or("");
-                        (f("destination").to_string(), f("nexthop").to_string())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        host_routes: pairs(d, "host_routes", "destination", "nexthop"),
     }
 }
 
@@ -81,18 +79,7 @@ pub fn port_state(d: &Doc) -> PortState {
         id: s(d, "id").into(),
         network_id: s(d, "network_id").into(),
         mac_address: s(d, "mac_address").into(),
-        fixed_ips: d
-            .get("fixed_ips")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|f| {
-                        let g = |k: &str| f.get(k).and_then(Value::as_str).unwrap_or("");
-                        (g("subnet_id").to_string(), g("ip_address").to_string())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        fixed_ips: pairs(d, "fixed_ips", "subnet_id", "ip_address"),
         device_owner: s(d, "device_owner").into(),
         device_id: s(d, "device_id").into(),
         host: s(d, "binding:host_id").into(),
@@ -108,18 +95,7 @@ pub fn port_state(d: &Doc) -> PortState {
             .get("port_security_enabled")
             .and_then(Value::as_bool)
             .unwrap_or(true),
-        allowed_address_pairs: d
-            .get("allowed_address_pairs")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .map(|p| {
-                        let g = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("");
-                        (g("ip_address").to_string(), g("mac_address").to_string())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        allowed_address_pairs: pairs(d, "allowed_address_pairs", "ip_address", "mac_address"),
     }
 }
 
