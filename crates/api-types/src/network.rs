@@ -22,11 +22,14 @@ pub const AGENT_FANOUT: &str = "network-agents";
 #[serde(rename_all = "snake_case")]
 pub enum PluginRequest {
     /// The model as host `host` needs it ([`HostState`]); registers the agent and its
-    /// tunnel address. `dhcp`: the host serves DHCP (it gets every network with DHCP).
+    /// tunnel address. `dhcp`: the host serves DHCP (it gets every network with DHCP);
+    /// `l3`: the host can hold routers (it gets those scheduled to it).
     SyncHost {
         version: String,
         host: String,
         dhcp: bool,
+        #[serde(default)]
+        l3: bool,
         #[serde(default)]
         tunnel_ip: Option<String>,
     },
@@ -78,6 +81,32 @@ pub struct HostState {
     /// The security groups of the host's ports and the groups their rules name.
     #[serde(default)]
     pub security_groups: Vec<SecurityGroupState>,
+    /// The routers scheduled to this host (their networks are in `networks`).
+    #[serde(default)]
+    pub routers: Vec<RouterState>,
+}
+
+/// A router as the host holding it makes it: a namespace with a port on each of its
+/// subnets and one on the external network.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouterState {
+    pub id: String,
+    pub admin_state_up: bool,
+    /// The port on the external network, with the network's SNAT setting.
+    #[serde(default)]
+    pub gateway: Option<PortState>,
+    /// Source-translate traffic leaving through the gateway to the gateway's address.
+    #[serde(default)]
+    pub enable_snat: bool,
+    /// Ports on the router's subnets (`network:router_interface`).
+    #[serde(default)]
+    pub interfaces: Vec<PortState>,
+    /// Static routes `(destination, nexthop)`.
+    #[serde(default)]
+    pub routes: Vec<(String, String)>,
+    /// Floating addresses the router translates: `(floating_ip, fixed_ip)`.
+    #[serde(default)]
+    pub floating_ips: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

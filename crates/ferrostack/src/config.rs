@@ -179,6 +179,8 @@ pub struct NetworkAgentSection {
     pub prefix: String,
     /// Serve DHCP and metadata for every network with a DHCP subnet.
     pub dhcp: bool,
+    /// Hold routers (namespaces with NAT); each router goes to one live L3 host.
+    pub l3: bool,
     /// This host's VXLAN endpoint address; empty: VXLAN networks stay on this host.
     pub tunnel_ip: String,
     /// Seconds between syncs without a change notice.
@@ -211,6 +213,7 @@ impl Default for NetworkAgentSection {
             host: String::new(),
             prefix: "fs".into(),
             dhcp: true,
+            l3: true,
             tunnel_ip: String::new(),
             sync_interval: 10,
             metadata_url: String::new(),

@@ -52,6 +52,7 @@ pub fn agent_config(config: &Config) -> anyhow::Result<AgentConfig> {
         config.state_dir.join("network"),
     );
     ac.dhcp = section.dhcp;
+    ac.l3 = section.l3;
     ac.tunnel_ip = (!section.tunnel_ip.is_empty()).then(|| section.tunnel_ip.clone());
     ac.sync_interval = Duration::from_secs(section.sync_interval.max(1));
     Ok(ac)

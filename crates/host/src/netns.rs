@@ -70,6 +70,39 @@ pub async fn set_addresses(ns: &str, dev: &str, cidrs: &[String]) -> Result<()> 
     Ok(())
 }
 
+/// The IPv4 routes through a gateway inside `ns` (`(destination, gateway)`, the
+/// destination as `ip` prints it: `default`, `a.b.c.d` for a host, else `a.b.c.d/len`);
+/// connected routes are left out.
+pub async fn gateway_routes(ns: &str) -> Result<Vec<(String, String)>> {
+    #[derive(serde::Deserialize)]
+    struct Route {
+        dst: String,
+        #[serde(default)]
+        gateway: Option<String>,
+    }
+    let out = ip_in(ns, &["-json", "-4", "route", "show"]).await?;
+    let v: Vec<Route> = serde_json::from_str(if out.trim().is_empty() { "[]" } else { &out })
+        .map_err(|e| HostError::new(format!("ip -json route show: {e}")))?;
+    Ok(v.into_iter()
+        .filter_map(|r| Some((r.dst, r.gateway?)))
+        .collect())
+}
+
+/// Routes `dst` through `via` inside `ns` (replacing any route to `dst`).
+pub async fn set_route(ns: &str, dst: &str, via: &str) -> Result<()> {
+    ip_in(ns, &["route", "replace", dst, "via", via])
+        .await
+        .map(|_| ())
+}
+
+/// Removes the route to `dst` through `via` inside `ns`; gone already is fine.
+pub async fn delete_route(ns: &str, dst: &str, via: &str) -> Result<()> {
+    match ip_in(ns, &["route", "del", dst, "via", via]).await {
+        Err(e) if !is_absent(&e) && !e.what.contains("No such process") => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// A TCP listener bound to `addr` inside namespace `ns`: the socket keeps the namespace
 /// it was made in, so a thread enters the namespace, binds and ends.
 pub fn listen_tcp(ns: &str, addr: std::net::SocketAddr) -> Result<std::net::TcpListener> {

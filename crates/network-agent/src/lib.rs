@@ -1,7 +1,7 @@
-//! The network agent of one host (Neutron's Linux bridge, DHCP and metadata agents in one):
-//! makes the host's bridges, VXLAN devices, DHCP namespaces with their dnsmasq, and
-//! metadata proxies match the part of the model the network service sends it, and reports
-//! which ports it found plugged.
+//! The network agent of one host (Neutron's Linux bridge, DHCP, L3 and metadata agents in
+//! one): makes the host's bridges, VXLAN devices, DHCP namespaces with their dnsmasq,
+//! metadata proxies and router namespaces match the part of the model the network service
+//! sends it, and reports which ports it found plugged.
 //!
 //! It is a reconciler: every sync computes what the host should have from the whole state
 //! and repairs the difference — after a change notice, periodically, and at start — so a
@@ -11,6 +11,7 @@
 mod dhcp;
 pub mod firewall;
 mod metadata;
+pub mod router;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ pub struct AgentConfig {
     pub names: Names,
     /// Serve DHCP (and the metadata proxy) for every network with a DHCP subnet.
     pub dhcp: bool,
+    /// Hold routers (the service schedules each router to one live L3 host).
+    pub l3: bool,
     /// This host's VXLAN endpoint address; VXLAN networks stay host-local without it.
     pub tunnel_ip: Option<String>,
     /// dnsmasq's files live under `<state_dir>/dhcp/<network>`.
@@ -62,6 +65,7 @@ impl AgentConfig {
             host: host.to_string(),
             names,
             dhcp: true,
+            l3: true,
             tunnel_ip: None,
             state_dir: state_dir.into(),
             sync_interval: Duration::from_secs(10),
@@ -94,6 +98,8 @@ pub struct NetworkAgent {
     last_error: Mutex<Option<String>>,
     /// The security group table as last applied.
     firewall: Mutex<Option<String>>,
+    /// Each router's NAT table as last applied, by router (also: routers set up).
+    nat: Mutex<BTreeMap<String, String>>,
 }
 
 /// How long a call to the network service may take.
@@ -108,6 +114,7 @@ impl NetworkAgent {
             proxies: Mutex::new(BTreeMap::new()),
             last_error: Mutex::new(None),
             firewall: Mutex::new(None),
+            nat: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -137,6 +144,7 @@ impl NetworkAgent {
                 version: CONTRACT_VERSION.into(),
                 host: self.config.host.clone(),
                 dhcp: self.config.dhcp,
+                l3: self.config.l3,
                 tunnel_ip: self.config.tunnel_ip.clone(),
             })
             .await?;
@@ -196,6 +204,17 @@ impl NetworkAgent {
                 }
             }
         }
+        for r in state.routers.iter().filter(|r| router::hosted(r)) {
+            match self.serve_router(r, &state).await {
+                Ok(plugged) => up.extend(plugged.into_iter().filter(|id| {
+                    r.interfaces
+                        .iter()
+                        .chain(&r.gateway)
+                        .any(|p| &p.id == id && p.status != "ACTIVE")
+                })),
+                Err(e) => failures.push(format!("router {}: {e}", r.id)),
+            }
+        }
         if let Err(e) = self.apply_firewall(&guarded, &state).await {
             failures.push(format!("security groups: {e}"));
         }
@@ -237,8 +256,8 @@ impl NetworkAgent {
         Ok(())
     }
 
-    /// Removes this prefix's bridges, VXLAN devices, veth ends and DHCP namespaces that no
-    /// network of the state accounts for.
+    /// Removes this prefix's bridges, VXLAN devices, veth ends, DHCP namespaces and router
+    /// namespaces that nothing in the state accounts for.
     async fn remove_stale(&self, state: &HostState) -> Result<()> {
         let n = &self.config.names;
         let nets: BTreeSet<&str> = state.networks.iter().map(|x| x.id.as_str()).collect();
@@ -255,16 +274,30 @@ impl NetworkAgent {
                 self.stop_dhcp(net).await?;
             }
         }
-        let dhcp_ports: Vec<&PortState> = state
+        let routers: Vec<_> = state.routers.iter().filter(|r| router::hosted(r)).collect();
+        let qrouter = format!("{}-qrouter-", n.prefix());
+        for ns in ferro_host::netns::list(&qrouter).await? {
+            let id = &ns[qrouter.len()..];
+            if !routers.iter().any(|r| r.id == id) {
+                self.remove_router(id).await?;
+            }
+        }
+        // Namespace ports: DHCP ports of the networks served, ports of the routers held.
+        let ns_ports: Vec<&PortState> = state
             .ports
             .iter()
             .filter(|p| p.is_dhcp() && dhcp_nets.contains(p.network_id.as_str()))
+            .chain(
+                routers
+                    .iter()
+                    .flat_map(|r| r.interfaces.iter().chain(&r.gateway)),
+            )
             .collect();
         for l in link::list(n.prefix()).await? {
             let stale = match n.kind_of(&l.name) {
                 Some('b') => !nets.iter().any(|id| n.matches('b', &l.name, id)),
                 Some('x') => !nets.iter().any(|id| n.matches('x', &l.name, id)),
-                Some('v') => !dhcp_ports.iter().any(|p| n.matches('v', &l.name, &p.id)),
+                Some('v') => !ns_ports.iter().any(|p| n.matches('v', &l.name, &p.id)),
                 _ => false,
             };
             if stale {
@@ -310,8 +343,8 @@ impl NetworkAgent {
     }
 }
 
-/// Removes every host object of scheme `names`: DHCP processes and namespaces, bridges,
-/// VXLAN devices, veth ends and taps (tests and `ferrostack network-agent --purge`).
+/// Removes every host object of scheme `names`: DHCP processes and namespaces, router
+/// namespaces, bridges, VXLAN devices, veth ends and taps (tests and `ferrostack network-agent --purge`).
 pub async fn purge(
     names: &Names,
     state_dir: &std::path::Path,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ferro_api_types::network::{
     AGENT_FANOUT, AgentNotice, HostState, NetworkState, PLUGIN_TOPIC, PluginRequest, PortState,
-    RuleState, SecurityGroupState, SubnetState,
+    RouterState, RuleState, SecurityGroupState, SubnetState,
 };
 use ferro_bus::{Bus, Envelope};
 use ferro_common::RequestContext;
@@ -26,6 +26,8 @@ use crate::model::{Body, b, s};
 pub struct AgentRecord {
     pub host: String,
     pub dhcp: bool,
+    /// The host holds routers (an L3 agent).
+    pub l3: bool,
     pub tunnel_ip: Option<String>,
     /// Microseconds since the epoch.
     pub started_at: i64,
@@ -138,7 +140,7 @@ impl Networking {
             .collect()
     }
 
-    fn heard_from(&self, host: &str, dhcp: bool, tunnel_ip: Option<String>) {
+    fn heard_from(&self, host: &str, dhcp: bool, l3: bool, tunnel_ip: Option<String>) {
         let now = ferro_common::time::now_micros();
         let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
         let r = agents
@@ -146,17 +148,39 @@ impl Networking {
             .or_insert_with(|| AgentRecord {
                 host: host.to_string(),
                 dhcp,
+                l3,
                 tunnel_ip: None,
                 started_at: now,
                 last_seen: now,
             });
         r.dhcp = dhcp;
+        r.l3 = l3;
         r.tunnel_ip = tunnel_ip;
         r.last_seen = now;
     }
 
+    /// The host of the live L3 agents that holds `router_id` (each router on one host,
+    /// spread by a hash of its id; `None`: no L3 agent is alive).
+    pub fn router_host(&self, router_id: &str) -> Option<String> {
+        let now = ferro_common::time::now_micros();
+        let mut hosts: Vec<String> = self
+            .agent_records()
+            .into_iter()
+            .filter(|a| a.l3 && now - a.last_seen < AGENT_DOWN_TIME.as_micros() as i64)
+            .map(|a| a.host)
+            .collect();
+        hosts.sort();
+        // FNV-1a: stable across processes and releases, unlike the std hasher.
+        let h = router_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let n = hosts.len() as u64;
+        (n > 0).then(|| hosts.swap_remove((h % n) as usize))
+    }
+
     /// The model as `host` needs it: networks with a port bound there (and, when it serves
-    /// DHCP, every network with a DHCP subnet), their subnets and ports.
+    /// DHCP, every network with a DHCP subnet; when it holds routers, their networks),
+    /// their subnets and ports, and the routers it holds.
     pub async fn host_state(&self, host: &str, dhcp: bool) -> Result<HostState> {
         let mut conn = &self.db;
         let nets = db::list(&mut conn, Table::Networks, None).await?;
@@ -166,11 +190,16 @@ impl Networking {
         for sn in &subnets {
             by_net.entry(s(sn, "network_id")).or_default().push(sn);
         }
+        let routers = self.routers_for(host, &ports).await?;
         let mut wanted: BTreeSet<String> = ports
             .iter()
             .filter(|p| s(p, "binding:host_id") == host)
             .map(|p| s(p, "network_id").to_string())
             .collect();
+        for r in &routers {
+            wanted.extend(r.gateway.iter().map(|p| p.network_id.clone()));
+            wanted.extend(r.interfaces.iter().map(|p| p.network_id.clone()));
+        }
         if dhcp {
             for (net, sns) in &by_net {
                 if sns.iter().any(|sn| b(sn, "enable_dhcp")) {
@@ -223,7 +252,56 @@ impl Networking {
             ports,
             peers,
             security_groups,
+            routers,
         })
+    }
+
+    /// The routers scheduled to `host`, with their ports and floating IPs.
+    async fn routers_for(&self, host: &str, ports: &[Doc]) -> Result<Vec<RouterState>> {
+        let routers = db::list(&mut &self.db, Table::Routers, None).await?;
+        let mine: Vec<&Doc> = routers
+            .iter()
+            .filter(|r| self.router_host(s(r, "id")).as_deref() == Some(host))
+            .collect();
+        if mine.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fips = db::list(&mut &self.db, Table::FloatingIps, None).await?;
+        Ok(mine
+            .into_iter()
+            .map(|r| {
+                let id = s(r, "id");
+                let owned = |owner: &str| {
+                    ports
+                        .iter()
+                        .filter(|p| s(p, "device_id") == id && s(p, "device_owner") == owner)
+                        .map(port_state)
+                        .collect::<Vec<_>>()
+                };
+                let gw = r.get("external_gateway_info").filter(|v| v.is_object());
+                RouterState {
+                    id: id.into(),
+                    admin_state_up: b(r, "admin_state_up"),
+                    gateway: owned(crate::l3::ROUTER_GATEWAY).into_iter().next(),
+                    enable_snat: gw
+                        .and_then(|g| g.get("enable_snat"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                    interfaces: owned(crate::l3::ROUTER_INTERFACE),
+                    routes: pairs(r, "routes", "destination", "nexthop"),
+                    floating_ips: fips
+                        .iter()
+                        .filter(|f| s(f, "router_id") == id && !s(f, "fixed_ip_address").is_empty())
+                        .map(|f| {
+                            (
+                                s(f, "floating_ip_address").to_string(),
+                                s(f, "fixed_ip_address").to_string(),
+                            )
+                        })
+                        .collect(),
+                }
+            })
+            .collect())
     }
 
     /// The groups of the ports bound to `host`, with their rules, and the groups those rules
@@ -393,10 +471,11 @@ impl Networking {
             PluginRequest::SyncHost {
                 host,
                 dhcp,
+                l3,
                 tunnel_ip,
                 ..
             } => {
-                self.heard_from(&host, dhcp, tunnel_ip);
+                self.heard_from(&host, dhcp, l3, tunnel_ip);
                 json_of(&self.host_state(&host, dhcp).await?)
             }
             PluginRequest::DhcpPort {
@@ -495,6 +574,9 @@ impl Networking {
                 kinds.push(("DHCP agent", "neutron-dhcp-agent", "dhcp_agent"));
                 kinds.push(("Metadata agent", "neutron-metadata-agent", "N/A"));
             }
+            if a.l3 {
+                kinds.push(("L3 agent", "neutron-l3-agent", "l3_agent"));
+            }
             for (kind, binary, topic) in kinds {
                 let id = uuid::Uuid::new_v5(
                     &uuid::Uuid::NAMESPACE_OID,
@@ -506,6 +588,9 @@ impl Networking {
                         "tunnel_types": if a.tunnel_ip.is_some() { json!(["vxlan"]) } else { json!([]) },
                         "interface_mappings": {},
                     }),
+                    "L3 agent" => {
+                        json!({"agent_mode": "legacy", "interface_driver": "linuxbridge"})
+                    }
                     _ => json!({}),
                 };
                 let doc = json!({
@@ -516,7 +601,7 @@ impl Networking {
                     "host": a.host,
                     "admin_state_up": true,
                     "alive": alive,
-                    "availability_zone": if kind == "DHCP agent" { json!("nova") } else { Value::Null },
+                    "availability_zone": if matches!(kind, "DHCP agent" | "L3 agent") { json!("nova") } else { Value::Null },
                     "heartbeat_timestamp": agent_time(a.last_seen),
                     "created_at": agent_time(a.started_at),
                     "started_at": agent_time(a.started_at),

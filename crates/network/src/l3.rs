@@ -22,8 +22,8 @@ use crate::manager::{
 };
 use crate::model::{self, Body, b, s};
 
-const ROUTER_INTERFACE: &str = "network:router_interface";
-const ROUTER_GATEWAY: &str = "network:router_gateway";
+pub(crate) const ROUTER_INTERFACE: &str = "network:router_interface";
+pub(crate) const ROUTER_GATEWAY: &str = "network:router_gateway";
 const FLOATINGIP: &str = "network:floatingip";
 
 fn router_not_found(id: &str) -> NetError {

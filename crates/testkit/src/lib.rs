@@ -333,3 +333,85 @@ impl TestCloud {
         .await
     }
 }
+
+/// What [`routed_network`] made.
+pub struct RoutedNetwork {
+    /// The external network and the router's address on it.
+    pub external: String,
+    pub gateway_ip: String,
+    /// The internal network, its subnet, and the router's port on it.
+    pub network: String,
+    pub subnet: String,
+    pub router: String,
+    pub interface: String,
+}
+
+/// With the network API client `n` (admin): an external network on `external_cidr`
+/// (gateway `.1`), an internal one on `internal_cidr`, both without DHCP, and a router
+/// between them with its gateway on the external network and an interface on the subnet.
+pub async fn routed_network(n: &Client, external_cidr: &str, internal_cidr: &str) -> RoutedNetwork {
+    async fn made(n: &Client, path: &str, key: &str, body: Value) -> Value {
+        let r = n.post(path, &body).await.unwrap();
+        assert_eq!(r.status, 201, "{path}: {}", r.body);
+        r.body[key].clone()
+    }
+    let id = |v: &Value| v["id"].as_str().unwrap().to_string();
+    let external = id(&made(
+        n,
+        "/v2.0/networks",
+        "network",
+        json!({"network": {"name": "public", "router:external": true}}),
+    )
+    .await);
+    made(
+        n,
+        "/v2.0/subnets",
+        "subnet",
+        json!({"subnet": {"network_id": external, "cidr": external_cidr, "ip_version": 4,
+            "enable_dhcp": false}}),
+    )
+    .await;
+    let network = id(&made(
+        n,
+        "/v2.0/networks",
+        "network",
+        json!({"network": {"name": "in"}}),
+    )
+    .await);
+    let subnet = id(&made(
+        n,
+        "/v2.0/subnets",
+        "subnet",
+        json!({"subnet": {"network_id": network, "cidr": internal_cidr, "ip_version": 4,
+            "enable_dhcp": false}}),
+    )
+    .await);
+    let r = made(
+        n,
+        "/v2.0/routers",
+        "router",
+        json!({"router": {"name": "r", "external_gateway_info": {"network_id": external}}}),
+    )
+    .await;
+    let router = id(&r);
+    let gateway_ip = r["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let put = n
+        .put(
+            &format!("/v2.0/routers/{router}/add_router_interface"),
+            Some(&json!({"subnet_id": subnet})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(put.status, 200, "{}", put.body);
+    RoutedNetwork {
+        external,
+        gateway_ip,
+        network,
+        subnet,
+        router,
+        interface: put.body["port_id"].as_str().unwrap().to_string(),
+    }
+}

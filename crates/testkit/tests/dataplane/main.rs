@@ -57,10 +57,50 @@ async fn sh(program: &str, args: &[&str]) -> String {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// A namespace `ns` whose `eth0` (MAC `mac` when given, address `cidr` when given) is the
+/// far end of a veth `host_end` in `bridge`: a guest plugged as the hypervisor's tap would
+/// be, or a host on the network.
+async fn plug_ns(ns: &str, host_end: &str, bridge: &str, mac: Option<&str>, cidr: Option<&str>) {
+    sh("ip", &["netns", "add", ns]).await;
+    sh(
+        "ip",
+        &[
+            "link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", ns,
+        ],
+    )
+    .await;
+    sh("ip", &["link", "set", host_end, "master", bridge, "up"]).await;
+    if let Some(mac) = mac {
+        sh("ip", &["-n", ns, "link", "set", "eth0", "address", mac]).await;
+    }
+    if let Some(cidr) = cidr {
+        sh("ip", &["-n", ns, "addr", "add", cidr, "dev", "eth0"]).await;
+    }
+    sh("ip", &["-n", ns, "link", "set", "eth0", "up"]).await;
+}
+
 async fn created(n: &Client, path: &str, body: Value) -> Value {
     let r = n.post(path, &body).await.unwrap();
     assert_eq!(r.status, 201, "{path}: {}", r.body);
     r.body
+}
+
+/// A guest's port on `net` bound to the test's host in group `sg`: `(id, mac, ip)`.
+async fn guest_port(n: &Client, net: &str, sg: &str, device: &str) -> (String, String, String) {
+    let port = created(
+        n,
+        "/v2.0/ports",
+        json!({"port": {"network_id": net, "device_owner": "compute:nova",
+            "device_id": device, "binding:host_id": "fake-0", "security_groups": [sg]}}),
+    )
+    .await;
+    let f = |v: &Value| v.as_str().unwrap().to_string();
+    let p = &port["port"];
+    (
+        f(&p["id"]),
+        f(&p["mac_address"]),
+        f(&p["fixed_ips"][0]["ip_address"]),
+    )
 }
 
 async fn wait_for<F, Fut>(what: &str, secs: u64, mut f: F)
@@ -114,19 +154,7 @@ async fn a_guest_gets_its_port_address_by_dhcp_and_everything_goes_with_the_netw
     )
     .await;
     let sg = sg["security_group"]["id"].as_str().unwrap().to_string();
-    let port = created(
-        &n,
-        "/v2.0/ports",
-        json!({"port": {"network_id": net, "device_owner": "compute:nova",
-            "device_id": "guest-1", "binding:host_id": "fake-0", "security_groups": [sg]}}),
-    )
-    .await;
-    let port_id = port["port"]["id"].as_str().unwrap().to_string();
-    let mac = port["port"]["mac_address"].as_str().unwrap().to_string();
-    let ip = port["port"]["fixed_ips"][0]["ip_address"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (port_id, mac, ip) = guest_port(&n, &net, &sg, "guest-1").await;
 
     // The agent makes the bridge, the DHCP namespace and dnsmasq.
     let bridge = names.bridge(&net);
@@ -171,22 +199,7 @@ async fn a_guest_gets_its_port_address_by_dhcp_and_everything_goes_with_the_netw
     // The hypervisor's part (os-vif): a "tap" in the bridge, here a veth whose other end is
     // the guest's NIC with the port's MAC, in a namespace of its own.
     let tap = names.tap(&port_id);
-    sh("ip", &["netns", "add", &guest_ns]).await;
-    sh(
-        "ip",
-        &[
-            "link", "add", &tap, "type", "veth", "peer", "name", "eth0", "netns", &guest_ns,
-        ],
-    )
-    .await;
-    sh("ip", &["link", "set", &tap, "master", &bridge, "up"]).await;
-    sh(
-        "ip",
-        &[
-            "-n", &guest_ns, "link", "set", "eth0", "address", &mac, "up",
-        ],
-    )
-    .await;
+    plug_ns(&guest_ns, &tap, &bridge, Some(&mac), None).await;
     wait_for("the port to go ACTIVE", 20, || {
         let n = n.clone();
         let id = port_id.clone();
@@ -384,13 +397,15 @@ async fn a_second_host_s_agent_registers_and_bridges_its_ports() {
         state_dir: c.config.state_dir.join("network-b"),
         extra_ns: vec![],
     };
-    // Host B's agent, as `ferrostack network-agent` runs it: no DHCP, its own tunnel address.
+    // Host B's agent, as `ferrostack network-agent` runs it on a compute host: no DHCP, no
+    // routers, its own tunnel address.
     let mut ac = ferro_network_agent::AgentConfig::new(
         "host-b",
         other_names.clone(),
         c.config.state_dir.join("network-b"),
     );
     ac.dhcp = false;
+    ac.l3 = false;
     ac.tunnel_ip = Some("192.0.2.2".into());
     let agent = ferro_network_agent::NetworkAgent::new(ac, c.cloud.bus.clone());
     let tasks = ferro_network_agent::start(agent).await.unwrap();
@@ -435,4 +450,230 @@ async fn a_second_host_s_agent_registers_and_bridges_its_ports() {
     for t in tasks {
         t.abort();
     }
+}
+
+/// Accepts connections on `port` inside namespace `ns` and sends each peer's address.
+fn peers_at(ns: &str, port: u16) -> tokio::sync::mpsc::UnboundedReceiver<std::net::IpAddr> {
+    let l = ferro_host::netns::listen_tcp(ns, ([0, 0, 0, 0], port).into()).unwrap();
+    let l = tokio::net::TcpListener::from_std(l).unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((_, peer)) = l.accept().await {
+            if tx.send(peer.ip()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Connects from namespace `ns` to `ip:port` (busybox nc) and answers the address the
+/// listener behind `peers` saw, or None when nothing arrived.
+async fn seen_from(
+    ns: &str,
+    ip: &str,
+    port: u16,
+    peers: &mut tokio::sync::mpsc::UnboundedReceiver<std::net::IpAddr>,
+) -> Option<String> {
+    let p = port.to_string();
+    let _ = ferro_host::cmd::run(
+        "ip",
+        &["netns", "exec", ns, "busybox", "nc", "-w", "2", ip, &p],
+    )
+    .await;
+    tokio::time::timeout(Duration::from_millis(500), peers.recv())
+        .await
+        .ok()
+        .flatten()
+        .map(|a| a.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_router_snats_guests_and_floating_ips_reach_them() {
+    let prefix = random_prefix();
+    let names = Names::new(&prefix).unwrap();
+    let c = TestCloud::start_with(|cfg| {
+        cfg.compute.fake_hosts = 1;
+        cfg.network_agent.enabled = "true".into();
+        cfg.network_agent.prefix = prefix.clone();
+        cfg.network_agent.sync_interval = 2;
+    })
+    .await
+    .expect("cloud starts");
+    let (guest_ns, out_ns) = (format!("{prefix}-guest"), format!("{prefix}-out"));
+    let _purge = Purge {
+        names: names.clone(),
+        state_dir: c.config.state_dir.join("network"),
+        extra_ns: vec![guest_ns.clone(), out_ns.clone()],
+    };
+    let n = c.admin.clone_with_base(&c.network_url);
+    let t = ferro_testkit::routed_network(&n, "172.24.5.0/24", "10.78.0.0/24").await;
+    let (ext, net, sn, rid) = (t.external, t.network, t.subnet, t.router);
+    let (gw_ip, iface) = (t.gateway_ip, t.interface);
+    let web = created(
+        &n,
+        "/v2.0/security-groups",
+        json!({"security_group": {"name": "web"}}),
+    )
+    .await;
+    let web = web["security_group"]["id"].as_str().unwrap().to_string();
+    created(
+        &n,
+        "/v2.0/security-group-rules",
+        json!({"security_group_rule": {"security_group_id": web, "direction": "ingress",
+            "protocol": "tcp", "port_range_min": 7000, "port_range_max": 7000}}),
+    )
+    .await;
+    let (port_id, mac, ip) = guest_port(&n, &net, &web, "guest-r").await;
+
+    // The agent holds the router: its namespace, and its ports go ACTIVE.
+    let qrouter = names.router_ns(&rid);
+    wait_for("the router's namespace and its ports ACTIVE", 20, || {
+        let (n, q, iface, prefix) = (n.clone(), qrouter.clone(), iface.clone(), prefix.clone());
+        async move {
+            ferro_host::netns::list(&prefix).await.unwrap().contains(&q)
+                && n.get(&format!("/v2.0/ports/{iface}")).await.unwrap().body["port"]["status"]
+                    == "ACTIVE"
+        }
+    })
+    .await;
+
+    // Outside: a namespace on the external network holding its gateway address.
+    let uplink = format!("{prefix}wout");
+    plug_ns(
+        &out_ns,
+        &uplink,
+        &names.bridge(&ext),
+        None,
+        Some("172.24.5.1/24"),
+    )
+    .await;
+    // The guest, plugged as the hypervisor would, routed through the router.
+    let tap = names.tap(&port_id);
+    let cidr = format!("{ip}/24");
+    plug_ns(
+        &guest_ns,
+        &tap,
+        &names.bridge(&net),
+        Some(&mac),
+        Some(&cidr),
+    )
+    .await;
+    sh(
+        "ip",
+        &[
+            "-n",
+            &guest_ns,
+            "route",
+            "add",
+            "default",
+            "via",
+            "10.78.0.1",
+        ],
+    )
+    .await;
+
+    // SNAT: the outside sees the router's gateway address.
+    let mut outside = peers_at(&out_ns, 7000);
+    let mut seen = None;
+    let t = Instant::now();
+    while seen.is_none() && t.elapsed() < Duration::from_secs(15) {
+        seen = seen_from(&guest_ns, "172.24.5.1", 7000, &mut outside).await;
+    }
+    assert_eq!(seen.as_deref(), Some(gw_ip.as_str()), "SNAT to the gateway");
+
+    // A floating IP: the outside reaches the guest at it, and the guest goes out as it.
+    let fip = created(
+        &n,
+        "/v2.0/floatingips",
+        json!({"floatingip": {"floating_network_id": ext, "port_id": port_id}}),
+    )
+    .await;
+    let fip_id = fip["floatingip"]["id"].as_str().unwrap().to_string();
+    let fip = fip["floatingip"]["floating_ip_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut inside = peers_at(&guest_ns, 7000);
+    let mut seen = None;
+    let t = Instant::now();
+    while seen.is_none() && t.elapsed() < Duration::from_secs(15) {
+        seen = seen_from(&out_ns, &fip, 7000, &mut inside).await;
+    }
+    eprintln!("the floating IP answered after {:?}", t.elapsed());
+    assert_eq!(seen.as_deref(), Some("172.24.5.1"), "DNAT to the guest");
+    assert_eq!(
+        seen_from(&guest_ns, "172.24.5.1", 7000, &mut outside)
+            .await
+            .as_deref(),
+        Some(fip.as_str()),
+        "the guest goes out as its floating IP"
+    );
+
+    // A static route lands in the namespace.
+    let r = n
+        .put(
+            &format!("/v2.0/routers/{rid}"),
+            Some(&json!({"router": {"routes": [{"destination": "192.0.2.0/24", "nexthop": "10.78.0.50"}]}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_for("the static route", 10, || async {
+        ferro_host::netns::gateway_routes(&qrouter)
+            .await
+            .unwrap()
+            .contains(&("192.0.2.0/24".into(), "10.78.0.50".into()))
+    })
+    .await;
+
+    // Without the floating IP the outside no longer reaches the guest.
+    let r = n
+        .delete(&format!("/v2.0/floatingips/{fip_id}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 204);
+    wait_for("the floating IP to go", 10, || {
+        let (q, fip32) = (qrouter.clone(), format!("{fip}/32"));
+        async move {
+            !ferro_host::cmd::run("ip", &["-n", &q, "-4", "addr", "show"])
+                .await
+                .unwrap()
+                .contains(&fip32)
+        }
+    })
+    .await;
+    assert_eq!(seen_from(&out_ns, &fip, 7000, &mut inside).await, None);
+
+    // Everything goes with the router.
+    let r = n
+        .put(
+            &format!("/v2.0/routers/{rid}"),
+            Some(&json!({"router": {"routes": []}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = n
+        .put(
+            &format!("/v2.0/routers/{rid}/remove_router_interface"),
+            Some(&json!({"subnet_id": sn})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = n.delete(&format!("/v2.0/routers/{rid}")).await.unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
+    wait_for("the router's namespace and ports to go", 20, || async {
+        !ferro_host::netns::list(&prefix)
+            .await
+            .unwrap()
+            .contains(&qrouter)
+            && !ferro_host::link::list(&prefix)
+                .await
+                .unwrap()
+                .iter()
+                .any(|l| names.kind_of(&l.name) == Some('v'))
+    })
+    .await;
 }

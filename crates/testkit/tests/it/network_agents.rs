@@ -31,12 +31,17 @@ async fn call(c: &TestCloud, req: PluginRequest) -> Result<Value, String> {
 }
 
 async fn sync(c: &TestCloud, host: &str, dhcp: bool) -> HostState {
+    sync_as(c, host, dhcp, false).await
+}
+
+async fn sync_as(c: &TestCloud, host: &str, dhcp: bool, l3: bool) -> HostState {
     let v = call(
         c,
         PluginRequest::SyncHost {
             version: CONTRACT_VERSION.into(),
             host: host.into(),
             dhcp,
+            l3,
             tunnel_ip: Some(format!("192.0.2.{}", host.len())),
         },
     )
@@ -210,4 +215,90 @@ async fn agents_sync_get_dhcp_ports_and_report_port_status() {
     let r = n.get("/v2.0/agents/nosuch").await.unwrap();
     assert_eq!(r.status, 404);
     assert_eq!(r.body["NeutronError"]["type"], "AgentNotFound");
+}
+
+#[tokio::test]
+async fn a_router_goes_to_one_l3_host_with_its_ports_routes_and_floating_ips() {
+    let c = TestCloud::start().await;
+    let n = neutron(&c);
+    let t = ferro_testkit::routed_network(&n, "172.24.9.0/24", "10.19.0.0/24").await;
+    let (ext, net, sn, rid, gw_ip) = (t.external, t.network, t.subnet, t.router, t.gateway_ip);
+    let vm = created(
+        &n,
+        "/v2.0/ports",
+        json!({"port": {"network_id": net, "device_owner": "compute:nova",
+            "device_id": "vm1", "binding:host_id": "c1"}}),
+    )
+    .await;
+    let vm_id = vm["port"]["id"].as_str().unwrap().to_string();
+    let vm_ip = vm["port"]["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fip = created(
+        &n,
+        "/v2.0/floatingips",
+        json!({"floatingip": {"floating_network_id": ext, "port_id": vm_id}}),
+    )
+    .await;
+    let fip_ip = fip["floatingip"]["floating_ip_address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = n
+        .put(
+            &format!("/v2.0/routers/{rid}"),
+            Some(&json!({"router": {"routes": [{"destination": "192.0.2.0/24", "nexthop": "10.19.0.50"}]}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Before any L3 agent: nobody holds it. Then the only L3 host gets it, with the
+    // networks of its ports; a host without L3 never does.
+    assert!(sync(&c, "c1", false).await.routers.is_empty());
+    let s = sync_as(&c, "l3a", false, true).await;
+    assert_eq!(s.routers.len(), 1);
+    let held = &s.routers[0];
+    assert_eq!(held.id, rid);
+    assert!(held.admin_state_up && held.enable_snat);
+    let gw = held.gateway.as_ref().expect("the gateway port");
+    assert_eq!(gw.network_id, ext);
+    assert_eq!(gw.fixed_ips[0].1, gw_ip);
+    assert_eq!(held.interfaces.len(), 1);
+    assert_eq!(
+        held.interfaces[0].fixed_ips[0],
+        (sn.clone(), "10.19.0.1".into())
+    );
+    assert_eq!(
+        held.routes,
+        vec![("192.0.2.0/24".into(), "10.19.0.50".into())]
+    );
+    assert_eq!(held.floating_ips, vec![(fip_ip, vm_ip)]);
+    let nets: Vec<&str> = s.networks.iter().map(|x| x.id.as_str()).collect();
+    assert!(
+        nets.contains(&ext.as_str()) && nets.contains(&net.as_str()),
+        "{nets:?}"
+    );
+    assert!(sync(&c, "c1", false).await.routers.is_empty());
+    assert_eq!(c.cloud.network.router_host(&rid).as_deref(), Some("l3a"));
+
+    // Two L3 hosts: the router is on exactly one of them.
+    let s = sync_as(&c, "l3b", false, true).await;
+    let on_b = !s.routers.is_empty();
+    let on_a = !sync_as(&c, "l3a", false, true).await.routers.is_empty();
+    assert!(
+        on_a ^ on_b,
+        "one host holds the router (a: {on_a}, b: {on_b})"
+    );
+
+    // The L3 agents are listed.
+    let r = n.get("/v2.0/agents?agent_type=L3%20agent").await.unwrap();
+    let hosts: Vec<&str> = r.body["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts.len(), 2, "{}", r.body);
 }
