@@ -2,7 +2,8 @@
 # End-to-end test of servers on the fake hypervisor with the real `openstack` CLI: create with
 # --no-network (networks "none") --wait until ACTIVE on the in-process host, list --long, show, stop/start,
 # a refused action (409), hypervisors and compute services, delete --wait, and no
-# placement allocation left behind.
+# placement allocation left behind; ports attached and detached with `server add port`,
+# `server remove port` and `server add network` (os-interface).
 # Run alone:  PATH=/var/tmp/ferrostack-e2e-venv/bin:$PATH tests/e2e/servers.sh
 set -uo pipefail
 
@@ -175,6 +176,30 @@ osc server show -f value -c addresses e2e-netvm
 check "the server has an address on e2e-net" out_matches "e2e-net.*10\.9\.0\."
 osc port list --server e2e-netvm -f value -c Status -c "Fixed IP Addresses"
 check "port list --server shows its port" out_matches "10\.9\.0\."
+osc port create --network e2e-net -f value -c id e2e-extra
+EXTRA="$OUT"
+osc server add port e2e-netvm e2e-extra
+check "server add port (os-interface attach)" succeeded
+osc port list --server e2e-netvm -f value -c ID
+check "port list --server shows the attached port" out_has_line "$EXTRA"
+osc port show -f value -c device_owner e2e-extra
+check "the attached port is bound to the server" out_is compute:nova
+osc server show -f json e2e-netvm
+NADDR="$(jfield 'len(d["addresses"]["e2e-net"]) if isinstance(d["addresses"], dict) else d["addresses"].count("10.9.0.")')"
+check "server show lists both addresses" is_true eval '[[ "$NADDR" == 2 ]]'
+osc server add port e2e-netvm e2e-extra
+check "attaching a port in use is refused (409)" failed_with 'in use|409|Conflict'
+osc server remove port e2e-netvm e2e-extra
+check "server remove port (os-interface detach)" succeeded
+osc port list --server e2e-netvm -f value -c ID
+check "the detached port left the server" out_lacks_line "$EXTRA"
+osc port show -f value -c device_id e2e-extra
+check "the user's port is kept, unbound" out_is ""
+osc port delete e2e-extra
+osc server add network e2e-netvm e2e-net
+check "server add network (a port made by Nova)" succeeded
+osc port list --server e2e-netvm -f value -c ID
+check "port list --server shows both ports" is_true eval '[[ "$(printf "%s\n" "$OUT" | grep -c .)" == 2 ]]'
 osc server delete --wait e2e-netvm
 check "deleting the networked server" succeeded
 osc port list --network e2e-net --device-owner compute:nova -f value -c ID

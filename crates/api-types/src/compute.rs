@@ -344,6 +344,21 @@ pub enum AgentRequest {
         uuid: String,
         action: PowerAction,
     },
+    /// A call (`os-interface` attach): hot-plug port `nic` into the guest (its tap in the
+    /// network's bridge, a NIC in the guest), answered `{}` once plugged. A NIC the guest
+    /// has already is left as it is.
+    AttachInterface {
+        version: String,
+        uuid: String,
+        nic: Nic,
+    },
+    /// A call (`os-interface` detach): unplug port `port_id` from the guest and remove its
+    /// tap, answered `{}`. A port the guest does not have is not an error.
+    DetachInterface {
+        version: String,
+        uuid: String,
+        port_id: String,
+    },
 }
 
 /// The steps on one host the conductor asks of the agents. A resize: the source powers the

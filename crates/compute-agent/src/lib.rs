@@ -225,6 +225,28 @@ impl Agent {
                 )
                 .await;
             }
+            AgentRequest::AttachInterface { uuid, nic, .. } => {
+                let lock = self.guest_lock(&uuid);
+                let _g = lock.lock().await;
+                return Some(
+                    self.driver
+                        .attach_interface(&uuid, &nic)
+                        .await
+                        .map(|()| json!({}))
+                        .map_err(|e| e.to_string()),
+                );
+            }
+            AgentRequest::DetachInterface { uuid, port_id, .. } => {
+                let lock = self.guest_lock(&uuid);
+                let _g = lock.lock().await;
+                return Some(
+                    self.driver
+                        .detach_interface(&uuid, &port_id)
+                        .await
+                        .map(|()| json!({}))
+                        .map_err(|e| e.to_string()),
+                );
+            }
             AgentRequest::GetConsoleOutput { uuid, length, .. } => {
                 return Some(
                     self.driver

@@ -162,6 +162,7 @@ pub fn router(state: Arc<Compute>) -> Router {
         .merge(crate::server_meta::routes())
         .merge(crate::server_groups::routes())
         .merge(crate::instance_actions::routes())
+        .merge(crate::interfaces::routes())
         .merge(crate::usage::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(microversion::version_headers));

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use crate::Compute;
 use crate::db::{self, ComputeNode};
 use crate::fault::{Fault, Result};
-use crate::model::{DEFAULT_ZONE, Instance, InstanceFault, PowerState, VmState, task_state};
+use crate::model::{DEFAULT_ZONE, Instance, InstanceFault, PowerState, Vif, VmState, task_state};
 use crate::scheduler::{Choice, HostRequest};
 
 /// The binary name of compute agents in the service registry.
@@ -755,19 +755,7 @@ pub fn instance_spec(i: &Instance) -> InstanceSpec {
         metadata: i.metadata.clone(),
         launch_index: i.launch_index,
         config_drive: i.config_drive == "True",
-        nics: i
-            .network_info
-            .iter()
-            .map(|v| ferro_api_types::compute::Nic {
-                port_id: v.port_id.clone(),
-                network_id: v.network_id.clone(),
-                mac_address: v.mac_address.clone(),
-                ips: v.ips.clone(),
-                mtu: v.mtu,
-                vif_type: v.vif_type.clone(),
-                subnets: v.subnets.clone(),
-            })
-            .collect(),
+        nics: i.network_info.iter().map(Vif::nic).collect(),
         ..InstanceSpec::default()
     }
 }

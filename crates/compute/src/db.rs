@@ -1056,6 +1056,27 @@ pub async fn instance_list(ex: &mut impl Executor, project: Option<&str>) -> Res
     rows.into_iter().map(InstanceRow::into_instance).collect()
 }
 
+/// Sets the ports of `i` to `i.network_info` (an `os-interface` attach or detach) if the
+/// row is unchanged since `i` was read (its `updated_at`, which this moves on) and has no
+/// task under way: compare-and-swap, so two attaches to one server cannot lose either's
+/// port. Whether the row was written.
+pub async fn instance_save_network_info(
+    ex: &mut impl Executor,
+    i: &Instance,
+    now: i64,
+) -> Result<bool> {
+    let sql = Sql::new(
+        "UPDATE nv_instances SET network_info = ?, updated_at = ? \
+         WHERE uuid = ? AND deleted = ? AND updated_at = ? AND task_state IS NULL",
+    )
+    .arg(json_text(&i.network_info)?)
+    .arg(now.max(i.updated_at + 1))
+    .arg(&i.uuid)
+    .arg(false)
+    .arg(i.updated_at);
+    Ok(ex.execute(&sql).await? == 1)
+}
+
 /// Writes every mutable column of `i` if the row still has `expected` (vm_state and
 /// task_state as read): compare-and-swap, as upstream's `save(expected_task_state=...)`.
 /// Whether the row was written.

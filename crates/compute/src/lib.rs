@@ -15,6 +15,7 @@ pub mod conductor;
 pub mod db;
 pub mod fault;
 pub mod instance_actions;
+pub mod interfaces;
 pub mod keys;
 pub mod manager;
 pub mod metadata_api;

@@ -476,6 +476,24 @@ pub struct Vif {
     pub vif_type: String,
     #[serde(default)]
     pub subnets: Vec<ferro_api_types::compute::NicSubnet>,
+    /// The device tag an `os-interface` attach gave it (2.49+), shown from 2.70.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+impl Vif {
+    /// The port as an agent plugs it.
+    pub fn nic(&self) -> ferro_api_types::compute::Nic {
+        ferro_api_types::compute::Nic {
+            port_id: self.port_id.clone(),
+            network_id: self.network_id.clone(),
+            mac_address: self.mac_address.clone(),
+            ips: self.ips.clone(),
+            mtu: self.mtu,
+            vif_type: self.vif_type.clone(),
+            subnets: self.subnets.clone(),
+        }
+    }
 }
 
 /// `addresses` of a server body: per network name, its fixed IPs.

@@ -477,6 +477,31 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Create an image from a server"
     ),
     rule!(
+        "os_compute_api:os-attach-interfaces:list",
+        PROJECT_READER_OR_ADMIN,
+        "List port interfaces attached to a server"
+    ),
+    rule!(
+        "os_compute_api:os-attach-interfaces:show",
+        PROJECT_READER_OR_ADMIN,
+        "Show details of a port interface attached to a server"
+    ),
+    rule!(
+        "os_compute_api:os-attach-interfaces:create",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Attach an interface to a server"
+    ),
+    rule!(
+        "os_compute_api:os-attach-interfaces:delete",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Detach an interface from a server"
+    ),
+    rule!(
+        "os_compute_api:os-security-groups:list",
+        PROJECT_READER_OR_ADMIN,
+        "List security groups of server"
+    ),
+    rule!(
         "os_compute_api:os-security-groups:add",
         PROJECT_MEMBER_OR_ADMIN,
         "Add security groups to server"

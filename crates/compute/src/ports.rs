@@ -17,13 +17,26 @@ use crate::model::{Instance, RequestedNetwork, Vif};
 
 const DEVICE_OWNER: &str = "compute:nova";
 
-fn network_api(e: ferro_client::ClientError) -> Fault {
+pub(crate) fn network_api(e: ferro_client::ClientError) -> Fault {
     Fault::internal(format!("network API: {e}"))
+}
+
+/// The `key` collection the network API lists at `path` (`ports`, `networks`...); any
+/// answer but 200 is our failure.
+pub(crate) async fn neutron_list(c: &Client, path: &str, key: &str) -> Result<Vec<Value>> {
+    let r = c.get(path).await.map_err(network_api)?;
+    if r.status != 200 {
+        return Err(Fault::internal(format!(
+            "network API answered {} listing {key}",
+            r.status
+        )));
+    }
+    Ok(r.body[key].as_array().cloned().unwrap_or_default())
 }
 
 impl Compute {
     /// The network API as the caller.
-    fn neutron_as(&self, ctx: &RequestContext) -> Result<Client> {
+    pub(crate) fn neutron_as(&self, ctx: &RequestContext) -> Result<Client> {
         self.network_client(&ctx.token)
     }
 
@@ -40,24 +53,14 @@ impl Compute {
 
     /// The one network `auto` (or an absent `networks` before 2.37) may use: the caller's
     /// and shared networks that are not external. None, or 409 when several qualify.
-    async fn only_network(&self, ctx: &RequestContext) -> Result<Option<String>> {
-        let r = self
-            .neutron_as(ctx)?
-            .get("/v2.0/networks?router:external=False&fields=id")
-            .await
-            .map_err(network_api)?;
-        if r.status != 200 {
-            return Err(Fault::internal(format!(
-                "network API answered {} listing networks",
-                r.status
-            )));
-        }
-        let ids: Vec<&str> = r.body["networks"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|n| n["id"].as_str())
-            .collect();
+    pub(crate) async fn only_network(&self, ctx: &RequestContext) -> Result<Option<String>> {
+        let networks = neutron_list(
+            &self.neutron_as(ctx)?,
+            "/v2.0/networks?router:external=False&fields=id",
+            "networks",
+        )
+        .await?;
+        let ids: Vec<&str> = networks.iter().filter_map(|n| n["id"].as_str()).collect();
         match ids.as_slice() {
             [] => Ok(None),
             [one] => Ok(Some(one.to_string())),
@@ -310,6 +313,7 @@ impl Compute {
                 .filter_map(|f| f["ip_address"].as_str().map(str::to_string))
                 .collect(),
             preexisting,
+            tag: None,
         })
     }
 
@@ -419,7 +423,10 @@ impl Compute {
         Ok(made)
     }
 
-    async fn bind_one(
+    /// Creates or binds the port `req` names for `i` on `host`. A refusal of the network
+    /// API keeps its class: 409 (an address in use) and 400 (an address outside the
+    /// network) are the caller's, anything else is ours.
+    pub(crate) async fn bind_one(
         &self,
         c: &Client,
         i: &Instance,
@@ -462,10 +469,12 @@ impl Compute {
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or_else(|| r.body.to_string());
-            return Err(Fault::internal(format!(
-                "Binding a port for instance {} failed: {why}",
-                i.uuid
-            )));
+            let why = format!("Binding a port for instance {} failed: {why}", i.uuid);
+            return Err(match r.status {
+                409 => Fault::conflict(why),
+                400 => Fault::bad_request(why),
+                _ => Fault::internal(why),
+            });
         }
         self.vif_of(c, &r.body["port"], preexisting).await
     }
@@ -506,7 +515,8 @@ impl Compute {
         }
     }
 
-    async fn unbind(&self, c: &Client, vifs: &[Vif]) {
+    /// Deletes the ports of `vifs` Nova made and unbinds those its user brought.
+    pub(crate) async fn unbind(&self, c: &Client, vifs: &[Vif]) {
         for v in vifs {
             let path = format!("/v2.0/ports/{}", v.port_id);
             let done = if v.preexisting {
@@ -523,4 +533,195 @@ impl Compute {
             }
         }
     }
+}
+
+impl Compute {
+    /// The security groups of the ports of `servers`, per server id, as the caller sees
+    /// them (security_group_api `get_instances_security_groups_bindings`): each port's
+    /// groups in turn, a group the caller cannot see left out. `detailed` gives Nova's
+    /// whole group (with its ingress rules) instead of `{"name": ...}`. Servers without
+    /// ports ask the network API nothing.
+    pub(crate) async fn servers_security_groups(
+        &self,
+        ctx: &RequestContext,
+        servers: &[&Instance],
+        detailed: bool,
+    ) -> Result<std::collections::HashMap<String, Vec<Value>>> {
+        let mut out = std::collections::HashMap::new();
+        let ids: Vec<&str> = servers
+            .iter()
+            .filter(|i| !i.network_info.is_empty())
+            .map(|i| i.uuid.as_str())
+            .collect();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let c = self.neutron_as(ctx)?;
+        let mut ports = Vec::new();
+        // The filters go in the URL; chunks keep it short (upstream's MAX_SEARCH_IDS).
+        for chunk in ids.chunks(100) {
+            let query: Vec<String> = chunk.iter().map(|id| format!("device_id={id}")).collect();
+            let path = format!(
+                "/v2.0/ports?{}&fields=device_id&fields=security_groups",
+                query.join("&")
+            );
+            ports.extend(neutron_list(&c, &path, "ports").await?);
+        }
+        let mut group_ids: Vec<String> = ports
+            .iter()
+            .flat_map(|p| p["security_groups"].as_array().cloned().unwrap_or_default())
+            .filter_map(|g| g.as_str().map(str::to_string))
+            .collect();
+        group_ids.sort();
+        group_ids.dedup();
+        let mut groups: std::collections::HashMap<String, Value> = std::collections::HashMap::new();
+        for chunk in group_ids.chunks(100) {
+            let mut query: Vec<String> = chunk.iter().map(|id| format!("id={id}")).collect();
+            if !detailed {
+                query.push("fields=id&fields=name".into());
+            }
+            let r = c
+                .get(&format!("/v2.0/security-groups?{}", query.join("&")))
+                .await
+                .map_err(network_api)?;
+            for g in r.body["security_groups"].as_array().into_iter().flatten() {
+                if let Some(id) = g["id"].as_str() {
+                    groups.insert(id.to_string(), g.clone());
+                }
+            }
+        }
+        for p in &ports {
+            let Some(device) = p["device_id"].as_str() else {
+                continue;
+            };
+            for gid in p["security_groups"].as_array().into_iter().flatten() {
+                let Some(g) = gid.as_str().and_then(|id| groups.get(id)) else {
+                    continue;
+                };
+                let entry = if detailed {
+                    g.clone()
+                } else {
+                    // A group without a name shows its id.
+                    let name = g["name"]
+                        .as_str()
+                        .filter(|n| !n.is_empty())
+                        .or(g["id"].as_str())
+                        .unwrap_or_default();
+                    json!({ "name": name })
+                };
+                out.entry(device.to_string())
+                    .or_insert_with(Vec::new)
+                    .push(entry);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /servers/{id}/os-security-groups`: the groups of the server's ports in Nova's
+    /// format (ingress rules only), sorted by project and name.
+    pub async fn server_security_groups(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+    ) -> Result<Vec<Value>> {
+        let i = self
+            .instance_for(ctx, id, "os_compute_api:os-security-groups:list")
+            .await?;
+        let groups = self
+            .servers_security_groups(ctx, &[&i], true)
+            .await?
+            .remove(&i.uuid)
+            .unwrap_or_default();
+        // Who a rule's remote group is: the groups at hand, else asked for once.
+        let mut remote: std::collections::HashMap<String, Option<Value>> = groups
+            .iter()
+            .filter_map(|g| {
+                Some((
+                    g["id"].as_str()?.to_string(),
+                    Some(json!({"name": g["name"], "tenant_id": g["project_id"]})),
+                ))
+            })
+            .collect();
+        let c = self.neutron_as(ctx)?;
+        let mut out = Vec::new();
+        for g in &groups {
+            let mut rules = Vec::new();
+            for r in g["security_group_rules"].as_array().into_iter().flatten() {
+                if r["direction"] != "ingress" {
+                    continue;
+                }
+                let group = match r["remote_group_id"].as_str() {
+                    Some(rg) => {
+                        if !remote.contains_key(rg) {
+                            let found = c
+                                .get(&format!("/v2.0/security-groups/{rg}"))
+                                .await
+                                .map_err(network_api)?;
+                            let data = (found.status == 200).then(|| {
+                                let sg = &found.body["security_group"];
+                                json!({"name": sg["name"], "tenant_id": sg["project_id"]})
+                            });
+                            remote.insert(rg.to_string(), data);
+                        }
+                        match remote.get(rg).cloned().flatten() {
+                            Some(d) => Some(d),
+                            // A rule whose remote group is gone is left out, as upstream.
+                            None => continue,
+                        }
+                    }
+                    None => None,
+                };
+                rules.push(nova_rule(r, group));
+            }
+            out.push(json!({
+                "id": g["id"], "description": g["description"], "name": g["name"],
+                "tenant_id": g["project_id"], "rules": rules,
+            }));
+        }
+        out.sort_by(|a, b| {
+            let key = |v: &Value| {
+                (
+                    v["tenant_id"].as_str().unwrap_or_default().to_string(),
+                    v["name"].as_str().unwrap_or_default().to_string(),
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        Ok(out)
+    }
+}
+
+/// A Neutron ingress rule as Nova's API shows it (`_convert_to_nova_security_group_rule_
+/// format` + `_format_security_group_rule`): a protocol without ports spans every TCP/UDP
+/// port (1-65535) or none (-1); the remote is a group or an address range.
+fn nova_rule(r: &Value, group: Option<Value>) -> Value {
+    let protocol = &r["protocol"];
+    let (from, to) = match (
+        protocol.as_str(),
+        &r["port_range_min"],
+        &r["port_range_max"],
+    ) {
+        (Some(p), Value::Null, Value::Null) => {
+            if matches!(p.to_ascii_uppercase().as_str(), "TCP" | "UDP") {
+                (json!(1), json!(65535))
+            } else {
+                (json!(-1), json!(-1))
+            }
+        }
+        (_, min, max) => (min.clone(), max.clone()),
+    };
+    let (group, ip_range) = match group {
+        Some(g) => (g, json!({})),
+        None => {
+            let cidr = r["remote_ip_prefix"]
+                .as_str()
+                .filter(|c| !c.is_empty())
+                .unwrap_or("0.0.0.0/0");
+            (json!({}), json!({ "cidr": cidr }))
+        }
+    };
+    json!({
+        "id": r["id"], "parent_group_id": r["security_group_id"], "ip_protocol": protocol,
+        "from_port": from, "to_port": to, "group": group, "ip_range": ip_range,
+    })
 }

@@ -376,6 +376,19 @@ impl Compute {
         }
     }
 
+    /// Instance `id` as [`Compute::instance_visible`] finds it, once the caller passes
+    /// `rule` on the server's project.
+    pub(crate) async fn instance_for(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        rule: &str,
+    ) -> Result<Instance> {
+        let i = self.instance_visible(ctx, id).await?;
+        self.authorize(ctx, rule, json!({"project_id": i.project_id}))?;
+        Ok(i)
+    }
+
     /// `GET /servers/{id}`.
     pub async fn server_get(&self, ctx: &RequestContext, id: &str) -> Result<Instance> {
         let i = self.instance_visible(ctx, id).await?;

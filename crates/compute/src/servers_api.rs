@@ -49,6 +49,42 @@ pub fn routes() -> Router<Arc<Compute>> {
             get(server_password_show).delete(server_password_clear),
         )
         .route("/servers/{id}/diagnostics", get(server_diagnostics))
+        .route(
+            "/servers/{id}/os-security-groups",
+            get(server_security_groups),
+        )
+}
+
+/// Adds `security_groups` to the server bodies of `list` (show and detail views,
+/// views/servers.py `_add_security_grps`): the names of its ports' groups, only on a server
+/// that has any. The network API failing leaves them out rather than failing the read.
+async fn add_security_groups(
+    s: &Compute,
+    ctx: &RequestContext,
+    list: &[&Instance],
+    bodies: &mut [Value],
+) {
+    match s.servers_security_groups(ctx, list, false).await {
+        Ok(mut groups) => {
+            for body in bodies {
+                let id = body["id"].as_str().unwrap_or_default().to_string();
+                if let Some(g) = groups.remove(&id) {
+                    body["security_groups"] = json!(g);
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e.detail(), "security groups of servers not read"),
+    }
+}
+
+/// `GET /servers/{id}/os-security-groups` (ServerSecurityGroupController.index).
+async fn server_security_groups(
+    State(s): S,
+    Auth(ctx): Auth,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let groups = s.server_security_groups(&ctx, &id).await?;
+    ok(StatusCode::OK, json!({ "security_groups": groups }))
 }
 
 /// The body of `PUT /servers/{id}` and of `rebuild`: before 2.75 upstream leaves out what
@@ -231,7 +267,7 @@ async fn server_list_common(
     let q = server_query(s, ctx, p)?;
     let list = s.server_list(ctx, detail, &q).await?;
     let base = &s.config.public_url;
-    let items: Vec<Value> = list
+    let mut items: Vec<Value> = list
         .iter()
         .map(|i| {
             if detail {
@@ -241,6 +277,10 @@ async fn server_list_common(
             }
         })
         .collect();
+    if detail {
+        let refs: Vec<&Instance> = list.iter().collect();
+        add_security_groups(s, ctx, &refs, &mut items).await;
+    }
     let mut body = json!({ "servers": items });
     let collection = if detail { "servers/detail" } else { "servers" };
     if let Some(l) = next_link(
@@ -281,6 +321,7 @@ async fn server_show(
 ) -> Result<Response> {
     let i = s.server_get(&ctx, &id).await?;
     let mut body = server_body(&s, &ctx, v, &i, true);
+    add_security_groups(&s, &ctx, &[&i], std::slice::from_mut(&mut body)).await;
     if v.at_least(2, 71) {
         body["server_groups"] = json!(s.groups_of_instance(&i.uuid).await?);
     }
@@ -647,9 +688,7 @@ fn hypervisor_by_id<'a>(
 
 /// Server `id` as the caller sees it, after the policy `rule` on its project.
 async fn visible(s: &Compute, ctx: &RequestContext, id: &str, rule: &str) -> Result<Instance> {
-    let i = s.instance_visible(ctx, id).await?;
-    s.authorize(ctx, rule, json!({"project_id": i.project_id}))?;
-    Ok(i)
+    s.instance_for(ctx, id, rule).await
 }
 
 /// The servers on node `n`: `name` (`instance-%08x`) and `uuid`.

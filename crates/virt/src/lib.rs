@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-pub use ferro_api_types::compute::{ImageSource, InstanceSpec, PowerState};
+pub use ferro_api_types::compute::{ImageSource, InstanceSpec, Nic, PowerState};
 
 pub mod qemu;
 
@@ -29,6 +29,10 @@ pub enum VirtError {
     },
     #[error("hypervisor failure: {0}")]
     Failed(String),
+    /// The driver cannot do this at all (upstream's `NotImplementedError` from a driver, e.g.
+    /// `AttachInterfaceNotSupported`): the caller's request is refused, nothing failed.
+    #[error("not supported: {0}")]
+    NotSupported(String),
 }
 
 /// One operation of a driver, to name injected failures.
@@ -44,6 +48,8 @@ pub enum Op {
     Suspend,
     Resume,
     Snapshot,
+    AttachInterface,
+    DetachInterface,
 }
 
 /// A hypervisor on one host.
@@ -124,11 +130,33 @@ pub trait Driver: Send + Sync {
     ) -> Result<(), VirtError> {
         self.finish_migration(spec, power_on).await
     }
+
+    /// `os-interface` attach: port `nic` becomes a NIC of guest `uuid`, running or not, and
+    /// stays one across power cycles. A NIC the guest has already is left as it is.
+    async fn attach_interface(&self, uuid: &str, nic: &Nic) -> Result<(), VirtError> {
+        let _ = nic;
+        Err(VirtError::NotSupported(format!(
+            "the {} driver cannot attach interfaces (instance {uuid})",
+            self.hypervisor_type()
+        )))
+    }
+
+    /// `os-interface` detach: port `port_id` is no longer a NIC of guest `uuid` and its
+    /// host device is gone. A port the guest does not have is not an error.
+    async fn detach_interface(&self, uuid: &str, port_id: &str) -> Result<(), VirtError> {
+        let _ = port_id;
+        Err(VirtError::NotSupported(format!(
+            "the {} driver cannot detach interfaces (instance {uuid})",
+            self.hypervisor_type()
+        )))
+    }
 }
 
 struct FakeGuest {
     state: PowerState,
     console: String,
+    /// The ports plugged into the guest, in order.
+    nics: Vec<String>,
 }
 
 /// An in-memory hypervisor. Each operation sleeps the configured delay first; failures are
@@ -168,6 +196,15 @@ impl FakeDriver {
         } else {
             f.remove(&op);
         }
+    }
+
+    /// The ports plugged into guest `uuid`, in order (`None` for a guest it does not run).
+    pub fn interfaces(&self, uuid: &str) -> Option<Vec<String>> {
+        self.guests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(uuid)
+            .map(|g| g.nics.clone())
     }
 
     async fn enter(&self, op: Op) -> Result<(), VirtError> {
@@ -234,6 +271,7 @@ impl Driver for FakeDriver {
                     "fake: booting {} ({} vCPU, {} MiB)\nlogin:\n",
                     spec.name, spec.vcpus, spec.memory_mb
                 ),
+                nics: spec.nics.iter().map(|n| n.port_id.clone()).collect(),
             });
         Ok(())
     }
@@ -346,6 +384,35 @@ impl Driver for FakeDriver {
             .map_err(|e| VirtError::Failed(format!("snapshot to {}: {e}", dest.display())))
     }
 
+    async fn attach_interface(&self, uuid: &str, nic: &Nic) -> Result<(), VirtError> {
+        self.enter(Op::AttachInterface).await?;
+        let mut guests = self.guests.lock().unwrap_or_else(|e| e.into_inner());
+        let g = guests
+            .get_mut(uuid)
+            .ok_or_else(|| VirtError::NotFound(uuid.to_string()))?;
+        if !g.nics.contains(&nic.port_id) {
+            g.nics.push(nic.port_id.clone());
+            g.console.push_str(&format!(
+                "fake: plugged {} ({})\n",
+                nic.port_id, nic.mac_address
+            ));
+        }
+        Ok(())
+    }
+
+    async fn detach_interface(&self, uuid: &str, port_id: &str) -> Result<(), VirtError> {
+        self.enter(Op::DetachInterface).await?;
+        let mut guests = self.guests.lock().unwrap_or_else(|e| e.into_inner());
+        let g = guests
+            .get_mut(uuid)
+            .ok_or_else(|| VirtError::NotFound(uuid.to_string()))?;
+        if g.nics.iter().any(|p| p == port_id) {
+            g.nics.retain(|p| p != port_id);
+            g.console.push_str(&format!("fake: unplugged {port_id}\n"));
+        }
+        Ok(())
+    }
+
     async fn list_instances(&self) -> Result<Vec<String>, VirtError> {
         Ok(self
             .guests
@@ -401,6 +468,31 @@ mod tests {
             d.power_state("a").await,
             Err(VirtError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn interfaces_plug_and_unplug_idempotently() {
+        let d = FakeDriver::new();
+        let nic = |p: &str| Nic {
+            port_id: p.into(),
+            ..Nic::default()
+        };
+        let mut s = spec("c");
+        s.nics = vec![nic("p1")];
+        d.spawn(&s).await.unwrap();
+        d.attach_interface("c", &nic("p2")).await.unwrap();
+        d.attach_interface("c", &nic("p2")).await.unwrap();
+        assert_eq!(d.interfaces("c").unwrap(), vec!["p1", "p2"]);
+        d.detach_interface("c", "p1").await.unwrap();
+        d.detach_interface("c", "p1").await.unwrap();
+        assert_eq!(d.interfaces("c").unwrap(), vec!["p2"]);
+        assert!(matches!(
+            d.attach_interface("nosuch", &nic("p3")).await,
+            Err(VirtError::NotFound(_))
+        ));
+        d.fail(Op::AttachInterface, true);
+        assert!(d.attach_interface("c", &nic("p3")).await.is_err());
+        assert_eq!(d.interfaces("c").unwrap(), vec!["p2"]);
     }
 
     #[tokio::test]

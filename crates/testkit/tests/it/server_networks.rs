@@ -259,6 +259,54 @@ async fn security_groups_follow_the_server_onto_its_ports() {
         g
     };
     assert_eq!(groups(&ports_of(&c, &id).await[0]), vec![web.clone()]);
+    // The server body names its ports' groups (show and detail), as does os-security-groups.
+    let s = wait_status(&n, &id, "ACTIVE").await;
+    assert_eq!(s["security_groups"], json!([{"name": "web"}]), "{s}");
+    let r = n.get("/servers/detail").await.unwrap();
+    let listed = r.body["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(listed["security_groups"], json!([{"name": "web"}]));
+    let r = neutron(&c)
+        .post(
+            "/v2.0/security-group-rules",
+            &json!({"security_group_rule": {"security_group_id": web, "direction": "ingress",
+                "protocol": "tcp", "port_range_min": 80, "port_range_max": 80,
+                "remote_ip_prefix": "10.0.0.0/8"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = n
+        .get(&format!("/servers/{id}/os-security-groups"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let sg = &r.body["security_groups"];
+    assert_eq!(sg.as_array().unwrap().len(), 1, "{sg}");
+    assert_eq!(sg[0]["id"], web.as_str());
+    assert_eq!(sg[0]["name"], "web");
+    assert!(sg[0]["tenant_id"].is_string(), "{sg}");
+    // Only ingress rules show (the egress defaults do not), in Nova's shape.
+    let rules = sg[0]["rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "{sg}");
+    assert_eq!(rules[0]["ip_protocol"], "tcp");
+    assert_eq!(rules[0]["from_port"], 80);
+    assert_eq!(rules[0]["to_port"], 80);
+    assert_eq!(rules[0]["ip_range"], json!({"cidr": "10.0.0.0/8"}));
+    assert_eq!(rules[0]["group"], json!({}));
+    assert_eq!(rules[0]["parent_group_id"], web.as_str());
+    assert_eq!(
+        n.get("/servers/6d4c5c1e-8e0b-4c8e-9a55-3f1b7b7f0000/os-security-groups")
+            .await
+            .unwrap()
+            .status,
+        404
+    );
 
     let action = format!("/servers/{id}/action");
     let r = n
@@ -275,6 +323,23 @@ async fn security_groups_follow_the_server_onto_its_ports() {
     let left = groups(&ports_of(&c, &id).await[0]);
     assert_eq!(left.len(), 1);
     assert_ne!(left[0], web);
+    let s = wait_status(&n, &id, "ACTIVE").await;
+    assert_eq!(s["security_groups"], json!([{"name": "default"}]), "{s}");
+    let r = n
+        .get(&format!("/servers/{id}/os-security-groups"))
+        .await
+        .unwrap();
+    let sg = &r.body["security_groups"];
+    assert_eq!(sg[0]["name"], "default", "{sg}");
+    // The default group's ingress rules admit its own members: the remote is the group.
+    let rules = sg[0]["rules"].as_array().unwrap();
+    assert!(!rules.is_empty(), "{sg}");
+    assert!(
+        rules
+            .iter()
+            .all(|r| r["group"]["name"] == "default" && r["ip_range"] == json!({})),
+        "{sg}"
+    );
     let r = n
         .post(&action, &json!({"removeSecurityGroup": {"name": "web"}}))
         .await
@@ -285,4 +350,247 @@ async fn security_groups_follow_the_server_onto_its_ports() {
         .await
         .unwrap();
     assert_eq!(r.status, 404, "{}", r.body);
+}
+
+/// `GET /servers/{id}/os-interface` at `v`: the attachments.
+async fn interfaces(c: &TestCloud, id: &str, v: &str) -> Vec<Value> {
+    let r = nova(c, v)
+        .get(&format!("/servers/{id}/os-interface"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["interfaceAttachments"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn interfaces_attach_and_detach_through_the_agent() {
+    let c = TestCloud::with_fake_hosts(1).await;
+    wait_hosts(&c, 1).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 64).await;
+    let red = network(&c, "red", "10.5.0.0/24").await;
+    let amber = network(&c, "amber", "10.6.0.0/24").await;
+    let n = nova(&c, "2.70");
+    let (status, body) = boot(&n, "nics", &image, &flavor, json!([{"uuid": red}])).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["server"]["id"].as_str().unwrap().to_string();
+    wait_status(&n, &id, "ACTIVE").await;
+    let fake = c.fake_driver("fake-0");
+
+    let first = interfaces(&c, &id, "2.70").await;
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0]["net_id"], red.as_str());
+    assert_eq!(first[0]["port_state"], ports_of(&c, &id).await[0]["status"]);
+    assert!(first[0]["tag"].is_null(), "{}", first[0]);
+    assert!(
+        first[0]["fixed_ips"][0]["ip_address"]
+            .as_str()
+            .unwrap()
+            .starts_with("10.5.0."),
+        "{}",
+        first[0]
+    );
+    assert!(first[0]["fixed_ips"][0]["subnet_id"].is_string());
+    assert_eq!(
+        interfaces(&c, &id, "2.69").await[0].get("tag"),
+        None,
+        "tag shows from 2.70"
+    );
+
+    // On a network, with an address and a tag: Nova makes the port, binds and plugs it.
+    let path = format!("/servers/{id}/os-interface");
+    let r = n
+        .post(
+            &path,
+            &json!({"interfaceAttachment": {"net_id": amber,
+                "fixed_ips": [{"ip_address": "10.6.0.20"}], "tag": "data"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let made = r.body["interfaceAttachment"].clone();
+    assert_eq!(made["net_id"], amber.as_str());
+    assert_eq!(made["fixed_ips"][0]["ip_address"], "10.6.0.20");
+    assert_eq!(made["tag"], "data");
+    let made_id = made["port_id"].as_str().unwrap().to_string();
+    let p = neutron(&c)
+        .get(&format!("/v2.0/ports/{made_id}"))
+        .await
+        .unwrap();
+    assert_eq!(p.body["port"]["device_id"], id.as_str());
+    assert_eq!(p.body["port"]["device_owner"], "compute:nova");
+    assert_eq!(p.body["port"]["binding:host_id"], "fake-0");
+    assert_eq!(made["mac_addr"], p.body["port"]["mac_address"]);
+    assert!(fake.interfaces(&id).unwrap().contains(&made_id));
+    let s = wait_status(&n, &id, "ACTIVE").await;
+    assert_eq!(s["addresses"]["amber"][0]["addr"], "10.6.0.20", "{s}");
+
+    // A port the user made.
+    let r = neutron(&c)
+        .post(
+            "/v2.0/ports",
+            &json!({"port": {"network_id": amber, "name": "mine"}}),
+        )
+        .await
+        .unwrap();
+    let mine = r.body["port"]["id"].as_str().unwrap().to_string();
+    let r = n
+        .post(&path, &json!({"interfaceAttachment": {"port_id": mine}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["interfaceAttachment"]["port_id"], mine.as_str());
+    assert!(r.body["interfaceAttachment"]["tag"].is_null());
+    assert_eq!(interfaces(&c, &id, "2.70").await.len(), 3);
+    assert_eq!(fake.interfaces(&id).unwrap().len(), 3);
+    let tags: Vec<Value> = interfaces(&c, &id, "2.70")
+        .await
+        .iter()
+        .map(|a| a["tag"].clone())
+        .collect();
+    assert!(tags.contains(&json!("data")), "{tags:?}");
+
+    // Bad requests, as upstream answers them.
+    let nowhere = "6d4c5c1e-8e0b-4c8e-9a55-3f1b7b7f0000";
+    let attach = |body: Value| {
+        let n = n.clone();
+        let path = path.clone();
+        async move {
+            let r = n.post(&path, &body).await.unwrap();
+            (r.status, r.body)
+        }
+    };
+    for (body, want) in [
+        (json!({"interfaceAttachment": {"port_id": mine}}), 409),
+        (json!({"interfaceAttachment": {"port_id": nowhere}}), 404),
+        (json!({"interfaceAttachment": {"net_id": nowhere}}), 404),
+        (
+            json!({"interfaceAttachment": {"net_id": amber, "port_id": mine}}),
+            400,
+        ),
+        (
+            json!({"interfaceAttachment": {"fixed_ips": [{"ip_address": "10.6.0.30"}]}}),
+            400,
+        ),
+        (
+            json!({"interfaceAttachment": {"net_id": amber,
+                "fixed_ips": [{"ip_address": "10.6.0.20"}]}}),
+            409,
+        ),
+        (
+            json!({"interfaceAttachment": {"net_id": amber,
+                "fixed_ips": [{"ip_address": "192.168.1.1"}]}}),
+            400,
+        ),
+        (
+            json!({"interfaceAttachment": {"port_id": "not-a-uuid"}}),
+            400,
+        ),
+        (json!({"interfaceAttachment": {"bogus": 1}}), 400),
+        (json!({"interfaceAttachment": {}}), 400),
+    ] {
+        let (status, answer) = attach(body.clone()).await;
+        assert_eq!(status, want, "{body} -> {answer}");
+    }
+    let r = nova(&c, "2.48")
+        .post(
+            &path,
+            &json!({"interfaceAttachment": {"net_id": amber, "tag": "t"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "tag needs 2.49: {}", r.body);
+    let r = n
+        .post(
+            &format!("/servers/{nowhere}/os-interface"),
+            &json!({"interfaceAttachment": {"net_id": amber}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(interfaces(&c, &id, "2.70").await.len(), 3, "nothing leaked");
+
+    // A hypervisor that fails the plug: the port Nova made is gone again.
+    fake.fail(ferro_virt::Op::AttachInterface, true);
+    let (status, answer) = attach(json!({"interfaceAttachment": {"net_id": amber}})).await;
+    assert_eq!(status, 500, "{answer}");
+    fake.fail(ferro_virt::Op::AttachInterface, false);
+    assert_eq!(ports_of(&c, &id).await.len(), 3, "the failed port was left");
+    let r = neutron(&c)
+        .get(&format!("/v2.0/ports?network_id={amber}"))
+        .await
+        .unwrap();
+    assert_eq!(r.body["ports"].as_array().unwrap().len(), 2, "{}", r.body);
+
+    // Show: only the server's own ports.
+    let r = n.get(&format!("{path}/{mine}")).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["interfaceAttachment"]["net_id"], amber.as_str());
+    let r = neutron(&c)
+        .post("/v2.0/ports", &json!({"port": {"network_id": amber}}))
+        .await
+        .unwrap();
+    let stranger = r.body["port"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        n.get(&format!("{path}/{stranger}")).await.unwrap().status,
+        404
+    );
+    assert_eq!(
+        n.get(&format!("{path}/{nowhere}")).await.unwrap().status,
+        404
+    );
+
+    // Detach: the port Nova made is deleted, the user's is released; both are unplugged.
+    let r = n.delete(&format!("{path}/{made_id}")).await.unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let gone = neutron(&c)
+        .get(&format!("/v2.0/ports/{made_id}"))
+        .await
+        .unwrap();
+    assert_eq!(gone.status, 404);
+    let r = n.delete(&format!("{path}/{mine}")).await.unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let kept = neutron(&c)
+        .get(&format!("/v2.0/ports/{mine}"))
+        .await
+        .unwrap();
+    assert_eq!(kept.status, 200);
+    assert_eq!(kept.body["port"]["device_id"], "");
+    assert_eq!(kept.body["port"]["binding:host_id"], "");
+    assert_eq!(fake.interfaces(&id).unwrap().len(), 1);
+    assert_eq!(
+        n.delete(&format!("{path}/{mine}")).await.unwrap().status,
+        404
+    );
+    let s = wait_status(&n, &id, "ACTIVE").await;
+    assert!(s["addresses"].get("amber").is_none(), "{s}");
+    assert_eq!(interfaces(&c, &id, "2.70").await.len(), 1);
+
+    // Both were recorded as instance actions.
+    let a = nova(&c, "2.84")
+        .get(&format!("/servers/{id}/os-instance-actions"))
+        .await
+        .unwrap();
+    let actions: Vec<&str> = a.body["instanceActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"attach_interface"), "{actions:?}");
+    assert!(actions.contains(&"detach_interface"), "{actions:?}");
+
+    // Not while a task is under way or the server is locked for its non-admin users.
+    let r = n
+        .post(
+            &format!("/servers/{id}/action"),
+            &json!({"lock": {"locked_reason": "maintenance"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = n
+        .post(&path, &json!({"interfaceAttachment": {"net_id": amber}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "an admin passes the lock: {}", r.body);
 }
