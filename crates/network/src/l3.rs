@@ -967,6 +967,28 @@ impl Networking {
         .await
     }
 
+    /// Deletes the floating IPs of external network `network_id` that no port uses, with
+    /// their ports: a network about to be deleted takes them along (upstream's
+    /// `delete_disassociated_floatingips`); associated ones keep it in use.
+    pub(crate) async fn drop_free_floatingips(tx: &mut Tx, network_id: &str) -> Result<()> {
+        let fips = db::list(
+            tx,
+            Table::FloatingIps,
+            Some(("floating_network_id", network_id)),
+        );
+        for f in fips.await? {
+            if f.get("port_id").is_some_and(|p| !p.is_null()) {
+                continue;
+            }
+            let id = s(&f, "id").to_string();
+            for p in db::device_ports(tx, &id, FLOATINGIP).await? {
+                Self::drop_port(tx, s(&p, "id")).await?;
+            }
+            db::delete(tx, Table::FloatingIps, &id).await?;
+        }
+        Ok(())
+    }
+
     /// Clears the floating IPs of a port being deleted (upstream disassociates them).
     pub(crate) async fn disassociate_port(tx: &mut Tx, port_id: &str) -> Result<()> {
         for mut f in db::floatingips_of_port(tx, port_id).await? {

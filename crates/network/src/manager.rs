@@ -626,6 +626,9 @@ impl Networking {
             let net = self.visible_network(&mut tx, ctx, id).await?;
             self.authorize(ctx, "delete_network", &Self::network_target(&net))?;
             Self::check_if_match(&net, if_match)?;
+            if net.get("router:external") == Some(&Value::Bool(true)) {
+                Self::drop_free_floatingips(&mut tx, id).await?;
+            }
             if !db::network_ports_in_use(&mut tx, id).await?.is_empty() {
                 return Err(NetError::conflict(
                     "NetworkInUse",

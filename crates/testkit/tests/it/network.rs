@@ -1120,7 +1120,9 @@ async fn routers_interfaces_routes_and_floating_ips() {
     assert_eq!(m.get("/v2.0/network-ip-availabilities").await.status, 403);
     let r = admin.get("/v2.0/agents").await;
     assert_eq!((r.status, r.body["agents"].clone()), (200, json!([])));
-    assert_eq!(m.get("/v2.0/agents").await.status, 403);
+    // A non-admin's list is filtered to nothing, and one agent is not found, as upstream.
+    let r = m.get("/v2.0/agents").await;
+    assert_eq!((r.status, r.body["agents"].clone()), (200, json!([])));
 
     let r = m
         .put(
@@ -1378,7 +1380,6 @@ async fn every_route_refuses_strangers_without_a_500() {
         (M::DELETE, format!("/v2.0/quotas/{pid}"), None),
         (M::GET, format!("/v2.0/quotas/{pid}"), None),
         (M::GET, "/v2.0/network-ip-availabilities".into(), None),
-        (M::GET, "/v2.0/agents".into(), None),
     ];
     for (method, path, body) in &routes {
         let r = anon.send(method.clone(), path, body.as_ref(), None).await;
@@ -1401,6 +1402,7 @@ async fn every_route_refuses_strangers_without_a_500() {
         "/v2.0/ports",
         "/v2.0/routers",
         "/v2.0/floatingips",
+        "/v2.0/agents",
     ] {
         let r = stranger.get(path).await;
         assert_eq!(r.status, 200, "{path}");
@@ -1583,4 +1585,52 @@ async fn subnet_pools_carve_distinct_cidrs_even_concurrently() {
     assert_eq!((r.status, r.kind()), (409, "SubnetPoolInUse"));
     let r = m.get("/v2.0/subnetpools").await;
     assert_eq!(r.body["subnetpools"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn deleting_an_external_network_takes_its_free_floating_ips() {
+    let c = TestCloud::start().await;
+    let admin = Net::admin(&c);
+    let ext = id(&admin
+        .network(json!({"name": "gone", "router:external": true}))
+        .await);
+    let sub = id(&admin
+        .subnet(&ext, "198.51.100.0/24", json!({"enable_dhcp": false}))
+        .await);
+    let r = admin
+        .post(
+            "/v2.0/floatingips",
+            json!({"floatingip": {"floating_network_id": ext}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let fip = id(&r.body["floatingip"]);
+    // A port in use still keeps the network.
+    let r = admin
+        .port(json!({"network_id": ext, "device_owner": "compute:nova", "device_id": "x"}))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let port = id(&r.body["port"]);
+    assert_eq!(
+        admin.delete(&format!("/v2.0/networks/{ext}")).await.status,
+        409
+    );
+    assert_eq!(
+        admin.get(&format!("/v2.0/floatingips/{fip}")).await.status,
+        200,
+        "a refused delete keeps the floating IP"
+    );
+    assert_eq!(
+        admin.delete(&format!("/v2.0/ports/{port}")).await.status,
+        204
+    );
+    let r = admin.delete(&format!("/v2.0/networks/{ext}")).await;
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    assert_eq!(
+        admin.get(&format!("/v2.0/floatingips/{fip}")).await.status,
+        404
+    );
+    assert_eq!(admin.get(&format!("/v2.0/subnets/{sub}")).await.status, 404);
+    let r = admin.get(&format!("/v2.0/ports?network_id={ext}")).await;
+    assert_eq!(r.body["ports"], json!([]));
 }
