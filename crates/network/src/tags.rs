@@ -18,6 +18,7 @@ pub const TAGGED: &[(&str, Table, &str)] = &[
     ("security-groups", Table::SecurityGroups, "security_group"),
     ("routers", Table::Routers, "router"),
     ("floatingips", Table::FloatingIps, "floatingip"),
+    ("subnetpools", Table::SubnetPools, "subnetpool"),
 ];
 
 fn tags_of(doc: &Doc) -> Vec<String> {

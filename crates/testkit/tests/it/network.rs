@@ -1286,6 +1286,27 @@ async fn tags_are_set_filtered_and_removed() {
             .status,
         201
     );
+    // Subnet pools carry tags too (tempest TagsExtTest's fourth resource).
+    let r = n
+        .post(
+            "/v2.0/subnetpools",
+            json!({"subnetpool": {"name": "tp", "prefixes": ["10.77.0.0/16"]}}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let pool = id(&r.body["subnetpool"]);
+    let r = n
+        .put(&format!("/v2.0/subnetpools/{pool}/tags/gold"), json!(null))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let r = n.get("/v2.0/subnetpools?tags=gold").await;
+    assert_eq!(
+        r.body["subnetpools"][0]["id"],
+        pool.as_str(),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(r.body["subnetpools"][0]["tags"], json!(["gold"]));
 }
 
 #[tokio::test]
