@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Tempest's identity and image API tests (tempest.api.identity, tempest.api.image) against a
-# fresh all-in-one, through ../shared/conformance/run-tempest.sh. Every test listed in
-# identity-expected-pass.txt and image-expected-pass.txt must pass: the closing line
+# Tempest's identity, image and object storage API tests (tempest.api.identity,
+# tempest.api.image, tempest.api.object_storage) against a fresh all-in-one, through
+# ../shared/conformance/run-tempest.sh. Every test listed in identity-expected-pass.txt,
+# image-expected-pass.txt and object-expected-pass.txt must pass: the closing line
 # `tempest-gate: N passed, M failed` counts those (M are regressions). The full counts go to
 # docs/conformance.md by hand. A local web server stands in for the internet images that
 # web-download imports and tasks fetch.
@@ -41,7 +42,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
+object_port=$(free_port)
 FERROSTACK_IDENTITY__PORT=$port FERROSTACK_IMAGE__PORT=$(free_port) FERROSTACK_IDENTITY__BCRYPT_COST=4 FERROSTACK_LOG=warn \
+  FERROSTACK_OBJECT__PORT=$object_port \
   FERROSTACK_IMAGE__WEB_DOWNLOAD_ALLOWED_PORTS='[]' \
   "$BIN" all-in-one --state-dir "$work/state" --config /dev/null --admin-password secret &
 pid=$!
@@ -55,18 +58,29 @@ python3 -m http.server "$www_port" --bind 127.0.0.1 --directory "$work/www" >/de
 www_pid=$!
 www="http://127.0.0.1:$www_port/tiny.qcow2"
 
+# Object storage as tests/tempest/object.sh sets it up: the ResellerAdmin role DevStack makes,
+# and discoverable_apis naming the middlewares GET /info advertises.
+env -u OS_CLOUD OS_AUTH_URL="http://127.0.0.1:$port/v3" OS_USERNAME=admin OS_PASSWORD=secret \
+  OS_PROJECT_NAME=admin OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default \
+  OS_IDENTITY_API_VERSION=3 "$venv/bin/openstack" role create --or-show ResellerAdmin >/dev/null
+apis=$(curl -sf "http://127.0.0.1:$object_port/info" | python3 -c \
+  'import json, sys; print(",".join(sorted(k for k in json.load(sys.stdin) if k != "swift")))')
+
 bash "$SHARED/conformance/run-tempest.sh" \
   --auth-url "http://127.0.0.1:$port/v3" --password secret --workspace "$work/tempest" --venv "$venv" \
-  --regex '(tempest.api.identity|tempest.api.image)' \
+  --regex '(tempest.api.identity|tempest.api.image|tempest.api.object_storage)' \
   --set image-feature-enabled.import_image=true \
   --set image.http_image="$www" --set image.http_qcow2_image="$www" \
   --set service_available.nova=false \
   --set service_available.neutron=false --set service_available.cinder=false \
-  --set service_available.swift=false --set service_available.heat=false \
+  --set service_available.swift=true --set service_available.heat=false \
+  --set object-storage-feature-enabled.discoverable_apis="$apis" \
+  --set object-storage-feature-enabled.object_versioning=true \
   --set auth.create_isolated_networks=false | tail -25
 
 cp "$work/tempest/summary.json" "$TEMPEST_WORK/last-summary.json" 2>/dev/null || true
-python3 - "$work/tempest/summary.json" tests/tempest/identity-expected-pass.txt tests/tempest/image-expected-pass.txt <<'PY'
+python3 - "$work/tempest/summary.json" tests/tempest/identity-expected-pass.txt tests/tempest/image-expected-pass.txt \
+  tests/tempest/object-expected-pass.txt <<'PY'
 import json, sys
 summary = json.load(open(sys.argv[1]))
 passed = {t.split("[")[0] for t in summary.get("passed_tests", [])}

@@ -24,7 +24,7 @@ use crate::db::{ContainerRow, ObjectRow, Stat};
 use crate::disk::{ObjectMeta, ObjectState, PostedMeta};
 use crate::model::*;
 use crate::policy::{Want, authorize, is_owner};
-use crate::{ObjectStore, large, model, tempurl};
+use crate::{ObjectStore, bulk, large, model, tempurl};
 
 /// The proxy's state: the store and the token validator.
 #[derive(Clone)]
@@ -47,6 +47,8 @@ pub fn router(store: Arc<ObjectStore>, validator: Arc<dyn TokenValidator>) -> Ro
 #[derive(Debug, PartialEq)]
 enum Target {
     Info,
+    /// `/healthcheck` (Swift's `healthcheck` middleware).
+    Healthcheck,
     Account(String),
     Container(String, String),
     Object(String, String, String),
@@ -55,6 +57,9 @@ enum Target {
 fn parse_target(path: &str) -> SwiftResult<Target> {
     if path == "/info" {
         return Ok(Target::Info);
+    }
+    if path == "/healthcheck" {
+        return Ok(Target::Healthcheck);
     }
     let rest = path
         .strip_prefix("/v1/")
@@ -316,6 +321,10 @@ async fn handle(api: &Api, req: Request) -> SwiftResult<Response> {
             _ => Err(SwiftError::status(405)),
         };
     }
+    if target == Target::Healthcheck {
+        // Any method, no token: `200 OK` while the proxy answers.
+        return Ok(text_response(200, vec![], "OK".into(), "text/plain"));
+    }
     let ctx = match header(req.headers(), "x-auth-token") {
         None => None,
         Some(token) => match api.validator.validate(token).await {
@@ -329,11 +338,14 @@ async fn handle(api: &Api, req: Request) -> SwiftResult<Response> {
         temp_container: None,
     };
     let method = req.method().clone();
-    let mut attachment: Option<String> = None;
-    if let Target::Object(a, c, o) = &target
-        && ctx.is_none()
-    {
+    // The Content-Disposition a temporary URL's GET answers with, and whether the object's
+    // own one (if it has one) is kept instead.
+    let mut disposition: Option<(String, bool)> = None;
+    if let Target::Object(a, c, o) = &target {
         let q = query_map(&req)?;
+        // Swift's tempurl runs before keystoneauth: when a request carries a temporary URL's
+        // parameters, the URL alone decides, token or not (an expired URL is 401 even for
+        // the owner).
         if let (Some(sig), Some(expires)) = (q.get("temp_url_sig"), q.get("temp_url_expires")) {
             h.check_tempurl(
                 a,
@@ -346,24 +358,31 @@ async fn handle(api: &Api, req: Request) -> SwiftResult<Response> {
             )
             .await?;
             h.temp_container = Some(c.clone());
-            if method == Method::GET && !q.contains_key("inline") {
-                let name = q
-                    .get("filename")
-                    .cloned()
-                    .unwrap_or_else(|| o.rsplit('/').next().unwrap_or(o).to_string());
-                attachment = Some(name);
+            if method == Method::GET {
+                let format = |kind: &str, name: &str| {
+                    format!(
+                        "{kind}; filename=\"{}\"; filename*=UTF-8''{}",
+                        name.replace('"', "\\\""),
+                        percent_encode(name)
+                    )
+                };
+                let basename = o.rsplit('/').next().unwrap_or(o);
+                disposition = Some(match (q.contains_key("inline"), q.get("filename")) {
+                    (true, Some(name)) => (format("inline", name), false),
+                    (true, None) => ("inline".to_string(), false),
+                    (false, Some(name)) => (format("attachment", name), false),
+                    // The object's own Content-Disposition, else an attachment named
+                    // after the object.
+                    (false, None) => (format("attachment", basename), true),
+                });
             }
         }
     }
     let mut resp = route(&h, target, method, req).await?;
-    if let Some(name) = attachment
+    if let Some((value, keep_own)) = disposition
         && resp.status().is_success()
-        && !resp.headers().contains_key("content-disposition")
-        && let Ok(v) = HeaderValue::from_str(&format!(
-            "attachment; filename=\"{}\"; filename*=UTF-8''{}",
-            name.replace('"', "\\\""),
-            percent_encode(&name)
-        ))
+        && !(keep_own && resp.headers().contains_key("content-disposition"))
+        && let Ok(v) = HeaderValue::from_str(&value)
     {
         resp.headers_mut().insert("content-disposition", v);
     }
@@ -377,17 +396,23 @@ async fn route(
     req: Request,
 ) -> SwiftResult<Response> {
     match target {
-        Target::Info => Ok(info()),
+        Target::Info | Target::Healthcheck => Ok(info()),
         Target::Account(a) => match method.as_str() {
             "GET" | "HEAD" => h.account_get(&a, req).await,
             "POST" | "DELETE" if req.uri().query().is_some_and(|q| q.contains("bulk-delete")) => {
                 h.bulk_delete(&a, req).await
             }
             "POST" => h.account_post(&a, req.headers()).await,
+            "PUT" if let Some(format) = extract_format(&req)? => {
+                h.extract_archive(&a, "", &format, req).await
+            }
             _ => Err(SwiftError::status(405)),
         },
         Target::Container(a, c) => match method.as_str() {
             "GET" | "HEAD" => h.container_get(&a, &c, req).await,
+            "PUT" if let Some(format) = extract_format(&req)? => {
+                h.extract_archive(&a, &c, &format, req).await
+            }
             "PUT" => h.container_put(&a, &c, req.headers()).await,
             "POST" => h.container_post(&a, &c, req.headers()).await,
             "DELETE" => h.container_delete(&a, &c).await,
@@ -395,6 +420,10 @@ async fn route(
         },
         Target::Object(a, c, o) => match method.as_str() {
             "GET" | "HEAD" => h.object_get(&a, &c, &o, req).await,
+            "PUT" if let Some(format) = extract_format(&req)? => {
+                h.extract_archive(&a, &format!("{c}/{o}"), &format, req)
+                    .await
+            }
             "PUT" => h.object_put(&a, &c, &o, req).await,
             "POST" => h.object_post(&a, &c, &o, req.headers()).await,
             "DELETE" => h.object_delete(&a, &c, &o, req).await,
@@ -402,6 +431,18 @@ async fn route(
             _ => Err(SwiftError::status(405)),
         },
     }
+}
+
+/// The archive format of a `PUT ?extract-archive=<format>` (bulk middleware).
+fn extract_format(req: &Request) -> SwiftResult<Option<String>> {
+    if !req
+        .uri()
+        .query()
+        .is_some_and(|q| q.contains("extract-archive"))
+    {
+        return Ok(None);
+    }
+    Ok(query_map(req)?.remove("extract-archive"))
 }
 
 /// `GET /info`: the cluster's capabilities and limits.
@@ -439,6 +480,7 @@ fn info() -> Response {
             "allowed_digests": ["sha1", "sha256", "sha512"],
         },
         "bulk_delete": {"max_deletes_per_request": LISTING_LIMIT, "max_failed_deletes": LISTING_LIMIT},
+        "bulk_upload": {"max_containers_per_extraction": LISTING_LIMIT, "max_failed_extractions": 1000},
         "versioned_writes": {"allowed_flags": ["x-versions-location", "x-history-location"]},
         "container_quotas": {},
         "account_quotas": {},
@@ -920,9 +962,24 @@ impl Handler<'_> {
 
     async fn account_post(&self, account: &str, headers: &HeaderMap) -> SwiftResult<Response> {
         self.require_owner(account)?;
-        let meta = metadata_from_headers(headers, "account")?;
-        // account_quotas: only a reseller admin sets an account's quota.
-        if let Some(q) = meta.get("quota-bytes") {
+        let mut meta = metadata_from_headers(headers, "account")?;
+        // account_quotas (Swift 2.34+): `X-Account-Quota-Bytes` / `-Count`, kept as system
+        // metadata and taking precedence over the older `X-Account-Meta-Quota-Bytes`;
+        // `X-Remove-Account-Quota-*` clears one.
+        for what in ["bytes", "count"] {
+            if let Some(v) = header(headers, &format!("x-account-quota-{what}")) {
+                meta.insert(format!("sys:quota-{what}"), v.trim().to_string());
+            } else if headers.contains_key(format!("x-remove-account-quota-{what}").as_str()) {
+                meta.insert(format!("sys:quota-{what}"), String::new());
+            }
+        }
+        // Only a reseller admin sets an account's quota.
+        for (key, what) in [
+            ("quota-bytes", "bytes"),
+            ("sys:quota-bytes", "bytes"),
+            ("sys:quota-count", "count"),
+        ] {
+            let Some(q) = meta.get(key) else { continue };
             let reseller = self.ctx.is_some_and(|c| {
                 c.role_names()
                     .any(|r| r == self.store.config.reseller_admin_role)
@@ -930,7 +987,9 @@ impl Handler<'_> {
             if !reseller {
                 return Err(SwiftError::status(403));
             }
-            check_quota_value(q, "bytes")?;
+            if !q.is_empty() {
+                check_quota_value(q, what)?;
+            }
         }
         self.store.account_autocreate(account).await?;
         self.store.post_metadata(account, None, &meta).await?;
@@ -1373,8 +1432,7 @@ impl Handler<'_> {
         let total: u64 = stored.iter().map(|s| s.bytes).sum();
         let etag = large::combined_etag(stored.iter().map(|s| s.hash.as_str()));
         let manifest = serde_json::to_vec(&stored).map_err(SwiftError::unavailable)?;
-        let mut user = metadata_from_headers(headers, "object")?;
-        user.retain(|_, v| !v.is_empty());
+        let user = metadata_from_headers(headers, "object")?;
         let mut kept = kept_headers(headers)?;
         kept.remove("x-object-manifest");
         kept.insert(SLO_HEADER.into(), "True".into());
@@ -1447,8 +1505,7 @@ impl Handler<'_> {
         if length.is_some_and(|l| l > MAX_FILE_SIZE) {
             return Err(SwiftError::status(413));
         }
-        let mut user = metadata_from_headers(&headers, "object")?;
-        user.retain(|_, v| !v.is_empty());
+        let user = metadata_from_headers(&headers, "object")?;
         let content_type = match header(&headers, "content-type") {
             Some(ct) if !truthy(header(&headers, "x-detect-content-type")) => ct.to_string(),
             _ => guess_content_type(object).to_string(),
@@ -1611,9 +1668,14 @@ impl Handler<'_> {
             };
             if over(cstat.metadata.get("quota-bytes"), cstat.bytes_used, size)
                 || over(cstat.metadata.get("quota-count"), cstat.object_count, 1)
-                || astat
-                    .as_ref()
-                    .is_some_and(|a| over(a.metadata.get("quota-bytes"), a.bytes_used, size))
+                || astat.as_ref().is_some_and(|a| {
+                    let bytes = a
+                        .metadata
+                        .get("sys:quota-bytes")
+                        .or_else(|| a.metadata.get("quota-bytes"));
+                    over(bytes, a.bytes_used, size)
+                        || over(a.metadata.get("sys:quota-count"), a.object_count, 1)
+                })
             {
                 // container_quotas / account_quotas: "Upload exceeds quota."
                 return Err(SwiftError::with_body(413, "Upload exceeds quota."));
@@ -1715,13 +1777,9 @@ impl Handler<'_> {
         } else {
             src.user.clone()
         };
-        for (k, v) in metadata_from_headers(headers, "object")? {
-            if v.is_empty() {
-                user.remove(&k);
-            } else {
-                user.insert(k, v);
-            }
-        }
+        // The copy's own `X-Object-Meta-*` headers win, empty ones too (Swift's copy
+        // middleware merges the request's headers over the source's).
+        user.extend(metadata_from_headers(headers, "object")?);
         model::check_metadata(&user, "object")?;
         let content_type = header(headers, "content-type")
             .map(str::to_string)
@@ -1744,20 +1802,24 @@ impl Handler<'_> {
         let meta = self
             .write_object(account, dst_container, dst_object, stream, new)
             .await?;
-        Ok(created(
-            &meta,
-            vec![
-                (
-                    "X-Copied-From".into(),
-                    percent_encode(&format!("{src_container}/{src_object}")),
-                ),
-                (
-                    "X-Copied-From-Last-Modified".into(),
-                    src.timestamp.http_date(),
-                ),
-                ("X-Copied-From-Account".into(), percent_encode(account)),
-            ],
-        ))
+        let mut extra = vec![
+            (
+                "X-Copied-From".into(),
+                percent_encode(&format!("{src_container}/{src_object}")),
+            ),
+            (
+                "X-Copied-From-Last-Modified".into(),
+                src.timestamp.http_date(),
+            ),
+            ("X-Copied-From-Account".into(), percent_encode(account)),
+        ];
+        // Swift's copy middleware answers with the new object's user metadata and
+        // `X-Delete-At` as well (`_create_response_headers`).
+        extra.extend(meta_headers(&meta.user, "object"));
+        if let Some(at) = meta.headers.get("x-delete-at") {
+            extra.push(("X-Delete-At".into(), at.clone()));
+        }
+        Ok(created(&meta, extra))
     }
 
     async fn object_copy(
@@ -1786,8 +1848,7 @@ impl Handler<'_> {
     ) -> SwiftResult<Response> {
         self.authorize_container(account, container, Want::WriteObject)
             .await?;
-        let mut user = metadata_from_headers(headers, "object")?;
-        user.retain(|_, v| !v.is_empty());
+        let user = metadata_from_headers(headers, "object")?;
         let ObjectState::Present { meta, .. } =
             self.store.object_state(account, container, object).await?
         else {
@@ -1979,28 +2040,121 @@ impl Handler<'_> {
         } else {
             "400 Bad Request"
         };
-        if list_format(&HashMap::new(), headers) == ListFormat::Json {
-            let body = json!({"Number Deleted": deleted, "Number Not Found": not_found,
-                "Response Body": "", "Response Status": status, "Errors": errors});
-            return Ok(text_response(
-                200,
-                vec![],
-                body.to_string(),
-                "application/json; charset=utf-8",
+        Ok(bulk_summary(
+            headers,
+            &[("Number Deleted", deleted), ("Number Not Found", not_found)],
+            status,
+            &errors,
+        ))
+    }
+
+    /// `PUT ?extract-archive=tar` on an account, container or pseudo-directory: every regular
+    /// file of the archive becomes an object under `base` (`<container>/<object>` paths when
+    /// `base` is empty), containers created as needed; files at the top level of an
+    /// account-wide extraction are ignored, as Swift's `bulk` middleware does.
+    async fn extract_archive(
+        &self,
+        account: &str,
+        base: &str,
+        format: &str,
+        req: Request,
+    ) -> SwiftResult<Response> {
+        if format != "tar" {
+            // TODO-compat: tar.gz and tar.bz2 (see bulk.rs).
+            return Err(SwiftError::bad_request("Unsupported archive format"));
+        }
+        let headers = req.headers().clone();
+        let archive = axum::body::to_bytes(req.into_body(), bulk::MAX_ARCHIVE_SIZE)
+            .await
+            .map_err(|_| SwiftError::status(413))?;
+        let files = bulk::read_tar(&archive)?;
+        let mut created_count = 0;
+        let mut errors: Vec<(String, String)> = Vec::new();
+        let mut containers: Vec<String> = Vec::new();
+        for file in files {
+            let rel = file.path.trim_start_matches("./").trim_start_matches('/');
+            let path = if base.is_empty() {
+                rel.to_string()
+            } else {
+                format!("{}/{rel}", base.trim_end_matches('/'))
+            };
+            let Some((container, object)) = path.split_once('/') else {
+                continue;
+            };
+            if object.is_empty() {
+                continue;
+            }
+            let status = match self
+                .extract_one(account, container, object, &mut containers, &archive, &file)
+                .await
+            {
+                Ok(()) => {
+                    created_count += 1;
+                    continue;
+                }
+                Err(e) => e.status,
+            };
+            errors.push((
+                percent_encode(&path),
+                format!("{status} {}", reason(status).map_or("Error", |(t, _)| t)),
             ));
         }
-        let mut body = format!(
-            "Number Deleted: {deleted}\nNumber Not Found: {not_found}\nResponse Body: \nResponse Status: {status}\nErrors:\n"
-        );
-        for (name, err) in errors {
-            body.push_str(&format!("{name}, {err}\n"));
-        }
-        Ok(text_response(
-            200,
-            vec![],
-            body,
-            "text/plain; charset=utf-8",
+        let status = if !errors.is_empty() {
+            "400 Bad Request"
+        } else if created_count == 0 {
+            return Ok(bulk_summary(
+                &headers,
+                &[("Number Files Created", 0)],
+                "400 Bad Request",
+                &[("".into(), "Invalid Tar File: No Valid Files".into())],
+            ));
+        } else {
+            "201 Created"
+        };
+        Ok(bulk_summary(
+            &headers,
+            &[("Number Files Created", created_count)],
+            status,
+            &errors,
         ))
+    }
+
+    /// One file of an extracted archive: its container made if needed, then the object.
+    async fn extract_one(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+        containers: &mut Vec<String>,
+        archive: &Bytes,
+        file: &bulk::TarFile,
+    ) -> SwiftResult<()> {
+        check_name(container, MAX_CONTAINER_NAME_LENGTH, "Container")?;
+        check_object_name(object)?;
+        if !containers.iter().any(|c| c == container) {
+            if self.store.stat(account, Some(container)).await?.is_none() {
+                self.require_owner(account)?;
+                self.store
+                    .container_put(account, container, &Metadata::new())
+                    .await?;
+            }
+            containers.push(container.to_string());
+        }
+        self.authorize_container(account, container, Want::WriteObject)
+            .await?;
+        let data = archive.slice(file.start..file.start + file.len);
+        let new = NewObject {
+            length: Some(file.len as u64),
+            etag: None,
+            content_type: guess_content_type(object).to_string(),
+            user: Metadata::new(),
+            headers: Metadata::new(),
+            logical: None,
+        };
+        let stream = futures::stream::once(async move { Ok(data) }).boxed();
+        self.write_object(account, container, object, stream, new)
+            .await
+            .map(|_| ())
     }
 
     /// Deletes one object and records it in its container; 404 when it was not there.
@@ -2010,9 +2164,10 @@ impl Handler<'_> {
         self.store
             .object_delete(account, container, object, ts)
             .await?;
-        if !matches!(before, ObjectState::Present { .. }) {
-            return Err(SwiftError::not_found());
-        }
+        // The container forgets the name even when the object was already gone: an object
+        // past its X-Delete-At that the expirer has not reached yet is still listed
+        // (Swift's object server sends the container update whenever its tombstone is the
+        // newest, and answers 404 for a missing or expired object).
         let row = ObjectRow {
             name: object.to_string(),
             created_at: ts.normal(),
@@ -2022,8 +2177,48 @@ impl Handler<'_> {
         };
         self.store
             .container_update(account, container, row, true)
-            .await
+            .await?;
+        if !matches!(before, ObjectState::Present { .. }) {
+            return Err(SwiftError::not_found());
+        }
+        Ok(())
     }
+}
+
+/// The `bulk` middleware's summary of a bulk delete or archive extraction: plain text, or
+/// JSON when the client asks for it; always `200`, the outcome in `Response Status`.
+fn bulk_summary(
+    headers: &HeaderMap,
+    counts: &[(&str, usize)],
+    status: &str,
+    errors: &[(String, String)],
+) -> Response {
+    if list_format(&HashMap::new(), headers) == ListFormat::Json {
+        let mut body = serde_json::Map::new();
+        for (k, v) in counts {
+            body.insert((*k).into(), json!(v));
+        }
+        body.insert("Response Body".into(), json!(""));
+        body.insert("Response Status".into(), json!(status));
+        body.insert("Errors".into(), json!(errors));
+        return text_response(
+            200,
+            vec![],
+            serde_json::Value::Object(body).to_string(),
+            "application/json; charset=utf-8",
+        );
+    }
+    let mut body = String::new();
+    for (k, v) in counts {
+        body.push_str(&format!("{k}: {v}\n"));
+    }
+    body.push_str(&format!(
+        "Response Body: \nResponse Status: {status}\nErrors:\n"
+    ));
+    for (name, err) in errors {
+        body.push_str(&format!("{name}, {err}\n"));
+    }
+    text_response(200, vec![], body, "text/plain; charset=utf-8")
 }
 
 fn reason_text(status: u16) -> String {

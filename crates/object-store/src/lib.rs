@@ -7,6 +7,7 @@
 //! on any other service crate. The ring itself is `ferro-object-ring`.
 
 pub mod api;
+pub mod bulk;
 pub mod db;
 pub mod disk;
 pub mod large;

@@ -217,7 +217,9 @@ pub type Metadata = BTreeMap<String, String>;
 
 /// Reads `X-<kind>-Meta-*` headers (kind: `account`, `container`, `object`). For accounts and
 /// containers an empty value (or `X-Remove-<kind>-Meta-*`) deletes the key; the value is then
-/// `""`, which the caller treats as a removal.
+/// `""`, which the caller treats as a removal. An object keeps an empty value as it is (Swift's
+/// object server stores every `X-Object-Meta-*` header a PUT or POST sends, empty or not, and
+/// its proxy translates `X-Remove-*` only for accounts and containers).
 pub fn metadata_from_headers(headers: &axum::http::HeaderMap, kind: &str) -> SwiftResult<Metadata> {
     let prefix = format!("x-{kind}-meta-");
     let remove = format!("x-remove-{kind}-meta-");
@@ -232,7 +234,9 @@ pub fn metadata_from_headers(headers: &axum::http::HeaderMap, kind: &str) -> Swi
                 return Err(SwiftError::bad_request("Metadata name cannot be empty"));
             }
             meta.insert(key.to_string(), value.trim().to_string());
-        } else if let Some(key) = name.strip_prefix(&remove) {
+        } else if kind != "object"
+            && let Some(key) = name.strip_prefix(&remove)
+        {
             meta.insert(key.to_string(), String::new());
         }
     }

@@ -657,6 +657,29 @@ async fn bad_input_and_strangers_get_swift_statuses() {
     assert_eq!(r.status(), 204);
     assert_eq!(s.put("c/fits", b"123").await.status(), 201);
     assert_eq!(s.put("c/over", b"4").await.status(), 413);
+    // Swift 2.34's object-count quota (`X-Account-Quota-Count`), also reseller-only.
+    let r = s
+        .req("POST", "")
+        .header("X-Account-Quota-Count", "0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    for (name, value) in [
+        ("X-Remove-Account-Meta-Quota-Bytes", "x"),
+        ("X-Account-Quota-Count", "0"),
+    ] {
+        let r = rs.req("POST", "").header(name, value).send().await.unwrap();
+        assert_eq!(r.status(), 204, "{name}");
+    }
+    assert_eq!(s.put("c/counted", b"4").await.status(), 413);
+    let r = rs
+        .req("POST", "")
+        .header("X-Account-Quota-Count", "many")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
 }
 
 #[tokio::test]
@@ -910,4 +933,191 @@ fn chrono_now() -> i64 {
 fn md5_of(b: &[u8]) -> u128 {
     use md5::Digest as _;
     u128::from_be_bytes(md5::Md5::digest(b).into())
+}
+
+#[tokio::test]
+async fn tempest_object_storage_edges_answer_as_swift_does() {
+    // The expirer stays away so that an expired object is still listed when deleted.
+    let c = TestCloud::start_with(|cfg| cfg.object.expirer_interval = 3600)
+        .await
+        .unwrap();
+    let s = admin_swift(&c);
+    assert_eq!(s.send("PUT", "e").await.status(), 201);
+
+    // healthcheck: no token, any client.
+    let r = reqwest::get(format!("{}/healthcheck", c.object_url))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), "OK");
+
+    // An object keeps an empty X-Object-Meta-* value, on PUT and on POST.
+    let r = s
+        .req("PUT", "e/m")
+        .header("X-Object-Meta-Empty", "")
+        .header("X-Object-Meta-Src", "v")
+        .body("data")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = s.send("HEAD", "e/m").await;
+    assert_eq!(r.headers().get("x-object-meta-empty").unwrap(), "");
+    let r = s
+        .req("POST", "e/m")
+        .header("X-Object-Meta-Posted", "")
+        .header("X-Object-Meta-Src", "v")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let r = s.send("HEAD", "e/m").await;
+    assert_eq!(r.headers().get("x-object-meta-posted").unwrap(), "");
+    assert!(
+        r.headers().get("x-object-meta-empty").is_none(),
+        "POST replaces"
+    );
+
+    // A copy answers with the new object's metadata: the source's plus its own.
+    let r = s
+        .req("COPY", "e/m")
+        .header("Destination", "e/m2")
+        .header("X-Object-Meta-New", "")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    assert_eq!(h(&r, "x-object-meta-src"), "v");
+    assert_eq!(r.headers().get("x-object-meta-new").unwrap(), "");
+    assert_eq!(h(&r, "x-copied-from"), "e/m");
+    let r = s.send("HEAD", "e/m2").await;
+    assert_eq!(r.headers().get("x-object-meta-new").unwrap(), "");
+
+    // Temporary URLs: `inline` asks for inline disposition; a URL's own verdict stands even
+    // when the request also carries a valid token.
+    let r = s
+        .req("POST", "")
+        .header("X-Account-Meta-Temp-URL-Key", "k")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let path = format!("{}/e/m", &s.account[s.account.find("/v1/").unwrap()..]);
+    let expires = chrono_now() + 300;
+    let sig = ferro_object_store::tempurl::sign_sha256("k", "GET", expires, &path);
+    let url = format!(
+        "{}{path}?temp_url_sig={sig}&temp_url_expires={expires}",
+        c.object_url
+    );
+    let r = reqwest::get(format!("{url}&inline")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(h(&r, "content-disposition"), "inline");
+    let r = reqwest::get(format!("{url}&inline&filename=x.txt"))
+        .await
+        .unwrap();
+    assert_eq!(
+        h(&r, "content-disposition"),
+        "inline; filename=\"x.txt\"; filename*=UTF-8''x.txt"
+    );
+    let old = chrono_now() - 1;
+    let old_sig = ferro_object_store::tempurl::sign_sha256("k", "GET", old, &path);
+    let r = s
+        .req(
+            "GET",
+            &format!("e/m?temp_url_sig={old_sig}&temp_url_expires={old}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "expired URL, valid token");
+
+    // Deleting an object past its X-Delete-At that the expirer has not reached: 404, and the
+    // container forgets it, so the container can be deleted.
+    let r = s.req("PUT", "x").send().await.unwrap();
+    assert_eq!(r.status(), 201);
+    let r = s
+        .req("PUT", "x/soon")
+        .header("X-Delete-After", "1")
+        .body("bye")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(s.send("GET", "x/soon").await.status(), 404);
+    assert_eq!(s.json("x?format=json").await.as_array().unwrap().len(), 1);
+    assert_eq!(s.send("DELETE", "x/soon").await.status(), 404);
+    assert_eq!(s.json("x?format=json").await.as_array().unwrap().len(), 0);
+    assert_eq!(s.send("DELETE", "x").await.status(), 204);
+
+    // Archive extraction: a real tar of `dir/a.txt` and `dir/sub/b.txt` makes container `dir`.
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("dir/sub")).unwrap();
+    std::fs::write(work.path().join("dir/a.txt"), "aaa").unwrap();
+    std::fs::write(work.path().join("dir/sub/b.txt"), "bbbb").unwrap();
+    std::fs::write(work.path().join("top.txt"), "ignored").unwrap();
+    let tar = work.path().join("t.tar");
+    let ok = std::process::Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(work.path())
+        .args(["dir", "top.txt"])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let r = s
+        .req("PUT", "?extract-archive=tar")
+        .header("Accept", "application/json")
+        .body(std::fs::read(&tar).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let summary: Value = r.json().await.unwrap();
+    assert_eq!(summary["Number Files Created"], 2, "{summary}");
+    assert_eq!(summary["Response Status"], "201 Created");
+    assert_eq!(
+        s.send("GET", "dir/sub/b.txt").await.text().await.unwrap(),
+        "bbbb"
+    );
+    let names: Vec<String> = s
+        .json("dir?format=json")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["a.txt", "sub/b.txt"]);
+    // Into a container given in the path; junk is a 400 in the summary, nothing stored.
+    let r = s
+        .req("PUT", "e?extract-archive=tar")
+        .body(std::fs::read(&tar).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("Number Files Created: 3"), "{text}");
+    assert_eq!(
+        s.send("GET", "e/top.txt").await.text().await.unwrap(),
+        "ignored"
+    );
+    let r = s
+        .req("PUT", "?extract-archive=tar")
+        .header("Accept", "application/json")
+        .body("no tar here")
+        .send()
+        .await
+        .unwrap();
+    let summary: Value = r.json().await.unwrap();
+    assert_eq!(summary["Response Status"], "400 Bad Request", "{summary}");
+    let r = s
+        .req("PUT", "?extract-archive=tar.gz")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
 }

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Tempest's object storage API tests (tempest.api.object_storage, or the regex given as $1)
+# against a fresh all-in-one (three local devices, three replicas), through
+# ../shared/conformance/run-tempest.sh. It prints the counts (`tempest: N passed, M failed,
+# K skipped`) and leaves summary.json, failures.txt, the Tempest log and the server log in
+# $TEMPEST_WORK/object-last/. Then it checks the tests listed in object-expected-pass.txt:
+# the closing line `tempest-object-gate: N passed, M failed` counts those (M are regressions)
+# and the script exits 1 when M > 0.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$(pwd)
+SHARED="${FERRO_SHARED:-$REPO/../shared}"
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}"
+BIN="${FERROSTACK_BIN:-$CARGO_TARGET_DIR/debug/ferrostack}"
+[ -n "${FERROSTACK_BIN:-}" ] || cargo build -q -p ferrostack
+export TEMPEST_WORK="${TEMPEST_WORK:-/var/tmp/ferrostack-tempest}"
+venv="$TEMPEST_WORK/venv"
+[ -x "$venv/bin/tempest" ] || { echo "no Tempest venv at $venv: run tests/tempest/run.sh once" >&2; exit 1; }
+REGEX="${1:-tempest.api.object_storage}"
+
+work=$(mktemp -d)
+cleanup() {
+  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+object_port=$(free_port)
+FERROSTACK_IDENTITY__PORT=$port FERROSTACK_IMAGE__PORT=$(free_port) \
+  FERROSTACK_PLACEMENT__PORT=$(free_port) FERROSTACK_COMPUTE__PORT=$(free_port) \
+  FERROSTACK_NETWORK__PORT=$(free_port) FERROSTACK_OBJECT__PORT=$object_port \
+  FERROSTACK_IDENTITY__BCRYPT_COST=4 FERROSTACK_LOG=warn \
+  "$BIN" all-in-one --state-dir "$work/state" --config /dev/null --admin-password secret \
+  </dev/null >>"$work/server.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do curl -sf "http://127.0.0.1:$port/v3" >/dev/null && break; kill -0 "$pid" || { cat "$work/server.log" >&2; exit 1; }; sleep 0.1; done
+
+# Tempest gives its reseller user the ResellerAdmin role (account quota tests); DevStack's
+# lib/swift creates that role, so this script does too.
+env -u OS_CLOUD OS_AUTH_URL="http://127.0.0.1:$port/v3" OS_USERNAME=admin OS_PASSWORD=secret \
+  OS_PROJECT_NAME=admin OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default \
+  OS_IDENTITY_API_VERSION=3 "$venv/bin/openstack" role create --or-show ResellerAdmin >/dev/null
+
+# Tempest runs a middleware's tests when discoverable_apis names it; like a deployment's
+# tempest.conf, name exactly the middlewares this proxy's GET /info advertises.
+apis=$(curl -sf "http://127.0.0.1:$object_port/info" | python3 -c \
+  'import json, sys; print(",".join(sorted(k for k in json.load(sys.stdin) if k != "swift")))')
+
+bash "$SHARED/conformance/run-tempest.sh" \
+  --auth-url "http://127.0.0.1:$port/v3" --password secret --workspace "$work/tempest" --venv "$venv" \
+  --regex "$REGEX" \
+  --set service_available.nova=false --set service_available.neutron=false \
+  --set service_available.cinder=false --set service_available.glance=false \
+  --set service_available.swift=true --set service_available.heat=false \
+  --set auth.create_isolated_networks=false \
+  --set object-storage-feature-enabled.discoverable_apis="$apis" \
+  --set object-storage-feature-enabled.object_versioning=true | tail -25
+
+mkdir -p "$TEMPEST_WORK/object-last"
+cp "$work/tempest/summary.json" "$work/tempest/failures.txt" "$work/tempest/logs/tempest.log" \
+  "$work/tempest/etc/tempest.conf" "$work/tempest/run.log" "$work/server.log" "$TEMPEST_WORK/object-last/" 2>/dev/null || true
+[ "$REGEX" = tempest.api.object_storage ] || exit 0
+python3 - "$work/tempest/summary.json" tests/tempest/object-expected-pass.txt <<'PY'
+import json, sys
+summary = json.load(open(sys.argv[1]))
+passed = {t.split("[")[0] for t in summary.get("passed_tests", [])}
+expected = [l.strip() for l in open(sys.argv[2]) if l.strip() and not l.startswith("#")]
+missing = [t for t in expected if t not in passed]
+for t in missing:
+    print(f"REGRESSION {t}")
+print(f"tempest-object-gate: {len(expected) - len(missing)} passed, {len(missing)} failed")
+sys.exit(1 if missing else 0)
+PY
