@@ -30,6 +30,7 @@ port=$(free_port)
 object_port=$(free_port)
 FERROSTACK_IDENTITY__PORT=$port FERROSTACK_IMAGE__PORT=$(free_port) \
   FERROSTACK_PLACEMENT__PORT=$(free_port) FERROSTACK_COMPUTE__PORT=$(free_port) \
+  FERROSTACK_COMPUTE__METADATA_PORT=$(free_port) \
   FERROSTACK_NETWORK__PORT=$(free_port) FERROSTACK_OBJECT__PORT=$object_port \
   FERROSTACK_IDENTITY__BCRYPT_COST=4 FERROSTACK_LOG=warn \
   "$BIN" all-in-one --state-dir "$work/state" --config /dev/null --admin-password secret \
@@ -37,26 +38,17 @@ FERROSTACK_IDENTITY__PORT=$port FERROSTACK_IMAGE__PORT=$(free_port) \
 pid=$!
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$port/v3" >/dev/null && break; kill -0 "$pid" || { cat "$work/server.log" >&2; exit 1; }; sleep 0.1; done
 
-# Tempest gives its reseller user the ResellerAdmin role (account quota tests); DevStack's
-# lib/swift creates that role, so this script does too.
-env -u OS_CLOUD OS_AUTH_URL="http://127.0.0.1:$port/v3" OS_USERNAME=admin OS_PASSWORD=secret \
-  OS_PROJECT_NAME=admin OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default \
-  OS_IDENTITY_API_VERSION=3 "$venv/bin/openstack" role create --or-show ResellerAdmin >/dev/null
-
-# Tempest runs a middleware's tests when discoverable_apis names it; like a deployment's
-# tempest.conf, name exactly the middlewares this proxy's GET /info advertises.
-apis=$(curl -sf "http://127.0.0.1:$object_port/info" | python3 -c \
-  'import json, sys; print(",".join(sorted(k for k in json.load(sys.stdin) if k != "swift")))')
+# shellcheck source=object-lib.bash
+source "$REPO/tests/tempest/object-lib.bash"
+object_tempest_prepare "$port" "$object_port"
 
 bash "$SHARED/conformance/run-tempest.sh" \
   --auth-url "http://127.0.0.1:$port/v3" --password secret --workspace "$work/tempest" --venv "$venv" \
   --regex "$REGEX" \
   --set service_available.nova=false --set service_available.neutron=false \
   --set service_available.cinder=false --set service_available.glance=false \
-  --set service_available.swift=true --set service_available.heat=false \
-  --set auth.create_isolated_networks=false \
-  --set object-storage-feature-enabled.discoverable_apis="$apis" \
-  --set object-storage-feature-enabled.object_versioning=true | tail -25
+  --set service_available.heat=false --set auth.create_isolated_networks=false \
+  "${OBJECT_TEMPEST_SETS[@]}" | tail -25
 
 mkdir -p "$TEMPEST_WORK/object-last"
 cp "$work/tempest/summary.json" "$work/tempest/failures.txt" "$work/tempest/logs/tempest.log" \

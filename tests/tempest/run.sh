@@ -44,6 +44,8 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 port=$(free_port)
 object_port=$(free_port)
 FERROSTACK_IDENTITY__PORT=$port FERROSTACK_IMAGE__PORT=$(free_port) FERROSTACK_IDENTITY__BCRYPT_COST=4 FERROSTACK_LOG=warn \
+  FERROSTACK_PLACEMENT__PORT=$(free_port) FERROSTACK_COMPUTE__PORT=$(free_port) \
+  FERROSTACK_COMPUTE__METADATA_PORT=$(free_port) FERROSTACK_NETWORK__PORT=$(free_port) \
   FERROSTACK_OBJECT__PORT=$object_port \
   FERROSTACK_IMAGE__WEB_DOWNLOAD_ALLOWED_PORTS='[]' \
   "$BIN" all-in-one --state-dir "$work/state" --config /dev/null --admin-password secret &
@@ -58,13 +60,9 @@ python3 -m http.server "$www_port" --bind 127.0.0.1 --directory "$work/www" >/de
 www_pid=$!
 www="http://127.0.0.1:$www_port/tiny.qcow2"
 
-# Object storage as tests/tempest/object.sh sets it up: the ResellerAdmin role DevStack makes,
-# and discoverable_apis naming the middlewares GET /info advertises.
-env -u OS_CLOUD OS_AUTH_URL="http://127.0.0.1:$port/v3" OS_USERNAME=admin OS_PASSWORD=secret \
-  OS_PROJECT_NAME=admin OS_USER_DOMAIN_NAME=Default OS_PROJECT_DOMAIN_NAME=Default \
-  OS_IDENTITY_API_VERSION=3 "$venv/bin/openstack" role create --or-show ResellerAdmin >/dev/null
-apis=$(curl -sf "http://127.0.0.1:$object_port/info" | python3 -c \
-  'import json, sys; print(",".join(sorted(k for k in json.load(sys.stdin) if k != "swift")))')
+# shellcheck source=object-lib.bash
+source "$REPO/tests/tempest/object-lib.bash"
+object_tempest_prepare "$port" "$object_port"
 
 bash "$SHARED/conformance/run-tempest.sh" \
   --auth-url "http://127.0.0.1:$port/v3" --password secret --workspace "$work/tempest" --venv "$venv" \
@@ -73,9 +71,7 @@ bash "$SHARED/conformance/run-tempest.sh" \
   --set image.http_image="$www" --set image.http_qcow2_image="$www" \
   --set service_available.nova=false \
   --set service_available.neutron=false --set service_available.cinder=false \
-  --set service_available.swift=true --set service_available.heat=false \
-  --set object-storage-feature-enabled.discoverable_apis="$apis" \
-  --set object-storage-feature-enabled.object_versioning=true \
+  --set service_available.heat=false "${OBJECT_TEMPEST_SETS[@]}" \
   --set auth.create_isolated_networks=false | tail -25
 
 cp "$work/tempest/summary.json" "$TEMPEST_WORK/last-summary.json" 2>/dev/null || true
