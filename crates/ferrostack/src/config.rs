@@ -260,6 +260,12 @@ pub struct ObjectSection {
     pub reseller_admin_role: String,
     /// Seconds between the expirer's passes over objects with an `X-Delete-At`.
     pub expirer_interval: u64,
+    /// Seconds between the object replicator's passes (upstream's `run_pause`, 30).
+    pub replicator_interval: u64,
+    /// Seconds between the end of one object auditor pass and the next.
+    pub auditor_interval: u64,
+    /// The bytes per second the auditor reads (upstream's `bytes_per_second`, 10 MB/s).
+    pub auditor_bytes_per_second: u64,
 }
 
 impl Default for ObjectSection {
@@ -278,6 +284,9 @@ impl Default for ObjectSection {
             operator_roles: vec!["admin".into(), "member".into(), "swiftoperator".into()],
             reseller_admin_role: "ResellerAdmin".into(),
             expirer_interval: 30,
+            replicator_interval: 30,
+            auditor_interval: 30,
+            auditor_bytes_per_second: 10_000_000,
         }
     }
 }

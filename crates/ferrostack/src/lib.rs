@@ -392,6 +392,9 @@ async fn start_object_store(
     oc.operator_roles = section.operator_roles.clone();
     oc.reseller_admin_role = section.reseller_admin_role.clone();
     oc.expirer_interval = std::time::Duration::from_secs(section.expirer_interval.max(1));
+    oc.replicator_interval = std::time::Duration::from_secs(section.replicator_interval.max(1));
+    oc.auditor_interval = std::time::Duration::from_secs(section.auditor_interval.max(1));
+    oc.auditor_bytes_per_second = section.auditor_bytes_per_second;
     let store = ferro_object_store::ObjectStore::open(oc)?;
     let app = ferro_object_store::api::router(store.clone(), validator);
     tasks.push(serve("object", listener, app));

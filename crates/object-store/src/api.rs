@@ -774,6 +774,89 @@ fn file_stream(
     .boxed()
 }
 
+/// Objects up to this size are read whole and checked against their ETag before a GET
+/// answers; larger ones are checked as they stream.
+const VERIFY_BEFORE_SENDING: u64 = 1 << 20;
+
+/// A plain object: its bytes are its own, and its ETag their md5 (not a large object's
+/// manifest).
+fn is_plain(meta: &ObjectMeta) -> bool {
+    !meta.headers.contains_key(SLO_HEADER) && !meta.headers.contains_key("x-object-manifest")
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    md5::Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Quarantines the object directory holding the data file `data`.
+async fn quarantine_object(data: &std::path::Path) -> SwiftResult<()> {
+    let dir = data
+        .parent()
+        .ok_or_else(|| SwiftError::unavailable("object path"))?
+        .to_path_buf();
+    tokio::task::spawn_blocking(move || crate::replication::quarantine(&dir))
+        .await
+        .map_err(SwiftError::unavailable)?
+        .map_err(SwiftError::unavailable)
+}
+
+/// `inner`'s bytes, md5-checked against `etag` as they pass. The last chunk is held back
+/// until the sum is known: on a mismatch the object is quarantined and the stream ends in an
+/// error instead, so the response is cut short and no client receives a complete body of
+/// wrong bytes.
+fn checked_stream(
+    inner: BoxStream<'static, Result<Bytes, std::io::Error>>,
+    etag: String,
+    data: std::path::PathBuf,
+) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
+    struct Check {
+        inner: BoxStream<'static, Result<Bytes, std::io::Error>>,
+        md5: md5::Md5,
+        held: Option<Bytes>,
+        etag: String,
+        data: std::path::PathBuf,
+    }
+    let start = Check {
+        inner,
+        md5: md5::Md5::new(),
+        held: None,
+        etag,
+        data,
+    };
+    futures::stream::unfold(Some(start), |state| async move {
+        let mut c = state?;
+        loop {
+            match c.inner.next().await {
+                Some(Ok(chunk)) => {
+                    c.md5.update(&chunk);
+                    if let Some(prev) = c.held.replace(chunk) {
+                        return Some((Ok(prev), Some(c)));
+                    }
+                }
+                Some(Err(e)) => return Some((Err(e), None)),
+                None => {
+                    let sum: String = c
+                        .md5
+                        .finalize_reset()
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect();
+                    if sum != c.etag {
+                        let _ = quarantine_object(&c.data).await;
+                        let e = std::io::Error::other("object failed its checksum; quarantined");
+                        return Some((Err(e), None));
+                    }
+                    return c.held.take().map(|last| (Ok(last), None));
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
 /// The etags an `If-Match` / `If-None-Match` header lists (`*` included).
 fn etag_list(v: &str) -> Vec<String> {
     v.split(',')
@@ -1151,10 +1234,28 @@ impl Handler<'_> {
         self.authorize_container(account, container, Want::ReadObject)
             .await?;
         let head = req.method() == Method::HEAD;
-        let ObjectState::Present { data, mut meta } =
-            self.store.object_state(account, container, object).await?
-        else {
-            return Err(SwiftError::not_found());
+        // A GET never answers with bytes that no longer match the object's ETag: a small
+        // object is checked before it is sent, and a corrupt replica is quarantined (the
+        // replicator restores it) and the next one read; a larger one is checked as it
+        // streams (see `checked_stream`).
+        let mut verified: Option<Bytes> = None;
+        let (data, mut meta) = loop {
+            let ObjectState::Present { data, meta } =
+                self.store.object_state(account, container, object).await?
+            else {
+                return Err(SwiftError::not_found());
+            };
+            if head || !is_plain(&meta) || meta.size > VERIFY_BEFORE_SENDING {
+                break (data, meta);
+            }
+            let bytes = tokio::fs::read(&data)
+                .await
+                .map_err(SwiftError::unavailable)?;
+            if bytes.len() as u64 == meta.size && md5_hex(&bytes) == meta.etag {
+                verified = Some(Bytes::from(bytes));
+                break (data, meta);
+            }
+            quarantine_object(&data).await?;
         };
         let q = query_map(&req)?;
         let is_slo = meta.headers.contains_key(SLO_HEADER);
@@ -1238,6 +1339,14 @@ impl Handler<'_> {
                 out.push(("Content-Length".into(), size.to_string()));
                 let body = if head {
                     Body::empty()
+                } else if let Some(bytes) = verified {
+                    Body::from(bytes)
+                } else if is_plain(&meta) {
+                    Body::from_stream(checked_stream(
+                        pieces_stream(pieces, 0, size),
+                        meta.etag.clone(),
+                        data,
+                    ))
                 } else {
                     Body::from_stream(pieces_stream(pieces, 0, size))
                 };

@@ -226,6 +226,87 @@ impl Drop for Writer {
     }
 }
 
+/// The newest `.data` or `.ts` timestamp among `names` (an object directory's files).
+fn newest_of<'a>(names: impl Iterator<Item = &'a str>) -> Option<Timestamp> {
+    names
+        .filter_map(parse_file)
+        .filter(|(_, ext)| matches!(*ext, "data" | "ts"))
+        .map(|(t, _)| t)
+        .max()
+}
+
+/// The entries of `dir`; none when it does not exist.
+pub fn read_dir_or_empty(dir: &Path) -> std::io::Result<Vec<std::fs::DirEntry>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The file names in an object directory (empty when it does not exist).
+pub fn list_files(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in read_dir_or_empty(dir)? {
+        if let Some(name) = entry.file_name().to_str()
+            && parse_file(name).is_some()
+        {
+            names.push(name.to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The newest `.data`/`.ts` timestamp of the object in `dir`, if any.
+pub fn newest(dir: &Path) -> std::io::Result<Option<Timestamp>> {
+    let names = list_files(dir)?;
+    Ok(newest_of(names.iter().map(String::as_str)))
+}
+
+/// Leaves in `dir` only what its newest `.data`/`.ts` and newest later `.meta` need, as the
+/// object server's cleanup after a write does (replication copies files in, then tidies).
+pub fn tidy(dir: &Path) -> std::io::Result<()> {
+    let names = list_files(dir)?;
+    let Some(ts) = newest_of(names.iter().map(String::as_str)) else {
+        return Ok(());
+    };
+    cleanup(dir, ts)?;
+    let newest_meta = names
+        .iter()
+        .filter_map(|n| parse_file(n))
+        .filter(|(_, ext)| *ext == "meta")
+        .map(|(t, _)| t)
+        .max();
+    for name in &names {
+        if let Some((t, "meta")) = parse_file(name)
+            && Some(t) < newest_meta
+        {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+    }
+    Ok(())
+}
+
+/// Copies `from/<name>` to `to_dir/<name>` on the device `to_device`, durably: through the
+/// device's `tmp/`, fsynced, renamed into place, the directory fsynced.
+pub fn copy_file(from: &Path, to_device: &Path, to_dir: &Path, name: &str) -> std::io::Result<()> {
+    let tmp_dir = to_device.join("tmp");
+    std::fs::create_dir_all(&tmp_dir)?;
+    let tmp = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
+    let result = (|| {
+        std::fs::copy(from.join(name), &tmp)?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::create_dir_all(to_dir)?;
+        std::fs::rename(&tmp, to_dir.join(name))?;
+        fsync_dir(to_dir)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// Writes a tombstone at `ts` (unless something newer is there) and removes what it
 /// supersedes. Returns the state before.
 pub fn write_tombstone(dir: &Path, ts: Timestamp) -> std::io::Result<ObjectState> {

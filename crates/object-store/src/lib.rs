@@ -14,6 +14,7 @@ pub mod large;
 pub mod manager;
 pub mod model;
 pub mod policy;
+pub mod replication;
 pub mod tempurl;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,12 @@ pub struct ObjectStoreConfig {
     pub expirer_interval: std::time::Duration,
     /// How often the ring files are checked for a newer version (servers reload them).
     pub ring_check_interval: std::time::Duration,
+    /// Pause between object replicator passes.
+    pub replicator_interval: std::time::Duration,
+    /// Pause between object auditor passes.
+    pub auditor_interval: std::time::Duration,
+    /// The auditor's read rate limit (0: none).
+    pub auditor_bytes_per_second: u64,
 }
 
 impl ObjectStoreConfig {
@@ -62,22 +69,51 @@ impl ObjectStoreConfig {
             public_url: public_url.trim_end_matches('/').to_string(),
             expirer_interval: std::time::Duration::from_secs(30),
             ring_check_interval: std::time::Duration::from_secs(5),
+            replicator_interval: std::time::Duration::from_secs(30),
+            auditor_interval: std::time::Duration::from_secs(30),
+            auditor_bytes_per_second: 10_000_000,
         }
     }
 }
 
 /// The object storage service's background work: the expirer, which deletes objects past
-/// their `X-Delete-At` (Swift's `object-expirer`).
+/// their `X-Delete-At` (Swift's `object-expirer`), and the object replicator and auditor
+/// over the local devices (see [`replication`]).
 pub fn workers(store: std::sync::Arc<ObjectStore>) -> Vec<tokio::task::JoinHandle<()>> {
-    vec![tokio::spawn(async move {
-        let mut tick = tokio::time::interval(store.config.expirer_interval);
-        loop {
-            tick.tick().await;
-            match store.expire_due().await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(objects = n, "expired objects deleted"),
-                Err(e) => tracing::warn!(status = e.status, "object expirer pass failed"),
+    let replicator = store.clone();
+    let auditor = store.clone();
+    vec![
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(replicator.config.replicator_interval);
+            loop {
+                tick.tick().await;
+                match replicator.replicate_once().await {
+                    Ok(s) if s == replication::ReplicationStats::default() => {}
+                    Ok(s) => tracing::info!(stats = ?s, "object replication pass"),
+                    Err(e) => tracing::warn!(error = %e, "object replication pass failed"),
+                }
             }
-        }
-    })]
+        }),
+        tokio::spawn(async move {
+            loop {
+                match auditor.audit_once().await {
+                    Ok(s) if s.quarantined > 0 => tracing::warn!(stats = ?s, "object audit pass"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "object audit pass failed"),
+                }
+                tokio::time::sleep(auditor.config.auditor_interval).await;
+            }
+        }),
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(store.config.expirer_interval);
+            loop {
+                tick.tick().await;
+                match store.expire_due().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(objects = n, "expired objects deleted"),
+                    Err(e) => tracing::warn!(status = e.status, "object expirer pass failed"),
+                }
+            }
+        }),
+    ]
 }

@@ -618,6 +618,61 @@ impl ObjectStore {
 }
 
 impl ObjectStore {
+    /// The local devices of the object ring (those whose directory exists).
+    fn local_object_devices(&self) -> Vec<String> {
+        let rings = self.rings();
+        let mut names: Vec<String> = rings.object.devices().map(|d| d.device.clone()).collect();
+        names.sort();
+        names.dedup();
+        names.retain(|n| self.config.devices_root.join(n).is_dir());
+        names
+    }
+
+    /// Runs `pass` over every local device on a blocking thread; its results in order.
+    async fn each_local_device<T: Send + 'static>(
+        &self,
+        pass: impl Fn(&Path, &str) -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<Vec<T>> {
+        let root = self.config.devices_root.clone();
+        let devices = self.local_object_devices();
+        tokio::task::spawn_blocking(move || devices.iter().map(|d| pass(&root, d)).collect())
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
+    /// One object replicator pass over every local device.
+    pub async fn replicate_once(&self) -> std::io::Result<crate::replication::ReplicationStats> {
+        let ring = self.rings().object.clone();
+        let per_device = self
+            .each_local_device(move |root, dev| {
+                crate::replication::replicate_device(&ring, root, dev)
+            })
+            .await?;
+        let mut total = crate::replication::ReplicationStats::default();
+        for s in per_device {
+            total.suffixes_synced += s.suffixes_synced;
+            total.files_pushed += s.files_pushed;
+            total.handoffs_removed += s.handoffs_removed;
+            total.unreachable += s.unreachable;
+        }
+        Ok(total)
+    }
+
+    /// One object auditor pass over every local device, at the configured read rate.
+    pub async fn audit_once(&self) -> std::io::Result<crate::replication::AuditStats> {
+        let rate = self.config.auditor_bytes_per_second;
+        let per_device = self
+            .each_local_device(move |root, dev| crate::replication::audit_device(root, dev, rate))
+            .await?;
+        let mut total = crate::replication::AuditStats::default();
+        for s in per_device {
+            total.objects_checked += s.objects_checked;
+            total.bytes_read += s.bytes_read;
+            total.quarantined += s.quarantined;
+        }
+        Ok(total)
+    }
+
     async fn expiring_pool(&self) -> SwiftResult<&sqlx::SqlitePool> {
         self.expiring
             .get_or_try_init(|| async {

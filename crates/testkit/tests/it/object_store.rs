@@ -1121,3 +1121,130 @@ async fn tempest_object_storage_edges_answer_as_swift_does() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+/// Flips one byte of the first `.data` file in `dir` (same length: only a checksum notices).
+fn corrupt_data(dir: &std::path::Path) {
+    let data = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "data"))
+        .expect("a .data file");
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&data, bytes).unwrap();
+}
+
+fn has_data(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "data"))
+    })
+}
+
+#[tokio::test]
+async fn replication_and_auditing_restore_missing_and_corrupt_copies() {
+    // Four devices, three replicas; the background passes stay away: the test runs them.
+    let c = TestCloud::start_with(|cfg| {
+        cfg.object.devices = vec!["d1".into(), "d2".into(), "d3".into(), "d4".into()];
+        cfg.object.replicator_interval = 3600;
+        cfg.object.auditor_interval = 3600;
+        cfg.object.auditor_bytes_per_second = 0;
+    })
+    .await
+    .unwrap();
+    let store = c.cloud.object_store.clone();
+    let s = admin_swift(&c);
+    let account = format!("AUTH_{}", project_of(&c.admin_token));
+    let devices = c.config.state_dir.join("object-devices");
+    assert_eq!(s.send("PUT", "c").await.status(), 201);
+
+    // d2 is down while 40 objects are written: its share lands on handoffs.
+    std::fs::rename(devices.join("d2"), c.config.state_dir.join("d2-away")).unwrap();
+    let names: Vec<String> = (0..40).map(|i| format!("o{i}")).collect();
+    for n in &names {
+        let r = s
+            .req("PUT", &format!("c/{n}"))
+            .body(format!("payload of {n}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    std::fs::rename(c.config.state_dir.join("d2-away"), devices.join("d2")).unwrap();
+    let on_primaries = |n: &str| {
+        let (primaries, handoffs, rel) = store.object_nodes(&account, "c", n);
+        (
+            primaries.iter().filter(|d| has_data(&d.join(&rel))).count(),
+            handoffs.iter().filter(|d| has_data(&d.join(&rel))).count(),
+        )
+    };
+    let moved = names.iter().filter(|n| on_primaries(n).1 > 0).count();
+    assert!(moved > 0, "some objects had d2 as a primary");
+
+    // Within two passes every object has three copies on its primaries and none elsewhere.
+    for _ in 0..2 {
+        store.replicate_once().await.unwrap();
+    }
+    for n in &names {
+        assert_eq!(on_primaries(n), (3, 0), "{n}");
+    }
+    let quiet = store.replicate_once().await.unwrap();
+    assert_eq!(quiet.files_pushed, 0, "a converged cluster pushes nothing");
+
+    // A corrupt copy read by a GET: the client gets the right bytes, the copy is
+    // quarantined, and the replicator restores it.
+    let (primaries, _, rel) = store.object_nodes(&account, "c", "o0");
+    corrupt_data(&primaries[0].join(&rel));
+    for _ in 0..3 {
+        let r = s.send("GET", "c/o0").await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.text().await.unwrap(), "payload of o0");
+    }
+    assert!(!has_data(&primaries[0].join(&rel)), "quarantined");
+    assert!(
+        devices
+            .join(primaries[0].file_name().unwrap())
+            .join("quarantined/objects")
+            .is_dir()
+    );
+    store.replicate_once().await.unwrap();
+    assert_eq!(on_primaries("o0"), (3, 0));
+
+    // A corrupt copy nobody reads: the auditor finds it, the replicator replaces it.
+    let (primaries, _, rel) = store.object_nodes(&account, "c", "o1");
+    corrupt_data(&primaries[1].join(&rel));
+    let audit = store.audit_once().await.unwrap();
+    assert_eq!(audit.quarantined, 1, "{audit:?}");
+    assert_eq!(audit.objects_checked, 40 * 3);
+    assert!(!has_data(&primaries[1].join(&rel)));
+    store.replicate_once().await.unwrap();
+    assert_eq!(on_primaries("o1"), (3, 0));
+    assert_eq!(
+        store.audit_once().await.unwrap().quarantined,
+        0,
+        "all sound again"
+    );
+
+    // A large object's corrupt copy: the stream is cut short rather than completed with
+    // wrong bytes; the next GET reads a good copy.
+    let big: Vec<u8> = (0..3 << 20).map(|i: u32| (i % 251) as u8).collect();
+    let r = s
+        .req("PUT", "c/big")
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (primaries, _, rel) = store.object_nodes(&account, "c", "big");
+    corrupt_data(&primaries[0].join(&rel));
+    let first = s.send("GET", "c/big").await;
+    // Either cut short (an error) or the right bytes; never a whole body of wrong ones.
+    if let Ok(body) = first.bytes().await {
+        assert_eq!(body.as_ref(), big.as_slice(), "never the corrupt bytes");
+    }
+    let r = s.send("GET", "c/big").await;
+    assert_eq!(r.bytes().await.unwrap().as_ref(), big.as_slice());
+    store.replicate_once().await.unwrap();
+    assert_eq!(on_primaries("big"), (3, 0));
+}

@@ -1,0 +1,259 @@
+//! The object replicator and auditor over the ring's devices, as Swift's `object-replicator`
+//! and `object-auditor` do it.
+//!
+//! Replicator: for every partition a device holds, compare each suffix's hash (an md5 of the
+//! file names in its object directories, so equal states hash equally) with the partition's
+//! other primaries, and push what they lack — the files of the newer `.data`/`.ts`/`.meta`,
+//! copied durably and tidied on arrival. A device that holds a partition as a handoff pushes
+//! it to every primary and removes its copy once all of them have everything it had.
+//! Auditor: re-read every object at a byte-rate limit; an object whose bytes no longer match
+//! its recorded size and ETag (or whose metadata cannot be read) is moved to
+//! `<device>/quarantined/objects/`, so that device no longer has it and the replicator
+//! restores it from a good copy.
+//!
+//! Owns only files on devices; it never touches the account and container databases.
+// TODO-correctness: account and container databases are not replicated yet; tombstones are
+// kept forever (upstream reclaims them after `reclaim_age`).
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ferro_object_ring::Ring;
+use md5::Digest as _;
+
+use crate::disk::{self, ObjectState};
+
+/// What one replicator pass did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReplicationStats {
+    /// Suffixes whose hashes differed from a peer's and were synced.
+    pub suffixes_synced: usize,
+    /// Files copied to other devices.
+    pub files_pushed: usize,
+    /// Handoff partitions removed once every primary had them.
+    pub handoffs_removed: usize,
+    /// Partitions a primary could not be reached for (device missing).
+    pub unreachable: usize,
+}
+
+/// What one auditor pass did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AuditStats {
+    pub objects_checked: usize,
+    pub bytes_read: u64,
+    pub quarantined: usize,
+}
+
+/// The hash of one suffix directory: md5 over `<object hash>/<file>` for every file, sorted.
+/// `None` when the suffix holds nothing.
+pub fn suffix_hash(suffix_dir: &Path) -> std::io::Result<Option<String>> {
+    let mut objects = dirs(suffix_dir)?;
+    objects.sort();
+    let mut md5 = md5::Md5::new();
+    let mut any = false;
+    for object in objects {
+        let name = object.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        for file in disk::list_files(&object)? {
+            md5.update(format!("{name}/{file}\n").as_bytes());
+            any = true;
+        }
+    }
+    Ok(any.then(|| md5.finalize().iter().map(|b| format!("{b:02x}")).collect()))
+}
+
+/// Every suffix of a partition directory with its hash.
+pub fn suffix_hashes(part_dir: &Path) -> std::io::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for suffix in dirs(part_dir)? {
+        if let (Some(name), Some(hash)) = (
+            suffix
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(str::to_string),
+            suffix_hash(&suffix)?,
+        ) {
+            out.insert(name, hash);
+        }
+    }
+    Ok(out)
+}
+
+/// The subdirectories of `dir` (none when it does not exist).
+fn dirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in disk::read_dir_or_empty(dir)? {
+        if entry.file_type()?.is_dir() {
+            out.push(entry.path());
+        }
+    }
+    Ok(out)
+}
+
+/// Pushes one object directory from `from` to the same place on `to_device`: the files the
+/// other side lacks, when this side's newest state is at least as new, then tidies there.
+/// Returns the files copied and whether the other side now has this side's newest state
+/// (or a newer one).
+fn push_object(from: &Path, to_device: &Path, rel: &Path) -> std::io::Result<(usize, bool)> {
+    let to = to_device.join(rel);
+    let mine = disk::list_files(from)?;
+    let theirs = disk::list_files(&to)?;
+    let my_newest = disk::newest(from)?;
+    let their_newest = disk::newest(&to)?;
+    if my_newest < their_newest {
+        return Ok((0, true)); // they are newer: their own pass pushes it here
+    }
+    let mut copied = 0;
+    for name in mine.iter().filter(|n| !theirs.contains(n)) {
+        disk::copy_file(from, to_device, &to, name)?;
+        copied += 1;
+    }
+    if copied > 0 {
+        disk::tidy(&to)?;
+    }
+    Ok((copied, disk::newest(&to)? >= my_newest))
+}
+
+/// One replicator pass over the partitions `device` holds (a directory under `root`).
+pub fn replicate_device(
+    ring: &Ring,
+    root: &Path,
+    device: &str,
+) -> std::io::Result<ReplicationStats> {
+    let mut stats = ReplicationStats::default();
+    let objects = root.join(device).join("objects");
+    for part_dir in dirs(&objects)? {
+        let Some(part) = part_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if part as usize >= ring.partitions() {
+            continue;
+        }
+        let primaries: Vec<String> = ring
+            .get_part_nodes(part)
+            .iter()
+            .map(|d| d.device.clone())
+            .collect();
+        let handoff = !primaries.iter().any(|p| p == device);
+        let mine = suffix_hashes(&part_dir)?;
+        let mut complete = true;
+        for peer in primaries.iter().filter(|p| *p != device) {
+            let peer_dev = root.join(peer);
+            if !peer_dev.is_dir() {
+                stats.unreachable += 1;
+                complete = false;
+                continue;
+            }
+            let theirs = suffix_hashes(&peer_dev.join("objects").join(part.to_string()))?;
+            for (suffix, hash) in &mine {
+                if theirs.get(suffix) == Some(hash) {
+                    continue;
+                }
+                stats.suffixes_synced += 1;
+                let suffix_dir = part_dir.join(suffix);
+                for object in dirs(&suffix_dir)? {
+                    let Some(name) = object.file_name() else {
+                        continue;
+                    };
+                    let rel = Path::new("objects")
+                        .join(part.to_string())
+                        .join(suffix)
+                        .join(name);
+                    let (copied, has_it) = push_object(&object, &peer_dev, &rel)?;
+                    stats.files_pushed += copied;
+                    complete &= has_it;
+                }
+            }
+        }
+        if handoff && complete {
+            // Every primary has what this handoff held: the copy is no longer needed.
+            std::fs::remove_dir_all(&part_dir)?;
+            stats.handoffs_removed += 1;
+        }
+    }
+    Ok(stats)
+}
+
+/// Moves an object directory to `<device>/quarantined/objects/<hash>-<uuid>`; `dir` is
+/// `<device>/objects/<part>/<suffix>/<hash>`.
+pub fn quarantine(dir: &Path) -> std::io::Result<()> {
+    let device = dir
+        .ancestors()
+        .nth(4)
+        .ok_or_else(|| std::io::Error::other("not an object directory"))?;
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| std::io::Error::other("not an object directory"))?;
+    let target = device.join("quarantined").join("objects");
+    std::fs::create_dir_all(&target)?;
+    let to = target.join(format!("{name}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::rename(dir, &to)?;
+    tracing::warn!(from = %dir.display(), to = %to.display(), "object quarantined");
+    Ok(())
+}
+
+/// Whether the object in `dir` still reads as recorded: its data's size and md5 match its
+/// metadata. Reads at most `bytes_per_second` (0: no limit), counting into `read`.
+/// Large-object manifests are checked for size only: their recorded ETag is the whole's.
+pub fn object_is_sound(dir: &Path, bytes_per_second: u64, read: &mut u64) -> std::io::Result<bool> {
+    let (data, meta) = match disk::read_state(dir) {
+        Ok(ObjectState::Present { data, meta }) => (data, meta),
+        Ok(_) => return Ok(true),
+        // Data without readable metadata cannot be served: quarantine it.
+        Err(e) if e.kind() != std::io::ErrorKind::PermissionDenied => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let manifest = meta.headers.contains_key("x-static-large-object");
+    let mut file = std::fs::File::open(&data)?;
+    let started = Instant::now();
+    let mut md5 = md5::Md5::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        md5.update(&buf[..n]);
+        len += n as u64;
+        *read += n as u64;
+        if bytes_per_second > 0 {
+            let due = Duration::from_secs_f64(len as f64 / bytes_per_second as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    if manifest {
+        return Ok(true);
+    }
+    let etag: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(len == meta.size && etag == meta.etag)
+}
+
+/// One auditor pass over every object on `device`: unsound objects are quarantined.
+pub fn audit_device(
+    root: &Path,
+    device: &str,
+    bytes_per_second: u64,
+) -> std::io::Result<AuditStats> {
+    let mut stats = AuditStats::default();
+    for part in dirs(&root.join(device).join("objects"))? {
+        for suffix in dirs(&part)? {
+            for object in dirs(&suffix)? {
+                stats.objects_checked += 1;
+                if !object_is_sound(&object, bytes_per_second, &mut stats.bytes_read)? {
+                    quarantine(&object)?;
+                    stats.quarantined += 1;
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
