@@ -249,7 +249,7 @@ impl Compute {
             // Neither: the only network the caller may use (allocate_for_instance's
             // available networks), 400 for none or several.
             let project = i.project_id.clone();
-            let only = self.only_network(ctx).await.map_err(|e| {
+            let only = self.only_network(ctx, &project).await.map_err(|e| {
                 if e.status() == StatusCode::CONFLICT {
                     Fault::bad_request(e.message())
                 } else {

@@ -51,19 +51,37 @@ impl Compute {
         self.network_client(&token)
     }
 
-    /// The one network `auto` (or an absent `networks` before 2.37) may use: the caller's
-    /// and shared networks that are not external. None, or 409 when several qualify.
-    pub(crate) async fn only_network(&self, ctx: &RequestContext) -> Result<Option<String>> {
-        let networks = neutron_list(
-            &self.neutron_as(ctx)?,
-            "/v2.0/networks?router:external=False&fields=id",
-            "networks",
-        )
-        .await?;
-        let ids: Vec<&str> = networks.iter().filter_map(|n| n["id"].as_str()).collect();
+    /// The one network `auto` (or an absent `networks` before 2.37, or an attach without
+    /// a network) may use: `project`'s own networks and the shared ones, not external, as
+    /// the caller sees them (neutron glue `_get_available_networks`, which asks by project
+    /// so an admin does not pick another project's network). None, or 409 when several
+    /// qualify.
+    pub(crate) async fn only_network(
+        &self,
+        ctx: &RequestContext,
+        project: &str,
+    ) -> Result<Option<String>> {
+        let c = self.neutron_as(ctx)?;
+        let mut ids = Vec::new();
+        for filter in [
+            format!(
+                "project_id={}&shared=False",
+                crate::manager::percent_encode(project)
+            ),
+            "shared=True".to_string(),
+        ] {
+            let path = format!("/v2.0/networks?router:external=False&fields=id&{filter}");
+            for n in neutron_list(&c, &path, "networks").await? {
+                if let Some(id) = n["id"].as_str()
+                    && !ids.iter().any(|x| x == id)
+                {
+                    ids.push(id.to_string());
+                }
+            }
+        }
         match ids.as_slice() {
             [] => Ok(None),
-            [one] => Ok(Some(one.to_string())),
+            [one] => Ok(Some(one.clone())),
             _ => Err(Fault::conflict(
                 "Multiple possible networks found, use a Network ID to be more specific.",
             )),
@@ -85,7 +103,7 @@ impl Compute {
                 // TODO-compat: Neutron's auto-allocated topology (a network, subnet and
                 // router made for the project) is not built; only an existing network
                 // is chosen.
-                let id = self.only_network(ctx).await?.ok_or_else(|| {
+                let id = self.only_network(ctx, &project).await?.ok_or_else(|| {
                     Fault::bad_request(format!(
                         "Unable to automatically allocate a network for project {project}"
                     ))
@@ -97,7 +115,7 @@ impl Compute {
             }
             Value::Null if !v.at_least(2, 37) => {
                 return Ok(self
-                    .only_network(ctx)
+                    .only_network(ctx, ctx.project_id.as_deref().unwrap_or_default())
                     .await?
                     .map(|id| RequestedNetwork {
                         network_id: Some(id),

@@ -594,3 +594,91 @@ async fn interfaces_attach_and_detach_through_the_agent() {
         .unwrap();
     assert_eq!(r.status, 200, "an admin passes the lock: {}", r.body);
 }
+
+#[tokio::test]
+async fn interfaces_belong_to_the_server_s_project_and_respect_its_lock() {
+    let c = TestCloud::with_fake_hosts(1).await;
+    wait_hosts(&c, 1).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 64).await;
+    let login = |project: &'static str, user: &'static str| {
+        let c = &c;
+        async move {
+            c.project_user(project, user, "pw", "member").await;
+            let (client, _) = c.login(user, "pw", Some(project)).await.unwrap();
+            client
+        }
+    };
+    let owner = login("ifp", "ifu").await;
+    let stranger = login("ifq", "ifv").await;
+    let own_nova = owner
+        .clone_with_base(&format!("{}/v2.1", c.compute_url))
+        .with_header("OpenStack-API-Version", "compute 2.70");
+    let own_net = owner.clone_with_base(&c.network_url);
+    let r = own_net
+        .post("/v2.0/networks", &json!({"network": {"name": "mine"}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let net = r.body["network"]["id"].as_str().unwrap().to_string();
+    let r = own_net
+        .post(
+            "/v2.0/subnets",
+            &json!({"subnet": {"network_id": net, "cidr": "10.7.0.0/24", "ip_version": 4}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let (status, body) = boot(&own_nova, "own", &image, &flavor, json!([{"uuid": net}])).await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["server"]["id"].as_str().unwrap().to_string();
+    wait_status(&own_nova, &id, "ACTIVE").await;
+    let path = format!("/servers/{id}/os-interface");
+
+    // The owner attaches on its own network; another project sees no such server.
+    let r = own_nova
+        .post(&path, &json!({"interfaceAttachment": {"net_id": net}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let other_nova = stranger
+        .clone_with_base(&format!("{}/v2.1", c.compute_url))
+        .with_header("OpenStack-API-Version", "compute 2.70");
+    assert_eq!(other_nova.get(&path).await.unwrap().status, 404);
+    let r = other_nova
+        .post(&path, &json!({"interfaceAttachment": {"net_id": net}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    // Without a network, the server's project's only network is picked, also when an
+    // admin (who sees every project's networks) asks.
+    let r = neutron(&c)
+        .post("/v2.0/networks", &json!({"network": {"name": "admins"}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = nova(&c, "2.70")
+        .post(&path, &json!({"interfaceAttachment": {}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["interfaceAttachment"]["net_id"], net.as_str());
+
+    // Locked by the admin: the owner may neither attach nor detach (409).
+    let r = nova(&c, "2.73")
+        .post(&format!("/servers/{id}/action"), &json!({"lock": null}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = own_nova
+        .post(&path, &json!({"interfaceAttachment": {"net_id": net}}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 409, "{}", r.body);
+    let port = interfaces(&c, &id, "2.70").await[0]["port_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = own_nova.delete(&format!("{path}/{port}")).await.unwrap();
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(interfaces(&c, &id, "2.70").await.len(), 3);
+}
