@@ -832,31 +832,38 @@ impl Compute {
         description: Option<Option<&str>>,
         hostname: Option<&str>,
     ) -> Result<Instance> {
-        let mut i = self.instance_visible(ctx, id).await?;
-        self.authorize(
-            ctx,
-            "os_compute_api:servers:update",
-            Self::server_target(&i),
-        )?;
-        let expected = (i.vm_state, i.task_state.clone());
-        if let Some(n) = name {
-            i.display_name = n.to_string();
+        // Upstream saves a rename without an expected task state: a build or action moving
+        // the server on meanwhile is no conflict, so a lost compare-and-swap reads the row
+        // again and reapplies the change.
+        let mut last = None;
+        for _ in 0..8 {
+            let mut i = self.instance_visible(ctx, id).await?;
+            self.authorize(
+                ctx,
+                "os_compute_api:servers:update",
+                Self::server_target(&i),
+            )?;
+            let expected = (i.vm_state, i.task_state.clone());
+            if let Some(n) = name {
+                i.display_name = n.to_string();
+            }
+            if let Some(d) = description {
+                i.display_description = d.map(str::to_string);
+            }
+            if let Some(h) = hostname {
+                i.hostname = h.to_string();
+            }
+            i.updated_at = now_micros();
+            if db::instance_save(&mut &self.db, &i, (expected.0, expected.1.as_deref())).await? {
+                return Ok(i);
+            }
+            last = expected.1;
         }
-        if let Some(d) = description {
-            i.display_description = d.map(str::to_string);
-        }
-        if let Some(h) = hostname {
-            i.hostname = h.to_string();
-        }
-        i.updated_at = now_micros();
-        if !db::instance_save(&mut &self.db, &i, (expected.0, expected.1.as_deref())).await? {
-            return Err(Fault::conflict(format!(
-                "Conflict updating instance {id}. Expected: {{'task_state': [{}]}}. Actual: \
-                 {{'task_state': changed}}",
-                task_text(expected.1.as_deref())
-            )));
-        }
-        Ok(i)
+        Err(Fault::conflict(format!(
+            "Conflict updating instance {id}. Expected: {{'task_state': [{}]}}. Actual: \
+             {{'task_state': changed}}",
+            task_text(last.as_deref())
+        )))
     }
 
     pub(crate) fn check_lock(&self, ctx: &RequestContext, i: &Instance) -> Result<()> {

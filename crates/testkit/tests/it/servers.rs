@@ -610,3 +610,44 @@ async fn the_sweep_fails_a_build_whose_host_went_silent() {
     // Nothing else is stale: a second sweep touches nothing.
     assert_eq!(c.cloud.compute.sweep().await.unwrap(), 0);
 }
+
+/// Regression: a rename while the conductor moved the build on answered 409 (the update's
+/// compare-and-swap lost to a task state change upstream does not care about).
+#[tokio::test]
+async fn renames_during_a_build_never_conflict() {
+    let c = TestCloud::with_fake_hosts(1).await;
+    wait_hosts(&c, 1).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 64).await;
+    c.fake_driver("fake-0")
+        .set_delay(Duration::from_millis(300));
+    let n = nova(&c, "2.37");
+    let id = create(&n, "busy", &image, &flavor).await;
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let n = n.clone();
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            for k in 0..60 {
+                let r = n
+                    .put(
+                        &format!("/servers/{id}"),
+                        Some(&json!({"server": {"name": format!("busy-{w}-{k}")}})),
+                    )
+                    .await
+                    .unwrap();
+                statuses.push((r.status, r.body.to_string()));
+                if r.status == 200 && r.body["server"]["status"] == "ACTIVE" {
+                    break;
+                }
+            }
+            statuses
+        }));
+    }
+    for t in tasks {
+        for (status, body) in t.await.unwrap() {
+            assert_eq!(status, 200, "{body}");
+        }
+    }
+    wait_status(&n, &id, "ACTIVE").await;
+}
