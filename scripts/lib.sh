@@ -1,16 +1,27 @@
 # Shared helpers of the set-up and test scripts (sourced, not run).
 
-# Installs the Debian packages given that are not installed yet.
+# Installs the Debian packages given that are not installed yet. A package installed from
+# elsewhere (qemu-utils from backports, say) can make apt remove it or refuse the others:
+# then all of them are taken from the release, and every one must be installed at the end.
 install_packages() {
-  local missing=()
+  local missing=() p
   for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing: ${missing[*]}" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
+  [ ${#missing[@]} -gt 0 ] || return 0
+  echo "installing: ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null || true
+  missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -gt 0 ] || return 0
+  local release pinned=()
+  release=$(. /etc/os-release && echo "$VERSION_CODENAME")
+  for p in "$@"; do pinned+=("$p/$release"); done
+  echo "installing the $release versions: ${pinned[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --allow-downgrades "${pinned[@]}" >/dev/null
 }
 
 # FerroStack is edition 2024: it needs cargo 1.85 or newer (rustup's stable).

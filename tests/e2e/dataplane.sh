@@ -84,6 +84,11 @@ osc server create --image dp-guest --flavor dp.qemu --network dp-net --config-dr
     --security-group dp-sg --wait -f value -c id dp-a
 A="$OUT"
 check "server A on the network is ACTIVE" succeeded
+# Nova waited for network-vif-plugged: the port was ACTIVE before the server was.
+osc port list --server "$A" -f value -c Status
+check "server A's port was ACTIVE when the server became ACTIVE" out_is ACTIVE
+grep -q "instance event.*network-vif-plugged" "$STATE.log"
+check "the network service told Nova network-vif-plugged" succeeded
 osc port list --server "$A" -f value -c "Fixed IP Addresses"
 A_IP="$(printf '%s' "$OUT" | sed -n "s/.*'ip_address': '\([0-9.]*\)'.*/\1/p")"
 cat >"$WORK/ping-a" <<SCRIPT

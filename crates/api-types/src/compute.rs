@@ -246,6 +246,9 @@ pub struct Nic {
     /// The subnets of the port's fixed IPs, in the network API's order.
     #[serde(default)]
     pub subnets: Vec<NicSubnet>,
+    /// The port was ACTIVE when bound: no `network-vif-plugged` event will come for it.
+    #[serde(default)]
+    pub active: bool,
 }
 
 /// A subnet a port has an address on, with what a guest needs to configure it (Nova's
@@ -358,6 +361,17 @@ pub enum AgentRequest {
         version: String,
         uuid: String,
         port_id: String,
+    },
+    /// An event from another service about one of the host's instances
+    /// (`os-server-external-events`: `network-vif-plugged` with the port id as `tag`...).
+    ExternalEvent {
+        version: String,
+        uuid: String,
+        name: String,
+        #[serde(default)]
+        tag: Option<String>,
+        /// `completed`, `failed` or `in-progress`.
+        status: String,
     },
 }
 

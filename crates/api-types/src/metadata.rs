@@ -765,6 +765,7 @@ mod tests {
                         ..NicSubnet::default()
                     },
                 ],
+                active: false,
             }],
             ..InstanceSpec::default()
         }

@@ -1,7 +1,11 @@
 //! The build saga of one guest: `resolve_image` (reads the image and its kernel and
 //! ramdisk from the image API, so the driver knows where to fetch them and what they must
-//! hash to; no undo: it only reads), `spawn_guest` (undo: destroy it) and `wait_running` (no
-//! undo: it only observes). When a step fails the saga destroys what it made, and the agent
+//! hash to; no undo: it only reads), `prepare_vif_events` (starts keeping the
+//! `network-vif-plugged` events of the ports not yet ACTIVE, when the driver plugs ports;
+//! undo: stop keeping them), `spawn_guest` (undo: destroy it), `wait_vifs_plugged` (as
+//! Nova: the guest is not built until the network service said its ports are plugged, or
+//! the wait timed out and `vif_plugging_is_fatal` is off) and `wait_running` (no undo: it
+//! only observes). When a step fails the saga destroys what it made, and the agent
 //! reports the failure so the conductor can reschedule. Port allocation, the image cache
 //! and config drives join as steps in front of `spawn_guest` with the network and QEMU
 //! slices.
@@ -16,6 +20,10 @@ use ferro_virt::{Driver, ImageSource, InstanceSpec, PowerState, VirtError};
 use serde_json::{Value, json};
 
 use crate::Agent;
+use crate::events::{WaitError, Waiters};
+
+/// The event a plugged port is announced with.
+pub const VIF_PLUGGED: &str = "network-vif-plugged";
 
 /// What the build steps work on.
 pub struct BuildCtx {
@@ -24,6 +32,12 @@ pub struct BuildCtx {
     /// The image API and the service's credentials; `None` when the driver needs no
     /// image bytes (fake).
     pub images: Option<(String, Arc<dyn TokenSource>)>,
+    /// The host's instance events, and how long a build waits for its ports (zero: not
+    /// at all) and whether it fails when they do not come (Nova's `vif_plugging_timeout`,
+    /// `vif_plugging_is_fatal`).
+    pub events: Arc<Waiters>,
+    pub vif_timeout: Duration,
+    pub vif_fatal: bool,
 }
 
 fn spec_of(state: &Value) -> Result<InstanceSpec, StepError> {
@@ -123,6 +137,72 @@ impl Step<BuildCtx> for ResolveImage {
     }
 }
 
+/// The ports whose plugging the build waits for: those not yet ACTIVE, when the driver
+/// plugs ports and waiting is on.
+fn awaited_ports(ctx: &BuildCtx, spec: &InstanceSpec) -> Vec<String> {
+    if !ctx.driver.plugs_vifs() || ctx.vif_timeout.is_zero() {
+        return Vec::new();
+    }
+    spec.nics
+        .iter()
+        .filter(|n| !n.active)
+        .map(|n| n.port_id.clone())
+        .collect()
+}
+
+/// Starts keeping the port events before the ports are plugged, so none is missed.
+pub struct PrepareVifEvents;
+
+#[async_trait]
+impl Step<BuildCtx> for PrepareVifEvents {
+    fn name(&self) -> &'static str {
+        "prepare_vif_events"
+    }
+    async fn run(&self, ctx: &BuildCtx, state: &mut Value) -> Result<(), StepError> {
+        let spec = spec_of(state)?;
+        ctx.events
+            .prepare(&spec.uuid, VIF_PLUGGED, &awaited_ports(ctx, &spec));
+        Ok(())
+    }
+    async fn undo(&self, ctx: &BuildCtx, state: &Value) -> Result<(), StepError> {
+        ctx.events.clear(&spec_of(state)?.uuid);
+        Ok(())
+    }
+}
+
+/// Waits for the network service to announce every awaited port plugged.
+pub struct WaitVifsPlugged;
+
+#[async_trait]
+impl Step<BuildCtx> for WaitVifsPlugged {
+    fn name(&self) -> &'static str {
+        "wait_vifs_plugged"
+    }
+    async fn run(&self, ctx: &BuildCtx, state: &mut Value) -> Result<(), StepError> {
+        let spec = spec_of(state)?;
+        let ports = awaited_ports(ctx, &spec);
+        let waited = ctx
+            .events
+            .wait(&spec.uuid, VIF_PLUGGED, &ports, ctx.vif_timeout)
+            .await;
+        ctx.events.clear(&spec.uuid);
+        match waited {
+            Ok(()) => Ok(()),
+            Err(WaitError::TimedOut(missing)) if !ctx.vif_fatal => {
+                tracing::warn!(uuid = %spec.uuid, ?missing, "ports not announced plugged in time; going on");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(uuid = %spec.uuid, error = ?e, "virtual interface creation failed");
+                Err(StepError::new("Virtual Interface creation failed"))
+            }
+        }
+    }
+    async fn undo(&self, _ctx: &BuildCtx, _state: &Value) -> Result<(), StepError> {
+        Ok(())
+    }
+}
+
 /// Creates and starts the guest.
 pub struct SpawnGuest;
 
@@ -182,7 +262,9 @@ impl Step<BuildCtx> for WaitRunning {
 pub fn saga() -> Saga<BuildCtx> {
     Saga::new("build_and_run_instance")
         .step(ResolveImage)
+        .step(PrepareVifEvents)
         .step(SpawnGuest)
+        .step(WaitVifsPlugged)
         .step(WaitRunning)
 }
 
@@ -192,6 +274,9 @@ pub async fn build(agent: &Agent, instance: InstanceSpec) -> Result<PowerState, 
         driver: agent.driver.clone(),
         spawn_timeout: agent.config.spawn_timeout,
         images: image_api(agent),
+        events: agent.events.clone(),
+        vif_timeout: agent.config.vif_plugging_timeout,
+        vif_fatal: agent.config.vif_plugging_is_fatal,
     };
     let initial = json!({ "instance": instance });
     // TODO-correctness: agents have no database, so the saga log is in memory and a crash
@@ -228,6 +313,9 @@ mod tests {
             driver: Arc::new(FakeDriver::new()),
             spawn_timeout: Duration::from_secs(2),
             images: None,
+            events: Arc::new(Waiters::default()),
+            vif_timeout: Duration::ZERO,
+            vif_fatal: true,
         };
         let count = async |c: &BuildCtx| c.driver.list_instances().await.map(|v| v.len());
         testing::fail_each_step_in_turn(saga, &ctx, initial("a"), count)

@@ -7,6 +7,7 @@
 //! links the database and never writes an instance row (ARCHITECTURE.md §2, §4).
 
 pub mod build;
+pub mod events;
 pub mod inventory;
 
 use std::collections::HashMap;
@@ -45,6 +46,11 @@ pub struct AgentConfig {
     /// The image API's base URL (`http://host:9292`), where the driver's image bytes come
     /// from; empty for drivers that need none (fake).
     pub image_url: String,
+    /// How long a build waits for `network-vif-plugged` of its ports when the driver plugs
+    /// them (zero: no wait), and whether a timeout fails the build (Nova's
+    /// `vif_plugging_timeout`, `vif_plugging_is_fatal`).
+    pub vif_plugging_timeout: Duration,
+    pub vif_plugging_is_fatal: bool,
 }
 
 impl AgentConfig {
@@ -61,6 +67,8 @@ impl AgentConfig {
             heartbeat_interval: Duration::from_secs(10),
             spawn_timeout: Duration::from_secs(300),
             image_url: String::new(),
+            vif_plugging_timeout: Duration::from_secs(300),
+            vif_plugging_is_fatal: true,
         }
     }
 }
@@ -75,6 +83,9 @@ pub struct Agent {
     provider: Mutex<Option<String>>,
     /// One lock per instance: messages about one guest run one at a time (a per-VM actor).
     guests: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The instance events builds wait for (delivered outside the guest's lock, which the
+    /// waiting build holds).
+    pub events: Arc<events::Waiters>,
 }
 
 impl Agent {
@@ -91,6 +102,7 @@ impl Agent {
             auth,
             provider: Mutex::new(None),
             guests: Mutex::new(HashMap::new()),
+            events: Arc::new(events::Waiters::default()),
         })
     }
 
@@ -246,6 +258,20 @@ impl Agent {
                         .map(|()| json!({}))
                         .map_err(|e| e.to_string()),
                 );
+            }
+            AgentRequest::ExternalEvent {
+                uuid,
+                name,
+                tag,
+                status,
+                ..
+            } => {
+                let tag = tag.unwrap_or_default();
+                if !self.events.deliver(&uuid, &name, &tag, &status) {
+                    // Nova too only acts on events someone waits for (network-changed
+                    // refreshes a cache this agent does not keep).
+                    tracing::debug!(%uuid, %name, %tag, "an instance event nobody waits for");
+                }
             }
             AgentRequest::GetConsoleOutput { uuid, length, .. } => {
                 return Some(

@@ -164,6 +164,7 @@ pub fn router(state: Arc<Compute>) -> Router {
         .merge(crate::instance_actions::routes())
         .merge(crate::interfaces::routes())
         .merge(crate::usage::routes())
+        .merge(crate::external_events::routes())
         .fallback(not_found)
         .layer(middleware::from_fn(microversion::version_headers));
     Router::new()

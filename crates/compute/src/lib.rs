@@ -13,6 +13,7 @@
 pub mod api;
 pub mod conductor;
 pub mod db;
+pub mod external_events;
 pub mod fault;
 pub mod instance_actions;
 pub mod interfaces;

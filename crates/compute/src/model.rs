@@ -479,6 +479,9 @@ pub struct Vif {
     /// The device tag an `os-interface` attach gave it (2.49+), shown from 2.70.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    /// The port was ACTIVE when bound (Nova's VIF `active`).
+    #[serde(default)]
+    pub active: bool,
 }
 
 impl Vif {
@@ -492,6 +495,7 @@ impl Vif {
             mtu: self.mtu,
             vif_type: self.vif_type.clone(),
             subnets: self.subnets.clone(),
+            active: self.active,
         }
     }
 }

@@ -392,6 +392,11 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Delete all the server tags"
     ),
     rule!(
+        "os_compute_api:os-server-external-events:create",
+        "rule:service_or_admin",
+        "Create one or more external events"
+    ),
+    rule!(
         "os_compute_api:os-server-groups:create",
         PROJECT_MEMBER_OR_ADMIN,
         "Create a new server group"

@@ -317,6 +317,7 @@ impl Compute {
                 .unwrap_or_default()
                 .to_string(),
             subnets,
+            active: port["status"] == "ACTIVE",
             port_id: port["id"].as_str().unwrap_or_default().to_string(),
             network_name: n.body["network"]["name"]
                 .as_str()

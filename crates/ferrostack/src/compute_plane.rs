@@ -111,6 +111,13 @@ pub async fn start(
         "qemu" => true,
         other => anyhow::bail!("compute driver {other:?} is not available (fake, qemu)"),
     };
+    // The in-process network agent watches the taps QEMU plugs; without it no
+    // `network-vif-plugged` would come for these hosts' ports.
+    let vif_wait = if qemu && !crate::network_plane::enabled(config)? {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(section.vif_plugging_timeout)
+    };
     for n in 0..section.fake_hosts {
         let host = format!("{}-{n}", if qemu { "qemu" } else { "fake" });
         let mut ac = AgentConfig::new(&host, placement_url);
@@ -119,6 +126,8 @@ pub async fn start(
         ac.disk_gb = section.host_disk_gb;
         ac.heartbeat_interval = Duration::from_secs(section.report_interval.max(1));
         ac.image_url = image_url.to_string();
+        ac.vif_plugging_timeout = vif_wait;
+        ac.vif_plugging_is_fatal = section.vif_plugging_is_fatal;
         let driver: Arc<dyn Driver> = if qemu {
             Arc::new(qemu_driver(config, &host).await?)
         } else {

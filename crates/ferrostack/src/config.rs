@@ -125,6 +125,14 @@ pub struct ComputeSection {
     /// The domain the metadata API appends to hostnames (Nova's `[api] dhcp_domain`);
     /// empty for none.
     pub dhcp_domain: String,
+    /// Seconds a build waits for the network service to announce its ports plugged
+    /// (`network-vif-plugged`) when the driver plugs ports (QEMU); 0: no wait (Nova's
+    /// `vif_plugging_timeout`). In-process QEMU hosts wait only when the in-process
+    /// network agent runs: it is what sees their taps.
+    pub vif_plugging_timeout: u64,
+    /// A build whose ports were not announced in time fails (Nova's
+    /// `vif_plugging_is_fatal`).
+    pub vif_plugging_is_fatal: bool,
 }
 
 /// The network service (Neutron v2.0).
@@ -395,6 +403,8 @@ impl Default for ComputeSection {
             metadata_port: 8775,
             metadata_proxy_shared_secret: String::new(),
             dhcp_domain: "novalocal".into(),
+            vif_plugging_timeout: 300,
+            vif_plugging_is_fatal: true,
         }
     }
 }

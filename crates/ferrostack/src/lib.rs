@@ -220,6 +220,16 @@ impl Cloud {
         let (network, network_addr, network_url) =
             start_network(config, network_db, network_validator, &mut tasks).await?;
         network.connect_bus(bus.clone());
+        network.connect_nova(ferro_network::nova::NovaNotifier::new(
+            &format!("{compute_url}/v2.1"),
+            Arc::new(ferro_client::ServiceAuth::new(
+                &url,
+                "neutron",
+                &compute_plane::service_password(config)?,
+                compute_plane::SERVICE_PROJECT,
+            )),
+        ));
+        tasks.extend(ferro_network::nova::worker(network.clone()));
         tasks.extend(
             ferro_network::agents::workers(network.clone())
                 .await

@@ -444,7 +444,8 @@ impl Networking {
                     {
                         return Ok(false);
                     }
-                    if s(&doc, "status") == status {
+                    let old = s(&doc, "status").to_string();
+                    if old == status {
                         return Ok(false);
                     }
                     let rev = doc
@@ -455,6 +456,7 @@ impl Networking {
                     crate::model::touch(&mut doc);
                     db::replace(&mut tx, Table::Ports, &doc, rev).await?;
                     tx.commit().await?;
+                    self.port_status_changed(&doc, &old, status);
                     Ok(true)
                 })
                 .await?;

@@ -40,6 +40,7 @@ pub mod l3;
 pub mod listing;
 pub mod manager;
 pub mod model;
+pub mod nova;
 pub mod policy;
 pub mod quota;
 pub mod subnetpool;

@@ -44,6 +44,8 @@ pub struct Networking {
     /// The network agents heard from, by host.
     pub(crate) agents:
         std::sync::Mutex<std::collections::BTreeMap<String, crate::agents::AgentRecord>>,
+    /// Tells the compute API about its servers' ports, once connected.
+    pub(crate) nova: std::sync::OnceLock<Arc<crate::nova::NovaNotifier>>,
 }
 
 pub(crate) type Doc = Map<String, Value>;
@@ -95,6 +97,7 @@ impl Networking {
             bus: Default::default(),
             dirty: Default::default(),
             agents: Default::default(),
+            nova: Default::default(),
         }))
     }
 
@@ -2053,6 +2056,7 @@ impl Networking {
             db::port_set_groups(&mut tx, id, &[]).await?;
             db::delete(&mut tx, Table::Ports, id).await?;
             tx.commit().await?;
+            self.notify_nova(&doc, "network-vif-deleted");
             Ok(())
         })
         .await

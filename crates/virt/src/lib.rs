@@ -65,6 +65,12 @@ pub trait Driver: Send + Sync {
     fn accelerator(&self) -> Option<&'static str> {
         None
     }
+    /// Whether spawning plugs the guest's ports into the host's dataplane, so the network
+    /// service will send `network-vif-plugged` for them (Nova waits for it before the
+    /// guest counts as built).
+    fn plugs_vifs(&self) -> bool {
+        false
+    }
     /// Creates and starts a guest; a guest that exists already is left as it is.
     async fn spawn(&self, spec: &InstanceSpec) -> Result<(), VirtError>;
     /// Stops and removes a guest; a missing guest is not an error.
@@ -166,6 +172,7 @@ pub struct FakeDriver {
     guests: Mutex<BTreeMap<String, FakeGuest>>,
     failing: Mutex<BTreeSet<Op>>,
     delay: Mutex<Duration>,
+    plugs_vifs: std::sync::atomic::AtomicBool,
 }
 
 impl FakeDriver {
@@ -186,6 +193,13 @@ impl FakeDriver {
     /// agent died mid-operation).
     pub fn set_delay(&self, delay: Duration) {
         *self.delay.lock().unwrap_or_else(|e| e.into_inner()) = delay;
+    }
+
+    /// Makes the fake claim (or not) that it plugs ports, as a real hypervisor's driver
+    /// does: builds then wait for `network-vif-plugged` events.
+    pub fn set_plugs_vifs(&self, plugs: bool) {
+        self.plugs_vifs
+            .store(plugs, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Makes `op` fail (or succeed again) from now on.
@@ -258,6 +272,10 @@ impl FakeDriver {
 impl Driver for FakeDriver {
     fn hypervisor_type(&self) -> &'static str {
         "fake"
+    }
+
+    fn plugs_vifs(&self) -> bool {
+        self.plugs_vifs.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn spawn(&self, spec: &InstanceSpec) -> Result<(), VirtError> {

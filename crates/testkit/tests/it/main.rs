@@ -22,3 +22,4 @@ mod server_meta;
 mod server_networks;
 mod servers;
 mod unauthorized;
+mod vif_events;

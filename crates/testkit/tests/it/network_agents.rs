@@ -17,7 +17,8 @@ fn neutron(c: &TestCloud) -> Client {
     c.admin.clone_with_base(&c.network_url)
 }
 
-async fn call(c: &TestCloud, req: PluginRequest) -> Result<Value, String> {
+/// A request of a network agent to the network service, over the cloud's bus.
+pub(crate) async fn call(c: &TestCloud, req: PluginRequest) -> Result<Value, String> {
     let (method, payload) = req.to_parts();
     c.cloud
         .bus

@@ -626,6 +626,10 @@ impl Driver for QemuDriver {
         Some(self.probe.accel.as_str())
     }
 
+    fn plugs_vifs(&self) -> bool {
+        true
+    }
+
     async fn spawn(&self, spec: &InstanceSpec) -> Result<(), VirtError> {
         let dir = self.dir_of(&spec.uuid).map_err(|_| {
             VirtError::Failed(format!("{:?} is not a valid instance uuid", spec.uuid))
