@@ -5,8 +5,10 @@
 # addresses by DHCP from the network's dnsmasq, read their instance id from the metadata
 # service at 169.254.169.254, and the second pings the first (user data script); a ping from
 # the network reaches a guest while its security group has an ICMP rule and not once the rule
-# is deleted; the ports go ACTIVE; deleting the servers and the network leaves no tap, bridge, namespace or
-# dnsmasq of the prefix.
+# is deleted; the ports go ACTIVE (before their servers do); a router to an external
+# network whose gateway is a test namespace gives the first guest a floating IP that answers
+# ping from that namespace; deleting the servers, the router and the networks leaves no tap,
+# bridge, namespace, dnsmasq or nftables table of the prefix.
 # Run alone:  PATH=/var/tmp/ferrostack-e2e-venv/bin:$PATH tests/e2e/dataplane.sh
 set -uo pipefail
 
@@ -136,6 +138,34 @@ fi
 osc port list --server "$A" -f value -c Status
 check "the guests' ports are ACTIVE" out_is ACTIVE
 
+# A router to an external network whose gateway (172.24.7.1) is a namespace of the test on
+# the host, plugged into the network's bridge as DevStack's br-ex holds its address.
+osc network create --external -f value -c id dp-public
+EXT="$OUT"
+osc subnet create --network dp-public --subnet-range 172.24.7.0/24 --gateway 172.24.7.1 \
+    --no-dhcp -f value -c id dp-public-sub
+osc router create -f value -c id dp-router
+osc router set --external-gateway dp-public dp-router
+osc router add subnet dp-router dp-sub
+check "a router from the tenant network to an external network" succeeded
+EXT_BRIDGE="${PREFIX}b$(printf '%s' "$EXT" | tr -d - | cut -c1-$((14 - ${#PREFIX})))"
+OUT_NS="$PREFIX-outside"
+for _ in $(seq 50); do ip link show "$EXT_BRIDGE" >/dev/null 2>&1 && break; sleep 0.2; done
+ip netns add "$OUT_NS" &&
+    ip link add "${PREFIX}wout" type veth peer name eth0 netns "$OUT_NS" &&
+    ip link set "${PREFIX}wout" master "$EXT_BRIDGE" up &&
+    ip -n "$OUT_NS" addr add 172.24.7.1/24 dev eth0 &&
+    ip -n "$OUT_NS" link set eth0 up
+check "the external network's gateway namespace is on its bridge" succeeded
+osc floating ip create -f value -c floating_ip_address dp-public
+FIP="$OUT"
+osc server add floating ip "$A" "$FIP"
+check "a floating IP ($FIP) is added to server A" succeeded
+out_ping() { ip netns exec "$OUT_NS" busybox ping -c 1 -W 1 "$FIP" >/dev/null 2>&1; }
+for _ in $(seq 20); do out_ping && break; sleep 0.5; done
+RC=0
+check "server A answers ping at its floating IP from the external namespace" is_true out_ping
+
 # From the network's DHCP namespace (not in the group): ICMP passes while the rule is there.
 DHCP_NS="$PREFIX-qdhcp-$NET"
 ns_ping() { ip netns exec "$DHCP_NS" busybox ping -c 1 -W 1 "$A_IP" >/dev/null 2>&1; }
@@ -149,9 +179,14 @@ check "without the ICMP rule the ping does not reach guest A" is_true eval '! ns
 
 osc server delete --wait "$A" "$B"
 check "server delete --wait" succeeded
-osc subnet delete dp-sub
-osc network delete dp-net
-check "the network is deleted" succeeded
+osc floating ip delete "$FIP"
+osc router remove subnet dp-router dp-sub
+osc router delete dp-router
+check "the floating IP and the router are deleted" succeeded
+ip netns del "$OUT_NS" 2>/dev/null
+osc subnet delete dp-sub dp-public-sub
+osc network delete dp-net dp-public
+check "the networks are deleted" succeeded
 gone() {
     [[ -z "$(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | grep "^$PREFIX")" ]] &&
         [[ -z "$(ip netns list 2>/dev/null | grep "^$PREFIX-")" ]] &&
