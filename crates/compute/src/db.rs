@@ -1086,16 +1086,25 @@ pub async fn instance_save(
     expected: (VmState, Option<&str>),
 ) -> Result<bool> {
     let fault = i.fault.as_ref().map(json_text).transpose()?;
-    let mut sql = Sql::new(
+    // The ports change under a task (the conductor binds or releases them while building)
+    // or through `instance_save_network_info` (os-interface, with no task). A save that
+    // read the row with no task under way leaves them as they are now, so it cannot put
+    // back what an attach or detach replaced after that read.
+    let ports = if expected.1.is_some() {
+        "network_info = ?"
+    } else {
+        "network_info = COALESCE(network_info, ?)"
+    };
+    let mut sql = Sql::new(&format!(
         "UPDATE nv_instances SET display_name = ?, display_description = ?, host = ?, node = ?, \
          availability_zone = ?, flavor = ?, vcpus = ?, memory_mb = ?, image_ref = ?, \
          key_name = ?, key_data = ?, user_data = ?, hostname = ?, access_ip_v4 = ?, \
-         access_ip_v6 = ?, network_info = ?, metadata = ?, tags = ?, \
+         access_ip_v6 = ?, {ports}, metadata = ?, tags = ?, \
          vm_state = ?, task_state = ?, \
          power_state = ?, locked_by = ?, locked_reason = ?, attempts = ?, tried_hosts = ?, \
          fault = ?, updated_at = ?, launched_at = ?, terminated_at = ?, deleted_at = ?, \
-         deleted = ? WHERE uuid = ? AND deleted = ? AND vm_state = ?",
-    )
+         deleted = ? WHERE uuid = ? AND deleted = ? AND vm_state = ?"
+    ))
     .arg(&i.display_name)
     .arg(i.display_description.as_ref())
     .arg(i.host.as_ref())
@@ -1606,4 +1615,119 @@ pub async fn migration_advance(
     sql.push(" WHERE uuid = ").bind(uuid);
     sql.push(" AND status = ").bind(from);
     Ok(ex.execute(&sql).await? == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{InstanceFlavor, PowerState, Vif};
+
+    fn instance(uuid: &str) -> Instance {
+        Instance {
+            uuid: uuid.into(),
+            internal_id: 1,
+            project_id: "p".into(),
+            user_id: "u".into(),
+            display_name: "s".into(),
+            display_description: None,
+            hostname: "s".into(),
+            host: Some("h".into()),
+            node: Some("h".into()),
+            availability_zone: None,
+            flavor: InstanceFlavor {
+                flavorid: "1".into(),
+                name: "f".into(),
+                vcpus: 1,
+                memory_mb: 64,
+                root_gb: 1,
+                ephemeral_gb: 0,
+                swap: 0,
+                extra_specs: Default::default(),
+            },
+            image_ref: "i".into(),
+            key_name: None,
+            key_data: None,
+            user_data: None,
+            metadata: Default::default(),
+            tags: Vec::new(),
+            vm_state: VmState::Active,
+            task_state: None,
+            power_state: PowerState::Running,
+            locked_by: None,
+            locked_reason: None,
+            launch_index: 0,
+            reservation_id: "r".into(),
+            config_drive: String::new(),
+            access_ip_v4: None,
+            access_ip_v6: None,
+            auto_disk_config: false,
+            attempts: 1,
+            tried_hosts: Vec::new(),
+            fault: None,
+            created_at: 1,
+            updated_at: 1,
+            launched_at: None,
+            terminated_at: None,
+            deleted_at: None,
+            deleted: false,
+            requested_networks: Vec::new(),
+            network_info: Vec::new(),
+        }
+    }
+
+    /// Regression: a save from a read taken before an attach put the old ports back.
+    #[tokio::test]
+    async fn a_stale_save_keeps_ports_an_attach_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let db = ferro_db::Db::connect(&url).await.unwrap();
+        ferro_db::migrate(&db, "compute", crate::migrations())
+            .await
+            .unwrap();
+        let i = instance("a");
+        instance_insert(&mut &db, &i).await.unwrap();
+        let stale = instance_get(&mut &db, "a").await.unwrap().unwrap();
+
+        let mut attached = stale.clone();
+        attached.network_info.push(Vif {
+            port_id: "port".into(),
+            ..Vif::default()
+        });
+        assert!(
+            instance_save_network_info(&mut &db, &attached, 5)
+                .await
+                .unwrap()
+        );
+        // An action that read the server before the attach (a stop, say) saves now.
+        let mut stop = stale.clone();
+        stop.task_state = Some("powering-off".into());
+        stop.updated_at = 6;
+        assert!(
+            instance_save(&mut &db, &stop, (VmState::Active, None))
+                .await
+                .unwrap()
+        );
+        let now = instance_get(&mut &db, "a").await.unwrap().unwrap();
+        assert_eq!(now.network_info.len(), 1, "the attached port was lost");
+        assert_eq!(now.task_state.as_deref(), Some("powering-off"));
+
+        // Under a task, the conductor's save does set the ports (a build releasing them).
+        let mut released = now.clone();
+        released.network_info.clear();
+        released.task_state = None;
+        released.updated_at = 7;
+        assert!(
+            instance_save(&mut &db, &released, (VmState::Active, Some("powering-off")))
+                .await
+                .unwrap()
+        );
+        let now = instance_get(&mut &db, "a").await.unwrap().unwrap();
+        assert!(now.network_info.is_empty());
+        // A stale generation loses the compare-and-swap of an attach.
+        assert!(
+            !instance_save_network_info(&mut &db, &attached, 9)
+                .await
+                .unwrap()
+        );
+    }
 }

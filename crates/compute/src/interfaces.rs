@@ -366,6 +366,8 @@ impl Compute {
     /// Applies `edit` to the server's network info and saves it with compare-and-swap,
     /// reading the row again when another write won: 409 once the server is busy (a
     /// task started) or gone.
+    // Other writes cannot undo this one: `db::instance_save` keeps the ports when it
+    // read the server with no task under way.
     async fn edit_network_info(&self, uuid: &str, edit: impl Fn(&mut Vec<Vif>)) -> Result<()> {
         for _ in 0..8 {
             let Some(mut i) = db::instance_get(&mut &self.db, uuid).await? else {
