@@ -32,6 +32,9 @@ pub enum PluginRequest {
         l3: bool,
         #[serde(default)]
         tunnel_ip: Option<String>,
+        /// How the agent's previous sync went.
+        #[serde(default)]
+        report: AgentReport,
     },
     /// The DHCP port of `network_id` served from `host`, made when missing ([`PortState`]).
     DhcpPort {
@@ -67,6 +70,29 @@ impl AgentNotice {
             version: CONTRACT_VERSION.into(),
         }
     }
+}
+
+/// An agent's account of its host, sent with each sync (shown in the agents API).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentReport {
+    /// What failed in the last sync, if anything.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// How often a dnsmasq found dead was started again, and the latest of those restarts
+    /// (`<time> network <id>`, newest last).
+    #[serde(default)]
+    pub dnsmasq_restarts: u64,
+    #[serde(default)]
+    pub restarted: Vec<String>,
+    /// What the host serves: DHCP networks, their subnets and ports, routers.
+    #[serde(default)]
+    pub dhcp_networks: u64,
+    #[serde(default)]
+    pub dhcp_subnets: u64,
+    #[serde(default)]
+    pub dhcp_ports: u64,
+    #[serde(default)]
+    pub routers: u64,
 }
 
 /// The part of the model one host needs.

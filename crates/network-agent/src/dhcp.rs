@@ -170,8 +170,18 @@ impl NetworkAgent {
             options,
         };
         let d = Dnsmasq::new(dir(&self.config.state_dir, &net.id));
+        let was_running = d.pid().is_some();
         if d.ensure(&conf).await? {
-            tracing::info!(network = %net.id, namespace = %ns, "dnsmasq started");
+            let served_before = !self
+                .dhcp_served
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(net.id.clone());
+            if served_before && !was_running {
+                self.note_dnsmasq_restart(&net.id);
+            } else {
+                tracing::info!(network = %net.id, namespace = %ns, "dnsmasq started");
+            }
         }
         if let Some(target) = &self.config.metadata {
             self.ensure_proxy(&net.id, &ns, target, instances)?;
@@ -182,6 +192,10 @@ impl NetworkAgent {
     /// Stops DHCP and metadata for `network_id` and removes its namespace.
     pub(crate) async fn stop_dhcp(&self, network_id: &str) -> Result<()> {
         self.stop_proxy(network_id);
+        self.dhcp_served
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(network_id);
         Dnsmasq::new(dir(&self.config.state_dir, network_id))
             .stop()
             .await?;

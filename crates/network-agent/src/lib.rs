@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use ferro_api_types::compute::CONTRACT_VERSION;
 use ferro_api_types::network::{
-    AGENT_FANOUT, HostState, NetworkState, PLUGIN_TOPIC, PluginRequest, PortState,
+    AGENT_FANOUT, AgentReport, HostState, NetworkState, PLUGIN_TOPIC, PluginRequest, PortState,
 };
 use ferro_bus::{Bus, Envelope};
 use ferro_host::{HostError, Names, link};
@@ -100,6 +100,10 @@ pub struct NetworkAgent {
     firewall: Mutex<Option<String>>,
     /// Each router's NAT table as last applied, by router (also: routers set up).
     nat: Mutex<BTreeMap<String, String>>,
+    /// What the next sync tells the service (counts, dnsmasq restarts).
+    report: Mutex<AgentReport>,
+    /// Networks whose dnsmasq this agent has started (a later start is a restart).
+    dhcp_served: Mutex<BTreeSet<String>>,
 }
 
 /// How long a call to the network service may take.
@@ -115,6 +119,8 @@ impl NetworkAgent {
             last_error: Mutex::new(None),
             firewall: Mutex::new(None),
             nat: Mutex::new(BTreeMap::new()),
+            report: Mutex::new(AgentReport::default()),
+            dhcp_served: Mutex::new(BTreeSet::new()),
         })
     }
 
@@ -138,6 +144,28 @@ impl NetworkAgent {
             .map_err(|e| AgentError::Service(e.to_string()))
     }
 
+    /// The report the next sync carries: the counts and restarts so far, the last error.
+    fn report_now(&self) -> AgentReport {
+        let mut r = self
+            .report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        r.last_error = self.last_error();
+        r
+    }
+
+    /// Records that the dnsmasq of `network_id` had died and was started again.
+    pub(crate) fn note_dnsmasq_restart(&self, network_id: &str) {
+        tracing::warn!(network = %network_id, "dnsmasq had died; restarted");
+        let mut r = self.report.lock().unwrap_or_else(|e| e.into_inner());
+        r.dnsmasq_restarts += 1;
+        let when = ferro_common::time::iso8601_seconds(ferro_common::time::now_micros());
+        r.restarted.push(format!("{when} network {network_id}"));
+        let extra = r.restarted.len().saturating_sub(5);
+        r.restarted.drain(..extra);
+    }
+
     async fn host_state(&self) -> Result<HostState> {
         let v = self
             .call(PluginRequest::SyncHost {
@@ -146,6 +174,7 @@ impl NetworkAgent {
                 dhcp: self.config.dhcp,
                 l3: self.config.l3,
                 tunnel_ip: self.config.tunnel_ip.clone(),
+                report: self.report_now(),
             })
             .await?;
         serde_json::from_value(v).map_err(|e| AgentError::Service(format!("sync_host: {e}")))
@@ -219,6 +248,7 @@ impl NetworkAgent {
             failures.push(format!("security groups: {e}"));
         }
         self.remove_stale(&state).await?;
+        self.count(&state);
         if !up.is_empty() || !down.is_empty() {
             self.call(PluginRequest::PortStatus {
                 version: CONTRACT_VERSION.into(),
@@ -233,6 +263,24 @@ impl NetworkAgent {
         } else {
             Err(AgentError::Service(failures.join("; ")))
         }
+    }
+
+    /// Counts what the host serves, for the next report.
+    fn count(&self, state: &HostState) {
+        let dhcp: Vec<&NetworkState> = state
+            .networks
+            .iter()
+            .filter(|n| self.config.dhcp && dhcp::serves(n))
+            .collect();
+        let mut r = self.report.lock().unwrap_or_else(|e| e.into_inner());
+        r.dhcp_networks = dhcp.len() as u64;
+        r.dhcp_subnets = dhcp.iter().map(|n| n.subnets.len() as u64).sum();
+        r.dhcp_ports = state
+            .ports
+            .iter()
+            .filter(|p| dhcp.iter().any(|n| n.id == p.network_id))
+            .count() as u64;
+        r.routers = state.routers.iter().filter(|x| router::hosted(x)).count() as u64;
     }
 
     /// Ports a hypervisor on this host plugs (the agent only watches their taps).

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferro_api_types::network::{
-    AGENT_FANOUT, AgentNotice, HostState, NetworkState, PLUGIN_TOPIC, PluginRequest, PortState,
-    RouterState, RuleState, SecurityGroupState, SubnetState,
+    AGENT_FANOUT, AgentNotice, AgentReport, HostState, NetworkState, PLUGIN_TOPIC, PluginRequest,
+    PortState, RouterState, RuleState, SecurityGroupState, SubnetState,
 };
 use ferro_bus::{Bus, Envelope};
 use ferro_common::RequestContext;
@@ -29,6 +29,8 @@ pub struct AgentRecord {
     /// The host holds routers (an L3 agent).
     pub l3: bool,
     pub tunnel_ip: Option<String>,
+    /// The agent's account of its previous sync.
+    pub report: AgentReport,
     /// Microseconds since the epoch.
     pub started_at: i64,
     pub last_seen: i64,
@@ -140,7 +142,14 @@ impl Networking {
             .collect()
     }
 
-    fn heard_from(&self, host: &str, dhcp: bool, l3: bool, tunnel_ip: Option<String>) {
+    fn heard_from(
+        &self,
+        host: &str,
+        dhcp: bool,
+        l3: bool,
+        tunnel_ip: Option<String>,
+        report: AgentReport,
+    ) {
         let now = ferro_common::time::now_micros();
         let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());
         let r = agents
@@ -150,12 +159,14 @@ impl Networking {
                 dhcp,
                 l3,
                 tunnel_ip: None,
+                report: AgentReport::default(),
                 started_at: now,
                 last_seen: now,
             });
         r.dhcp = dhcp;
         r.l3 = l3;
         r.tunnel_ip = tunnel_ip;
+        r.report = report;
         r.last_seen = now;
     }
 
@@ -475,9 +486,10 @@ impl Networking {
                 dhcp,
                 l3,
                 tunnel_ip,
+                report,
                 ..
             } => {
-                self.heard_from(&host, dhcp, l3, tunnel_ip);
+                self.heard_from(&host, dhcp, l3, tunnel_ip, report);
                 json_of(&self.host_state(&host, dhcp).await?)
             }
             PluginRequest::DhcpPort {
@@ -584,17 +596,28 @@ impl Networking {
                     &uuid::Uuid::NAMESPACE_OID,
                     format!("{}/{kind}", a.host).as_bytes(),
                 );
-                let configurations = match kind {
+                let r = &a.report;
+                let mut configurations = match kind {
                     "Linux bridge agent" => json!({
                         "tunneling_ip": a.tunnel_ip,
                         "tunnel_types": if a.tunnel_ip.is_some() { json!(["vxlan"]) } else { json!([]) },
                         "interface_mappings": {},
                     }),
-                    "L3 agent" => {
-                        json!({"agent_mode": "legacy", "interface_driver": "linuxbridge"})
-                    }
+                    "DHCP agent" => json!({
+                        "dhcp_driver": "dnsmasq",
+                        "networks": r.dhcp_networks,
+                        "subnets": r.dhcp_subnets,
+                        "ports": r.dhcp_ports,
+                        "dnsmasq_restarts": r.dnsmasq_restarts,
+                        "dnsmasq_restarted": r.restarted,
+                    }),
+                    "L3 agent" => json!({"agent_mode": "legacy",
+                        "interface_driver": "linuxbridge", "routers": r.routers}),
                     _ => json!({}),
                 };
+                if let Some(e) = &r.last_error {
+                    configurations["last_sync_error"] = json!(e);
+                }
                 let doc = json!({
                     "id": id.to_string(),
                     "agent_type": kind,

@@ -339,6 +339,20 @@ async fn a_guest_gets_its_port_address_by_dhcp_and_everything_goes_with_the_netw
         dnsmasq.pid().is_some_and(|p| p != pid)
     })
     .await;
+    // ... and the restart is in the DHCP agent's status.
+    wait_for("the restart in the DHCP agent's configurations", 10, || {
+        let (n, net) = (n.clone(), net.clone());
+        async move {
+            let r = n.get("/v2.0/agents?agent_type=DHCP%20agent").await.unwrap();
+            let conf = &r.body["agents"][0]["configurations"];
+            conf["dnsmasq_restarts"] == 1
+                && conf["networks"] == 1
+                && conf["dnsmasq_restarted"][0]
+                    .as_str()
+                    .is_some_and(|s| s.ends_with(&format!("network {net}")))
+        }
+    })
+    .await;
 
     // Everything goes with the network.
     sh("ip", &["link", "del", &tap]).await;

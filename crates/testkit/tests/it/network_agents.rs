@@ -43,6 +43,7 @@ async fn sync_as(c: &TestCloud, host: &str, dhcp: bool, l3: bool) -> HostState {
             host: host.into(),
             dhcp,
             l3,
+            report: Default::default(),
             tunnel_ip: Some(format!("192.0.2.{}", host.len())),
         },
     )
