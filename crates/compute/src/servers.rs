@@ -476,7 +476,9 @@ impl Compute {
             .flatten()
             .filter_map(|g| g["name"].as_str().map(str::to_string))
             .collect();
-        if !group_names.is_empty() && !requested_networks.is_empty() {
+        // Every group named must exist, ports or not (upstream's
+        // `_check_requested_secgroups`: SecurityGroupNotFound is a 400 at create).
+        if !group_names.is_empty() {
             let ids = self.security_group_ids(ctx, &group_names).await?;
             for r in requested_networks
                 .iter_mut()

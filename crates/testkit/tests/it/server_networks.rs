@@ -237,6 +237,16 @@ async fn security_groups_follow_the_server_onto_its_ports() {
         .await
         .unwrap();
     assert_eq!(r.status, 400, "{}", r.body);
+    // Also without ports (tempest test_create_with_nonexistent_security_group).
+    let r = n
+        .post(
+            "/servers",
+            &json!({"server": {"name": "sg", "imageRef": image, "flavorRef": flavor,
+                "networks": "none", "security_groups": [{"name": "nosuch"}]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
     let r = n
         .post(
             "/servers",
