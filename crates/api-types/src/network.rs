@@ -93,6 +93,9 @@ pub struct AgentReport {
     pub dhcp_ports: u64,
     #[serde(default)]
     pub routers: u64,
+    /// The agent's `physical_interface_mappings`.
+    #[serde(default)]
+    pub interface_mappings: std::collections::BTreeMap<String, String>,
 }
 
 /// The part of the model one host needs.

@@ -191,6 +191,10 @@ pub struct NetworkAgentSection {
     pub l3: bool,
     /// This host's VXLAN endpoint address; empty: VXLAN networks stay on this host.
     pub tunnel_ip: String,
+    /// `physnet:interface,...`: the host interface of each physical network (flat
+    /// networks bridge it, VLAN networks a VLAN device on it), as Neutron's
+    /// `physical_interface_mappings`; empty: provider networks stay on this host.
+    pub physical_interface_mappings: String,
     /// Seconds between syncs without a change notice.
     pub sync_interval: u64,
     /// For `ferrostack network-agent` on another host: the compute metadata API its proxy
@@ -223,6 +227,7 @@ impl Default for NetworkAgentSection {
             dhcp: true,
             l3: true,
             tunnel_ip: String::new(),
+            physical_interface_mappings: String::new(),
             sync_interval: 10,
             metadata_url: String::new(),
         }

@@ -53,6 +53,23 @@ pub fn agent_config(config: &Config) -> anyhow::Result<AgentConfig> {
     );
     ac.dhcp = section.dhcp;
     ac.l3 = section.l3;
+    for pair in section
+        .physical_interface_mappings
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    {
+        let (physnet, dev) = pair
+            .split_once(':')
+            .filter(|(p, d)| !p.is_empty() && !d.is_empty())
+            .ok_or_else(|| {
+                anyhow::anyhow!(
+                    "network_agent.physical_interface_mappings {pair:?}: physnet:interface"
+                )
+            })?;
+        ac.physical_interfaces
+            .insert(physnet.to_string(), dev.to_string());
+    }
     ac.tunnel_ip = (!section.tunnel_ip.is_empty()).then(|| section.tunnel_ip.clone());
     ac.sync_interval = Duration::from_secs(section.sync_interval.max(1));
     Ok(ac)

@@ -109,6 +109,25 @@ pub async fn ensure_vxlan(name: &str, vni: i64, local: &str, mtu: i64) -> Result
     set_mtu_up(name, mtu).await
 }
 
+/// VLAN `vid` of interface `parent` as device `name` (802.1Q), up with `mtu`.
+pub async fn ensure_vlan(name: &str, parent: &str, vid: i64, mtu: i64) -> Result<()> {
+    let id = vid.to_string();
+    match ip(&[
+        "link", "add", "link", parent, "name", name, "type", "vlan", "id", &id,
+    ])
+    .await
+    {
+        Err(e) if !exists(&e) => return Err(e),
+        _ => {}
+    }
+    set_mtu_up(name, mtu).await
+}
+
+/// Sets link `name` up (a host interface a flat network is carried on).
+pub async fn set_up(name: &str) -> Result<()> {
+    ip(&["link", "set", name, "up"]).await.map(|_| ())
+}
+
 /// The VXLAN device floods broadcast and unknown unicast to each of `peers` (and no other).
 pub async fn set_flood_peers(name: &str, peers: &[String]) -> Result<()> {
     let out = run("bridge", &["-json", "fdb", "show", "dev", name]).await?;

@@ -55,6 +55,11 @@ impl Names {
         self.device('x', network_id)
     }
 
+    /// The VLAN device carrying a `vlan` provider network on a host interface.
+    pub fn vlan(&self, network_id: &str) -> String {
+        self.device('l', network_id)
+    }
+
     /// The host end of a namespace port's veth pair (in the network's bridge).
     pub fn veth_host(&self, port_id: &str) -> String {
         self.device('v', port_id)
@@ -79,7 +84,7 @@ impl Names {
     pub fn kind_of(&self, ifname: &str) -> Option<char> {
         let rest = ifname.strip_prefix(&self.prefix)?;
         let k = rest.chars().next()?;
-        ("btxvn".contains(k) && rest.len() > 1).then_some(k)
+        ("btxvnl".contains(k) && rest.len() > 1).then_some(k)
     }
 
     /// The network id of a DHCP namespace of this scheme.

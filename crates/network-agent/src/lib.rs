@@ -38,6 +38,9 @@ pub struct AgentConfig {
     pub l3: bool,
     /// This host's VXLAN endpoint address; VXLAN networks stay host-local without it.
     pub tunnel_ip: Option<String>,
+    /// The host interface each physical network is on (`physical_interface_mappings`):
+    /// a `flat` network's bridge holds the interface, a `vlan` network's its VLAN device.
+    pub physical_interfaces: BTreeMap<String, String>,
     /// dnsmasq's files live under `<state_dir>/dhcp/<network>`.
     pub state_dir: PathBuf,
     /// Sync this often even without a notice.
@@ -67,6 +70,7 @@ impl AgentConfig {
             dhcp: true,
             l3: true,
             tunnel_ip: None,
+            physical_interfaces: BTreeMap::new(),
             state_dir: state_dir.into(),
             sync_interval: Duration::from_secs(10),
             metadata: None,
@@ -152,6 +156,7 @@ impl NetworkAgent {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         r.last_error = self.last_error();
+        r.interface_mappings = self.config.physical_interfaces.clone();
         r
     }
 
@@ -288,18 +293,38 @@ impl NetworkAgent {
         p.host == self.config.host && p.device_owner.starts_with("compute:")
     }
 
-    /// The network's bridge and, for VXLAN with a tunnel address, its VXLAN device
-    /// flooding to the other hosts.
+    /// The network's bridge and what carries it off the host: for VXLAN with a tunnel
+    /// address a VXLAN device flooding to the other hosts; for a `flat` network the
+    /// physical network's host interface itself, for a `vlan` one a VLAN device on it (as
+    /// Neutron's Linux bridge agent). Without a mapping the network stays on the host.
     async fn plug_network(&self, net: &NetworkState, peers: &[String]) -> Result<()> {
-        let bridge = self.config.names.bridge(&net.id);
+        let names = &self.config.names;
+        let bridge = names.bridge(&net.id);
         link::ensure_bridge(&bridge, Some(net.mtu)).await?;
-        if net.network_type == "vxlan"
-            && let (Some(vni), Some(local)) = (net.segmentation_id, &self.config.tunnel_ip)
-        {
-            let vx = self.config.names.vxlan(&net.id);
-            link::ensure_vxlan(&vx, vni, local, net.mtu).await?;
-            link::set_master(&vx, &bridge).await?;
-            link::set_flood_peers(&vx, peers).await?;
+        let physical = net
+            .physical_network
+            .as_ref()
+            .and_then(|p| self.config.physical_interfaces.get(p));
+        match (net.network_type.as_str(), net.segmentation_id, physical) {
+            ("vxlan", Some(vni), _) => {
+                if let Some(local) = &self.config.tunnel_ip {
+                    let vx = names.vxlan(&net.id);
+                    link::ensure_vxlan(&vx, vni, local, net.mtu).await?;
+                    link::set_master(&vx, &bridge).await?;
+                    link::set_flood_peers(&vx, peers).await?;
+                }
+            }
+            ("flat", _, Some(dev)) => {
+                link::set_up(dev).await?;
+                link::set_master(dev, &bridge).await?;
+            }
+            ("vlan", Some(vid), Some(dev)) => {
+                link::set_up(dev).await?;
+                let vl = names.vlan(&net.id);
+                link::ensure_vlan(&vl, dev, vid, net.mtu).await?;
+                link::set_master(&vl, &bridge).await?;
+            }
+            _ => {}
         }
         Ok(())
     }
@@ -345,6 +370,7 @@ impl NetworkAgent {
             let stale = match n.kind_of(&l.name) {
                 Some('b') => !nets.iter().any(|id| n.matches('b', &l.name, id)),
                 Some('x') => !nets.iter().any(|id| n.matches('x', &l.name, id)),
+                Some('l') => !nets.iter().any(|id| n.matches('l', &l.name, id)),
                 Some('v') => !ns_ports.iter().any(|p| n.matches('v', &l.name, &p.id)),
                 _ => false,
             };

@@ -601,7 +601,7 @@ impl Networking {
                     "Linux bridge agent" => json!({
                         "tunneling_ip": a.tunnel_ip,
                         "tunnel_types": if a.tunnel_ip.is_some() { json!(["vxlan"]) } else { json!([]) },
-                        "interface_mappings": {},
+                        "interface_mappings": r.interface_mappings,
                     }),
                     "DHCP agent" => json!({
                         "dhcp_driver": "dnsmasq",

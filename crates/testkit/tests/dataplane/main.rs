@@ -691,3 +691,192 @@ async fn a_router_snats_guests_and_floating_ips_reach_them() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_networks_leave_the_host_on_its_mapped_interface() {
+    let prefix = random_prefix();
+    let names = Names::new(&prefix).unwrap();
+    // The "physical" interface: a veth whose far end is a LAN namespace.
+    let (phy, lan_ns) = (format!("{prefix}wphy"), format!("{prefix}-lan"));
+    let (g1, g2) = (format!("{prefix}-g1"), format!("{prefix}-g2"));
+    sh("ip", &["netns", "add", &lan_ns]).await;
+    sh(
+        "ip",
+        &[
+            "link", "add", &phy, "type", "veth", "peer", "name", "eth0", "netns", &lan_ns,
+        ],
+    )
+    .await;
+    let c = TestCloud::start_with(|cfg| {
+        cfg.compute.fake_hosts = 1;
+        cfg.network.vlan_ranges.push("dp:100:200".into());
+        cfg.network_agent.enabled = "true".into();
+        cfg.network_agent.prefix = prefix.clone();
+        cfg.network_agent.sync_interval = 2;
+        cfg.network_agent.physical_interface_mappings = format!("dp:{phy}");
+    })
+    .await
+    .expect("cloud starts");
+    let _purge = Purge {
+        names: names.clone(),
+        state_dir: c.config.state_dir.join("network"),
+        extra_ns: vec![lan_ns.clone(), g1.clone(), g2.clone()],
+    };
+    let n = c.admin.clone_with_base(&c.network_url);
+    // Kernels without 802.1Q (no `8021q`, as on some CI hosts) have no VLAN devices.
+    let vlans = ferro_host::cmd::run(
+        "ip",
+        &[
+            "-n", &lan_ns, "link", "add", "link", "eth0", "name", "eth0.100", "type", "vlan", "id",
+            "100",
+        ],
+    )
+    .await
+    .is_ok();
+    if !vlans {
+        eprintln!("this kernel has no VLAN devices: the VLAN network is not tried");
+    }
+    let mut guests = Vec::new();
+    let mut nets = vec![("flat", "flat", None, "10.81.0.0/24", &g1)];
+    if vlans {
+        nets.push(("vlan", "vlan", Some(100), "10.82.0.0/24", &g2));
+    }
+    for (name, kind, vid, cidr, ns) in nets {
+        let mut body = json!({"network": {"name": name, "provider:network_type": kind,
+            "provider:physical_network": "dp"}});
+        if let Some(v) = vid {
+            body["network"]["provider:segmentation_id"] = json!(v);
+        }
+        let net = created(&n, "/v2.0/networks", body).await;
+        let net = net["network"]["id"].as_str().unwrap().to_string();
+        created(
+            &n,
+            "/v2.0/subnets",
+            json!({"subnet": {"network_id": net, "cidr": cidr, "ip_version": 4,
+                "enable_dhcp": false}}),
+        )
+        .await;
+        let port = created(
+            &n,
+            "/v2.0/ports",
+            json!({"port": {"network_id": net, "device_owner": "compute:nova",
+                "device_id": name, "binding:host_id": "fake-0", "port_security_enabled": false}}),
+        )
+        .await;
+        let f = |k: &Value| k.as_str().unwrap().to_string();
+        let p = &port["port"];
+        let (id, mac, ip) = (
+            f(&p["id"]),
+            f(&p["mac_address"]),
+            f(&p["fixed_ips"][0]["ip_address"]),
+        );
+        let bridge = names.bridge(&net);
+        wait_for("the provider network's bridge", 20, || async {
+            ferro_host::link::get(&bridge).await.unwrap().is_some()
+        })
+        .await;
+        let cidr = format!("{ip}/24");
+        plug_ns(ns, &names.tap(&id), &bridge, Some(&mac), Some(&cidr)).await;
+        guests.push((net, ns.clone()));
+    }
+    // The LAN: untagged 10.81.0.250, VLAN 100 10.82.0.250.
+    sh(
+        "ip",
+        &[
+            "-n",
+            &lan_ns,
+            "addr",
+            "add",
+            "10.81.0.250/24",
+            "dev",
+            "eth0",
+        ],
+    )
+    .await;
+    sh("ip", &["-n", &lan_ns, "link", "set", "eth0", "up"]).await;
+    let ping = |ns: String, to: &'static str| async move {
+        ferro_host::cmd::run(
+            "ip",
+            &[
+                "netns", "exec", &ns, "busybox", "ping", "-c", "1", "-W", "1", to,
+            ],
+        )
+        .await
+        .is_ok()
+    };
+    wait_for("the flat network's guest to reach the LAN", 15, || {
+        ping(g1.clone(), "10.81.0.250")
+    })
+    .await;
+    if vlans {
+        sh(
+            "ip",
+            &[
+                "-n",
+                &lan_ns,
+                "addr",
+                "add",
+                "10.82.0.250/24",
+                "dev",
+                "eth0.100",
+            ],
+        )
+        .await;
+        sh("ip", &["-n", &lan_ns, "link", "set", "eth0.100", "up"]).await;
+        wait_for("the VLAN network's guest to reach VLAN 100", 15, || {
+            ping(g2.clone(), "10.82.0.250")
+        })
+        .await;
+        assert!(
+            !ping(g2.clone(), "10.81.0.250").await,
+            "the VLAN network does not see the untagged LAN"
+        );
+    }
+    let r = n
+        .get("/v2.0/agents?agent_type=Linux%20bridge%20agent")
+        .await
+        .unwrap();
+    assert_eq!(
+        r.body["agents"][0]["configurations"]["interface_mappings"]["dp"],
+        phy.as_str(),
+        "{}",
+        r.body
+    );
+
+    // Deleting the networks takes their bridges and VLAN device; the interface stays.
+    for (net, ns) in &guests {
+        sh("ip", &["netns", "del", ns]).await;
+        let ports = n
+            .get(&format!("/v2.0/ports?network_id={net}"))
+            .await
+            .unwrap();
+        for p in ports.body["ports"].as_array().unwrap() {
+            let id = p["id"].as_str().unwrap();
+            assert_eq!(
+                n.delete(&format!("/v2.0/ports/{id}")).await.unwrap().status,
+                204
+            );
+        }
+        assert_eq!(
+            n.delete(&format!("/v2.0/networks/{net}"))
+                .await
+                .unwrap()
+                .status,
+            204
+        );
+    }
+    wait_for("no bridge or VLAN device of the prefix", 20, || async {
+        ferro_host::link::list(&prefix)
+            .await
+            .unwrap()
+            .iter()
+            .all(|l| names.kind_of(&l.name).is_none())
+    })
+    .await;
+    let l = ferro_host::link::get(&phy)
+        .await
+        .unwrap()
+        .expect("the interface stays");
+    assert_eq!(l.master, None, "and is out of every bridge");
+    sh("ip", &["link", "del", &phy]).await;
+}
