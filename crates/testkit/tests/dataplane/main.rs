@@ -780,20 +780,14 @@ async fn provider_networks_leave_the_host_on_its_mapped_interface() {
         guests.push((net, ns.clone()));
     }
     // The LAN: untagged 10.81.0.250, VLAN 100 10.82.0.250.
-    sh(
-        "ip",
-        &[
-            "-n",
-            &lan_ns,
-            "addr",
-            "add",
-            "10.81.0.250/24",
-            "dev",
-            "eth0",
-        ],
-    )
-    .await;
-    sh("ip", &["-n", &lan_ns, "link", "set", "eth0", "up"]).await;
+    let lan = |dev: &'static str, cidr: &'static str| {
+        let ns = lan_ns.clone();
+        async move {
+            sh("ip", &["-n", &ns, "addr", "add", cidr, "dev", dev]).await;
+            sh("ip", &["-n", &ns, "link", "set", dev, "up"]).await;
+        }
+    };
+    lan("eth0", "10.81.0.250/24").await;
     let ping = |ns: String, to: &'static str| async move {
         ferro_host::cmd::run(
             "ip",
@@ -809,20 +803,7 @@ async fn provider_networks_leave_the_host_on_its_mapped_interface() {
     })
     .await;
     if vlans {
-        sh(
-            "ip",
-            &[
-                "-n",
-                &lan_ns,
-                "addr",
-                "add",
-                "10.82.0.250/24",
-                "dev",
-                "eth0.100",
-            ],
-        )
-        .await;
-        sh("ip", &["-n", &lan_ns, "link", "set", "eth0.100", "up"]).await;
+        lan("eth0.100", "10.82.0.250/24").await;
         wait_for("the VLAN network's guest to reach VLAN 100", 15, || {
             ping(g2.clone(), "10.82.0.250")
         })
