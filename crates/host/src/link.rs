@@ -160,13 +160,15 @@ pub async fn set_flood_peers(name: &str, peers: &[String]) -> Result<()> {
 }
 
 /// A veth pair: `host_end` in the host's namespace, `ns_end` inside namespace `ns` with
-/// MAC `mac`; both up with `mtu`. Kept if the host end exists.
+/// MAC `mac`, both with `mtu`; the host end up, the namespace end up or (`ns_up` false,
+/// an administratively down port) down. Kept if the host end exists.
 pub async fn ensure_veth(
     host_end: &str,
     ns_end: &str,
     ns: &str,
     mac: &str,
     mtu: i64,
+    ns_up: bool,
 ) -> Result<()> {
     if get(host_end).await?.is_none() {
         ip(&[
@@ -175,9 +177,10 @@ pub async fn ensure_veth(
         .await?;
     }
     let m = mtu.to_string();
+    let state = if ns_up { "up" } else { "down" };
     ip_in(
         ns,
-        &["link", "set", ns_end, "address", mac, "mtu", &m, "up"],
+        &["link", "set", ns_end, "address", mac, "mtu", &m, state],
     )
     .await?;
     set_mtu_up(host_end, mtu).await

@@ -108,7 +108,7 @@ impl NetworkAgent {
         let ns = names.dhcp_ns(&net.id);
         let (host_end, ns_end) = (names.veth_host(&port.id), names.veth_ns(&port.id));
         netns::ensure(&ns).await?;
-        link::ensure_veth(&host_end, &ns_end, &ns, &port.mac_address, net.mtu).await?;
+        link::ensure_veth(&host_end, &ns_end, &ns, &port.mac_address, net.mtu, true).await?;
         link::set_master(&host_end, &names.bridge(&net.id)).await?;
         let mut cidrs: Vec<String> = port
             .fixed_ips

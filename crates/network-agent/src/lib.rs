@@ -238,7 +238,7 @@ impl NetworkAgent {
                 }
             }
         }
-        for r in state.routers.iter().filter(|r| router::hosted(r)) {
+        for r in &state.routers {
             match self.serve_router(r, &state).await {
                 Ok(plugged) => up.extend(plugged.into_iter().filter(|id| {
                     r.interfaces
@@ -285,7 +285,7 @@ impl NetworkAgent {
             .iter()
             .filter(|p| dhcp.iter().any(|n| n.id == p.network_id))
             .count() as u64;
-        r.routers = state.routers.iter().filter(|x| router::hosted(x)).count() as u64;
+        r.routers = state.routers.len() as u64;
     }
 
     /// Ports a hypervisor on this host plugs (the agent only watches their taps).
@@ -347,7 +347,7 @@ impl NetworkAgent {
                 self.stop_dhcp(net).await?;
             }
         }
-        let routers: Vec<_> = state.routers.iter().filter(|r| router::hosted(r)).collect();
+        let routers = &state.routers;
         let qrouter = format!("{}-qrouter-", n.prefix());
         for ns in ferro_host::netns::list(&qrouter).await? {
             let id = &ns[qrouter.len()..];

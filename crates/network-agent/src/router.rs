@@ -25,12 +25,6 @@ pub fn port_device(port: &PortState, gateway: bool) -> String {
     format!("{}-{id}", if gateway { "qg" } else { "qr" })
 }
 
-/// Whether a router is made on the host at all (a router that is administratively down
-/// has no namespace, as with Neutron's agent).
-pub fn hosted(r: &RouterState) -> bool {
-    r.admin_state_up
-}
-
 /// `address/len` of each fixed IP of `p`, the length from its subnet in `state`.
 fn port_cidrs(p: &PortState, state: &HostState) -> Vec<String> {
     p.fixed_ips
@@ -165,7 +159,9 @@ impl NetworkAgent {
                 .find(|n| n.id == p.network_id)
                 .map_or(1500, |n| n.mtu);
             let (host_end, dev) = (names.veth_host(&p.id), port_device(p, gateway));
-            link::ensure_veth(&host_end, &dev, &ns, &p.mac_address, mtu).await?;
+            // An administratively down router keeps its ports plugged (they are ACTIVE,
+            // as with OVN, which Tempest expects) but passes no traffic.
+            link::ensure_veth(&host_end, &dev, &ns, &p.mac_address, mtu, r.admin_state_up).await?;
             link::set_master(&host_end, &names.bridge(&p.network_id)).await?;
             let mut cidrs = port_cidrs(p, state);
             if gateway {

@@ -641,6 +641,46 @@ async fn a_router_snats_guests_and_floating_ips_reach_them() {
     })
     .await;
 
+    // An administratively down router keeps its ports ACTIVE but passes nothing.
+    let admin = |up: bool| {
+        let (n, rid) = (n.clone(), rid.clone());
+        async move {
+            let r = n
+                .put(
+                    &format!("/v2.0/routers/{rid}"),
+                    Some(&json!({"router": {"admin_state_up": up}})),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    };
+    admin(false).await;
+    wait_for("the router's ports to go down in its namespace", 10, || {
+        let q = qrouter.clone();
+        async move {
+            let out = ferro_host::cmd::run("ip", &["-n", &q, "-o", "link", "show", "up"])
+                .await
+                .unwrap();
+            !out.contains("qr-") && !out.contains("qg-")
+        }
+    })
+    .await;
+    let r = n.get(&format!("/v2.0/ports/{iface}")).await.unwrap();
+    assert_eq!(r.body["port"]["status"], "ACTIVE", "{}", r.body);
+    assert_eq!(seen_from(&out_ns, &fip, 7000, &mut inside).await, None);
+    admin(true).await;
+    let mut seen = None;
+    let t = Instant::now();
+    while seen.is_none() && t.elapsed() < Duration::from_secs(15) {
+        seen = seen_from(&out_ns, &fip, 7000, &mut inside).await;
+    }
+    assert_eq!(
+        seen.as_deref(),
+        Some("172.24.5.1"),
+        "up again: DNAT to the guest"
+    );
+
     // Without the floating IP the outside no longer reaches the guest.
     let r = n
         .delete(&format!("/v2.0/floatingips/{fip_id}"))
