@@ -88,6 +88,25 @@ impl Compute {
         }
     }
 
+    /// The network of `project`'s auto-allocated topology (made by the network API when
+    /// missing); 400 as upstream when it cannot be made.
+    async fn auto_allocated_network(&self, ctx: &RequestContext, project: &str) -> Result<String> {
+        let r = self
+            .neutron_as(ctx)?
+            .get(&format!("/v2.0/auto-allocated-topology/{project}"))
+            .await
+            .map_err(network_api)?;
+        match r.body["auto_allocated_topology"]["id"].as_str() {
+            Some(id) if r.status == 200 => Ok(id.to_string()),
+            _ => {
+                tracing::info!(%project, status = r.status, body = %r.body, "no auto-allocated network");
+                Err(Fault::bad_request(format!(
+                    "Unable to automatically allocate a network for project {project}"
+                )))
+            }
+        }
+    }
+
     /// A create's `networks` checked against the network API: what the conductor will
     /// allocate, in order.
     pub(crate) async fn requested_networks(
@@ -100,14 +119,12 @@ impl Compute {
             Value::String(s) if s == "none" => return Ok(Vec::new()),
             Value::String(s) if s == "auto" => {
                 let project = ctx.project_id.clone().unwrap_or_default();
-                // TODO-compat: Neutron's auto-allocated topology (a network, subnet and
-                // router made for the project) is not built; only an existing network
-                // is chosen.
-                let id = self.only_network(ctx, &project).await?.ok_or_else(|| {
-                    Fault::bad_request(format!(
-                        "Unable to automatically allocate a network for project {project}"
-                    ))
-                })?;
+                // The project's only network, else Neutron's auto-allocated topology
+                // (made for it on first use), as Nova's `_auto_allocate_network`.
+                let id = match self.only_network(ctx, &project).await? {
+                    Some(id) => id,
+                    None => self.auto_allocated_network(ctx, &project).await?,
+                };
                 return Ok(vec![RequestedNetwork {
                     network_id: Some(id),
                     ..RequestedNetwork::default()

@@ -110,8 +110,8 @@ fn dhcp_device_id(host: &str, network_id: &str) -> String {
     format!("dhcp{h}-{network_id}")
 }
 
-/// The privileges the service acts with for an agent.
-fn service_context(project_id: &str) -> RequestContext {
+/// The privileges the service acts with for an agent (and for the topologies it makes).
+pub(crate) fn service_context(project_id: &str) -> RequestContext {
     RequestContext {
         request_id: format!("req-{}", uuid::Uuid::new_v4()),
         user_id: "network-agent".into(),

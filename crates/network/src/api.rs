@@ -89,6 +89,10 @@ pub fn router(net: Arc<Networking>) -> Router {
             "/v2.0/routers/{id}/remove_router_interface",
             put(router_remove_interface),
         )
+        .route(
+            "/v2.0/auto-allocated-topology/{project}",
+            get(topology_show).delete(topology_delete),
+        )
         .route("/v2.0/floatingips", get(fip_list).post(fip_create))
         .route(
             "/v2.0/floatingips/{id}",
@@ -620,6 +624,27 @@ async fn ip_availability_list(
     Ok(ok(n
         .ip_availability_list(&ctx, &Query::parse(q.as_deref()))
         .await?))
+}
+
+async fn topology_show(
+    State(n): S,
+    Auth(ctx): Auth,
+    Path(project): Path<String>,
+    RawQuery(q): RawQuery,
+) -> Result<Response> {
+    let fields = Query::parse(q.as_deref()).fields();
+    Ok(ok(n
+        .auto_allocated_topology(&ctx, &project, &fields)
+        .await?))
+}
+
+async fn topology_delete(
+    State(n): S,
+    Auth(ctx): Auth,
+    Path(project): Path<String>,
+) -> Result<Response> {
+    n.delete_auto_allocated_topology(&ctx, &project).await?;
+    Ok(no_content())
 }
 
 async fn ip_availability_show(

@@ -33,6 +33,7 @@ macro_rules! retrying {
 
 pub mod agents;
 pub mod api;
+pub mod auto_allocate;
 pub mod db;
 pub mod fault;
 pub mod ipam;
@@ -53,7 +54,7 @@ pub use manager::Networking;
 
 /// The network service's schema migrations, in order.
 pub fn migrations() -> &'static [ferro_db::Migration] {
-    static M: [ferro_db::Migration; 4] = [
+    static M: [ferro_db::Migration; 5] = [
         ferro_db::Migration {
             version: 1,
             name: "init",
@@ -73,6 +74,11 @@ pub fn migrations() -> &'static [ferro_db::Migration] {
             version: 4,
             name: "subnetpools",
             sql: include_str!("../migrations/0004_subnetpools.sql"),
+        },
+        ferro_db::Migration {
+            version: 5,
+            name: "auto_allocate",
+            sql: include_str!("../migrations/0005_auto_allocate.sql"),
         },
     ];
     &M

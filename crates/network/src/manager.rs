@@ -398,6 +398,7 @@ impl Networking {
             "admin_state_up",
             "shared",
             "router:external",
+            "is_default",
             "provider:network_type",
             "provider:physical_network",
             "provider:segmentation_id",
@@ -413,6 +414,7 @@ impl Networking {
         for attr in [
             "shared",
             "router:external",
+            "is_default",
             "provider:network_type",
             "provider:physical_network",
             "provider:segmentation_id",
@@ -459,6 +461,11 @@ impl Networking {
         doc.insert("status".into(), json!("ACTIVE"));
         doc.insert("shared".into(), json!(shared));
         doc.insert("router:external".into(), json!(external));
+        // `is_default` exists on external networks only (auto-allocated-topology).
+        let is_default = body.boolean("is_default")?.unwrap_or(false);
+        if external {
+            doc.insert("is_default".into(), json!(is_default));
+        }
         doc.insert("mtu".into(), json!(mtu));
         doc.insert("port_security_enabled".into(), json!(port_security));
         doc.insert("availability_zone_hints".into(), json!(hints));
@@ -473,6 +480,7 @@ impl Networking {
                 .allocate_segment(&mut tx, &id, &network_type, physnet.as_deref(), seg_id)
                 .await?;
             let mut doc = doc.clone();
+            Self::check_one_default(&mut tx, &doc).await?;
             doc.insert("provider:physical_network".into(), json!(p));
             doc.insert("provider:segmentation_id".into(), json!(seg));
             crate::quota::check(&mut tx, Table::Networks, s(&doc, "project_id")).await?;
@@ -517,6 +525,27 @@ impl Networking {
         ))
     }
 
+    /// At most one external network is the default (409 as upstream otherwise).
+    async fn check_one_default(tx: &mut ferro_db::Tx, net: &Doc) -> Result<()> {
+        if !b(net, "is_default") {
+            return Ok(());
+        }
+        let other = db::list(tx, Table::Networks, None)
+            .await?
+            .into_iter()
+            .find(|n| b(n, "router:external") && b(n, "is_default") && s(n, "id") != s(net, "id"));
+        match other {
+            Some(o) => Err(NetError::conflict(
+                "DefaultExternalNetworkExists",
+                format!(
+                    "Unable to create or update the default external network: default external network {} already exists",
+                    s(&o, "id")
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     pub async fn network_update(
         &self,
         ctx: &RequestContext,
@@ -530,6 +559,7 @@ impl Networking {
             "admin_state_up",
             "shared",
             "router:external",
+            "is_default",
             "mtu",
             "port_security_enabled",
             "provider:network_type",
@@ -553,7 +583,7 @@ impl Networking {
             let mut net = self.visible_network(&mut tx, ctx, id).await?;
             let target = Self::network_target(&net);
             self.authorize(ctx, "update_network", &target)?;
-            for attr in ["shared", "router:external"] {
+            for attr in ["shared", "router:external", "is_default"] {
                 if body.has(attr) {
                     self.authorize(ctx, &format!("update_network:{attr}"), &target)?;
                 }
@@ -579,6 +609,16 @@ impl Networking {
                 if let Some(v) = body.boolean(attr)? {
                     net.insert(attr.into(), json!(v));
                 }
+            }
+            if b(&net, "router:external") {
+                let v = match body.boolean("is_default")? {
+                    Some(v) => v,
+                    None => b(&net, "is_default"),
+                };
+                net.insert("is_default".into(), json!(v));
+                Self::check_one_default(&mut tx, &net).await?;
+            } else {
+                net.remove("is_default");
             }
             if was_shared && !b(&net, "shared") {
                 let owner = s(&net, "project_id").to_string();

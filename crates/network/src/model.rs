@@ -298,6 +298,11 @@ pub const EXTENSIONS: &[(&str, &str, &str)] = &[
         "Provides allowed address pairs",
     ),
     (
+        "auto-allocated-topology",
+        "Auto Allocated Topology Services",
+        "Auto Allocated Topology Services.",
+    ),
+    (
         "binding",
         "Port Binding",
         "Expose port bindings of a virtual port to external application",

@@ -97,6 +97,16 @@ pub static NETWORK_DEFAULTS: &[DefaultRule] = &[
         "Create an external network.",
     ),
     rule(
+        "create_network:is_default",
+        ADMIN,
+        "Make an external network the default (auto-allocated topologies).",
+    ),
+    rule(
+        "update_network:is_default",
+        ADMIN,
+        "Change is_default of an external network.",
+    ),
+    rule(
         "create_network:provider:network_type",
         ADMIN,
         "Set provider:network_type.",
