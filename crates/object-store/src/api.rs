@@ -791,6 +791,64 @@ fn md5_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// What a GET checks an object's bytes against: its CRC-32C when recorded, else its ETag.
+#[derive(Clone)]
+enum Checksum {
+    Crc32c(u32),
+    Md5(String),
+}
+
+impl Checksum {
+    fn of(meta: &ObjectMeta) -> Checksum {
+        match meta.crc32c {
+            Some(c) => Checksum::Crc32c(c),
+            None => Checksum::Md5(meta.etag.clone()),
+        }
+    }
+
+    fn matches(&self, bytes: &[u8]) -> bool {
+        match self {
+            Checksum::Crc32c(c) => crate::disk::CRC32C.checksum(bytes) == *c,
+            Checksum::Md5(etag) => md5_hex(bytes) == *etag,
+        }
+    }
+}
+
+/// A running [`Checksum`] over streamed chunks.
+enum RunningChecksum {
+    Crc32c(crc::Digest<'static, u32, crc::Table<16>>, u32),
+    Md5(md5::Md5, String),
+}
+
+impl RunningChecksum {
+    fn new(c: Checksum) -> Self {
+        match c {
+            Checksum::Crc32c(want) => RunningChecksum::Crc32c(crate::disk::CRC32C.digest(), want),
+            Checksum::Md5(etag) => RunningChecksum::Md5(md5::Md5::new(), etag),
+        }
+    }
+
+    fn update(&mut self, chunk: &[u8]) {
+        match self {
+            RunningChecksum::Crc32c(d, _) => d.update(chunk),
+            RunningChecksum::Md5(d, _) => d.update(chunk),
+        }
+    }
+
+    fn matches(self) -> bool {
+        match self {
+            RunningChecksum::Crc32c(d, want) => d.finalize() == want,
+            RunningChecksum::Md5(d, etag) => {
+                d.finalize()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+                    == etag
+            }
+        }
+    }
+}
+
 /// Quarantines the object directory holding the data file `data`.
 async fn quarantine_object(data: &std::path::Path) -> SwiftResult<()> {
     let dir = data
@@ -803,27 +861,25 @@ async fn quarantine_object(data: &std::path::Path) -> SwiftResult<()> {
         .map_err(SwiftError::unavailable)
 }
 
-/// `inner`'s bytes, md5-checked against `etag` as they pass. The last chunk is held back
+/// `inner`'s bytes, checked against `checksum` as they pass. The last chunk is held back
 /// until the sum is known: on a mismatch the object is quarantined and the stream ends in an
 /// error instead, so the response is cut short and no client receives a complete body of
 /// wrong bytes.
 fn checked_stream(
     inner: BoxStream<'static, Result<Bytes, std::io::Error>>,
-    etag: String,
+    checksum: Checksum,
     data: std::path::PathBuf,
 ) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
     struct Check {
         inner: BoxStream<'static, Result<Bytes, std::io::Error>>,
-        md5: md5::Md5,
+        sum: RunningChecksum,
         held: Option<Bytes>,
-        etag: String,
         data: std::path::PathBuf,
     }
     let start = Check {
         inner,
-        md5: md5::Md5::new(),
+        sum: RunningChecksum::new(checksum),
         held: None,
-        etag,
         data,
     };
     futures::stream::unfold(Some(start), |state| async move {
@@ -831,20 +887,14 @@ fn checked_stream(
         loop {
             match c.inner.next().await {
                 Some(Ok(chunk)) => {
-                    c.md5.update(&chunk);
+                    c.sum.update(&chunk);
                     if let Some(prev) = c.held.replace(chunk) {
                         return Some((Ok(prev), Some(c)));
                     }
                 }
                 Some(Err(e)) => return Some((Err(e), None)),
                 None => {
-                    let sum: String = c
-                        .md5
-                        .finalize_reset()
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect();
-                    if sum != c.etag {
+                    if !c.sum.matches() {
                         let _ = quarantine_object(&c.data).await;
                         let e = std::io::Error::other("object failed its checksum; quarantined");
                         return Some((Err(e), None));
@@ -1251,7 +1301,7 @@ impl Handler<'_> {
             let bytes = tokio::fs::read(&data)
                 .await
                 .map_err(SwiftError::unavailable)?;
-            if bytes.len() as u64 == meta.size && md5_hex(&bytes) == meta.etag {
+            if bytes.len() as u64 == meta.size && Checksum::of(&meta).matches(&bytes) {
                 verified = Some(Bytes::from(bytes));
                 break (data, meta);
             }
@@ -1344,7 +1394,7 @@ impl Handler<'_> {
                 } else if is_plain(&meta) {
                     Body::from_stream(checked_stream(
                         pieces_stream(pieces, 0, size),
-                        meta.etag.clone(),
+                        Checksum::of(&meta),
                         data,
                     ))
                 } else {
@@ -1798,6 +1848,7 @@ impl Handler<'_> {
             .object_writers(account, container, object)
             .await?;
         let mut md5 = md5::Md5::new();
+        let mut crc = crate::disk::CRC32C.digest();
         let mut total: u64 = 0;
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
@@ -1806,6 +1857,7 @@ impl Handler<'_> {
                 return Err(SwiftError::status(413));
             }
             md5.update(&chunk);
+            crc.update(&chunk);
             let mut failed = Vec::new();
             for (i, (w, _)) in writers.iter_mut().enumerate() {
                 if let Err(e) = w.write(&chunk).await {
@@ -1827,6 +1879,8 @@ impl Handler<'_> {
         if etag_wanted.is_some_and(|w| w != etag) {
             return Err(SwiftError::status(422));
         }
+        // A manifest's recorded size and ETag are the whole's, not its own bytes'.
+        let crc32c = logical.is_none().then(|| crc.finalize());
         let (size, etag) = logical.unwrap_or((total, etag));
         within_quota(size)?;
         let meta = ObjectMeta {
@@ -1836,6 +1890,7 @@ impl Handler<'_> {
             size,
             user,
             headers,
+            crc32c,
         };
         self.store.object_commit(writers, &meta, replicas).await?;
         if let Some(at) = crate::manager::delete_at(&meta) {
@@ -2446,6 +2501,31 @@ fn object_headers(meta: &ObjectMeta) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gets_check_the_crc_when_recorded_and_the_etag_before_it_was() {
+        let mut meta = ObjectMeta {
+            timestamp: Timestamp::now(),
+            content_type: "x".into(),
+            etag: md5_hex(b"hello"),
+            size: 5,
+            user: Metadata::new(),
+            headers: Metadata::new(),
+            crc32c: None,
+        };
+        assert!(Checksum::of(&meta).matches(b"hello"));
+        assert!(!Checksum::of(&meta).matches(b"hellp"));
+        meta.crc32c = Some(crate::disk::CRC32C.checksum(b"hello"));
+        assert!(matches!(Checksum::of(&meta), Checksum::Crc32c(_)));
+        assert!(Checksum::of(&meta).matches(b"hello"));
+        assert!(!Checksum::of(&meta).matches(b"hellp"));
+        let mut running = RunningChecksum::new(Checksum::of(&meta));
+        running.update(b"he");
+        running.update(b"llo");
+        assert!(running.matches());
+        // CRC-32C's check value (RFC 3720).
+        assert_eq!(crate::disk::CRC32C.checksum(b"123456789"), 0xe306_9283);
+    }
 
     #[test]
     fn paths_parse_into_targets() {
