@@ -87,7 +87,7 @@ bounded 600 cargo test -p ferro-testkit --features dataplane-tests --test datapl
 count_cargo "$logs/dataplane.log"
 
 if [ -x tests/tempest/run.sh ]; then
-  step "Tempest: identity and image"
+  step "Tempest: identity, image and object storage"
   bounded 1200 bash tests/tempest/run.sh 2>&1 | tee "$logs/tempest.log" || true
   line=$(grep -E '^tempest-gate: [0-9]+ passed, [0-9]+ failed' "$logs/tempest.log" | tail -1)
   [ -n "$line" ] || { echo "tempest produced no result line"; exit 1; }
