@@ -51,6 +51,20 @@ fn random_prefix() -> String {
     format!("z{v:03x}")
 }
 
+/// A cloud with one fake host whose network agent runs under `prefix`, syncing every 2 s,
+/// with `adjust` applied last.
+async fn agent_cloud(prefix: &str, adjust: impl FnOnce(&mut ferrostack::Config)) -> TestCloud {
+    TestCloud::start_with(|cfg| {
+        cfg.compute.fake_hosts = 1;
+        cfg.network_agent.enabled = "true".into();
+        cfg.network_agent.prefix = prefix.to_string();
+        cfg.network_agent.sync_interval = 2;
+        adjust(cfg);
+    })
+    .await
+    .expect("cloud starts")
+}
+
 async fn sh(program: &str, args: &[&str]) -> String {
     ferro_host::cmd::run(program, args)
         .await
@@ -122,14 +136,7 @@ where
 async fn a_guest_gets_its_port_address_by_dhcp_and_everything_goes_with_the_network() {
     let prefix = random_prefix();
     let names = Names::new(&prefix).unwrap();
-    let c = TestCloud::start_with(|cfg| {
-        cfg.compute.fake_hosts = 1;
-        cfg.network_agent.enabled = "true".into();
-        cfg.network_agent.prefix = prefix.clone();
-        cfg.network_agent.sync_interval = 2;
-    })
-    .await
-    .expect("cloud starts");
+    let c = agent_cloud(&prefix, |_| {}).await;
     let guest_ns = format!("{prefix}-guest");
     let _purge = Purge {
         names: names.clone(),
@@ -506,14 +513,7 @@ async fn seen_from(
 async fn a_router_snats_guests_and_floating_ips_reach_them() {
     let prefix = random_prefix();
     let names = Names::new(&prefix).unwrap();
-    let c = TestCloud::start_with(|cfg| {
-        cfg.compute.fake_hosts = 1;
-        cfg.network_agent.enabled = "true".into();
-        cfg.network_agent.prefix = prefix.clone();
-        cfg.network_agent.sync_interval = 2;
-    })
-    .await
-    .expect("cloud starts");
+    let c = agent_cloud(&prefix, |_| {}).await;
     let (guest_ns, out_ns) = (format!("{prefix}-guest"), format!("{prefix}-out"));
     let _purge = Purge {
         names: names.clone(),
@@ -747,16 +747,11 @@ async fn provider_networks_leave_the_host_on_its_mapped_interface() {
         ],
     )
     .await;
-    let c = TestCloud::start_with(|cfg| {
-        cfg.compute.fake_hosts = 1;
+    let c = agent_cloud(&prefix, |cfg| {
         cfg.network.vlan_ranges.push("dp:100:200".into());
-        cfg.network_agent.enabled = "true".into();
-        cfg.network_agent.prefix = prefix.clone();
-        cfg.network_agent.sync_interval = 2;
         cfg.network_agent.physical_interface_mappings = format!("dp:{phy}");
     })
-    .await
-    .expect("cloud starts");
+    .await;
     let _purge = Purge {
         names: names.clone(),
         state_dir: c.config.state_dir.join("network"),
