@@ -9,23 +9,9 @@
 # run.sh's pass: the compute selection alone takes about 6 minutes on the 2-core machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-REPO=$(pwd)
-SHARED="${FERRO_SHARED:-$REPO/../shared}"
-export PATH="$HOME/.cargo/bin:$PATH"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}"
-BIN="${FERROSTACK_BIN:-$CARGO_TARGET_DIR/debug/ferrostack}"
-[ -n "${FERROSTACK_BIN:-}" ] || cargo build -q -p ferrostack
-export TEMPEST_WORK="${TEMPEST_WORK:-/var/tmp/ferrostack-tempest}"
-venv="$TEMPEST_WORK/venv"
-[ -x "$venv/bin/tempest" ] || { echo "no Tempest venv at $venv: run tests/tempest/run.sh once" >&2; exit 1; }
+# shellcheck source=measure-lib.bash
+source tests/tempest/measure-lib.bash
 REGEX="${1:-tempest.api.compute}"
-
-work=$(mktemp -d)
-cleanup() {
-  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
 # shellcheck source=compute-lib.bash
 source "$REPO/tests/tempest/compute-lib.bash"
 start_compute_cloud "$work"

@@ -8,24 +8,9 @@
 # and the script exits 1 when M > 0.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-REPO=$(pwd)
-SHARED="${FERRO_SHARED:-$REPO/../shared}"
-export PATH="$HOME/.cargo/bin:$PATH"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}"
-BIN="${FERROSTACK_BIN:-$CARGO_TARGET_DIR/debug/ferrostack}"
-[ -n "${FERROSTACK_BIN:-}" ] || cargo build -q -p ferrostack
-export TEMPEST_WORK="${TEMPEST_WORK:-/var/tmp/ferrostack-tempest}"
-venv="$TEMPEST_WORK/venv"
-[ -x "$venv/bin/tempest" ] || { echo "no Tempest venv at $venv: run tests/tempest/run.sh once" >&2; exit 1; }
+# shellcheck source=measure-lib.bash
+source tests/tempest/measure-lib.bash
 REGEX="${1:-tempest.api.object_storage}"
-
-work=$(mktemp -d)
-cleanup() {
-  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 object_port=$(free_port)
 FERROSTACK_IDENTITY__PORT=$port FERROSTACK_IMAGE__PORT=$(free_port) \

@@ -8,16 +8,10 @@
 # web-download imports and tasks fetch.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-REPO=$(pwd)
-SHARED="${FERRO_SHARED:-$REPO/../shared}"
-export PATH="$HOME/.cargo/bin:$PATH"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}"
-BIN="${FERROSTACK_BIN:-$CARGO_TARGET_DIR/debug/ferrostack}"
-[ -n "${FERROSTACK_BIN:-}" ] || cargo build -q -p ferrostack
+# shellcheck source=paths.bash
+source tests/tempest/paths.bash
 
 # Tempest in a venv of its own, at the versions measured in ../shared/conformance.
-export TEMPEST_WORK="${TEMPEST_WORK:-/var/tmp/ferrostack-tempest}"
-venv="$TEMPEST_WORK/venv"
 reqs="$SHARED/conformance/requirements-conformance.txt"
 stamp="$venv/.ferrostack-stamp"
 if [ ! -x "$venv/bin/tempest" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$(sha256sum "$reqs" | cut -d' ' -f1)" ]; then
