@@ -1,10 +1,12 @@
 """Drives bench/dataplane/run.sh against a running all-in-one (see there). Standard library only."""
-import json
 import os
 import statistics
 import subprocess
+import sys
 import time
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from api import admin_login, call  # noqa: E402
 
 ID = os.environ["IDENTITY_URL"]
 NET = os.environ["NETWORK_URL"]
@@ -18,30 +20,11 @@ HOST = "fake-0"
 TABLE = f"{PREFIX}_sg"
 
 
-def call(method, url, body=None, token=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("X-Auth-Token", token)
-    with urllib.request.urlopen(req) as r:
-        text = r.read()
-        return r.headers, json.loads(text) if text else None
-
-
-def login():
-    body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-        "name": "admin", "domain": {"id": "default"}, "password": os.environ["ADMIN_PASSWORD"]}}},
-        "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
-    headers, reply = call("POST", f"{ID}/v3/auth/tokens", body)
-    return headers["X-Subject-Token"], reply["token"]["project"]["id"]
-
-
-TOKEN, PROJECT = login()
+TOKEN, PROJECT = admin_login(ID, os.environ["ADMIN_PASSWORD"])
 
 
 def neutron(method, path, body=None):
-    return call(method, f"{NET}/v2.0{path}", body, TOKEN)[1]
+    return call(method, f"{NET}/v2.0{path}", body, TOKEN)[2]
 
 
 def sh(*args, check=True):

@@ -1,11 +1,13 @@
 """Drives bench/network/run.sh against a running all-in-one (see there). Standard library only."""
-import json
 import os
 import statistics
 import threading
+import sys
 import time
 import urllib.error
-import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from api import admin_login, call  # noqa: E402
 
 ID = os.environ["IDENTITY_URL"]
 NET = os.environ["NETWORK_URL"]
@@ -14,23 +16,7 @@ CLIENTS = int(os.environ["CLIENTS"])
 ENGINE = os.environ["ENGINE"]
 
 
-def call(method, url, body=None, token=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    if token:
-        req.add_header("X-Auth-Token", token)
-    with urllib.request.urlopen(req) as r:
-        text = r.read()
-        return r.status, r.headers, json.loads(text) if text else None
-
-
-body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
-    "name": "admin", "domain": {"id": "default"}, "password": os.environ["ADMIN_PASSWORD"]}}},
-    "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
-_, headers, reply = call("POST", f"{ID}/v3/auth/tokens", body)
-TOKEN = headers["X-Subject-Token"]
-PROJECT = reply["token"]["project"]["id"]
+TOKEN, PROJECT = admin_login(ID, os.environ["ADMIN_PASSWORD"])
 
 
 def neutron(method, path, body=None):
