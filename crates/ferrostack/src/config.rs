@@ -279,6 +279,14 @@ pub struct ObjectSection {
     pub auditor_interval: u64,
     /// The bytes per second the auditor reads (upstream's `bytes_per_second`, 10 MB/s).
     pub auditor_bytes_per_second: u64,
+    /// The `ip:port`s of ring devices this process serves from `devices_root`; devices at
+    /// other addresses are reached through their node's storage server.
+    pub node_addresses: Vec<String>,
+    /// Where this node's storage server (the account, container and object servers'
+    /// backend protocol) listens: `ferrostack storage-node` always (port 0 means 6200), the
+    /// all-in-one only when `storage_port` is set.
+    pub storage_bind: String,
+    pub storage_port: u16,
 }
 
 impl Default for ObjectSection {
@@ -300,6 +308,9 @@ impl Default for ObjectSection {
             replicator_interval: 30,
             auditor_interval: 30,
             auditor_bytes_per_second: 10_000_000,
+            node_addresses: vec!["127.0.0.1:6200".into()],
+            storage_bind: "127.0.0.1".into(),
+            storage_port: 0,
         }
     }
 }

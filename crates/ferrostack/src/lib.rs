@@ -376,18 +376,10 @@ async fn start_network(
     Ok((network, addr, url))
 }
 
-/// Starts the object storage proxy (Swift) on its configured address, over the local
-/// devices; builds the rings on first start.
-async fn start_object_store(
-    config: &Config,
-    validator: Arc<dyn ferro_http::TokenValidator>,
-    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
-) -> anyhow::Result<(Arc<ferro_object_store::ObjectStore>, SocketAddr, String)> {
+/// The object storage settings of `config` for a process whose proxy answers at `url`.
+fn object_store_config(config: &Config, url: &str) -> ferro_object_store::ObjectStoreConfig {
     let section = &config.object;
-    let listener = bind("object", &section.bind, section.port).await?;
-    let addr = listener.local_addr()?;
-    let url = config.object_url(addr.port());
-    let mut oc = ferro_object_store::ObjectStoreConfig::new(&config.state_dir, &url);
+    let mut oc = ferro_object_store::ObjectStoreConfig::new(&config.state_dir, url);
     if !section.rings_dir.is_empty() {
         oc.rings_dir = section.rings_dir.clone().into();
     }
@@ -395,6 +387,7 @@ async fn start_object_store(
         oc.devices_root = section.devices_root.clone().into();
     }
     oc.devices = section.devices.clone();
+    oc.node_addresses = section.node_addresses.clone();
     oc.replicas = section.replicas;
     oc.part_power = section.part_power;
     oc.hash_path =
@@ -405,11 +398,122 @@ async fn start_object_store(
     oc.replicator_interval = std::time::Duration::from_secs(section.replicator_interval.max(1));
     oc.auditor_interval = std::time::Duration::from_secs(section.auditor_interval.max(1));
     oc.auditor_bytes_per_second = section.auditor_bytes_per_second;
-    let store = ferro_object_store::ObjectStore::open(oc)?;
+    oc
+}
+
+/// Starts the object storage proxy (Swift) on its configured address; builds the rings on
+/// first start. With `storage_port` set, also serves its devices to other nodes.
+async fn start_object_store(
+    config: &Config,
+    validator: Arc<dyn ferro_http::TokenValidator>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<(Arc<ferro_object_store::ObjectStore>, SocketAddr, String)> {
+    let section = &config.object;
+    let listener = bind("object", &section.bind, section.port).await?;
+    let addr = listener.local_addr()?;
+    let url = config.object_url(addr.port());
+    let store = ferro_object_store::ObjectStore::open(object_store_config(config, &url))?;
     let app = ferro_object_store::api::router(store.clone(), validator);
     tasks.push(serve("object", listener, app));
+    if section.storage_port != 0 {
+        let listener = bind("storage", &section.storage_bind, section.storage_port).await?;
+        let app = ferro_object_store::server::router(store.clone());
+        tasks.push(serve("storage", listener, app));
+    }
     tasks.extend(ferro_object_store::workers(store.clone()));
     Ok((store, addr, url))
+}
+
+/// A storage node (`ferrostack storage-node`): the storage server for this host's devices
+/// and their replicator and auditor. The rings come from the operator (`ferrostack ring`,
+/// copied to every node); devices at `storage_bind:storage_port` (and `node_addresses`)
+/// are this node's.
+pub struct StorageNode {
+    pub store: Arc<ferro_object_store::ObjectStore>,
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl StorageNode {
+    pub async fn start(config: &Config) -> anyhow::Result<StorageNode> {
+        let section = &config.object;
+        let port = if section.storage_port == 0 {
+            6200
+        } else {
+            section.storage_port
+        };
+        let listener = bind("storage", &section.storage_bind, port).await?;
+        let addr = listener.local_addr()?;
+        let mut oc = object_store_config(config, "");
+        oc.build_rings = false;
+        oc.node_addresses
+            .push(format!("{}:{}", section.storage_bind, addr.port()));
+        for ring in ["account", "container", "object"] {
+            let path = oc.rings_dir.join(format!("{ring}.ring"));
+            anyhow::ensure!(
+                path.exists(),
+                "{} is missing: build the rings with `ferrostack ring` and copy them here",
+                path.display()
+            );
+        }
+        let store = ferro_object_store::ObjectStore::open(oc)?;
+        let app = ferro_object_store::server::router(store.clone());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let stopped = async {
+                let _ = rx.await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+            {
+                tracing::error!(error = %e, "storage server stopped");
+            }
+        });
+        let workers = ferro_object_store::node_workers(store.clone());
+        tracing::info!(%addr, "storage node serving");
+        Ok(StorageNode {
+            store,
+            addr,
+            shutdown: Some(tx),
+            server: Some(server),
+            workers,
+        })
+    }
+
+    /// Runs until the server stops.
+    pub async fn wait(mut self) {
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
+    /// Stops serving (open connections finish their request and close) and stops the
+    /// background passes.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+        for w in self.workers.drain(..) {
+            w.abort();
+        }
+    }
+}
+
+impl Drop for StorageNode {
+    fn drop(&mut self) {
+        for w in &self.workers {
+            w.abort();
+        }
+        if let Some(server) = &self.server {
+            server.abort();
+        }
+    }
 }
 
 /// Swift's catalog entry: type `object-store`, name `swift`, at

@@ -45,6 +45,10 @@ enum Command {
         #[arg(long)]
         purge: bool,
     },
+    /// This host's object storage devices (`[object]` devices under devices_root) served
+    /// to the proxies and peers on `[object]` storage_bind:storage_port, with their
+    /// replicator and auditor; needs the ring files built by `ferrostack ring`.
+    StorageNode,
     /// Creates the default domain, admin project and user, roles and catalog (idempotent).
     Bootstrap {
         #[arg(long, env = "FERROSTACK_ADMIN_PASSWORD")]
@@ -105,6 +109,17 @@ enum FernetCommand {
     Setup,
     /// Promotes the staged key, stages a new one, drops the oldest beyond max_active_keys.
     Rotate,
+}
+
+async fn storage_node(config: &Config) -> anyhow::Result<()> {
+    let node = ferrostack::StorageNode::start(config).await?;
+    eprintln!(
+        "ferrostack storage-node: devices {:?} at {}",
+        config.object.devices, node.addr
+    );
+    wait_for_shutdown().await;
+    node.stop().await;
+    Ok(())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -195,6 +210,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 t.abort();
             }
         }
+        Command::StorageNode => storage_node(&config).await?,
         Command::Serve => {
             let cloud = Cloud::start(&config).await?;
             eprintln!(

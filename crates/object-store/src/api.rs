@@ -23,6 +23,7 @@ use serde_json::json;
 use crate::db::{ContainerRow, ObjectRow, Stat};
 use crate::disk::{ObjectMeta, ObjectState, PostedMeta};
 use crate::model::*;
+use crate::node::DataRef;
 use crate::policy::{Want, authorize, is_owner};
 use crate::{ObjectStore, bulk, large, model, tempurl};
 
@@ -265,7 +266,7 @@ struct NewObject {
 
 /// The files an object reads from, in order, with their sizes: one for a plain object,
 /// the segments' for a large one.
-type Pieces = Vec<(std::path::PathBuf, u64)>;
+type Pieces = Vec<(DataRef, u64)>;
 
 /// Streams `len` bytes from `offset` of the concatenation of `pieces`.
 fn pieces_stream(
@@ -275,13 +276,13 @@ fn pieces_stream(
 ) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
     let mut streams = Vec::new();
     let mut pos = 0u64;
-    for (path, size) in pieces {
+    for (data, size) in pieces {
         let (start, end) = (pos, pos + size);
         pos = end;
         let s = offset.max(start);
         let e = (offset + len).min(end);
         if s < e {
-            streams.push(file_stream(path, s - start, e - s));
+            streams.push(data.stream(s - start, e - s));
         }
     }
     futures::stream::iter(streams).flatten().boxed()
@@ -740,40 +741,6 @@ fn parse_ranges(value: Option<&str>, size: u64) -> SwiftResult<Option<Vec<(u64, 
     Ok(Some(out))
 }
 
-/// Streams `len` bytes of `path` from `offset`.
-fn file_stream(
-    path: std::path::PathBuf,
-    offset: u64,
-    len: u64,
-) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
-    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-    let state = (None::<tokio::fs::File>, path, offset, len);
-    futures::stream::try_unfold(state, |(file, path, offset, left)| async move {
-        if left == 0 {
-            return Ok(None);
-        }
-        let mut f = match file {
-            Some(f) => f,
-            None => {
-                let mut f = tokio::fs::File::open(&path).await?;
-                f.seek(std::io::SeekFrom::Start(offset)).await?;
-                f
-            }
-        };
-        let mut buf = vec![0u8; left.min(256 * 1024) as usize];
-        let n = f.read(&mut buf).await?;
-        if n == 0 {
-            return Err(std::io::Error::other("object file shorter than recorded"));
-        }
-        buf.truncate(n);
-        Ok(Some((
-            Bytes::from(buf),
-            (Some(f), path, offset, left - n as u64),
-        )))
-    })
-    .boxed()
-}
-
 /// Objects up to this size are read whole and checked against their ETag before a GET
 /// answers; larger ones are checked as they stream.
 const VERIFY_BEFORE_SENDING: u64 = 1 << 20;
@@ -849,16 +816,9 @@ impl RunningChecksum {
     }
 }
 
-/// Quarantines the object directory holding the data file `data`.
-async fn quarantine_object(data: &std::path::Path) -> SwiftResult<()> {
-    let dir = data
-        .parent()
-        .ok_or_else(|| SwiftError::unavailable("object path"))?
-        .to_path_buf();
-    tokio::task::spawn_blocking(move || crate::replication::quarantine(&dir))
-        .await
-        .map_err(SwiftError::unavailable)?
-        .map_err(SwiftError::unavailable)
+/// Quarantines the object whose data `data` is.
+async fn quarantine_object(data: &DataRef) -> SwiftResult<()> {
+    data.quarantine().await.map_err(SwiftError::unavailable)
 }
 
 /// `inner`'s bytes, checked against `checksum` as they pass. The last chunk is held back
@@ -868,13 +828,13 @@ async fn quarantine_object(data: &std::path::Path) -> SwiftResult<()> {
 fn checked_stream(
     inner: BoxStream<'static, Result<Bytes, std::io::Error>>,
     checksum: Checksum,
-    data: std::path::PathBuf,
+    data: DataRef,
 ) -> BoxStream<'static, Result<Bytes, std::io::Error>> {
     struct Check {
         inner: BoxStream<'static, Result<Bytes, std::io::Error>>,
         sum: RunningChecksum,
         held: Option<Bytes>,
-        data: std::path::PathBuf,
+        data: DataRef,
     }
     let start = Check {
         inner,
@@ -1298,11 +1258,9 @@ impl Handler<'_> {
             if head || !is_plain(&meta) || meta.size > VERIFY_BEFORE_SENDING {
                 break (data, meta);
             }
-            let bytes = tokio::fs::read(&data)
-                .await
-                .map_err(SwiftError::unavailable)?;
+            let bytes = data.read_all().await.map_err(SwiftError::unavailable)?;
             if bytes.len() as u64 == meta.size && Checksum::of(&meta).matches(&bytes) {
-                verified = Some(Bytes::from(bytes));
+                verified = Some(bytes);
                 break (data, meta);
             }
             quarantine_object(&data).await?;
@@ -1311,9 +1269,7 @@ impl Handler<'_> {
         let is_slo = meta.headers.contains_key(SLO_HEADER);
         if is_slo && q.get("multipart-manifest").is_some_and(|v| v == "get") {
             // The manifest itself, as stored.
-            let body = tokio::fs::read(&data)
-                .await
-                .map_err(SwiftError::unavailable)?;
+            let body = data.read_all().await.map_err(SwiftError::unavailable)?;
             let mut out = object_headers(&meta);
             out.retain(|(k, _)| k != "Etag");
             out.push(("Content-Length".into(), body.len().to_string()));
@@ -1455,13 +1411,11 @@ impl Handler<'_> {
     async fn pieces(
         &self,
         account: &str,
-        data: &std::path::Path,
+        data: &DataRef,
         meta: &mut ObjectMeta,
     ) -> SwiftResult<Pieces> {
         let segments: Vec<(String, String)> = if meta.headers.contains_key(SLO_HEADER) {
-            let bytes = tokio::fs::read(data)
-                .await
-                .map_err(SwiftError::unavailable)?;
+            let bytes = data.read_all().await.map_err(SwiftError::unavailable)?;
             let manifest: Vec<large::Segment> =
                 serde_json::from_slice(&bytes).map_err(SwiftError::unavailable)?;
             manifest
@@ -1512,7 +1466,7 @@ impl Handler<'_> {
             );
             return Ok(pieces);
         } else {
-            return Ok(vec![(data.to_path_buf(), meta.size)]);
+            return Ok(vec![(data.clone(), meta.size)]);
         };
         // Static: every listed segment must still be there with its recorded size.
         let mut pieces = Vec::new();
@@ -1768,7 +1722,8 @@ impl Handler<'_> {
             headers: meta.headers.clone(),
             logical: None,
         };
-        let stream = file_stream(data, 0, meta.size)
+        let stream = data
+            .stream(0, meta.size)
             .map(|r| r.map_err(SwiftError::unavailable))
             .boxed();
         // Written straight to the container: restoring must not archive again.
@@ -1858,13 +1813,18 @@ impl Handler<'_> {
             }
             md5.update(&chunk);
             crc.update(&chunk);
-            let mut failed = Vec::new();
-            for (i, (w, _)) in writers.iter_mut().enumerate() {
-                if let Err(e) = w.write(&chunk).await {
+            // Every replica at once; a device that fails drops out of the write.
+            let results =
+                futures::future::join_all(writers.iter_mut().map(|w| w.write(&chunk))).await;
+            let failed: Vec<usize> = results
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    let e = r.as_ref().err()?;
                     tracing::warn!(error = %e, "object write failed on a device");
-                    failed.push(i);
-                }
-            }
+                    Some(i)
+                })
+                .collect();
             for i in failed.into_iter().rev() {
                 writers.remove(i);
             }
@@ -2113,9 +2073,7 @@ impl Handler<'_> {
         };
         let mut targets = Vec::new();
         if meta.headers.contains_key(SLO_HEADER) {
-            let bytes = tokio::fs::read(&data)
-                .await
-                .map_err(SwiftError::unavailable)?;
+            let bytes = data.read_all().await.map_err(SwiftError::unavailable)?;
             let manifest: Vec<large::Segment> =
                 serde_json::from_slice(&bytes).map_err(SwiftError::unavailable)?;
             for seg in manifest {

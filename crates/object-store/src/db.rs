@@ -73,7 +73,7 @@ pub fn db_path(device: &Path, kind: Kind, part: u32, hash: &str) -> PathBuf {
 }
 
 /// An account's or container's own record.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stat {
     pub created_at: Timestamp,
     pub put_timestamp: Timestamp,
@@ -92,7 +92,7 @@ impl Stat {
 }
 
 /// A container listing row.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct ObjectRow {
     pub name: String,
     pub created_at: String,
@@ -102,7 +102,7 @@ pub struct ObjectRow {
 }
 
 /// An account listing row.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
 pub struct ContainerRow {
     pub name: String,
     pub put_timestamp: String,
@@ -111,7 +111,7 @@ pub struct ContainerRow {
 }
 
 /// Open databases, one single-connection pool per file (SQLite serialises writers anyway).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Databases {
     pools: tokio::sync::Mutex<HashMap<PathBuf, SqlitePool>>,
 }

@@ -41,12 +41,36 @@ pub struct ObjectMeta {
 pub const CRC32C: crc::Crc<u32, crc::Table<16>> =
     crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
 
-/// The newest state of an object on one device.
+/// The newest state of an object on one device; `D` says where its data is (a path on
+/// this host, or a [`crate::node::DataRef`] that may be on another node).
 #[derive(Debug)]
-pub enum ObjectState {
+pub enum ObjectState<D = PathBuf> {
     Missing,
     Deleted(Timestamp),
-    Present { data: PathBuf, meta: ObjectMeta },
+    Present { data: D, meta: ObjectMeta },
+}
+
+impl<D> ObjectState<D> {
+    /// The same state with its data location converted.
+    pub fn map_data<E>(self, f: impl FnOnce(D) -> E) -> ObjectState<E> {
+        match self {
+            ObjectState::Missing => ObjectState::Missing,
+            ObjectState::Deleted(t) => ObjectState::Deleted(t),
+            ObjectState::Present { data, meta } => ObjectState::Present {
+                data: f(data),
+                meta,
+            },
+        }
+    }
+
+    /// The timestamp of the newest `.data` or `.ts`.
+    pub fn timestamp(&self) -> Option<Timestamp> {
+        match self {
+            ObjectState::Missing => None,
+            ObjectState::Deleted(t) => Some(*t),
+            ObjectState::Present { meta, .. } => Some(meta.timestamp),
+        }
+    }
 }
 
 /// `<device>/objects/<part>/<last three hex digits>/<hash>`.
@@ -59,7 +83,7 @@ pub fn object_dir(device: &Path, part: u32, hash: &str) -> PathBuf {
         .join(hash)
 }
 
-fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+pub fn fsync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 
@@ -70,6 +94,11 @@ fn parse_file(name: &str) -> Option<(Timestamp, &str)> {
         None => name.rsplit_once('.')?,
     };
     Some((Timestamp::parse(stem)?, ext))
+}
+
+/// Whether `name` is an object file's name (`<timestamp>.<data|data.json|ts|meta>`).
+pub fn parse_name(name: &str) -> Option<(Timestamp, &str)> {
+    parse_file(name).filter(|(_, ext)| matches!(*ext, "data" | "data.json" | "ts" | "meta"))
 }
 
 /// Reads the newest state of the object in `dir`.
@@ -190,7 +219,16 @@ impl Writer {
 
     /// Makes the object durable at `dir`: data fsynced, metadata written and fsynced, both
     /// renamed into place, the directory fsynced, superseded files removed.
-    pub async fn commit(mut self, dir: PathBuf, meta: ObjectMeta) -> std::io::Result<()> {
+    pub async fn commit(self, dir: PathBuf, meta: ObjectMeta) -> std::io::Result<()> {
+        self.place(move |tmp| commit_files(tmp, &dir, &meta)).await
+    }
+
+    /// Makes the received bytes durable (fsynced) and hands the temporary file to `place`,
+    /// which moves it where it belongs; when `place` fails the file is removed.
+    pub async fn place(
+        mut self,
+        place: impl FnOnce(&Path) -> std::io::Result<()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let mut file = self
             .file
             .take()
@@ -200,7 +238,7 @@ impl Writer {
         drop(file);
         let tmp = std::mem::take(&mut self.tmp);
         tokio::task::spawn_blocking(move || {
-            let result = commit_files(&tmp, &dir, &meta);
+            let result = place(&tmp);
             if result.is_err() {
                 let _ = std::fs::remove_file(&tmp);
             }

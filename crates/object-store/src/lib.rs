@@ -13,8 +13,10 @@ pub mod disk;
 pub mod large;
 pub mod manager;
 pub mod model;
+pub mod node;
 pub mod policy;
 pub mod replication;
+pub mod server;
 pub mod tempurl;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +35,12 @@ pub struct ObjectStoreConfig {
     pub hash_path: HashPath,
     /// Rings built on first start when none exist: these devices, one zone each.
     pub devices: Vec<String>,
+    /// Whether rings are built on first start when none exist (all-in-one); a storage node
+    /// waits for the operator's ring files instead.
+    pub build_rings: bool,
+    /// The `ip:port`s of ring devices this process serves from `devices_root`; devices at
+    /// any other address are reached through their node's storage server.
+    pub node_addresses: Vec<String>,
     pub replicas: usize,
     pub part_power: u8,
     /// Roles that make a user an owner of their project's account (keystoneauth's
@@ -62,6 +70,9 @@ impl ObjectStoreConfig {
             devices_root: state_dir.join("object-devices"),
             hash_path: HashPath::new("", "ferrostack"),
             devices: vec!["d1".into(), "d2".into(), "d3".into()],
+            build_rings: true,
+            // The address the rings built on first start give their devices.
+            node_addresses: vec!["127.0.0.1:6200".into()],
             replicas: 3,
             part_power: 10,
             operator_roles: vec!["admin".into(), "member".into(), "swiftoperator".into()],
@@ -76,12 +87,30 @@ impl ObjectStoreConfig {
     }
 }
 
-/// The object storage service's background work: the expirer, which deletes objects past
-/// their `X-Delete-At` (Swift's `object-expirer`), and the object replicator and auditor
-/// over the local devices (see [`replication`]).
+/// The object storage service's background work: the object replicator and auditor over
+/// the local devices (see [`replication`]) and the expirer, which deletes objects past
+/// their `X-Delete-At` (Swift's `object-expirer`).
 pub fn workers(store: std::sync::Arc<ObjectStore>) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut all = node_workers(store.clone());
+    all.push(tokio::spawn(async move {
+        let mut tick = tokio::time::interval(store.config.expirer_interval);
+        loop {
+            tick.tick().await;
+            match store.expire_due().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(objects = n, "expired objects deleted"),
+                Err(e) => tracing::warn!(status = e.status, "object expirer pass failed"),
+            }
+        }
+    }));
+    all
+}
+
+/// A storage node's background work: the object replicator and auditor over its devices
+/// (the expirer runs beside the proxy, whose queue it reads).
+pub fn node_workers(store: std::sync::Arc<ObjectStore>) -> Vec<tokio::task::JoinHandle<()>> {
     let replicator = store.clone();
-    let auditor = store.clone();
+    let auditor = store;
     vec![
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(replicator.config.replicator_interval);
@@ -102,17 +131,6 @@ pub fn workers(store: std::sync::Arc<ObjectStore>) -> Vec<tokio::task::JoinHandl
                     Err(e) => tracing::warn!(error = %e, "object audit pass failed"),
                 }
                 tokio::time::sleep(auditor.config.auditor_interval).await;
-            }
-        }),
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(store.config.expirer_interval);
-            loop {
-                tick.tick().await;
-                match store.expire_due().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(objects = n, "expired objects deleted"),
-                    Err(e) => tracing::warn!(status = e.status, "object expirer pass failed"),
-                }
             }
         }),
     ]

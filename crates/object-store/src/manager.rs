@@ -2,26 +2,66 @@
 //! read from the first replica that has it, write to every primary (a handoff standing in
 //! for a primary that is down) and succeed on a quorum, as Swift's proxy does.
 //!
-//! All devices of the rings are local directories under `devices_root` (all-in-one); a
-//! device whose directory is missing counts as down.
-// TODO-correctness: devices on other hosts (`ferrostack storage-node`) need the storage
-// servers' HTTP protocol; until then a ring device is always `<devices_root>/<device>`.
+//! A ring device whose ip:port is one of `node_addresses` is a directory of this process
+//! (`<devices_root>/<device>`, down when the directory is missing); any other is reached
+//! through its node's storage server (see [`crate::node`]), down when it cannot be reached.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use ferro_object_ring::{HashPath, Ring, RingBuilder};
+use ferro_object_ring::{Device, HashPath, Ring, RingBuilder};
 
 use crate::ObjectStoreConfig;
-use crate::db::{self, ContainerRow, Databases, Kind, ObjectRow, Stat};
-use crate::disk::{self, ObjectMeta, ObjectState, PostedMeta};
+use crate::db::{self, ContainerRow, Databases, ObjectRow, Stat};
+use crate::disk::{ObjectMeta, ObjectState, PostedMeta};
 use crate::model::{Entry, ListParams, Metadata, SwiftError, SwiftResult, Timestamp};
+use crate::node::{
+    DataRef, DbUpdate, Listing, LocalDevice, ObjectWriter, RemoteDevice, StorageDevice, Target,
+};
+
+/// A device of a ring as this process reaches it.
+pub type Node = Arc<dyn StorageDevice>;
+
+/// A ring with its devices resolved: local directories or other nodes' storage servers.
+pub struct ResolvedRing {
+    pub ring: Ring,
+    nodes: HashMap<u32, Node>,
+}
+
+impl ResolvedRing {
+    fn node(&self, d: &Device) -> Node {
+        self.nodes[&d.id].clone()
+    }
+
+    /// The device with ring id `id`.
+    pub fn node_by_id(&self, id: u32) -> Option<Node> {
+        self.nodes.get(&id).cloned()
+    }
+
+    /// The devices of `part`: primaries first, then handoffs.
+    pub fn part_nodes(&self, part: u32) -> (Vec<Node>, Vec<Node>) {
+        let primaries = self
+            .ring
+            .get_part_nodes(part)
+            .into_iter()
+            .map(|d| self.node(d))
+            .collect();
+        let handoffs = self
+            .ring
+            .get_more_nodes(part)
+            .into_iter()
+            .map(|d| self.node(d))
+            .collect();
+        (primaries, handoffs)
+    }
+}
 
 struct Rings {
-    account: Ring,
-    container: Ring,
-    object: Ring,
+    account: Arc<ResolvedRing>,
+    container: Arc<ResolvedRing>,
+    object: Arc<ResolvedRing>,
     checked: Instant,
     mtimes: [Option<std::time::SystemTime>; 3],
 }
@@ -30,7 +70,9 @@ struct Rings {
 pub struct ObjectStore {
     pub config: ObjectStoreConfig,
     rings: std::sync::RwLock<Arc<Rings>>,
-    pub(crate) dbs: Databases,
+    pub(crate) dbs: Arc<Databases>,
+    /// How the proxy and replicator reach other nodes' storage servers.
+    client: reqwest::Client,
     /// The queue of objects with an `X-Delete-At` (`<devices_root>/expiring.db`).
     expiring: tokio::sync::OnceCell<sqlx::SqlitePool>,
 }
@@ -45,15 +87,16 @@ pub fn quorum(replicas: usize) -> usize {
 }
 
 impl ObjectStore {
-    /// Opens the service. When the state directory has no rings yet (first all-in-one
-    /// start), builds the account, container and object rings over `config.devices`, one
-    /// zone each, as a DevStack-style single node does, and creates the device directories.
+    /// Opens the service. When `config.build_rings` and the state directory has no rings
+    /// yet (first all-in-one start), builds the account, container and object rings over
+    /// `config.devices`, one zone each, as a DevStack-style single node does, and creates
+    /// the device directories.
     pub fn open(config: ObjectStoreConfig) -> anyhow::Result<Arc<ObjectStore>> {
         std::fs::create_dir_all(&config.rings_dir)?;
         std::fs::create_dir_all(&config.devices_root)?;
         for name in ["account", "container", "object"] {
             let ring = config.rings_dir.join(format!("{name}.ring"));
-            if ring.exists() {
+            if ring.exists() || !config.build_rings {
                 continue;
             }
             let mut b = RingBuilder::new(config.part_power, config.replicas, 1)?;
@@ -67,21 +110,52 @@ impl ObjectStore {
         for dev in &config.devices {
             std::fs::create_dir_all(config.devices_root.join(dev))?;
         }
-        let rings = Self::load_rings(&config.rings_dir)?;
+        let dbs = Arc::new(Databases::default());
+        let client = crate::node::backend_client();
+        let rings = Self::load_rings(&config, &dbs, &client)?;
         Ok(Arc::new(ObjectStore {
             config,
             rings: std::sync::RwLock::new(Arc::new(rings)),
-            dbs: Databases::default(),
+            dbs,
+            client,
             expiring: tokio::sync::OnceCell::new(),
         }))
     }
 
-    fn load_rings(dir: &Path) -> anyhow::Result<Rings> {
+    /// Whether a ring device is one this process serves (its ip:port is ours).
+    pub fn is_local(&self, d: &Device) -> bool {
+        is_local(&self.config, d)
+    }
+
+    fn load_rings(
+        config: &ObjectStoreConfig,
+        dbs: &Arc<Databases>,
+        client: &reqwest::Client,
+    ) -> anyhow::Result<Rings> {
+        let dir = &config.rings_dir;
         let path = |n: &str| dir.join(format!("{n}.ring"));
+        let resolve = |n: &str| -> anyhow::Result<Arc<ResolvedRing>> {
+            let ring = Ring::load(&path(n))?;
+            let nodes = ring
+                .devices()
+                .map(|d| {
+                    let node: Node = if is_local(config, d) {
+                        Arc::new(LocalDevice::new(
+                            config.devices_root.join(&d.device),
+                            dbs.clone(),
+                        ))
+                    } else {
+                        Arc::new(RemoteDevice::new(client.clone(), &d.ip, d.port, &d.device))
+                    };
+                    (d.id, node)
+                })
+                .collect();
+            Ok(Arc::new(ResolvedRing { ring, nodes }))
+        };
         Ok(Rings {
-            account: Ring::load(&path("account"))?,
-            container: Ring::load(&path("container"))?,
-            object: Ring::load(&path("object"))?,
+            account: resolve("account")?,
+            container: resolve("container")?,
+            object: resolve("object")?,
             checked: Instant::now(),
             mtimes: [
                 mtime(&path("account")),
@@ -108,7 +182,7 @@ impl ObjectStore {
             mtime(&dir.join("object.ring")),
         ];
         let next = if now != current.mtimes {
-            match Self::load_rings(dir) {
+            match Self::load_rings(&self.config, &self.dbs, &self.client) {
                 Ok(r) => {
                     tracing::info!("object storage rings reloaded");
                     Arc::new(r)
@@ -134,99 +208,74 @@ impl ObjectStore {
         refreshed
     }
 
+    /// The object ring with its devices resolved.
+    pub fn object_ring(&self) -> Arc<ResolvedRing> {
+        self.rings().object.clone()
+    }
+
     fn hash_path(&self) -> &HashPath {
         &self.config.hash_path
     }
 
-    /// The device directories of `part` on `ring`: primaries first, then handoffs.
-    fn nodes(&self, ring: &Ring, part: u32) -> (Vec<PathBuf>, Vec<PathBuf>) {
-        let root = &self.config.devices_root;
-        let primaries = ring
-            .get_part_nodes(part)
-            .iter()
-            .map(|d| root.join(&d.device))
-            .collect();
-        let handoffs = ring
-            .get_more_nodes(part)
-            .iter()
-            .map(|d| root.join(&d.device))
-            .collect();
-        (primaries, handoffs)
-    }
-
-    /// Where the database of an account (`container: None`) or container lives.
-    fn db_locations(&self, account: &str, container: Option<&str>) -> (Kind, Vec<PathBuf>) {
+    /// An account (`container: None`) or container record: its target and primaries.
+    fn db_nodes(&self, account: &str, container: Option<&str>) -> (Target, Vec<Node>) {
         let rings = self.rings();
-        let (kind, ring) = match container {
-            None => (Kind::Account, &rings.account),
-            Some(_) => (Kind::Container, &rings.container),
+        let ring = match container {
+            None => &rings.account,
+            Some(_) => &rings.container,
         };
-        let part = ring.get_part(self.hash_path(), account, container, None);
-        let hash = self.hash_path().hash_hex(account, container, None);
-        let (primaries, _) = self.nodes(ring, part);
-        let paths = primaries
-            .iter()
-            .map(|dev| db::db_path(dev, kind, part, &hash))
-            .collect();
-        (kind, paths)
+        let part = ring
+            .ring
+            .get_part(self.hash_path(), account, container, None);
+        let target = Target::new(self.hash_path(), part, account, container, None);
+        (target, ring.part_nodes(part).0)
     }
 
     /// The record of an account or container from the first replica that has it.
     pub async fn stat(&self, account: &str, container: Option<&str>) -> SwiftResult<Option<Stat>> {
-        let (kind, paths) = self.db_locations(account, container);
+        let (target, nodes) = self.db_nodes(account, container);
         let mut failures = 0;
-        for path in &paths {
-            match self.dbs.open(path, kind, false).await {
-                Ok(Some(pool)) => match db::get_stat(&pool, kind).await {
-                    Ok(Some(stat)) => return Ok(Some(stat)),
-                    Ok(None) => {}
-                    Err(_) => failures += 1,
-                },
+        for node in &nodes {
+            match node.db_stat(&target).await {
+                Ok(Some(stat)) => return Ok(Some(stat)),
                 Ok(None) => {}
                 Err(_) => failures += 1,
             }
         }
-        if failures == paths.len() {
+        if failures == nodes.len() {
             return Err(SwiftError::status(503));
         }
         Ok(None)
     }
 
-    /// Runs `op` on every replica database of an account or container (created when
-    /// `create`), and succeeds when a quorum did.
-    async fn on_replicas<F, Fut>(
+    /// Applies `update` on every replica database of an account or container (created when
+    /// `create`), and succeeds when a quorum did. Returns how many replicas it hit.
+    async fn on_replicas(
         &self,
         account: &str,
         container: Option<&str>,
         create: bool,
-        op: F,
-    ) -> SwiftResult<usize>
-    where
-        F: Fn(sqlx::SqlitePool) -> Fut,
-        Fut: std::future::Future<Output = SwiftResult<bool>>,
-    {
-        let (kind, paths) = self.db_locations(account, container);
+        update: DbUpdate,
+    ) -> SwiftResult<usize> {
+        let (target, nodes) = self.db_nodes(account, container);
         // Every replica at once, as the proxy's concurrent backend requests.
-        let results = futures::future::join_all(paths.iter().map(|path| {
-            let op = &op;
+        let results = futures::future::join_all(nodes.iter().map(|node| {
+            let (target, update) = (&target, &update);
             async move {
-                match self.dbs.open(path, kind, create).await {
-                    Ok(Some(pool)) => match op(pool).await {
-                        Ok(hit) => Some(usize::from(hit)),
-                        Err(e) => {
-                            tracing::warn!(path = %path.display(), error = ?e, "replica update failed");
-                            None
-                        }
-                    },
+                match node.db_update(target, update, create).await {
+                    Ok(Some(hit)) => Some(usize::from(hit)),
                     Ok(None) => Some(0),
-                    Err(_) => None,
+                    Err(e) => {
+                        tracing::warn!(node = ?node, error = ?e, "replica update failed");
+                        None
+                    }
                 }
             }
         }))
         .await;
         let ok = results.iter().flatten().count();
         let hits: usize = results.iter().flatten().sum();
-        if ok < quorum(paths.len()) {
+        if ok < quorum(nodes.len()) {
             return Err(SwiftError::status(503));
         }
         Ok(hits)
@@ -237,11 +286,11 @@ impl ObjectStore {
         if self.stat(account, None).await?.is_some() {
             return Ok(());
         }
-        let ts = Timestamp::now();
-        self.on_replicas(account, None, true, |pool| async move {
-            db::put_stat(&pool, ts, &Metadata::new()).await
-        })
-        .await?;
+        let update = DbUpdate::PutStat {
+            timestamp: Timestamp::now(),
+            metadata: Metadata::new(),
+        };
+        self.on_replicas(account, None, true, update).await?;
         Ok(())
     }
 
@@ -252,16 +301,10 @@ impl ObjectStore {
         container: Option<&str>,
         meta: &Metadata,
     ) -> SwiftResult<bool> {
-        let kind = if container.is_some() {
-            Kind::Container
-        } else {
-            Kind::Account
+        let update = DbUpdate::PostStat {
+            metadata: meta.clone(),
         };
-        let hits = self
-            .on_replicas(account, container, false, |pool| async move {
-                db::post_stat(&pool, kind, meta).await
-            })
-            .await?;
+        let hits = self.on_replicas(account, container, false, update).await?;
         Ok(hits > 0)
     }
 
@@ -273,11 +316,12 @@ impl ObjectStore {
         meta: &Metadata,
     ) -> SwiftResult<bool> {
         self.account_autocreate(account).await?;
-        let ts = Timestamp::now();
+        let update = DbUpdate::PutStat {
+            timestamp: Timestamp::now(),
+            metadata: meta.clone(),
+        };
         let created = self
-            .on_replicas(account, Some(container), true, |pool| async move {
-                db::put_stat(&pool, ts, meta).await
-            })
+            .on_replicas(account, Some(container), true, update)
             .await?;
         self.update_account(account, container).await?;
         Ok(created > 0)
@@ -295,16 +339,21 @@ impl ObjectStore {
             ));
         }
         let ts = Timestamp::now();
-        self.on_replicas(account, Some(container), false, |pool| async move {
-            db::delete_stat(&pool, ts).await.map(|_| true)
-        })
+        self.on_replicas(
+            account,
+            Some(container),
+            false,
+            DbUpdate::DeleteStat { timestamp: ts },
+        )
         .await?;
-        self.on_replicas(account, None, false, |pool| async move {
-            db::account_put_container(&pool, container, ts, 0, 0, true)
-                .await
-                .map(|_| true)
-        })
-        .await?;
+        let update = DbUpdate::PutContainer {
+            name: container.to_string(),
+            put_timestamp: ts,
+            object_count: 0,
+            bytes_used: 0,
+            deleted: true,
+        };
+        self.on_replicas(account, None, false, update).await?;
         Ok(())
     }
 
@@ -313,22 +362,14 @@ impl ObjectStore {
         let Some(stat) = self.stat(account, Some(container)).await? else {
             return Ok(());
         };
-        self.on_replicas(account, None, true, |pool| {
-            let stat = stat.clone();
-            async move {
-                db::account_put_container(
-                    &pool,
-                    container,
-                    stat.put_timestamp,
-                    stat.object_count,
-                    stat.bytes_used,
-                    false,
-                )
-                .await
-                .map(|_| true)
-            }
-        })
-        .await?;
+        let update = DbUpdate::PutContainer {
+            name: container.to_string(),
+            put_timestamp: stat.put_timestamp,
+            object_count: stat.object_count,
+            bytes_used: stat.bytes_used,
+            deleted: false,
+        };
+        self.on_replicas(account, None, true, update).await?;
         Ok(())
     }
 
@@ -339,10 +380,13 @@ impl ObjectStore {
         container: &str,
         params: &ListParams,
     ) -> SwiftResult<Option<(Stat, Vec<Entry<ObjectRow>>)>> {
-        self.listing(account, Some(container), |pool| async move {
-            db::list_objects(&pool, params).await
-        })
-        .await
+        Ok(
+            match self.listing(account, Some(container), params).await? {
+                Some((stat, Listing::Objects(rows))) => Some((stat, rows)),
+                Some((stat, Listing::Containers(_))) => Some((stat, Vec::new())),
+                None => None,
+            },
+        )
     }
 
     /// An account's listing; an account that does not exist yet lists nothing.
@@ -351,53 +395,83 @@ impl ObjectStore {
         account: &str,
         params: &ListParams,
     ) -> SwiftResult<Option<(Stat, Vec<Entry<ContainerRow>>)>> {
-        self.listing(account, None, |pool| async move {
-            db::list_containers(&pool, params).await
+        Ok(match self.listing(account, None, params).await? {
+            Some((stat, Listing::Containers(rows))) => Some((stat, rows)),
+            Some((stat, Listing::Objects(_))) => Some((stat, Vec::new())),
+            None => None,
         })
-        .await
     }
 
-    async fn listing<T, F, Fut>(
+    async fn listing(
         &self,
         account: &str,
         container: Option<&str>,
-        list: F,
-    ) -> SwiftResult<Option<(Stat, Vec<Entry<T>>)>>
-    where
-        F: Fn(sqlx::SqlitePool) -> Fut,
-        Fut: std::future::Future<Output = SwiftResult<Vec<Entry<T>>>>,
-    {
-        let (kind, paths) = self.db_locations(account, container);
-        for path in &paths {
-            let Ok(Some(pool)) = self.dbs.open(path, kind, false).await else {
-                continue;
-            };
-            let Ok(Some(stat)) = db::get_stat(&pool, kind).await else {
-                continue;
-            };
-            return Ok(Some((stat, list(pool).await?)));
+        params: &ListParams,
+    ) -> SwiftResult<Option<(Stat, Listing)>> {
+        let (target, nodes) = self.db_nodes(account, container);
+        let mut failures = 0;
+        for node in &nodes {
+            match node.db_list(&target, params).await {
+                Ok(Some(found)) => return Ok(Some(found)),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(node = ?node, error = ?e, "listing replica failed");
+                    failures += 1;
+                }
+            }
+        }
+        if failures == nodes.len() {
+            return Err(SwiftError::status(503));
         }
         Ok(None)
     }
 
-    /// The object's partition, hash and device directories (primaries, then handoffs).
+    /// Where an object lives as `swift-get-nodes` prints it: its primaries' and handoffs'
+    /// device directories as `<devices_root>/<device>` and the object directory relative to
+    /// a device (for operators and tests; a device on another node is under that node's
+    /// devices root).
     pub fn object_nodes(
         &self,
         account: &str,
         container: &str,
         object: &str,
     ) -> (Vec<PathBuf>, Vec<PathBuf>, PathBuf) {
-        let rings = self.rings();
-        let part = rings
-            .object
-            .get_part(self.hash_path(), account, Some(container), Some(object));
+        let ring = self.object_ring();
+        let (part, primaries) =
+            ring.ring
+                .get_nodes(self.hash_path(), account, Some(container), Some(object));
+        let root = &self.config.devices_root;
+        let dirs = |devs: Vec<&Device>| devs.iter().map(|d| root.join(&d.device)).collect();
         let hash = self
             .hash_path()
             .hash_hex(account, Some(container), Some(object));
-        let (primaries, handoffs) = self.nodes(&rings.object, part);
-        // The object's directory relative to a device.
-        let rel = disk::object_dir(Path::new(""), part, &hash);
-        (primaries, handoffs, rel)
+        (
+            dirs(primaries),
+            dirs(ring.ring.get_more_nodes(part)),
+            crate::disk::object_dir(Path::new(""), part, &hash),
+        )
+    }
+
+    /// The object's target and devices (primaries, then handoffs).
+    fn object_devices(
+        &self,
+        account: &str,
+        container: &str,
+        object: &str,
+    ) -> (Target, Vec<Node>, Vec<Node>) {
+        let ring = self.object_ring();
+        let part = ring
+            .ring
+            .get_part(self.hash_path(), account, Some(container), Some(object));
+        let target = Target::new(
+            self.hash_path(),
+            part,
+            account,
+            Some(container),
+            Some(object),
+        );
+        let (primaries, handoffs) = ring.part_nodes(part);
+        (target, primaries, handoffs)
     }
 
     /// The newest state of an object over its primaries and handoffs; an object past its
@@ -407,7 +481,7 @@ impl ObjectStore {
         account: &str,
         container: &str,
         object: &str,
-    ) -> SwiftResult<ObjectState> {
+    ) -> SwiftResult<ObjectState<DataRef>> {
         let state = self.object_state_raw(account, container, object).await?;
         if let ObjectState::Present { meta, .. } = &state
             && delete_at(meta).is_some_and(|t| t <= chrono::Utc::now().timestamp())
@@ -423,64 +497,78 @@ impl ObjectStore {
         account: &str,
         container: &str,
         object: &str,
-    ) -> SwiftResult<ObjectState> {
-        let (primaries, handoffs, rel) = self.object_nodes(account, container, object);
-        let dirs: Vec<PathBuf> = primaries
-            .iter()
-            .chain(handoffs.iter().take(primaries.len()))
-            .map(|d| d.join(&rel))
-            .collect();
+    ) -> SwiftResult<ObjectState<DataRef>> {
+        let (target, primaries, handoffs) = self.object_devices(account, container, object);
         let primary_count = primaries.len();
-        tokio::task::spawn_blocking(move || {
-            let mut best = ObjectState::Missing;
-            let mut failures = 0;
-            for (i, dir) in dirs.iter().enumerate() {
-                match disk::read_state(dir) {
-                    Ok(state) => {
-                        if newer(&state, &best) {
-                            best = state;
-                        }
+        let nodes: Vec<Node> = primaries
+            .into_iter()
+            .chain(handoffs.into_iter().take(primary_count))
+            .collect();
+        let target = &target;
+        let states = futures::future::join_all(
+            nodes
+                .iter()
+                .map(|n| async move { n.object_state(target).await }),
+        )
+        .await;
+        let mut best = ObjectState::Missing;
+        let mut failures = 0;
+        for (i, (state, node)) in states.into_iter().zip(&nodes).enumerate() {
+            match state {
+                Ok(state) => {
+                    if state.timestamp() > best.timestamp() {
+                        best = state;
                     }
-                    Err(e) => {
-                        tracing::warn!(dir = %dir.display(), error = %e, "object replica unreadable");
-                        if i < primary_count {
-                            failures += 1;
-                        }
+                }
+                Err(e) => {
+                    tracing::warn!(node = ?node, error = %e, "object replica unreadable");
+                    if i < primary_count {
+                        failures += 1;
                     }
                 }
             }
-            if failures == primary_count && matches!(best, ObjectState::Missing) {
-                return Err(SwiftError::status(503));
-            }
-            Ok(best)
-        })
-        .await
-        .map_err(SwiftError::unavailable)?
+        }
+        if failures == primary_count && matches!(best, ObjectState::Missing) {
+            return Err(SwiftError::status(503));
+        }
+        Ok(best)
     }
 
     /// Opens writers on a quorum or more of the object's devices: each primary, or the next
-    /// handoff when a primary is down. Returns the writers with their object directories.
+    /// handoff when a primary is down.
     pub async fn object_writers(
         &self,
         account: &str,
         container: &str,
         object: &str,
-    ) -> SwiftResult<Vec<(disk::Writer, PathBuf)>> {
-        let (primaries, handoffs, rel) = self.object_nodes(account, container, object);
+    ) -> SwiftResult<Vec<Box<dyn ObjectWriter>>> {
+        let (target, primaries, handoffs) = self.object_devices(account, container, object);
+        let target = &target;
+        // Every primary at once; the ones that fail are replaced by handoffs in turn.
+        let opened = futures::future::join_all(
+            primaries
+                .iter()
+                .map(|n| async move { n.object_writer(target).await }),
+        )
+        .await;
         let mut handoffs = handoffs.into_iter();
         let mut writers = Vec::new();
-        for dev in &primaries {
-            let mut candidate = dev.clone();
+        for (result, primary) in opened.into_iter().zip(&primaries) {
+            let mut result = result;
+            let mut node = primary.clone();
             loop {
-                match disk::Writer::create(&candidate).await {
+                match result {
                     Ok(w) => {
-                        writers.push((w, candidate.join(&rel)));
+                        writers.push(w);
                         break;
                     }
                     Err(e) => {
-                        tracing::warn!(device = %candidate.display(), error = %e, "device down; trying a handoff");
+                        tracing::warn!(node = ?node, error = %e, "device down; trying a handoff");
                         match handoffs.next() {
-                            Some(h) => candidate = h,
+                            Some(h) => {
+                                result = h.object_writer(target).await;
+                                node = h;
+                            }
                             None => break,
                         }
                     }
@@ -496,15 +584,15 @@ impl ObjectStore {
     /// Commits the written object on every writer; succeeds on a quorum.
     pub async fn object_commit(
         &self,
-        writers: Vec<(disk::Writer, PathBuf)>,
+        writers: Vec<Box<dyn ObjectWriter>>,
         meta: &ObjectMeta,
         replicas: usize,
     ) -> SwiftResult<()> {
         // Every replica's fsyncs at once.
-        let results = futures::future::join_all(writers.into_iter().map(|(w, dir)| async move {
-            let r = w.commit(dir.clone(), meta.clone()).await;
+        let results = futures::future::join_all(writers.into_iter().map(|w| async move {
+            let r = w.commit(meta).await;
             if let Err(e) = &r {
-                tracing::warn!(dir = %dir.display(), error = %e, "object commit failed");
+                tracing::warn!(error = %e, "object commit failed");
             }
             r
         }))
@@ -518,7 +606,7 @@ impl ObjectStore {
 
     /// The object ring's replica count.
     pub fn object_replicas(&self) -> usize {
-        self.rings().object.replicas()
+        self.object_ring().ring.replicas()
     }
 
     /// Writes a tombstone for the object on its primaries (and handoffs that hold it).
@@ -529,30 +617,24 @@ impl ObjectStore {
         object: &str,
         ts: Timestamp,
     ) -> SwiftResult<()> {
-        let (primaries, handoffs, rel) = self.object_nodes(account, container, object);
+        let (target, primaries, handoffs) = self.object_devices(account, container, object);
         let replicas = primaries.len();
-        let dirs: Vec<(PathBuf, bool)> = primaries
+        let target = &target;
+        let nodes = primaries
             .iter()
-            .map(|d| (d.clone(), true))
-            .chain(handoffs.iter().take(replicas).map(|d| (d.clone(), false)))
-            .collect();
-        let ok = tokio::task::spawn_blocking(move || {
-            let mut ok = 0;
-            for (dev, primary) in dirs {
-                let dir = dev.join(&rel);
-                if !dev.is_dir() || (!primary && !dir.exists()) {
-                    continue;
-                }
-                match disk::write_tombstone(&dir, ts) {
-                    Ok(_) => ok += usize::from(primary),
-                    Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "tombstone failed"),
+            .map(|n| (n, true))
+            .chain(handoffs.iter().take(replicas).map(|n| (n, false)));
+        let results = futures::future::join_all(nodes.map(|(node, primary)| async move {
+            match node.object_delete(target, ts, !primary).await {
+                Ok(_) => usize::from(primary),
+                Err(e) => {
+                    tracing::warn!(node = ?node, error = %e, "tombstone failed");
+                    0
                 }
             }
-            ok
-        })
-        .await
-        .map_err(SwiftError::unavailable)?;
-        if ok < quorum(replicas) {
+        }))
+        .await;
+        if results.iter().sum::<usize>() < quorum(replicas) {
             return Err(SwiftError::status(503));
         }
         Ok(())
@@ -566,29 +648,24 @@ impl ObjectStore {
         object: &str,
         posted: PostedMeta,
     ) -> SwiftResult<()> {
-        let (primaries, handoffs, rel) = self.object_nodes(account, container, object);
+        let (target, primaries, handoffs) = self.object_devices(account, container, object);
         let replicas = primaries.len();
-        let devs: Vec<PathBuf> = primaries
-            .into_iter()
-            .chain(handoffs.into_iter().take(replicas))
-            .collect();
         let ts = Timestamp::now();
-        let ok = tokio::task::spawn_blocking(move || {
-            let mut ok = 0;
-            for dev in devs {
-                let dir = dev.join(&rel);
-                if matches!(disk::read_state(&dir), Ok(ObjectState::Present { .. })) {
-                    match disk::write_meta(&dir, ts, &posted) {
-                        Ok(()) => ok += 1,
-                        Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "post failed"),
+        let (target, posted) = (&target, &posted);
+        let results =
+            futures::future::join_all(primaries.iter().chain(handoffs.iter().take(replicas)).map(
+                |node| async move {
+                    match node.object_post(target, ts, posted).await {
+                        Ok(hit) => usize::from(hit),
+                        Err(e) => {
+                            tracing::warn!(node = ?node, error = %e, "post failed");
+                            0
+                        }
                     }
-                }
-            }
-            ok
-        })
-        .await
-        .map_err(SwiftError::unavailable)?;
-        if ok == 0 {
+                },
+            ))
+            .await;
+        if results.iter().sum::<usize>() == 0 {
             return Err(SwiftError::status(503));
         }
         Ok(())
@@ -606,50 +683,51 @@ impl ObjectStore {
         row: ObjectRow,
         deleted: bool,
     ) -> SwiftResult<()> {
-        let row = &row;
-        self.on_replicas(account, Some(container), false, |pool| async move {
-            db::container_put_object(&pool, row, deleted)
-                .await
-                .map(|_| true)
-        })
-        .await?;
+        let update = DbUpdate::PutObject { row, deleted };
+        self.on_replicas(account, Some(container), false, update)
+            .await?;
         self.update_account(account, container).await
     }
 }
 
 impl ObjectStore {
-    /// The local devices of the object ring (those whose directory exists).
-    fn local_object_devices(&self) -> Vec<String> {
-        let rings = self.rings();
-        let mut names: Vec<String> = rings.object.devices().map(|d| d.device.clone()).collect();
-        names.sort();
-        names.dedup();
-        names.retain(|n| self.config.devices_root.join(n).is_dir());
-        names
+    /// The devices of the object ring this process serves, with their ring ids.
+    pub fn local_object_devices(&self) -> Vec<(u32, LocalDevice)> {
+        let ring = self.object_ring();
+        let mut out: Vec<(u32, LocalDevice)> = ring
+            .ring
+            .devices()
+            .filter(|d| self.is_local(d) && self.config.devices_root.join(&d.device).is_dir())
+            .map(|d| {
+                let path = self.config.devices_root.join(&d.device);
+                (d.id, LocalDevice::new(path, self.dbs.clone()))
+            })
+            .collect();
+        out.sort_by(|a, b| a.1.path.cmp(&b.1.path));
+        out.dedup_by(|a, b| a.1.path == b.1.path);
+        out
     }
 
-    /// Runs `pass` over every local device on a blocking thread; its results in order.
-    async fn each_local_device<T: Send + 'static>(
-        &self,
-        pass: impl Fn(&Path, &str) -> std::io::Result<T> + Send + 'static,
-    ) -> std::io::Result<Vec<T>> {
-        let root = self.config.devices_root.clone();
-        let devices = self.local_object_devices();
-        tokio::task::spawn_blocking(move || devices.iter().map(|d| pass(&root, d)).collect())
-            .await
-            .map_err(std::io::Error::other)?
+    /// A device this process holds by name (any ring's), for the storage server: `None`
+    /// when no ring puts a device of that name at one of this node's addresses.
+    pub fn held_device(&self, name: &str) -> Option<LocalDevice> {
+        let rings = self.rings();
+        let held = [&rings.account, &rings.container, &rings.object]
+            .iter()
+            .any(|r| {
+                r.ring
+                    .devices()
+                    .any(|d| d.device == name && self.is_local(d))
+            });
+        held.then(|| LocalDevice::new(self.config.devices_root.join(name), self.dbs.clone()))
     }
 
     /// One object replicator pass over every local device.
     pub async fn replicate_once(&self) -> std::io::Result<crate::replication::ReplicationStats> {
-        let ring = self.rings().object.clone();
-        let per_device = self
-            .each_local_device(move |root, dev| {
-                crate::replication::replicate_device(&ring, root, dev)
-            })
-            .await?;
+        let ring = self.object_ring();
         let mut total = crate::replication::ReplicationStats::default();
-        for s in per_device {
+        for (id, device) in self.local_object_devices() {
+            let s = crate::replication::replicate_device(&ring, id, &device).await?;
             total.suffixes_synced += s.suffixes_synced;
             total.files_pushed += s.files_pushed;
             total.handoffs_removed += s.handoffs_removed;
@@ -661,9 +739,19 @@ impl ObjectStore {
     /// One object auditor pass over every local device, at the configured read rate.
     pub async fn audit_once(&self) -> std::io::Result<crate::replication::AuditStats> {
         let rate = self.config.auditor_bytes_per_second;
-        let per_device = self
-            .each_local_device(move |root, dev| crate::replication::audit_device(root, dev, rate))
-            .await?;
+        let devices: Vec<PathBuf> = self
+            .local_object_devices()
+            .into_iter()
+            .map(|(_, d)| d.path)
+            .collect();
+        let per_device = tokio::task::spawn_blocking(move || {
+            devices
+                .iter()
+                .map(|d| crate::replication::audit_device(d, rate))
+                .collect::<std::io::Result<Vec<_>>>()
+        })
+        .await
+        .map_err(std::io::Error::other)??;
         let mut total = crate::replication::AuditStats::default();
         for s in per_device {
             total.objects_checked += s.objects_checked;
@@ -731,16 +819,10 @@ pub fn delete_at(meta: &ObjectMeta) -> Option<i64> {
     meta.headers.get("x-delete-at").and_then(|v| v.parse().ok())
 }
 
-/// Whether `a` is a newer state than `b`.
-fn newer(a: &ObjectState, b: &ObjectState) -> bool {
-    fn ts(s: &ObjectState) -> Option<Timestamp> {
-        match s {
-            ObjectState::Missing => None,
-            ObjectState::Deleted(t) => Some(*t),
-            ObjectState::Present { meta, .. } => Some(meta.timestamp),
-        }
-    }
-    ts(a) > ts(b)
+/// Whether a ring device's ip:port is one of `config.node_addresses`.
+fn is_local(config: &ObjectStoreConfig, d: &Device) -> bool {
+    let addr = format!("{}:{}", d.ip, d.port);
+    config.node_addresses.contains(&addr)
 }
 
 #[cfg(test)]

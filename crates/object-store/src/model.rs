@@ -285,7 +285,8 @@ pub fn capitalise(s: &str) -> String {
 }
 
 /// Listing parameters (`?prefix=&delimiter=&marker=&end_marker=&limit=&reverse=`).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ListParams {
     pub prefix: String,
     pub delimiter: Option<String>,
@@ -304,7 +305,7 @@ pub enum ListFormat {
 }
 
 /// One listing entry: a name with its row, or a `subdir` rolled up at the delimiter.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Entry<T> {
     Item(String, T),
     Subdir(String),

@@ -11,7 +11,10 @@
 //! `<device>/quarantined/objects/`, so that device no longer has it and the replicator
 //! restores it from a good copy.
 //!
-//! Owns only files on devices; it never touches the account and container databases.
+//! Peers are [`StorageDevice`]s: directories of this process or other nodes' storage
+//! servers (`REPLICATE` for suffix hashes and file lists, `SYNC` to push a file), so one
+//! pass works the same in an all-in-one and across nodes. Owns only files on devices; it
+//! never touches the account and container databases.
 // TODO-correctness: account and container databases are not replicated yet; tombstones are
 // kept forever (upstream reclaims them after `reclaim_age`).
 
@@ -20,10 +23,11 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ferro_object_ring::Ring;
 use md5::Digest as _;
 
 use crate::disk::{self, ObjectState};
+use crate::manager::ResolvedRing;
+use crate::node::{LocalDevice, StorageDevice};
 
 /// What one replicator pass did.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -91,39 +95,72 @@ fn dirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Pushes one object directory from `from` to the same place on `to_device`: the files the
-/// other side lacks, when this side's newest state is at least as new, then tidies there.
-/// Returns the files copied and whether the other side now has this side's newest state
-/// (or a newer one).
-fn push_object(from: &Path, to_device: &Path, rel: &Path) -> std::io::Result<(usize, bool)> {
-    let to = to_device.join(rel);
-    let mine = disk::list_files(from)?;
-    let theirs = disk::list_files(&to)?;
-    let my_newest = disk::newest(from)?;
-    let their_newest = disk::newest(&to)?;
-    if my_newest < their_newest {
-        return Ok((0, true)); // they are newer: their own pass pushes it here
+/// The order files of one object are pushed in: metadata before its data, so a peer never
+/// holds a `.data` without its `.data.json`.
+fn push_order(name: &str) -> u8 {
+    match name.rsplit_once('.').map(|(_, e)| e) {
+        Some("json") => 0,
+        Some("data") => 1,
+        _ => 2,
     }
-    let mut copied = 0;
-    for name in mine.iter().filter(|n| !theirs.contains(n)) {
-        disk::copy_file(from, to_device, &to, name)?;
-        copied += 1;
-    }
-    if copied > 0 {
-        disk::tidy(&to)?;
-    }
-    Ok((copied, disk::newest(&to)? >= my_newest))
 }
 
-/// One replicator pass over the partitions `device` holds (a directory under `root`).
-pub fn replicate_device(
-    ring: &Ring,
-    root: &Path,
-    device: &str,
+/// The newest `.data`/`.ts` timestamp among an object directory's file names.
+fn newest_in(names: &[String]) -> Option<crate::model::Timestamp> {
+    names
+        .iter()
+        .filter_map(|n| disk::parse_name(n))
+        .filter(|(_, ext)| matches!(*ext, "data" | "ts"))
+        .map(|(t, _)| t)
+        .max()
+}
+
+/// Pushes one object directory of `suffix` to `peer`: the files the peer lacks, when this
+/// side's newest state is at least as new as the peer's. Returns the files copied and
+/// whether the peer now has this side's newest state (or a newer one).
+async fn push_object(
+    peer: &dyn StorageDevice,
+    part: u32,
+    suffix: &str,
+    object: &Path,
+    theirs: &[String],
+) -> std::io::Result<(usize, bool)> {
+    let Some(hash) = object.file_name().and_then(|n| n.to_str()) else {
+        return Ok((0, true));
+    };
+    let mine = {
+        let object = object.to_path_buf();
+        tokio::task::spawn_blocking(move || disk::list_files(&object))
+            .await
+            .map_err(std::io::Error::other)??
+    };
+    if newest_in(&mine) < newest_in(theirs) {
+        return Ok((0, true)); // they are newer: their own pass pushes it here
+    }
+    let mut missing: Vec<&String> = mine.iter().filter(|n| !theirs.contains(n)).collect();
+    missing.sort_by_key(|n| push_order(n));
+    for name in &missing {
+        peer.sync_file(part, suffix, hash, name, object).await?;
+    }
+    Ok((missing.len(), true))
+}
+
+/// One replicator pass over the partitions `device` holds; `id` is the device's id in
+/// `ring`, whose other devices are its peers, here or on other nodes.
+pub async fn replicate_device(
+    ring: &ResolvedRing,
+    id: u32,
+    device: &LocalDevice,
 ) -> std::io::Result<ReplicationStats> {
     let mut stats = ReplicationStats::default();
-    let objects = root.join(device).join("objects");
-    for part_dir in dirs(&objects)? {
+    let objects = device.path.join("objects");
+    let parts = {
+        let objects = objects.clone();
+        tokio::task::spawn_blocking(move || dirs(&objects))
+            .await
+            .map_err(std::io::Error::other)??
+    };
+    for part_dir in parts {
         let Some(part) = part_dir
             .file_name()
             .and_then(|n| n.to_str())
@@ -131,48 +168,61 @@ pub fn replicate_device(
         else {
             continue;
         };
-        if part as usize >= ring.partitions() {
+        if part as usize >= ring.ring.partitions() {
             continue;
         }
-        let primaries: Vec<String> = ring
-            .get_part_nodes(part)
-            .iter()
-            .map(|d| d.device.clone())
-            .collect();
-        let handoff = !primaries.iter().any(|p| p == device);
-        let mine = suffix_hashes(&part_dir)?;
+        let primaries = ring.ring.get_part_nodes(part);
+        let handoff = !primaries.iter().any(|p| p.id == id);
+        let mine = device.suffix_hashes(part).await?;
         let mut complete = true;
-        for peer in primaries.iter().filter(|p| *p != device) {
-            let peer_dev = root.join(peer);
-            if !peer_dev.is_dir() {
-                stats.unreachable += 1;
-                complete = false;
-                continue;
-            }
-            let theirs = suffix_hashes(&peer_dev.join("objects").join(part.to_string()))?;
+        for (peer_id, peer) in primaries
+            .iter()
+            .filter(|p| p.id != id)
+            .map(|p| (p.id, ring.node_by_id(p.id)))
+        {
+            let Some(peer) = peer else { continue };
+            let theirs = match peer.suffix_hashes(part).await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::debug!(peer = peer_id, error = %e, "replication peer unreachable");
+                    stats.unreachable += 1;
+                    complete = false;
+                    continue;
+                }
+            };
             for (suffix, hash) in &mine {
                 if theirs.get(suffix) == Some(hash) {
                     continue;
                 }
                 stats.suffixes_synced += 1;
-                let suffix_dir = part_dir.join(suffix);
-                for object in dirs(&suffix_dir)? {
-                    let Some(name) = object.file_name() else {
-                        continue;
-                    };
-                    let rel = Path::new("objects")
-                        .join(part.to_string())
-                        .join(suffix)
-                        .join(name);
-                    let (copied, has_it) = push_object(&object, &peer_dev, &rel)?;
-                    stats.files_pushed += copied;
-                    complete &= has_it;
+                let synced: std::io::Result<()> = async {
+                    let their_files = peer.suffix_files(part, suffix).await?;
+                    let suffix_dir = part_dir.join(suffix);
+                    let objects = tokio::task::spawn_blocking(move || dirs(&suffix_dir))
+                        .await
+                        .map_err(std::io::Error::other)??;
+                    for object in objects {
+                        let name = object.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                        let theirs = their_files.get(name).map(Vec::as_slice).unwrap_or(&[]);
+                        let (copied, has_it) =
+                            push_object(peer.as_ref(), part, suffix, &object, theirs).await?;
+                        stats.files_pushed += copied;
+                        complete &= has_it;
+                    }
+                    Ok(())
+                }
+                .await;
+                if let Err(e) = synced {
+                    tracing::warn!(peer = peer_id, part, suffix, error = %e, "suffix push failed");
+                    complete = false;
                 }
             }
         }
         if handoff && complete {
             // Every primary has what this handoff held: the copy is no longer needed.
-            std::fs::remove_dir_all(&part_dir)?;
+            tokio::task::spawn_blocking(move || std::fs::remove_dir_all(&part_dir))
+                .await
+                .map_err(std::io::Error::other)??;
             stats.handoffs_removed += 1;
         }
     }
@@ -237,14 +287,11 @@ pub fn object_is_sound(dir: &Path, bytes_per_second: u64, read: &mut u64) -> std
     Ok(len == meta.size && etag == meta.etag)
 }
 
-/// One auditor pass over every object on `device`: unsound objects are quarantined.
-pub fn audit_device(
-    root: &Path,
-    device: &str,
-    bytes_per_second: u64,
-) -> std::io::Result<AuditStats> {
+/// One auditor pass over every object on the device at `device`: unsound objects are
+/// quarantined.
+pub fn audit_device(device: &Path, bytes_per_second: u64) -> std::io::Result<AuditStats> {
     let mut stats = AuditStats::default();
-    for part in dirs(&root.join(device).join("objects"))? {
+    for part in dirs(&device.join("objects"))? {
         for suffix in dirs(&part)? {
             for object in dirs(&suffix)? {
                 stats.objects_checked += 1;

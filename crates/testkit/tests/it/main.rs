@@ -13,6 +13,7 @@ mod instance_actions;
 mod metadata;
 mod network;
 mod network_agents;
+mod object_nodes;
 mod object_store;
 mod placement;
 mod resize;
