@@ -693,7 +693,11 @@ impl ObjectStore {
 impl ObjectStore {
     /// The devices of the object ring this process serves, with their ring ids.
     pub fn local_object_devices(&self) -> Vec<(u32, LocalDevice)> {
-        let ring = self.object_ring();
+        self.local_devices(&self.object_ring())
+    }
+
+    /// The devices of `ring` this process serves, with their ring ids.
+    fn local_devices(&self, ring: &ResolvedRing) -> Vec<(u32, LocalDevice)> {
         let mut out: Vec<(u32, LocalDevice)> = ring
             .ring
             .devices()
@@ -722,10 +726,23 @@ impl ObjectStore {
         held.then(|| LocalDevice::new(self.config.devices_root.join(name), self.dbs.clone()))
     }
 
-    /// One object replicator pass over every local device.
+    /// One replicator pass over every local device: its account and container databases,
+    /// then its objects.
     pub async fn replicate_once(&self) -> std::io::Result<crate::replication::ReplicationStats> {
         let ring = self.object_ring();
         let mut total = crate::replication::ReplicationStats::default();
+        let rings = self.rings();
+        for (kind, ring) in [
+            (db::Kind::Account, &rings.account),
+            (db::Kind::Container, &rings.container),
+        ] {
+            for (id, device) in self.local_devices(ring) {
+                let (merged, unreachable) =
+                    crate::replication::replicate_databases(ring, kind, id, &device).await?;
+                total.databases_merged += merged;
+                total.unreachable += unreachable;
+            }
+        }
         for (id, device) in self.local_object_devices() {
             let s = crate::replication::replicate_device(&ring, id, &device).await?;
             total.suffixes_synced += s.suffixes_synced;

@@ -83,6 +83,41 @@ impl Target {
     }
 }
 
+/// One account or container database on a device, by hash (the database replicator's
+/// view: it walks the files and knows no names).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DbRef {
+    pub kind: Kind,
+    pub part: u32,
+    pub hash: String,
+}
+
+impl DbRef {
+    fn path(&self, device: &Path) -> io::Result<PathBuf> {
+        if self.hash.len() != 32 || !self.hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a database hash",
+            ));
+        }
+        Ok(db::db_path(device, self.kind, self.part, &self.hash))
+    }
+}
+
+/// The database replicator's requests (`REPLICATE /<device>/<part>/<accounts|containers>/<hash>`
+/// with this as its JSON body), as Swift's db replicator sends `sync` and `merge_items`.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum DbReplicate {
+    Digest,
+    Merge { replica: Box<db::Replica> },
+}
+
+#[derive(Serialize, Deserialize)]
+pub struct DbDigest {
+    pub digest: Option<String>,
+}
+
 /// A change to an account or container database, as the proxy sends it to every replica.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -343,6 +378,10 @@ pub trait StorageDevice: Send + Sync + std::fmt::Debug {
         name: &str,
         from: &Path,
     ) -> io::Result<()>;
+    /// A database's digest ([`db::replica_digest`]); `None` when it has none here.
+    async fn db_digest(&self, r: &DbRef) -> io::Result<Option<String>>;
+    /// Merges a peer's replica into the database here, created when missing.
+    async fn db_merge(&self, r: &DbRef, replica: &db::Replica) -> io::Result<()>;
 }
 
 /// A device that is a directory of this process (`<devices_root>/<device>`).
@@ -546,6 +585,24 @@ impl StorageDevice for LocalDevice {
         })
         .await
     }
+
+    async fn db_digest(&self, r: &DbRef) -> io::Result<Option<String>> {
+        Ok(self
+            .db_replica(r)
+            .await?
+            .map(|rep| db::replica_digest(&rep)))
+    }
+
+    async fn db_merge(&self, r: &DbRef, replica: &db::Replica) -> io::Result<()> {
+        let path = r.path(&self.path)?;
+        let pool = self
+            .dbs
+            .open(&path, r.kind, true)
+            .await
+            .map_err(swift_io)?
+            .ok_or_else(|| io::Error::other("database not created"))?;
+        db::replica_merge(&pool, replica).await.map_err(swift_io)
+    }
 }
 
 struct LocalWriter {
@@ -565,6 +622,23 @@ impl ObjectWriter for LocalWriter {
 }
 
 impl LocalDevice {
+    /// This device's replica of a database; `None` when it has none.
+    pub async fn db_replica(&self, r: &DbRef) -> io::Result<Option<db::Replica>> {
+        if !self.path.is_dir() {
+            return Err(not_mounted(&self.path));
+        }
+        let path = r.path(&self.path)?;
+        let Some(pool) = self
+            .dbs
+            .open(&path, r.kind, false)
+            .await
+            .map_err(swift_io)?
+        else {
+            return Ok(None);
+        };
+        db::replica_export(&pool, r.kind).await.map_err(swift_io)
+    }
+
     /// Receives a file pushed by a peer's replicator (`SYNC`): streams it into the device's
     /// `tmp/` and then into place as [`StorageDevice::sync_file`] does.
     pub async fn receive_file(
@@ -743,6 +817,10 @@ async fn call_optional<T: serde::de::DeserializeOwned>(
     resp.json().await.map(Some).map_err(io::Error::other)
 }
 
+fn swift_io(e: SwiftError) -> io::Error {
+    io::Error::other(format!("database failed ({})", e.status))
+}
+
 /// A backend failure as the proxy counts it (the caller logs it with its node).
 fn swift_err(e: impl std::fmt::Display) -> SwiftError {
     SwiftError::with_body(503, e.to_string())
@@ -782,6 +860,11 @@ impl RemoteDevice {
             crate::model::percent_encode(&self.device)
         );
         self.client.request(method, url).timeout(BACKEND_TIMEOUT)
+    }
+
+    fn db_replicate(&self, r: &DbRef) -> reqwest::RequestBuilder {
+        let tail = format!("{}/{}/{}", r.part, r.kind.dir(), r.hash);
+        self.part_request("REPLICATE", &tail)
     }
 
     /// A GET of the object's data file with timestamp `ts` (a range of it).
@@ -961,6 +1044,19 @@ impl StorageDevice for RemoteDevice {
                 file_stream(path, 0, len),
             ))));
         call(req, &[201]).await.map(|_| ())
+    }
+
+    async fn db_digest(&self, r: &DbRef) -> io::Result<Option<String>> {
+        let req = self.db_replicate(r).json(&DbReplicate::Digest);
+        let d: DbDigest = call_json(req).await?;
+        Ok(d.digest)
+    }
+
+    async fn db_merge(&self, r: &DbRef, replica: &db::Replica) -> io::Result<()> {
+        let req = self.db_replicate(r).json(&DbReplicate::Merge {
+            replica: Box::new(replica.clone()),
+        });
+        call(req, &[204]).await.map(|_| ())
     }
 }
 

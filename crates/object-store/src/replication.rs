@@ -1,6 +1,9 @@
 //! The object replicator and auditor over the ring's devices, as Swift's `object-replicator`
 //! and `object-auditor` do it.
 //!
+//! Database replicator: every account and container database a device holds as a primary
+//! is compared with its other primaries by digest, and merged into those that differ (a
+//! container server that was down gets the rows it missed).
 //! Replicator: for every partition a device holds, compare each suffix's hash (an md5 of the
 //! file names in its object directories, so equal states hash equally) with the partition's
 //! other primaries, and push what they lack — the files of the newer `.data`/`.ts`/`.meta`,
@@ -15,8 +18,7 @@
 //! servers (`REPLICATE` for suffix hashes and file lists, `SYNC` to push a file), so one
 //! pass works the same in an all-in-one and across nodes. Owns only files on devices; it
 //! never touches the account and container databases.
-// TODO-correctness: account and container databases are not replicated yet; tombstones are
-// kept forever (upstream reclaims them after `reclaim_age`).
+// TODO-correctness: tombstones are kept forever (upstream reclaims them after `reclaim_age`).
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
@@ -27,7 +29,7 @@ use md5::Digest as _;
 
 use crate::disk::{self, ObjectState};
 use crate::manager::ResolvedRing;
-use crate::node::{LocalDevice, StorageDevice};
+use crate::node::{DbRef, LocalDevice, StorageDevice};
 
 /// What one replicator pass did.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -40,6 +42,8 @@ pub struct ReplicationStats {
     pub handoffs_removed: usize,
     /// Partitions a primary could not be reached for (device missing).
     pub unreachable: usize,
+    /// Account and container databases merged into a peer that differed.
+    pub databases_merged: usize,
 }
 
 /// What one auditor pass did.
@@ -227,6 +231,78 @@ pub async fn replicate_device(
         }
     }
     Ok(stats)
+}
+
+/// One database replicator pass over the account or container databases `device` holds
+/// (`ring` is the account or container ring, `id` the device's id in it): each database's
+/// digest is compared with every other primary's, and a peer that differs (or has none)
+/// gets this replica merged in. Returns the databases merged into peers and the peers that
+/// could not be reached.
+// TODO-correctness: a database on a device that is no longer one of its primaries (after a
+// rebalance) is left where it is; upstream hands it off and removes it.
+pub async fn replicate_databases(
+    ring: &ResolvedRing,
+    kind: crate::db::Kind,
+    id: u32,
+    device: &LocalDevice,
+) -> std::io::Result<(usize, usize)> {
+    let root = device.path.join(kind.dir());
+    // `<part>/<suffix>/<hash>`: the databases on the device.
+    let found = tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for part in dirs(&root)? {
+            for suffix in dirs(&part)? {
+                for hash in dirs(&suffix)? {
+                    let name = |p: &Path| p.file_name()?.to_str().map(str::to_string);
+                    if let (Some(p), Some(h)) = (name(&part), name(&hash))
+                        && let Ok(p) = p.parse::<u32>()
+                    {
+                        out.push((p, h));
+                    }
+                }
+            }
+        }
+        Ok::<_, std::io::Error>(out)
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    let (mut merged, mut unreachable) = (0, 0);
+    for (part, hash) in found {
+        if part as usize >= ring.ring.partitions() {
+            continue;
+        }
+        let primaries = ring.ring.get_part_nodes(part);
+        if !primaries.iter().any(|p| p.id == id) {
+            continue;
+        }
+        let r = DbRef { kind, part, hash };
+        let Some(replica) = device.db_replica(&r).await? else {
+            continue;
+        };
+        let mine = crate::db::replica_digest(&replica);
+        for peer in primaries
+            .iter()
+            .filter(|p| p.id != id)
+            .filter_map(|p| ring.node_by_id(p.id))
+        {
+            let synced = async {
+                if peer.db_digest(&r).await?.as_ref() != Some(&mine) {
+                    peer.db_merge(&r, &replica).await?;
+                    return Ok::<_, std::io::Error>(1);
+                }
+                Ok(0)
+            }
+            .await;
+            match synced {
+                Ok(n) => merged += n,
+                Err(e) => {
+                    tracing::debug!(peer = ?peer, error = %e, "database replication peer failed");
+                    unreachable += 1;
+                }
+            }
+        }
+    }
+    Ok((merged, unreachable))
 }
 
 /// Moves an object directory to `<device>/quarantined/objects/<hash>-<uuid>`; `dir` is

@@ -26,8 +26,8 @@ use crate::ObjectStore;
 use crate::disk::{CRC32C, ObjectMeta, ObjectState, PostedMeta};
 use crate::model::{ListParams, SwiftError, Timestamp, percent_decode};
 use crate::node::{
-    DataRef, DbListResponse, DbUpdateRequest, DbUpdateResponse, Frame, FrameReader, LocalDevice,
-    StorageDevice, Target, WireState,
+    DataRef, DbDigest, DbListResponse, DbRef, DbReplicate, DbUpdateRequest, DbUpdateResponse,
+    Frame, FrameReader, LocalDevice, StorageDevice, Target, WireState,
 };
 
 /// The storage server's routes over `store`'s local devices.
@@ -141,7 +141,18 @@ async fn dispatch(store: &Arc<ObjectStore>, req: Request) -> Served {
         .ok_or_else(|| refuse(400, "bad partition"))?;
     let rest: Vec<&str> = segs.collect();
     match req.method().as_str() {
-        "REPLICATE" => replicate(&device, part, &rest).await,
+        "REPLICATE" => match rest.as_slice() {
+            [kind, hash] => {
+                let kind = kind.parse().map_err(|_| refuse(400, "bad database kind"))?;
+                let r = DbRef {
+                    kind,
+                    part,
+                    hash: hash.to_string(),
+                };
+                replicate_db(&device, &r, req).await
+            }
+            _ => replicate(&device, part, &rest).await,
+        },
         "SYNC" => sync(&device, part, &rest, req).await,
         _ => {
             let account = segment(rest.first().copied(), "account")?;
@@ -180,6 +191,24 @@ async fn replicate(device: &LocalDevice, part: u32, rest: &[&str]) -> Served {
             400,
             "REPLICATE takes a partition and an optional suffix",
         )),
+    }
+}
+
+/// The database replicator's `REPLICATE` of one database: its digest, or a merge.
+async fn replicate_db(device: &LocalDevice, r: &DbRef, req: Request) -> Served {
+    let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+        .await
+        .map_err(|e| refuse(400, e.to_string()))?;
+    let op: DbReplicate = serde_json::from_slice(&body).map_err(|e| refuse(400, e.to_string()))?;
+    match op {
+        DbReplicate::Digest => {
+            let digest = device.db_digest(r).await?;
+            Ok(json(StatusCode::OK, &DbDigest { digest }))
+        }
+        DbReplicate::Merge { replica } => {
+            device.db_merge(r, &replica).await?;
+            Ok(status(204))
+        }
     }
 }
 

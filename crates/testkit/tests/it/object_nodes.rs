@@ -259,6 +259,30 @@ async fn three_storage_nodes_survive_a_node_down_and_corrupt_copies() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert!(cluster.holders(&rel("big")).is_empty());
 
+    // Node 3's container database missed the 1,000 rows while it was down; the database
+    // replicator merged them in: every replica counts and lists them all.
+    let ring = ferro_object_ring::Ring::load(&rings.join("container.ring")).unwrap();
+    let salt = ferro_object_ring::HashPath::new("", "ferrostack");
+    let part = ring.get_part(&salt, &account, Some("c"), None);
+    for (i, port) in cluster.ports.iter().enumerate() {
+        // Each node's own replica, through its storage server.
+        let url = format!("http://127.0.0.1:{port}/n{}/{part}/{account}/c", i + 1);
+        let r = http
+            .get(url)
+            .header("X-Backend-Stat-Only", "true")
+            .send()
+            .await
+            .unwrap();
+        let stat: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(stat["object_count"], 1000, "node {}", i + 1);
+    }
+    let r = req(reqwest::Method::GET, "c?format=json&limit=10000")
+        .send()
+        .await
+        .unwrap();
+    let listed: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1000);
+
     // A node refuses a device it does not hold.
     let foreign = format!("http://127.0.0.1:{}/n2/0/{account}", cluster.ports[0]);
     let r = http.get(foreign).send().await.unwrap();
