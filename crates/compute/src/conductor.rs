@@ -160,7 +160,8 @@ impl Compute {
                 i.tried_hosts.push(host.clone());
                 i.host = None;
                 i.node = None;
-                if i.attempts >= self.config.max_attempts {
+                // A forced host has no other to retry on (upstream skips the retry then).
+                if i.attempts >= self.config.max_attempts || i.requested_host.is_some() {
                     self.unbind_ports(&i).await;
                     i.network_info.clear();
                     i.vm_state = VmState::Error;
@@ -532,6 +533,7 @@ impl Compute {
                 resources: &resources,
                 excluded: &excluded,
                 group: group.as_ref(),
+                only: i.requested_host.as_deref(),
                 now: now_micros(),
             };
             let Some(choice) = self.hosts.choose(&req, &i.uuid, random_index()) else {

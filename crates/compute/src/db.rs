@@ -787,7 +787,8 @@ const INSTANCE_COLUMNS: &str = "uuid, internal_id, project_id, user_id, display_
     image_ref, key_name, key_data, user_data, metadata, tags, vm_state, task_state, power_state, \
     locked_by, locked_reason, launch_index, reservation_id, config_drive, access_ip_v4, \
     access_ip_v6, auto_disk_config, attempts, tried_hosts, fault, created_at, updated_at, \
-    launched_at, terminated_at, deleted_at, deleted, requested_networks, network_info";
+    launched_at, terminated_at, deleted_at, deleted, requested_networks, network_info, \
+    requested_host";
 
 #[derive(FromRow)]
 struct InstanceRow {
@@ -830,6 +831,7 @@ struct InstanceRow {
     deleted: bool,
     requested_networks: Option<String>,
     network_info: Option<String>,
+    requested_host: Option<String>,
 }
 
 impl InstanceRow {
@@ -889,6 +891,7 @@ impl InstanceRow {
             deleted: self.deleted,
             requested_networks,
             network_info,
+            requested_host: self.requested_host,
         })
     }
 }
@@ -903,7 +906,7 @@ pub async fn instance_insert(ex: &mut impl Executor, i: &Instance) -> Result<()>
     ex.execute(
         &Sql::new(&format!(
             "INSERT INTO nv_instances ({INSTANCE_COLUMNS}) VALUES \
-             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .arg(&i.uuid)
         .arg(i.internal_id)
@@ -945,7 +948,8 @@ pub async fn instance_insert(ex: &mut impl Executor, i: &Instance) -> Result<()>
         .arg(i.deleted_at)
         .arg(i.deleted)
         .arg(json_text(&i.requested_networks)?)
-        .arg(json_text(&i.network_info)?),
+        .arg(json_text(&i.network_info)?)
+        .arg(i.requested_host.as_ref()),
     )
     .await?;
     Ok(())
@@ -1672,6 +1676,7 @@ mod tests {
             deleted: false,
             requested_networks: Vec::new(),
             network_info: Vec::new(),
+            requested_host: None,
         }
     }
 

@@ -44,7 +44,7 @@ pub use manager::Compute;
 
 /// Compute's schema migrations, in order.
 pub fn migrations() -> &'static [ferro_db::Migration] {
-    static M: [ferro_db::Migration; 7] = [
+    static M: [ferro_db::Migration; 8] = [
         ferro_db::Migration {
             version: 1,
             name: "init",
@@ -79,6 +79,11 @@ pub fn migrations() -> &'static [ferro_db::Migration] {
             version: 7,
             name: "instance_password",
             sql: include_str!("../migrations/0007_instance_password.sql"),
+        },
+        ferro_db::Migration {
+            version: 8,
+            name: "instance_requested_host",
+            sql: include_str!("../migrations/0008_instance_requested_host.sql"),
         },
     ];
     &M

@@ -438,6 +438,10 @@ pub struct Instance {
     pub requested_networks: Vec<RequestedNetwork>,
     /// The ports the server has, once the conductor bound them (`addresses` come from it).
     pub network_info: Vec<Vif>,
+    /// The host an admin asked for at create (`availability_zone` `zone:host[:node]`,
+    /// upstream's forced host): the scheduler considers no other host and a failed build
+    /// is not rescheduled.
+    pub requested_host: Option<String>,
 }
 
 /// One entry of a create's `networks`: a network (maybe with a fixed IP) or a port.

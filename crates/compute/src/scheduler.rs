@@ -115,6 +115,8 @@ pub struct HostRequest<'a> {
     pub excluded: &'a [String],
     /// The server group's policy, when the instance is in one.
     pub group: Option<&'a Placement>,
+    /// The only host to consider (a forced host), when one was asked for.
+    pub only: Option<&'a str>,
     /// Now, in microseconds (for service liveness).
     pub now: i64,
 }
@@ -283,6 +285,7 @@ impl HostView {
                 || req.excluded.contains(&h.host)
                 || !h.service_up(req.now)
                 || req.group.is_some_and(|g| !g.allows(&h.host))
+                || req.only.is_some_and(|only| only != h.host)
             {
                 continue;
             }
@@ -426,6 +429,7 @@ mod tests {
             resources,
             excluded,
             group: None,
+            only: None,
             now: NOW,
         }
     }
@@ -559,6 +563,28 @@ mod tests {
             ..request(&w, &[])
         };
         assert_eq!(v.choose(&req, "i1", 0).unwrap().host, "c");
+    }
+
+    #[test]
+    fn a_forced_host_is_the_only_one_considered() {
+        let v = view(&[("a", "p1", 8000, 0), ("b", "p2", 4000, 0)]);
+        let w = want(64);
+        let req = HostRequest {
+            only: Some("b"),
+            ..request(&w, &[])
+        };
+        assert_eq!(v.choose(&req, "i1", 0).unwrap().host, "b");
+        let big = want(5000);
+        let full = HostRequest {
+            only: Some("b"),
+            ..request(&big, &[])
+        };
+        assert_eq!(v.choose(&full, "i2", 0), None, "no room on the forced host");
+        let unknown = HostRequest {
+            only: Some("z"),
+            ..request(&w, &[])
+        };
+        assert_eq!(v.choose(&unknown, "i3", 0), None);
     }
 
     #[test]

@@ -556,25 +556,40 @@ impl Compute {
             ),
             None => None,
         };
-        let zone = match srv["availability_zone"].as_str() {
-            None | Some("") => None,
+        // `zone`, `zone:host`, `zone:host:node` or `zone::node` (upstream's
+        // `parse_availability_zone`); a host or node forces the server there (admin).
+        let (zone, requested_host) = match srv["availability_zone"].as_str() {
+            None | Some("") => (None, None),
             Some(z) => {
-                // `host` and `host:node` forms target a host (admin only, later).
-                let name = z.split(':').next().unwrap_or(z);
-                if name != DEFAULT_ZONE {
-                    return Err(Fault::bad_request(
-                        "The requested availability zone is not available",
-                    ));
-                }
-                if z.contains(':') {
-                    // TODO-compat: forced hosts (`nova:host[:node]`) come with aggregates.
+                let parts: Vec<&str> = z.split(':').collect();
+                let (name, host, node) = match parts[..] {
+                    [name] => (name, "", ""),
+                    [name, host] => (name, host, ""),
+                    [name, host, node] => (name, host, node),
+                    _ => {
+                        return Err(Fault::bad_request(
+                            "Invalid input received: Unable to parse availability_zone",
+                        ));
+                    }
+                };
+                if !host.is_empty() || !node.is_empty() {
                     self.authorize(
                         ctx,
                         "os_compute_api:servers:create:forced_host",
                         json!({"project_id": project}),
                     )?;
                 }
-                Some(name.to_string())
+                if !name.is_empty() && name != DEFAULT_ZONE {
+                    return Err(Fault::bad_request(
+                        "The requested availability zone is not available",
+                    ));
+                }
+                // Every host here has one node of its own name.
+                let forced = [host, node].into_iter().find(|h| !h.is_empty());
+                (
+                    (!name.is_empty()).then(|| name.to_string()),
+                    forced.map(str::to_string),
+                )
             }
         };
         let user_data = srv["user_data"].as_str().map(str::to_string);
@@ -714,6 +729,7 @@ impl Compute {
                 deleted: false,
                 requested_networks: requested_networks.clone(),
                 network_info: Vec::new(),
+                requested_host: requested_host.clone(),
             };
             db::instance_insert(&mut tx, &i).await?;
             if let Some(g) = &group {

@@ -209,3 +209,53 @@ async fn racing_first_reports_register_one_node_and_later_heartbeats_are_batched
     assert_ne!(updated().await, first);
     assert_eq!(compute.flush_heartbeats().await.unwrap(), 0);
 }
+
+/// `availability_zone` `zone:host` (and `zone::node`) puts the server on that host for an
+/// admin, whatever the weighers prefer; other users get 403; a forced host that cannot
+/// take it leaves the server in ERROR rather than on another host.
+#[tokio::test]
+async fn an_admin_forces_a_host_through_the_availability_zone() {
+    let c = cloud(3).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 64).await;
+    let n = nova(&c, "2.74");
+    let boot = |zone: &str| {
+        json!({"server": {"name": "forced", "imageRef": image, "flavorRef": flavor,
+            "networks": "none", "availability_zone": zone}})
+    };
+    for (zone, host) in [("nova:fake-2", "fake-2"), ("nova::fake-0", "fake-0")] {
+        let r = n.post("/servers", &boot(zone)).await.unwrap();
+        assert_eq!(r.status, 202, "{}", r.body);
+        let id = r.body["server"]["id"].as_str().unwrap().to_string();
+        let s = wait_status(&n, &id, "ACTIVE").await;
+        assert_eq!(s["OS-EXT-SRV-ATTR:host"], host, "{zone}");
+        assert_eq!(s["OS-EXT-AZ:availability_zone"], "nova");
+    }
+    let r = n
+        .post("/servers", &boot("nova:no-such-host"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["server"]["id"].as_str().unwrap().to_string();
+    let s = wait_status(&n, &id, "ERROR").await;
+    assert!(
+        s["fault"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("No valid host"),
+        "{s}"
+    );
+    let r = n.post("/servers", &boot("nova:a:b:c")).await.unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+
+    c.project_user("proj-f", "member-f", "pw-member-f", "member")
+        .await;
+    let (member, _) = c
+        .login("member-f", "pw-member-f", Some("proj-f"))
+        .await
+        .unwrap();
+    let member = member
+        .clone_with_base(&format!("{}/v2.1", c.compute_url))
+        .with_header("OpenStack-API-Version", "compute 2.74");
+    let r = member.post("/servers", &boot("nova:fake-1")).await.unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+}
