@@ -16,6 +16,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=lib/checks.bash
 source "$HERE/lib/checks.bash"
+# shellcheck source=lib/guests.bash
+source "$HERE/lib/guests.bash"
 FERROSTACK_BIN="${FERROSTACK_BIN:-${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}/debug/ferrostack}"
 while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^OS_' || true)
 
@@ -91,34 +93,14 @@ osc port list --server "$A" -f value -c Status
 check "server A's port was ACTIVE when the server became ACTIVE" out_is ACTIVE
 grep -q "instance event.*network-vif-plugged" "$STATE.log"
 check "the network service told Nova network-vif-plugged" succeeded
-osc port list --server "$A" -f value -c "Fixed IP Addresses"
-A_IP="$(printf '%s' "$OUT" | sed -n "s/.*'ip_address': '\([0-9.]*\)'.*/\1/p")"
-cat >"$WORK/ping-a" <<SCRIPT
-#!/bin/sh
-i=0
-while [ \$i -lt 60 ]; do
-  if ping -c 1 -W 1 $A_IP >/dev/null 2>&1; then echo "ping $A_IP ok"; exit 0; fi
-  i=\$((i + 1)); sleep 1
-done
-echo "ping $A_IP failed"
-SCRIPT
+A_IP="$(server_ip "$A")"
+ping_script "$A_IP" "$WORK/ping-a"
 osc server create --image dp-guest --flavor dp.qemu --network dp-net --config-drive true \
     --security-group dp-sg --user-data "$WORK/ping-a" --wait -f value -c id dp-b
 B="$OUT"
 check "server B on the network is ACTIVE" succeeded
-osc port list --server "$B" -f value -c "Fixed IP Addresses"
-B_IP="$(printf '%s' "$OUT" | sed -n "s/.*'ip_address': '\([0-9.]*\)'.*/\1/p")"
+B_IP="$(server_ip "$B")"
 
-# wait_console SERVER PATTERN: up to about 3 minutes (TCG guests, a CLI start per poll).
-wait_console() {
-    local _
-    for _ in $(seq 60); do
-        osc console log show "$1"
-        printf '%s\n' "$OUT" | grep -Eq -- "$2" && return 0
-        sleep 3
-    done
-    return 1
-}
 wait_console "$A" "guest: eth0 has $A_IP"
 check "guest A got its port's address ($A_IP) by DHCP" out_matches "guest: eth0 has $A_IP\$"
 wait_console "$A" "guest: metadata uuid"

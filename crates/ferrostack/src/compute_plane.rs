@@ -120,14 +120,8 @@ pub async fn start(
     };
     for n in 0..section.fake_hosts {
         let host = format!("{}-{n}", if qemu { "qemu" } else { "fake" });
-        let mut ac = AgentConfig::new(&host, placement_url);
-        ac.vcpus = section.host_vcpus;
-        ac.memory_mb = section.host_memory_mb;
-        ac.disk_gb = section.host_disk_gb;
-        ac.heartbeat_interval = Duration::from_secs(section.report_interval.max(1));
-        ac.image_url = image_url.to_string();
+        let mut ac = agent_config(config, &host, placement_url, image_url);
         ac.vif_plugging_timeout = vif_wait;
-        ac.vif_plugging_is_fatal = section.vif_plugging_is_fatal;
         let driver: Arc<dyn Driver> = if qemu {
             Arc::new(qemu_driver(config, &host).await?)
         } else {
@@ -143,6 +137,75 @@ pub async fn start(
         );
     }
     Ok(plane)
+}
+
+/// The settings of compute host `host` from `[compute]`.
+fn agent_config(config: &Config, host: &str, placement_url: &str, image_url: &str) -> AgentConfig {
+    let section = &config.compute;
+    let mut ac = AgentConfig::new(host, placement_url);
+    ac.vcpus = section.host_vcpus;
+    ac.memory_mb = section.host_memory_mb;
+    ac.disk_gb = section.host_disk_gb;
+    ac.heartbeat_interval = Duration::from_secs(section.report_interval.max(1));
+    ac.image_url = image_url.to_string();
+    ac.vif_plugging_timeout = Duration::from_secs(section.vif_plugging_timeout);
+    ac.vif_plugging_is_fatal = section.vif_plugging_is_fatal;
+    ac
+}
+
+/// `ferrostack compute-agent`: this host's compute agent alone (Nova's nova-compute), on
+/// the configured bus (RabbitMQ, to reach the conductor on another host); it reaches
+/// identity, placement and the image API at their configured public URLs, as the service
+/// user with the controller's `service_password`. The host is `[compute] host`, else the
+/// machine's hostname; QEMU guests live under `<state_dir>/qemu/<host>`.
+pub async fn run_standalone(config: &Config) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let section = &config.compute;
+    if section.service_password.is_empty() {
+        anyhow::bail!("compute.service_password must be set to the controller's");
+    }
+    if matches!(section.bus_url.as_str(), "" | "memory://") {
+        anyhow::bail!("compute.bus_url must name the controller's bus (amqp://...)");
+    }
+    let host = standalone_host(config)?;
+    let bus = crate::connect_bus(config)?;
+    let auth = Arc::new(ServiceAuth::new(
+        &config.identity_url(config.identity.port),
+        SERVICE_USER,
+        &section.service_password,
+        SERVICE_PROJECT,
+    ));
+    let ac = agent_config(
+        config,
+        &host,
+        &config.placement_url(config.placement.port),
+        &config.image_url(config.image.port),
+    );
+    let driver: Arc<dyn Driver> = match section.driver.as_str() {
+        "qemu" => Arc::new(qemu_driver(config, &host).await?),
+        "fake" => Arc::new(FakeDriver::new()),
+        other => anyhow::bail!("compute driver {other:?} is not available (fake, qemu)"),
+    };
+    let agent = Agent::new(ac, bus, driver, auth);
+    tracing::info!(%host, driver = %section.driver, "compute agent");
+    ferro_compute_agent::start(agent)
+        .await
+        .with_context(|| format!("compute agent {host}"))
+}
+
+/// The standalone agent's host name: `[compute] host`, else the machine's hostname.
+pub fn standalone_host(config: &Config) -> anyhow::Result<String> {
+    if !config.compute.host.is_empty() {
+        return Ok(config.compute.host.clone());
+    }
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .context("read the hostname")?
+        .trim()
+        .to_string();
+    anyhow::ensure!(
+        !name.is_empty(),
+        "the machine has no hostname: set compute.host"
+    );
+    Ok(name)
 }
 
 /// The QEMU driver of in-process host `host`, under `<state_dir>/qemu/<host>`.

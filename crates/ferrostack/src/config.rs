@@ -82,6 +82,9 @@ pub struct ComputeSection {
     /// The hypervisor driver of the in-process compute agents: `fake` (in memory) or
     /// `qemu` (real guests: one qemu-system process per server).
     pub driver: String,
+    /// The host a standalone `ferrostack compute-agent` serves (Nova's `host`); empty:
+    /// the machine's hostname.
+    pub host: String,
     /// How many in-process compute agents to run (hosts `fake-0`, `fake-1`... or `qemu-0`,
     /// `qemu-1`...); 0 for none.
     pub fake_hosts: usize,
@@ -400,6 +403,7 @@ impl Default for ComputeSection {
             policy_file: None,
             bus_url: "memory://".into(),
             driver: "fake".into(),
+            host: String::new(),
             fake_hosts: 1,
             qemu_accel: "auto".into(),
             qemu_probe_kernel: String::new(),

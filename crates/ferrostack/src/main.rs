@@ -49,6 +49,9 @@ enum Command {
     /// to the proxies and peers on `[object]` storage_bind:storage_port, with their
     /// replicator and auditor; needs the ring files built by `ferrostack ring`.
     StorageNode,
+    /// This host's compute agent (as nova-compute) on the configured bus, with the
+    /// configured driver; `[compute] host` names the host (default: the hostname).
+    ComputeAgent,
     /// Creates the default domain, admin project and user, roles and catalog (idempotent).
     Bootstrap {
         #[arg(long, env = "FERROSTACK_ADMIN_PASSWORD")]
@@ -109,6 +112,14 @@ enum FernetCommand {
     Setup,
     /// Promotes the staged key, stages a new one, drops the oldest beyond max_active_keys.
     Rotate,
+}
+
+/// Lets an agent's tasks run until the process is asked to stop.
+async fn run_until_shutdown(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    wait_for_shutdown().await;
+    for t in tasks {
+        t.abort();
+    }
 }
 
 async fn storage_node(config: &Config) -> anyhow::Result<()> {
@@ -205,12 +216,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 "ferrostack network-agent: host {}",
                 ferrostack::network_plane::host(&config)
             );
-            wait_for_shutdown().await;
-            for t in tasks {
-                t.abort();
-            }
+            run_until_shutdown(tasks).await;
         }
         Command::StorageNode => storage_node(&config).await?,
+        Command::ComputeAgent => {
+            let tasks = ferrostack::compute_plane::run_standalone(&config).await?;
+            eprintln!(
+                "ferrostack compute-agent: host {}",
+                ferrostack::compute_plane::standalone_host(&config)?
+            );
+            run_until_shutdown(tasks).await;
+        }
         Command::Serve => {
             let cloud = Cloud::start(&config).await?;
             eprintln!(
