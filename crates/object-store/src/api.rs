@@ -1773,7 +1773,17 @@ impl Handler<'_> {
             self.archive_current(account, container, object, &archive)
                 .await?;
         }
-        let astat = self.store.stat(account, None).await?;
+        let mut astat = self.store.stat(account, None).await?;
+        // An account with a quota counts every write before it (the account updater's
+        // queue is sent first); others need not wait for it.
+        if astat.as_ref().is_some_and(|a| {
+            ["quota-bytes", "sys:quota-bytes", "sys:quota-count"]
+                .iter()
+                .any(|k| a.metadata.contains_key(*k))
+        }) {
+            self.store.flush_account(account).await?;
+            astat = self.store.stat(account, None).await?;
+        }
         let within_quota = |size: u64| {
             let over = |quota: Option<&String>, used: i64, adding: u64| {
                 quota

@@ -88,10 +88,13 @@ impl ObjectStoreConfig {
 }
 
 /// The object storage service's background work: the object replicator and auditor over
-/// the local devices (see [`replication`]) and the expirer, which deletes objects past
+/// the local devices (see [`replication`]), the account updater (see
+/// [`ObjectStore::container_update`]) and the expirer, which deletes objects past
 /// their `X-Delete-At` (Swift's `object-expirer`).
 pub fn workers(store: std::sync::Arc<ObjectStore>) -> Vec<tokio::task::JoinHandle<()>> {
     let mut all = node_workers(store.clone());
+    let updater = store.clone();
+    all.push(tokio::spawn(async move { updater.account_updater().await }));
     all.push(tokio::spawn(async move {
         let mut tick = tokio::time::interval(store.config.expirer_interval);
         loop {

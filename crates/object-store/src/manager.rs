@@ -6,7 +6,7 @@
 //! (`<devices_root>/<device>`, down when the directory is missing); any other is reached
 //! through its node's storage server (see [`crate::node`]), down when it cannot be reached.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,6 +75,11 @@ pub struct ObjectStore {
     client: reqwest::Client,
     /// The queue of objects with an `X-Delete-At` (`<devices_root>/expiring.db`).
     expiring: tokio::sync::OnceCell<sqlx::SqlitePool>,
+    /// Containers whose totals changed since their account's databases last heard, by
+    /// account; the account updater sends them (see [`ObjectStore::container_update`]).
+    pending_accounts: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// Wakes the account updater.
+    accounts_queued: tokio::sync::Notify,
 }
 
 fn mtime(path: &Path) -> Option<std::time::SystemTime> {
@@ -119,6 +124,8 @@ impl ObjectStore {
             dbs,
             client,
             expiring: tokio::sync::OnceCell::new(),
+            pending_accounts: Default::default(),
+            accounts_queued: tokio::sync::Notify::new(),
         }))
     }
 
@@ -389,12 +396,14 @@ impl ObjectStore {
         )
     }
 
-    /// An account's listing; an account that does not exist yet lists nothing.
+    /// An account's listing; an account that does not exist yet lists nothing. The
+    /// account's queued container totals are sent first, so a client reads its own writes.
     pub async fn list_containers(
         &self,
         account: &str,
         params: &ListParams,
     ) -> SwiftResult<Option<(Stat, Vec<Entry<ContainerRow>>)>> {
+        self.flush_account(account).await?;
         Ok(match self.listing(account, None, params).await? {
             Some((stat, Listing::Containers(rows))) => Some((stat, rows)),
             Some((stat, Listing::Objects(_))) => Some((stat, Vec::new())),
@@ -671,11 +680,15 @@ impl ObjectStore {
         Ok(())
     }
 
-    /// Records an object's new state in its container's databases and the container's
-    /// totals in the account's.
+    /// Records an object's new state in its container's databases, and queues the
+    /// container's totals for the account's: the account updater sends them a moment later,
+    /// once for all the PUTs into that container meanwhile (upstream's container updater
+    /// does the same, every few minutes), and an account read sends them first.
     // TODO-correctness: upstream sends these updates from the object servers and queues them
     // in async_pending files when a container server is down; here the proxy sends them
-    // after the object is durable, and a failure is logged, not retried.
+    // after the object is durable, and a failure is logged, not retried. Queued account
+    // totals are in memory: a proxy that crashes leaves them stale until the container's
+    // next change.
     pub async fn container_update(
         &self,
         account: &str,
@@ -686,7 +699,63 @@ impl ObjectStore {
         let update = DbUpdate::PutObject { row, deleted };
         self.on_replicas(account, Some(container), false, update)
             .await?;
-        self.update_account(account, container).await
+        self.queue_account_update(account, container);
+        Ok(())
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeSet<String>>> {
+        self.pending_accounts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn queue_account_update(&self, account: &str, container: &str) {
+        self.pending()
+            .entry(account.to_string())
+            .or_default()
+            .insert(container.to_string());
+        self.accounts_queued.notify_one();
+    }
+
+    /// Sends `account`'s queued container totals now; what fails stays queued.
+    pub async fn flush_account(&self, account: &str) -> SwiftResult<()> {
+        let Some(containers) = self.pending().remove(account) else {
+            return Ok(());
+        };
+        let mut result = Ok(());
+        for c in containers {
+            if result.is_ok() {
+                result = self.update_account(account, &c).await;
+                if result.is_ok() {
+                    continue;
+                }
+            }
+            self.queue_account_update(account, &c);
+        }
+        result
+    }
+
+    /// The account updater: sends queued container totals as they come (the first wakes
+    /// it, those queued while it works go together in its next round), and retries failed
+    /// ones every few seconds.
+    pub async fn account_updater(&self) {
+        loop {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                self.accounts_queued.notified(),
+            )
+            .await;
+            let accounts: Vec<String> = self.pending().keys().cloned().collect();
+            for account in accounts {
+                if let Err(e) = self.flush_account(&account).await {
+                    tracing::warn!(
+                        account,
+                        status = e.status,
+                        "account update failed; kept queued"
+                    );
+                }
+            }
+        }
     }
 }
 
