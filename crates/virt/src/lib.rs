@@ -65,6 +65,11 @@ pub trait Driver: Send + Sync {
     fn accelerator(&self) -> Option<&'static str> {
         None
     }
+    /// What the host's hypervisor shows as `cpu_info` (Nova's free-form detail): a JSON
+    /// object, empty where the driver has nothing to say.
+    fn cpu_info(&self) -> serde_json::Value {
+        serde_json::json!({})
+    }
     /// Whether spawning plugs the guest's ports into the host's dataplane, so the network
     /// service will send `network-vif-plugged` for them (Nova waits for it before the
     /// guest counts as built).
@@ -135,6 +140,13 @@ pub trait Driver: Send + Sync {
         power_on: bool,
     ) -> Result<(), VirtError> {
         self.finish_migration(spec, power_on).await
+    }
+
+    /// Nova's image cache manager pass: cached images no guest of this host used for
+    /// longer than `max_age` are removed (never one a guest uses); the names removed.
+    async fn manage_image_cache(&self, max_age: Duration) -> Result<Vec<String>, VirtError> {
+        let _ = max_age;
+        Ok(Vec::new())
     }
 
     /// `os-interface` attach: port `nic` becomes a NIC of guest `uuid`, running or not, and

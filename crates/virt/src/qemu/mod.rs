@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use qmp::{Qmp, QmpError};
 use serde_json::Value;
 
-use crate::{Driver, InstanceSpec, PowerState, VirtError};
+use crate::{Driver, InstanceSpec, Nic, PowerState, VirtError};
 
 /// How the accelerator is chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +69,9 @@ pub struct QemuConfig {
     pub force_config_drive: bool,
     /// How long one QMP answer may take.
     pub qmp_timeout: Duration,
+    /// How long an interface detach waits for the guest to release the NIC (Nova's
+    /// `device_detach_timeout`, 20 s).
+    pub detach_timeout: Duration,
     /// The host's device names: each port is a tap in its network's bridge.
     pub names: ferro_host::Names,
 }
@@ -86,6 +89,7 @@ impl QemuConfig {
             soft_reboot_timeout: Duration::from_secs(120),
             force_config_drive: false,
             qmp_timeout: Duration::from_secs(10),
+            detach_timeout: Duration::from_secs(20),
             names: ferro_host::Names::new(DEFAULT_PREFIX).expect("a valid prefix"),
         }
     }
@@ -373,40 +377,159 @@ impl QemuDriver {
         Ok(())
     }
 
-    /// The ports the guest was spawned with (its saved spec).
-    fn saved_nics(dir: &Path) -> Vec<ferro_api_types::compute::Nic> {
-        std::fs::read(dir.join("spec.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<InstanceSpec>(&b).ok())
-            .map(|s| s.nics)
-            .unwrap_or_default()
+    /// The guest's spec as spawned, with the ports attached since.
+    fn read_spec(dir: &Path) -> Result<InstanceSpec, VirtError> {
+        let path = dir.join("spec.json");
+        serde_json::from_slice(&std::fs::read(&path).map_err(io_err("read", &path))?)
+            .map_err(|e| VirtError::Failed(format!("{}: {e}", path.display())))
+    }
+
+    /// The ports the guest has (its saved spec).
+    fn saved_nics(dir: &Path) -> Vec<Nic> {
+        Self::read_spec(dir).map(|s| s.nics).unwrap_or_default()
     }
 
     /// Plugs each port as a tap in its network's bridge (os-vif's job for Nova's linux
     /// bridge VIFs): QEMU opens the taps by name. The network agent watches the taps.
     async fn plug(&self, dir: &Path) -> Result<(), VirtError> {
-        let n = &self.config.names;
         for nic in Self::saved_nics(dir) {
-            let (tap, bridge) = (n.tap(&nic.port_id), n.bridge(&nic.network_id));
-            let plugged = async {
-                ferro_host::link::ensure_bridge(&bridge, None).await?;
-                ferro_host::link::ensure_tap_in(&tap, &bridge).await
-            };
-            plugged
-                .await
-                .map_err(|e| VirtError::Failed(format!("plug port {}: {e}", nic.port_id)))?;
+            self.plug_nic(&nic).await?;
         }
         Ok(())
+    }
+
+    async fn plug_nic(&self, nic: &Nic) -> Result<(), VirtError> {
+        let n = &self.config.names;
+        let (tap, bridge) = (n.tap(&nic.port_id), n.bridge(&nic.network_id));
+        let plugged = async {
+            ferro_host::link::ensure_bridge(&bridge, None).await?;
+            ferro_host::link::ensure_tap_in(&tap, &bridge).await
+        };
+        plugged
+            .await
+            .map_err(|e| VirtError::Failed(format!("plug port {}: {e}", nic.port_id)))
     }
 
     /// Removes the guest's taps (its bridges are the network agent's).
     async fn unplug(&self, dir: &Path) -> Result<(), VirtError> {
         for nic in Self::saved_nics(dir) {
-            ferro_host::link::delete(&self.config.names.tap(&nic.port_id))
-                .await
-                .map_err(|e| VirtError::Failed(format!("unplug port {}: {e}", nic.port_id)))?;
+            self.unplug_nic(&nic.port_id).await?;
         }
         Ok(())
+    }
+
+    async fn unplug_nic(&self, port_id: &str) -> Result<(), VirtError> {
+        ferro_host::link::delete(&self.config.names.tap(port_id))
+            .await
+            .map_err(|e| VirtError::Failed(format!("unplug port {port_id}: {e}")))
+    }
+
+    /// QEMU's arguments of one NIC: a tap netdev and a virtio-net device, both with ids
+    /// derived from the port so a detach finds them; a hot-plugged NIC keeps its PCI slot
+    /// on the command line, so a restart (or a resume from saved state) lays the guest's
+    /// devices out as they were.
+    fn nic_args(&self, nic: &Nic, slot: Option<u8>) -> [String; 4] {
+        let (netdev, device) = nic_ids(&nic.port_id);
+        let addr = slot
+            .map(|s| format!(",bus=pci.0,addr={s:#x}"))
+            .unwrap_or_default();
+        [
+            "-netdev".into(),
+            format!(
+                "tap,id={netdev},ifname={},script=no,downscript=no",
+                self.config.names.tap(&nic.port_id)
+            ),
+            "-device".into(),
+            format!(
+                "virtio-net-pci,netdev={netdev},id={device},mac={}{addr}",
+                nic.mac_address
+            ),
+        ]
+    }
+
+    /// The PCI slots of bus 0 the running guest uses.
+    async fn live_slots(&self, dir: &Path) -> Result<Vec<u8>, VirtError> {
+        let buses = self.exec(dir, "query-pci", None).await?;
+        Ok(buses
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| b["bus"] == 0)
+            .flat_map(|b| b["devices"].as_array().cloned().unwrap_or_default())
+            .filter_map(|d| d["slot"].as_u64().and_then(|s| u8::try_from(s).ok()))
+            .collect())
+    }
+
+    /// Hot-plugs `nic` (its tap exists) into the running guest at `slot`; nothing stays
+    /// behind in QEMU when it fails.
+    async fn hot_add(&self, dir: &Path, nic: &Nic, slot: u8) -> Result<(), VirtError> {
+        let (netdev, device) = nic_ids(&nic.port_id);
+        let mut q = self.qmp(dir).await?;
+        q.execute(
+            "netdev_add",
+            Some(serde_json::json!({"type": "tap", "id": netdev,
+                "ifname": self.config.names.tap(&nic.port_id),
+                "script": "no", "downscript": "no"})),
+        )
+        .await
+        .map_err(qmp_err)?;
+        let added = q
+            .execute(
+                "device_add",
+                Some(serde_json::json!({"driver": "virtio-net-pci", "id": device,
+                    "netdev": netdev, "mac": nic.mac_address, "bus": "pci.0",
+                    "addr": format!("{slot:#x}")})),
+            )
+            .await;
+        if let Err(e) = added {
+            let _ = q
+                .execute("netdev_del", Some(serde_json::json!({"id": netdev})))
+                .await;
+            return Err(qmp_err(e));
+        }
+        Ok(())
+    }
+
+    /// Unplugs port `port_id`'s NIC from the running guest: `device_del`, then the
+    /// guest's release (`DEVICE_DELETED`) within the detach timeout, then its netdev. A
+    /// guest that keeps the device fails the detach, as libvirt's `DeviceDetachFailed`.
+    async fn hot_remove(&self, dir: &Path, port_id: &str) -> Result<(), VirtError> {
+        let (netdev, device) = nic_ids(port_id);
+        let mut q = self.qmp(dir).await?;
+        let gone = |e: &QmpError| {
+            matches!(e, QmpError::Command { class, desc, .. }
+                if class == "DeviceNotFound" || desc.contains("not found"))
+        };
+        match q
+            .execute("device_del", Some(serde_json::json!({"id": device})))
+            .await
+        {
+            Ok(_) => {
+                let timeout = self.config.detach_timeout;
+                q.wait_event(
+                    "DEVICE_DELETED",
+                    |d| d["device"] == device.as_str(),
+                    timeout,
+                )
+                .await
+                .map_err(|e| match e {
+                    QmpError::Timeout(_) => VirtError::Failed(format!(
+                        "the guest did not release the NIC of port {port_id} within {} s",
+                        timeout.as_secs()
+                    )),
+                    e => qmp_err(e),
+                })?;
+            }
+            Err(e) if gone(&e) => {}
+            Err(e) => return Err(qmp_err(e)),
+        }
+        match q
+            .execute("netdev_del", Some(serde_json::json!({"id": netdev})))
+            .await
+        {
+            Err(e) if !gone(&e) => Err(qmp_err(e)),
+            _ => Ok(()),
+        }
     }
 
     /// Ends the guest's QEMU: `quit` over QMP, then SIGKILL if it lingers.
@@ -447,11 +570,18 @@ impl QemuDriver {
     }
 
     fn write_launch(dir: &Path, args: &[String]) -> Result<(), VirtError> {
-        let launch = dir.join("launch.json");
-        let tmp = dir.join("launch.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec(args).unwrap_or_default())
-            .map_err(io_err("write", &tmp))?;
-        std::fs::rename(&tmp, &launch).map_err(io_err("rename", &tmp))
+        write_json(dir, "launch.json", &args)
+    }
+
+    /// Saves the spec without the image sources (their tokens are short-lived).
+    fn write_spec(dir: &Path, spec: &InstanceSpec) -> Result<(), VirtError> {
+        let saved = InstanceSpec {
+            image: None,
+            kernel: None,
+            ramdisk: None,
+            ..spec.clone()
+        };
+        write_json(dir, "spec.json", &saved)
     }
 
     /// QEMU's arguments for `spec` in `dir`.
@@ -490,28 +620,10 @@ impl QemuDriver {
             d("qemu.pid"),
             "-daemonize".into(),
         ]);
-        for (i, nic) in spec.nics.iter().enumerate() {
-            a.push("-netdev".into());
-            a.push(format!(
-                "tap,id=net{i},ifname={},script=no,downscript=no",
-                self.config.names.tap(&nic.port_id)
-            ));
-            a.push("-device".into());
-            a.push(format!(
-                "virtio-net-pci,netdev=net{i},mac={}",
-                nic.mac_address
-            ));
+        for nic in &spec.nics {
+            a.extend(self.nic_args(nic, None));
         }
-        for (i, disk) in disks.iter().enumerate() {
-            let config = disk.ends_with("disk.config");
-            let format = if config { "raw" } else { "qcow2" };
-            let ro = if config { ",readonly=on" } else { "" };
-            a.push("-drive".into());
-            a.push(format!(
-                "file={},format={format},if=virtio,index={i}{ro}",
-                disk.to_string_lossy().replace(',', ",,")
-            ));
-        }
+        a.extend(drive_args(disks));
         if let Some((k, r, cmdline)) = kernel {
             a.push("-kernel".into());
             a.push(k.to_string_lossy().into_owned());
@@ -536,17 +648,7 @@ impl QemuDriver {
         let base = self.images.get(src, true).await?;
         let mut disks = vec![dir.join("disk")];
         disk::create_overlay(&base, &disks[0], spec.root_gb).await?;
-        if spec.ephemeral_gb > 0 {
-            // TODO-compat: Nova formats ephemeral disks (ext4/vfat) and swap (mkswap).
-            let p = dir.join("disk.eph0");
-            disk::create_blank(&p, spec.ephemeral_gb * 1024).await?;
-            disks.push(p);
-        }
-        if spec.swap_mb > 0 {
-            let p = dir.join("disk.swap");
-            disk::create_blank(&p, spec.swap_mb).await?;
-            disks.push(p);
-        }
+        disks.extend(self.scratch_disks(spec, dir).await?);
         if spec.config_drive || self.config.force_config_drive {
             let p = dir.join("disk.config");
             let staging = dir.join("config-drive");
@@ -579,13 +681,201 @@ impl QemuDriver {
     }
 }
 
+impl QemuDriver {
+    /// The flavor's ephemeral (vdb) and swap (vdc, or vdb without an ephemeral) disks of
+    /// `spec` in `dir`, each a qcow2 overlay on its formatted base in the image cache, made
+    /// where missing; their paths in the order the guest gets them.
+    async fn scratch_disks(
+        &self,
+        spec: &InstanceSpec,
+        dir: &Path,
+    ) -> Result<Vec<PathBuf>, VirtError> {
+        let mut out = Vec::new();
+        for (kind, file) in scratch_of(spec) {
+            let p = dir.join(file);
+            if !p.is_file() {
+                let base = self.images.scratch(kind).await?;
+                disk::create_overlay(&base, &p, 0).await?;
+            }
+            out.push(p);
+        }
+        Ok(out)
+    }
+}
+
+impl QemuDriver {
+    /// The cache files some guest of this host uses: its disks' backing files (also the
+    /// copies a resize keeps) and the kernel and ramdisk its arguments name. A guest whose
+    /// disks cannot be read fails the pass rather than lose its base.
+    async fn cache_in_use(&self) -> Result<std::collections::HashSet<PathBuf>, VirtError> {
+        let cache = self.images.dir();
+        let mut used = std::collections::HashSet::new();
+        let vms = self.config.state_dir.join("vms");
+        for guest in std::fs::read_dir(&vms).map_err(io_err("read", &vms))? {
+            let dir = guest.map_err(io_err("read", &vms))?.path();
+            for file in ["launch.json", "launch.json.resize-orig"] {
+                let args: Vec<String> = std::fs::read(dir.join(file))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .unwrap_or_default();
+                used.extend(
+                    args.iter()
+                        .map(PathBuf::from)
+                        .filter(|p| p.starts_with(cache)),
+                );
+            }
+            for file in ["disk", "disk.eph0", "disk.swap", "disk.resize-orig"] {
+                let disk = dir.join(file);
+                if !disk.is_file() {
+                    continue;
+                }
+                let d = disk.to_string_lossy();
+                let out = process::run_tool(
+                    "qemu-img",
+                    &["info", "-U", "--backing-chain", "--output=json", &d],
+                )
+                .await?;
+                let chain: Value = serde_json::from_str(&out)
+                    .map_err(|e| VirtError::Failed(format!("qemu-img info {d}: {e}")))?;
+                used.extend(
+                    chain
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|i| i["full-backing-filename"].as_str())
+                        .map(PathBuf::from),
+                );
+            }
+        }
+        Ok(used)
+    }
+}
+
+/// The scratch disks a flavor gives a guest, with their file names (Nova's `disk.eph0` for
+/// the ephemeral disk, `disk.swap`).
+fn scratch_of(spec: &InstanceSpec) -> Vec<(disk::Scratch, &'static str)> {
+    let mut out = Vec::new();
+    if spec.ephemeral_gb > 0 {
+        out.push((
+            disk::Scratch::Ephemeral {
+                gb: spec.ephemeral_gb,
+            },
+            "disk.eph0",
+        ));
+    }
+    if spec.swap_mb > 0 {
+        out.push((disk::Scratch::Swap { mb: spec.swap_mb }, "disk.swap"));
+    }
+    out
+}
+
 /// What a resize keeps aside for a revert: (file, its copy).
 // TODO-correctness: a confirmed resize on the same host keeps the copies until the next
 // resize or the guest's deletion.
-const RESIZE_BACKUP: [(&str, &str); 2] = [
+const RESIZE_BACKUP: [(&str, &str); 3] = [
     ("disk", "disk.resize-orig"),
     ("launch.json", "launch.json.resize-orig"),
+    ("spec.json", "spec.json.resize-orig"),
 ];
+
+/// Grows qcow2 disk `path` (when it exists) to `gb` GiB; a disk as large already stays.
+async fn grow(path: &Path, gb: i64) -> Result<(), VirtError> {
+    if !path.is_file() {
+        return Ok(());
+    }
+    let size = u64::try_from(gb).unwrap_or(0) << 30;
+    let info = disk::inspect(path).await?;
+    if size > info["virtual-size"].as_u64().unwrap_or(0) {
+        let d = path.to_string_lossy();
+        process::run_tool("qemu-img", &["resize", "-q", &d, &size.to_string()]).await?;
+    }
+    Ok(())
+}
+
+/// QEMU's arguments without every `flag` and its value.
+fn without_flag(args: Vec<String>, flag: &str) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        if a == flag {
+            it.next();
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// Writes `name` in `dir` whole or not at all (a temporary file renamed into place).
+fn write_json(dir: &Path, name: &str, value: &impl serde::Serialize) -> Result<(), VirtError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let bytes = serde_json::to_vec(value)
+        .map_err(|e| VirtError::Failed(format!("{}: {e}", path.display())))?;
+    std::fs::write(&tmp, bytes).map_err(io_err("write", &tmp))?;
+    std::fs::rename(&tmp, &path).map_err(io_err("rename", &tmp))
+}
+
+/// QEMU's ids of port `port_id`'s NIC, (netdev, device); QEMU ids start with a letter.
+fn nic_ids(port_id: &str) -> (String, String) {
+    (format!("hostnet-{port_id}"), format!("net-{port_id}"))
+}
+
+/// The PCI slots of bus 0 hot-plugged NICs take, above those the command line's devices
+/// get (slot 2 on, in order); ACPI hot-plug of an i440fx machine reaches slots up to 31.
+const HOT_SLOTS: std::ops::RangeInclusive<u8> = 0x10..=0x1f;
+
+/// The slots the command line gives explicitly (`addr=0x10`).
+fn slots_in(args: &[String]) -> Vec<u8> {
+    args.iter()
+        .flat_map(|a| a.split(','))
+        .filter_map(|o| o.strip_prefix("addr=0x"))
+        .filter_map(|h| u8::from_str_radix(h, 16).ok())
+        .collect()
+}
+
+/// Where NIC `nic` is on the command line: the indexes of its `-netdev` and `-device`
+/// flags (found by its MAC, so NICs spawned by any earlier version are found too).
+fn nic_position(args: &[String], nic: &Nic) -> Option<(usize, usize)> {
+    let mac = format!("mac={}", nic.mac_address);
+    let device = (1..args.len()).find(|&i| {
+        args[i - 1] == "-device"
+            && args[i].starts_with("virtio-net-pci,")
+            && args[i].split(',').any(|o| o == mac)
+    })?;
+    let netdev = args[device]
+        .split(',')
+        .find_map(|o| o.strip_prefix("netdev="))?;
+    let id = format!("id={netdev}");
+    let net = (1..args.len())
+        .find(|&i| args[i - 1] == "-netdev" && args[i].split(',').any(|o| o == id))?;
+    Some((net - 1, device - 1))
+}
+
+/// A MAC address as Neutron gives them (six hex pairs): it becomes part of QEMU's options.
+fn valid_mac(mac: &str) -> bool {
+    let parts: Vec<&str> = mac.split(':').collect();
+    parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// QEMU's `-drive` arguments of `disks`, vda first; the config drive is read-only raw.
+fn drive_args(disks: &[PathBuf]) -> Vec<String> {
+    let mut a = Vec::new();
+    for (i, disk) in disks.iter().enumerate() {
+        let config = disk.ends_with("disk.config");
+        let format = if config { "raw" } else { "qcow2" };
+        let ro = if config { ",readonly=on" } else { "" };
+        a.push("-drive".into());
+        a.push(format!(
+            "file={},format={format},if=virtio,index={i}{ro}",
+            disk.to_string_lossy().replace(',', ",,")
+        ));
+    }
+    a
+}
 
 /// Sets the value after `flag` in QEMU's arguments.
 fn set_arg(args: &mut [String], flag: &str, value: String) {
@@ -593,6 +883,22 @@ fn set_arg(args: &mut [String], flag: &str, value: String) {
         && let Some(v) = args.get_mut(i + 1)
     {
         *v = value;
+    }
+}
+
+/// The host CPU's vendor as libvirt names it (`Intel`, `AMD`), from /proc/cpuinfo.
+fn host_cpu_vendor() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let id = info
+        .lines()
+        .find_map(|l| l.strip_prefix("vendor_id"))
+        .and_then(|r| r.split(':').nth(1))
+        .map(str::trim)
+        .unwrap_or("");
+    match id {
+        "GenuineIntel" => "Intel".into(),
+        "AuthenticAMD" => "AMD".into(),
+        other => other.into(),
     }
 }
 
@@ -630,6 +936,25 @@ impl Driver for QemuDriver {
         true
     }
 
+    /// As libvirt's (`arch`, `model`, `vendor`, `topology`, `features`) with the
+    /// accelerator guests run with (and why) added: upstream has no field of its own for it.
+    fn cpu_info(&self) -> Value {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (model, vendor) = match self.probe.accel {
+            Accel::Kvm => ("host", host_cpu_vendor()),
+            Accel::Tcg => ("qemu64", "QEMU".to_string()),
+        };
+        serde_json::json!({
+            "arch": std::env::consts::ARCH,
+            "model": model,
+            "vendor": vendor,
+            "topology": {"cells": 1, "sockets": 1, "cores": cores, "threads": 1},
+            "features": [],
+            "accelerator": self.probe.accel.as_str(),
+            "accelerator_reason": self.probe.reason,
+        })
+    }
+
     async fn spawn(&self, spec: &InstanceSpec) -> Result<(), VirtError> {
         let dir = self.dir_of(&spec.uuid).map_err(|_| {
             VirtError::Failed(format!("{:?} is not a valid instance uuid", spec.uuid))
@@ -653,17 +978,7 @@ impl Driver for QemuDriver {
             dir: dir.clone(),
             keep: false,
         };
-        std::fs::write(
-            dir.join("spec.json"),
-            serde_json::to_vec(&InstanceSpec {
-                image: None,
-                kernel: None,
-                ramdisk: None,
-                ..spec.clone()
-            })
-            .unwrap_or_default(),
-        )
-        .map_err(io_err("write", &dir))?;
+        Self::write_spec(&dir, spec)?;
         match self.build(spec, &dir).await {
             Ok(()) => {
                 guard.keep = true;
@@ -905,18 +1220,38 @@ impl Driver for QemuDriver {
         })?;
         let lock = self.lock(&spec.uuid);
         let _g = lock.lock().await;
-        self.stop_process(&dir).await?;
-        let disk = dir.join("disk");
-        let info = disk::inspect(&disk).await?;
-        let size = u64::try_from(spec.root_gb).unwrap_or(0) << 30;
-        if size > info["virtual-size"].as_u64().unwrap_or(0) {
-            let d = disk.to_string_lossy();
-            process::run_tool("qemu-img", &["resize", "-q", &d, &size.to_string()]).await?;
+        let mut saved = Self::read_spec(&dir)?;
+        if spec.ephemeral_gb < saved.ephemeral_gb {
+            // Nova's libvirt driver refuses the same (ResizeError): the file system on
+            // the ephemeral disk cannot shrink.
+            return Err(VirtError::Failed(format!(
+                "Unable to resize disk down: instance {}'s ephemeral disk is {} GB, the new \
+                 flavor's {} GB",
+                spec.uuid, saved.ephemeral_gb, spec.ephemeral_gb
+            )));
         }
-        // TODO-compat: a new flavor's ephemeral and swap sizes are not applied.
-        let mut args = Self::read_launch(&dir)?;
+        self.stop_process(&dir).await?;
+        grow(&dir.join("disk"), spec.root_gb).await?;
+        // The ephemeral disk grows (its file system does not, as with Nova); swap holds
+        // nothing that lasts, so a new size gets a new disk.
+        grow(&dir.join("disk.eph0"), spec.ephemeral_gb).await?;
+        if spec.swap_mb != saved.swap_mb {
+            let swap = dir.join("disk.swap");
+            let _ = std::fs::remove_file(&swap);
+        }
+        let mut disks = vec![dir.join("disk")];
+        disks.extend(self.scratch_disks(spec, &dir).await?);
+        if dir.join("disk.config").is_file() {
+            disks.push(dir.join("disk.config"));
+        }
+        let mut args = without_flag(Self::read_launch(&dir)?, "-drive");
+        args.extend(drive_args(&disks));
         set_arg(&mut args, "-smp", spec.vcpus.max(1).to_string());
         set_arg(&mut args, "-m", spec.memory_mb.max(16).to_string());
+        (saved.vcpus, saved.memory_mb, saved.root_gb) = (spec.vcpus, spec.memory_mb, spec.root_gb);
+        (saved.ephemeral_gb, saved.swap_mb) = (spec.ephemeral_gb, spec.swap_mb);
+        saved.flavor_name = spec.flavor_name.clone();
+        Self::write_spec(&dir, &saved)?;
         Self::write_launch(&dir, &args)?;
         if power_on {
             self.start(&dir, None).await?;
@@ -983,6 +1318,126 @@ impl Driver for QemuDriver {
             return Err(e);
         }
         std::fs::rename(&part, dest).map_err(io_err("rename", &part))
+    }
+
+    /// `os-interface` attach: the port's tap in its bridge, then, while QEMU runs the
+    /// guest, `netdev_add` + `device_add` at a free hot-plug slot; the NIC is saved in the
+    /// guest's spec and arguments either way, so every later start has it. A failed step
+    /// takes back the ones before it.
+    async fn attach_interface(&self, uuid: &str, nic: &Nic) -> Result<(), VirtError> {
+        let dir = self.existing(uuid)?;
+        let lock = self.lock(uuid);
+        let _g = lock.lock().await;
+        let mut spec = Self::read_spec(&dir)?;
+        if spec.nics.iter().any(|n| n.port_id == nic.port_id) {
+            return Ok(());
+        }
+        if !valid_mac(&nic.mac_address) {
+            return Err(VirtError::Failed(format!(
+                "port {}: {:?} is not a MAC address",
+                nic.port_id, nic.mac_address
+            )));
+        }
+        let state = self.state_of(&dir).await?;
+        if state == PowerState::Suspended {
+            // The saved state's devices must match the arguments it is loaded with.
+            return Err(VirtError::InvalidState {
+                uuid: uuid.into(),
+                op: "attach an interface",
+                state,
+            });
+        }
+        let live = Self::pid(&dir).is_some() && state != PowerState::Shutdown;
+        let old_args = Self::read_launch(&dir)?;
+        let mut used = slots_in(&old_args);
+        if live {
+            used.extend(self.live_slots(&dir).await?);
+        }
+        let slot = HOT_SLOTS
+            .clone()
+            .find(|s| !used.contains(s))
+            .ok_or_else(|| {
+                VirtError::Failed(format!(
+                    "instance {uuid} has no free PCI slot for another NIC"
+                ))
+            })?;
+        self.plug_nic(nic).await?;
+        if live && let Err(e) = self.hot_add(&dir, nic, slot).await {
+            let _ = self.unplug_nic(&nic.port_id).await;
+            return Err(e);
+        }
+        // The spec first: a NIC in the arguments must have its tap plugged at start.
+        let old_spec = spec.clone();
+        spec.nics.push(nic.clone());
+        let mut args = old_args.clone();
+        args.extend(self.nic_args(nic, Some(slot)));
+        let saved = Self::write_spec(&dir, &spec).and_then(|()| Self::write_launch(&dir, &args));
+        if let Err(e) = saved {
+            if live {
+                let _ = self.hot_remove(&dir, &nic.port_id).await;
+            }
+            let _ = Self::write_spec(&dir, &old_spec);
+            let _ = self.unplug_nic(&nic.port_id).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// `os-interface` detach: while QEMU runs the guest, the NIC is unplugged (the guest
+    /// must release it); then it leaves the guest's arguments and spec and its tap goes.
+    async fn detach_interface(&self, uuid: &str, port_id: &str) -> Result<(), VirtError> {
+        let dir = self.existing(uuid)?;
+        let lock = self.lock(uuid);
+        let _g = lock.lock().await;
+        let mut spec = Self::read_spec(&dir)?;
+        let Some(at) = spec.nics.iter().position(|n| n.port_id == port_id) else {
+            return Ok(());
+        };
+        let state = self.state_of(&dir).await?;
+        if state == PowerState::Suspended {
+            return Err(VirtError::InvalidState {
+                uuid: uuid.into(),
+                op: "detach an interface",
+                state,
+            });
+        }
+        let mut args = Self::read_launch(&dir)?;
+        let position = nic_position(&args, &spec.nics[at]);
+        if Self::pid(&dir).is_some() && state != PowerState::Shutdown {
+            let named = position.is_some_and(|(_, d)| {
+                args[d + 1]
+                    .split(',')
+                    .any(|o| o == format!("id={}", nic_ids(port_id).1))
+            });
+            if !named {
+                return Err(VirtError::Failed(format!(
+                    "the NIC of port {port_id} was started without a device id; stop the \
+                     server to detach it"
+                )));
+            }
+            self.hot_remove(&dir, port_id).await?;
+        }
+        // The arguments first: a tap left plugged for a NIC no longer started is harmless.
+        if let Some((net, dev)) = position {
+            for i in [net.max(dev), net.min(dev)] {
+                args.drain(i..i + 2);
+            }
+        }
+        Self::write_launch(&dir, &args)?;
+        spec.nics.remove(at);
+        Self::write_spec(&dir, &spec)?;
+        self.unplug_nic(port_id).await
+    }
+
+    /// Removes the cache files (images, kernels, ramdisks, ephemeral and swap bases) no
+    /// guest's disk chain or arguments name, once unused for longer than `max_age`.
+    async fn manage_image_cache(&self, max_age: Duration) -> Result<Vec<String>, VirtError> {
+        let in_use = self.cache_in_use().await?;
+        let removed = self.images.evict_unused(&in_use, max_age).await;
+        if !removed.is_empty() {
+            tracing::info!(?removed, "image cache: removed unused base files");
+        }
+        Ok(removed)
     }
 
     async fn power_state(&self, uuid: &str) -> Result<PowerState, VirtError> {

@@ -1,6 +1,6 @@
 //! A small asynchronous QMP client: it reads QEMU's greeting, negotiates capabilities and
-//! executes commands over the VM's unix socket, skipping the asynchronous events QEMU
-//! interleaves with answers. One connection per operation: QEMU serves one QMP client at a
+//! executes commands over the VM's unix socket, keeping aside the asynchronous events QEMU
+//! interleaves with answers for [`Qmp::wait_event`]. One connection per operation: QEMU serves one QMP client at a
 //! time, and a fresh connection is what makes an agent restart need no state.
 
 use std::path::Path;
@@ -41,6 +41,8 @@ pub struct Qmp {
     writer: OwnedWriteHalf,
     next_id: u64,
     timeout: Duration,
+    /// Events read while waiting for answers, oldest first.
+    events: Vec<Value>,
 }
 
 impl Qmp {
@@ -60,6 +62,7 @@ impl Qmp {
             writer: w,
             next_id: 1,
             timeout,
+            events: Vec::new(),
         };
         let greeting = qmp.read_message("the greeting").await?;
         if greeting.get("QMP").is_none() {
@@ -72,8 +75,18 @@ impl Qmp {
     }
 
     async fn read_message(&mut self, what: &str) -> Result<Value, QmpError> {
+        self.read_until(what, tokio::time::Instant::now() + self.timeout)
+            .await
+    }
+
+    /// The next message, which must come before `deadline`.
+    async fn read_until(
+        &mut self,
+        what: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Value, QmpError> {
         let mut line = String::new();
-        let n = tokio::time::timeout(self.timeout, self.reader.read_line(&mut line))
+        let n = tokio::time::timeout_at(deadline, self.reader.read_line(&mut line))
             .await
             .map_err(|_| QmpError::Timeout(what.to_string()))??;
         if n == 0 {
@@ -103,6 +116,7 @@ impl Qmp {
         loop {
             let m = self.read_message(command).await?;
             if m.get("event").is_some() {
+                self.events.push(m);
                 continue;
             }
             if m.get("id").and_then(Value::as_u64) != Some(id) {
@@ -124,6 +138,28 @@ impl Qmp {
         }
     }
 
+    /// Waits up to `timeout` for an event named `name` whose `data` passes `matches` (one
+    /// that came while a command ran counts too); the event's `data`.
+    pub async fn wait_event(
+        &mut self,
+        name: &str,
+        matches: impl Fn(&Value) -> bool,
+        timeout: Duration,
+    ) -> Result<Value, QmpError> {
+        let is_it = |m: &Value| m["event"] == name && matches(&m["data"]);
+        if let Some(i) = self.events.iter().position(is_it) {
+            return Ok(self.events.remove(i)["data"].take());
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let what = format!("the event {name}");
+        loop {
+            let mut m = self.read_until(&what, deadline).await?;
+            if is_it(&m) {
+                return Ok(m["data"].take());
+            }
+        }
+    }
+
     /// `query-status`'s `status` (`running`, `paused`, `shutdown`...).
     pub async fn status(&mut self) -> Result<String, QmpError> {
         let r = self.execute("query-status", None).await?;
@@ -141,7 +177,8 @@ mod tests {
     use super::*;
 
     /// A QEMU stand-in: greets, accepts capabilities, emits an event before each answer,
-    /// answers `query-status` and fails anything else as QEMU does.
+    /// answers `query-status`, `device_del` (then `DEVICE_DELETED`) and fails anything
+    /// else as QEMU does.
     async fn fake_qemu(listener: UnixListener) {
         let (s, _) = listener.accept().await.unwrap();
         let (r, mut w) = s.into_split();
@@ -159,6 +196,14 @@ mod tests {
                 "qmp_capabilities" => json!({"return": {}, "id": id}),
                 "query-status" => {
                     json!({"return": {"status": "running", "running": true}, "id": id})
+                }
+                "device_del" => {
+                    let dev = m["arguments"]["id"].clone();
+                    w.write_all(format!("{}\n", json!({"return": {}, "id": id})).as_bytes())
+                        .await
+                        .unwrap();
+                    // The event follows the answer, as the guest releases the device.
+                    json!({"event": "DEVICE_DELETED", "data": {"device": dev}})
                 }
                 other => json!({"error": {"class": "CommandNotFound",
                     "desc": format!("The command {other} has not been found")}, "id": id}),
@@ -179,6 +224,25 @@ mod tests {
             Err(QmpError::Command { class, .. }) => assert_eq!(class, "CommandNotFound"),
             other => panic!("expected a command error, got {other:?}"),
         }
+        // An event that came while a command ran is kept for the waiter.
+        q.execute("device_del", Some(json!({"id": "net-a"})))
+            .await
+            .unwrap();
+        q.status().await.unwrap();
+        let is = |d: &str| {
+            let d = d.to_string();
+            move |v: &Value| v["device"] == d.as_str()
+        };
+        let gone = q
+            .wait_event("DEVICE_DELETED", is("net-a"), Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(gone["device"], "net-a");
+        assert!(matches!(
+            q.wait_event("DEVICE_DELETED", is("net-a"), Duration::from_millis(200))
+                .await,
+            Err(QmpError::Timeout(_))
+        ));
         drop(q);
         server.await.unwrap();
     }

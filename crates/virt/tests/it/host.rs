@@ -82,19 +82,31 @@ pub fn guest_spec(uuid: &str, user_data: &str) -> InstanceSpec {
 pub struct TestHost {
     pub dir: tempfile::TempDir,
     pub driver: QemuDriver,
+    config: QemuConfig,
 }
 
 impl TestHost {
     /// A host forced to TCG with short timeouts (the probe has its own test).
     pub async fn new() -> TestHost {
+        Self::with(|_| {}).await
+    }
+
+    /// The same with `adjust` applied to its configuration (kept across restarts).
+    pub async fn with(adjust: impl FnOnce(&mut QemuConfig)) -> TestHost {
         let dir = tempfile::Builder::new()
             .prefix("ferro-qemu-it-")
             .tempdir()
             .expect("tempdir");
-        let driver = QemuDriver::new(Self::config(dir.path()))
+        let mut config = Self::config(dir.path());
+        adjust(&mut config);
+        let driver = QemuDriver::new(config.clone())
             .await
             .expect("the qemu driver starts");
-        TestHost { dir, driver }
+        TestHost {
+            dir,
+            driver,
+            config,
+        }
     }
 
     pub fn config(dir: &Path) -> QemuConfig {
@@ -107,7 +119,7 @@ impl TestHost {
 
     /// A second driver on the same directory, as after an agent restart.
     pub async fn restart(&mut self) {
-        self.driver = QemuDriver::new(Self::config(self.dir.path()))
+        self.driver = QemuDriver::new(self.config.clone())
             .await
             .expect("the qemu driver restarts");
     }

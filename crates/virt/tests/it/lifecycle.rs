@@ -33,6 +33,11 @@ async fn a_guest_boots_reads_its_config_drive_and_follows_every_power_action() {
     assert_eq!(d.list_instances().await.unwrap(), vec![uuid.to_string()]);
     assert_eq!(d.hypervisor_type(), "QEMU");
     assert_eq!(d.accelerator(), Some("tcg"));
+    let cpu = d.cpu_info();
+    assert_eq!(
+        (&cpu["accelerator"], &cpu["model"]),
+        (&"tcg".into(), &"qemu64".into())
+    );
     assert!(d.hypervisor_version() > 1_000_000);
 
     // createImage: a flattened qcow2 copy while the guest keeps running.

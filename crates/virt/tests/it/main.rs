@@ -3,6 +3,8 @@
 //! its config drive and prints to the serial console. Every test's host directory and
 //! processes go away through [`host::TestHost`]'s `Drop`, even when the test fails.
 
+mod disks;
 mod failures;
 mod host;
 mod lifecycle;
+mod nics;
