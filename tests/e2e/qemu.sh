@@ -4,8 +4,10 @@
 # scripts/build-guest-image uploaded as AKI + ARI + AMI, `server create --wait` to ACTIVE,
 # and the guest's serial console showing the marker, the server's id read from the config
 # drive and the user data; stop/start, reboot and rebuild bring the marker again; the guest
-# outlives a restart of the cloud and stays manageable; delete leaves no qemu process or
-# guest directory.
+# outlives a restart of the cloud and stays manageable; a port added to the running server
+# (`server add port`) shows in the guest and its tap in the network's bridge, stays through
+# stop/start, and `server remove port` takes it out of both; delete leaves no qemu process
+# or guest directory.
 # Run alone:  PATH=/var/tmp/ferrostack-e2e-venv/bin:$PATH tests/e2e/qemu.sh
 set -uo pipefail
 
@@ -24,14 +26,19 @@ IMG="$(bash "$ROOT/scripts/build-guest-image" | tail -1)"
 
 # Short: the guests' QMP sockets live under the state directory (unix paths < 108 bytes).
 WORK="$(mktemp -d /tmp/fe2e-q.XXXXXX)"
+# The device prefix of this run's bridge and taps (the driver makes them without a network
+# agent too).
+PREFIX="q$(printf '%s' "$WORK" | sha256sum | cut -c1-3)"
 SERVER_PID=""
+links() { ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$PREFIX"; }
 cleanup() {
-    local rc=$?
+    local rc=$? l
     stop_cloud
     # Guests outlive the agent by design: end this test's ones by their pidfiles.
     for p in "$WORK"/state/qemu/*/vms/*/qemu.pid; do
         [[ -f "$p" ]] && kill -KILL "$(cat "$p")" 2>/dev/null
     done
+    for l in $(links); do ip link del "$l" 2>/dev/null; done
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -42,6 +49,7 @@ start_qemu_cloud() {
     start_cloud "$STATE" FERROSTACK_COMPUTE__REPORT_INTERVAL=1 \
         FERROSTACK_COMPUTE__QEMU_PROBE_KERNEL="$IMG/vmlinuz" \
         FERROSTACK_COMPUTE__SHUTDOWN_TIMEOUT=30 FERROSTACK_COMPUTE__SOFT_REBOOT_TIMEOUT=30 \
+        FERROSTACK_NETWORK_AGENT__PREFIX="$PREFIX" \
         -- --admin-password nova-secret --compute-driver qemu --fake-hosts 1
 }
 start_qemu_cloud
@@ -52,6 +60,11 @@ for _ in $(seq 150); do
     sleep 0.2
 done
 check "the QEMU host is a hypervisor of type QEMU" out_has_line "qemu-0 QEMU"
+# `hypervisor show` of the CLI also asks for aggregates: read the detail through the SDK.
+run "$E2E_PY" -c 'import json, openstack
+c = openstack.connect()
+print(json.dumps(c.compute.get("/os-hypervisors/detail", microversion="2.28").json()))'
+check "its cpu_info names the accelerator" out_matches '"cpu_info": \{[^}]*"accelerator": "(kvm|tcg)"'
 
 register_guest_image "$IMG" e2e-guest
 check "the guest image (AMI + AKI + ARI) is active" out_is active
@@ -93,11 +106,9 @@ for _ in $(seq 120); do
 done
 check "the stopped server is SHUTOFF" out_is SHUTOFF
 osc server start e2e-guest-vm
-wait_console 2
-check "server start boots the guest again" succeeded
+check "server start boots the guest again" wait_console 2
 osc server reboot --wait e2e-guest-vm
-wait_console 3
-check "server reboot (soft) boots the guest again" succeeded
+check "server reboot (soft) boots the guest again" wait_console 3
 
 # The agent goes away and comes back: the guest keeps running and stays manageable.
 guest_pid="$(cat "$STATE"/qemu/qemu-0/vms/"$SERVER"/qemu.pid)"
@@ -108,11 +119,55 @@ osc server show -f value -c status e2e-guest-vm
 check "after the restart the server is ACTIVE" out_is ACTIVE
 check "after the restart the same qemu process runs it" is_true kill -0 "$guest_pid"
 osc server reboot --hard --wait e2e-guest-vm
-wait_console 4
-check "after the restart a hard reboot boots the guest again" succeeded
+check "after the restart a hard reboot boots the guest again" wait_console 4
 osc server rebuild --image e2e-guest --wait e2e-guest-vm
-wait_console 5
-check "server rebuild boots a new guest from the image" succeeded
+check "server rebuild --wait" succeeded
+# The rebuilt guest is made anew, its console log too.
+check "server rebuild boots a new guest from the image" wait_console 1
+
+# os-interface on a running guest: the NIC is hot-plugged, the guest sees it, its tap is in
+# the network's bridge; it stays through stop/start; removed, it leaves guest and bridge.
+osc network create -f value -c id e2e-q-net
+NET="$OUT"
+osc subnet create --network e2e-q-net --subnet-range 10.79.0.0/24 -f value -c id e2e-q-sub
+osc port create --network e2e-q-net -f value -c id e2e-q-port
+PORT_ID="$OUT"
+osc port show -f value -c mac_address e2e-q-port
+MAC="$OUT"
+BRIDGE="${PREFIX}b$(printf '%s' "$NET" | tr -d - | cut -c1-$((14 - ${#PREFIX})))"
+TAP="${PREFIX}t$(printf '%s' "$PORT_ID" | tr -d - | cut -c1-$((14 - ${#PREFIX})))"
+# wait_nic PATTERN N: waits up to a minute for N console lines matching PATTERN.
+wait_nic() {
+    local _
+    for _ in $(seq 30); do
+        osc console log show e2e-guest-vm
+        [[ "$(printf '%s\n' "$OUT" | grep -c "$1")" -ge "$2" ]] && return 0
+        sleep 2
+    done
+    return 1
+}
+osc server add port e2e-guest-vm e2e-q-port
+check "server add port on a running QEMU guest" succeeded
+osc port show -f value -c device_id e2e-q-port
+check "the port's device is the server" out_is "$SERVER"
+check "the port's tap is in the network's bridge" is_true \
+    bash -c "ip -o link show master '$BRIDGE' | grep -q ': $TAP:'"
+check "the guest sees the hot-plugged NIC" wait_nic "^guest: nic eth0 $MAC present" 1
+osc server stop e2e-guest-vm
+for _ in $(seq 120); do
+    osc server show -f value -c status e2e-guest-vm
+    [[ "$OUT" == SHUTOFF ]] && break
+    sleep 0.5
+done
+osc server start e2e-guest-vm
+wait_console 2
+check "the added NIC is there again after stop/start" wait_nic "^guest: nic eth0 $MAC present" 2
+osc server remove port e2e-guest-vm e2e-q-port
+check "server remove port" succeeded
+check "the guest saw the NIC go" wait_nic "^guest: nic eth0 gone" 1
+check "the port's tap is gone" is_true bash -c "! ip link show '$TAP' >/dev/null 2>&1"
+osc port show -f value -c device_id e2e-q-port
+check "the port is free again" out_is ""
 
 osc server delete --wait e2e-guest-vm
 check "server delete --wait" succeeded

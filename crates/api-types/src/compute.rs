@@ -299,6 +299,10 @@ pub struct HostResources {
     /// The instances the driver runs now.
     #[serde(default)]
     pub running_instances: i64,
+    /// Free-form detail of the host's CPU and hypervisor, as Nova's `cpu_info` (a JSON
+    /// object: `arch`, `model`, `topology`, and for QEMU the `accelerator`, kvm or tcg).
+    #[serde(default)]
+    pub cpu_info: serde_json::Value,
 }
 
 /// Requests to a compute agent (topic `compute.<host>`).

@@ -51,6 +51,12 @@ pub struct AgentConfig {
     /// `vif_plugging_timeout`, `vif_plugging_is_fatal`).
     pub vif_plugging_timeout: Duration,
     pub vif_plugging_is_fatal: bool,
+    /// How often the driver's image cache is swept (Nova's `[image_cache]
+    /// manager_interval`, 2400 s; zero: never).
+    pub image_cache_interval: Duration,
+    /// How long a cached base image no guest uses is kept (Nova's `[image_cache]
+    /// remove_unused_original_minimum_age_seconds`, 86400 s).
+    pub image_cache_max_age: Duration,
 }
 
 impl AgentConfig {
@@ -69,6 +75,8 @@ impl AgentConfig {
             image_url: String::new(),
             vif_plugging_timeout: Duration::from_secs(300),
             vif_plugging_is_fatal: true,
+            image_cache_interval: Duration::from_secs(2400),
+            image_cache_max_age: Duration::from_secs(86_400),
         }
     }
 }
@@ -150,6 +158,7 @@ impl Agent {
             hypervisor_version: self.driver.hypervisor_version(),
             provider_uuid: self.provider(),
             running_instances: i64::try_from(running).unwrap_or(i64::MAX),
+            cpu_info: self.driver.cpu_info(),
         };
         self.report(
             ConductorRequest::ServiceHeartbeat {
@@ -451,13 +460,28 @@ pub async fn start(agent: Arc<Agent>) -> Result<Vec<JoinHandle<()>>, ferro_bus::
             }
         }
     }));
-    let a = agent;
+    let a = agent.clone();
     tasks.push(tokio::spawn(async move {
         loop {
             a.heartbeat().await;
             tokio::time::sleep(a.config.heartbeat_interval).await;
         }
     }));
+    if !agent.config.image_cache_interval.is_zero() {
+        let a = agent;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(a.config.image_cache_interval).await;
+                if let Err(e) = a
+                    .driver
+                    .manage_image_cache(a.config.image_cache_max_age)
+                    .await
+                {
+                    tracing::warn!(host = %a.config.host, error = %e, "image cache pass");
+                }
+            }
+        }));
+    }
     Ok(tasks)
 }
 

@@ -360,6 +360,7 @@ impl Compute {
             hypervisor_version: r.hypervisor_version,
             created_at: now,
             updated_at: now,
+            cpu_info: r.cpu_info.is_object().then(|| r.cpu_info.to_string()),
         };
         let same = |a: &ComputeNode| {
             (
@@ -369,6 +370,7 @@ impl Compute {
                 a.local_gb,
                 &a.hypervisor_type,
                 a.hypervisor_version,
+                &a.cpu_info,
             ) == (
                 &node.uuid,
                 node.vcpus,
@@ -376,6 +378,7 @@ impl Compute {
                 node.local_gb,
                 &node.hypervisor_type,
                 node.hypervisor_version,
+                &node.cpu_info,
             )
         };
         if self.node_reports_lock().get(host).is_some_and(same) {

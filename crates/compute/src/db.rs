@@ -1192,10 +1192,13 @@ pub struct ComputeNode {
     pub hypervisor_version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The agent's `cpu_info` report, a JSON object's text (none before its first report
+    /// with one).
+    pub cpu_info: Option<String>,
 }
 
 const NODE_COLUMNS: &str = "host, id, uuid, vcpus, memory_mb, local_gb, hypervisor_type, \
-    hypervisor_version, created_at, updated_at";
+    hypervisor_version, created_at, updated_at, cpu_info";
 
 /// Every compute node, by id.
 pub async fn node_list(ex: &mut impl Executor) -> Result<Vec<ComputeNode>> {
@@ -1236,7 +1239,7 @@ async fn node_report_once(db: &Db, n: &ComputeNode) -> Result<()> {
     let id = next_id(&mut tx, "compute_nodes").await?;
     tx.execute(
         &Sql::new(&format!(
-            "INSERT INTO nv_compute_nodes ({NODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO nv_compute_nodes ({NODE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .arg(&n.host)
         .arg(id)
@@ -1247,7 +1250,8 @@ async fn node_report_once(db: &Db, n: &ComputeNode) -> Result<()> {
         .arg(&n.hypervisor_type)
         .arg(n.hypervisor_version)
         .arg(n.created_at)
-        .arg(n.updated_at),
+        .arg(n.updated_at)
+        .arg(n.cpu_info.clone()),
     )
     .await?;
     Ok(tx.commit().await?)
@@ -1259,7 +1263,8 @@ async fn node_update(ex: &mut impl Executor, n: &ComputeNode) -> Result<bool> {
         .execute(
             &Sql::new(
                 "UPDATE nv_compute_nodes SET vcpus = ?, memory_mb = ?, local_gb = ?, \
-                 hypervisor_type = ?, hypervisor_version = ?, uuid = ?, updated_at = ? WHERE host = ?",
+                 hypervisor_type = ?, hypervisor_version = ?, uuid = ?, updated_at = ?, \
+                 cpu_info = ? WHERE host = ?",
             )
             .arg(n.vcpus)
             .arg(n.memory_mb)
@@ -1268,6 +1273,7 @@ async fn node_update(ex: &mut impl Executor, n: &ComputeNode) -> Result<bool> {
             .arg(n.hypervisor_version)
             .arg(&n.uuid)
             .arg(n.updated_at)
+            .arg(n.cpu_info.clone())
             .arg(&n.host),
         )
         .await?;

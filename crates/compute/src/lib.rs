@@ -44,7 +44,7 @@ pub use manager::Compute;
 
 /// Compute's schema migrations, in order.
 pub fn migrations() -> &'static [ferro_db::Migration] {
-    static M: [ferro_db::Migration; 8] = [
+    static M: [ferro_db::Migration; 9] = [
         ferro_db::Migration {
             version: 1,
             name: "init",
@@ -84,6 +84,11 @@ pub fn migrations() -> &'static [ferro_db::Migration] {
             version: 8,
             name: "instance_requested_host",
             sql: include_str!("../migrations/0008_instance_requested_host.sql"),
+        },
+        ferro_db::Migration {
+            version: 9,
+            name: "compute_node_cpu_info",
+            sql: include_str!("../migrations/0009_compute_node_cpu_info.sql"),
         },
     ];
     &M

@@ -384,6 +384,7 @@ mod tests {
             hypervisor_version: 1,
             created_at: 0,
             updated_at: 0,
+            cpu_info: None,
         }
     }
 

@@ -589,10 +589,12 @@ fn hypervisor_body(
             h["current_workload"] = json!(0);
             h["running_vms"] = json!(running);
             h["disk_available_least"] = json!(n.local_gb - disk_used);
+            // Nova's free-form host detail: an object from 2.28, its JSON text before.
+            let cpu_info = n.cpu_info.as_deref().unwrap_or("{}");
             h["cpu_info"] = if v.at_least(2, 28) {
-                json!({})
+                serde_json::from_str(cpu_info).unwrap_or_else(|_| json!({}))
             } else {
-                json!("{}")
+                json!(cpu_info)
             };
         } else {
             h["uptime"] = Value::Null;

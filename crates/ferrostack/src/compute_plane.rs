@@ -150,6 +150,8 @@ fn agent_config(config: &Config, host: &str, placement_url: &str, image_url: &st
     ac.image_url = image_url.to_string();
     ac.vif_plugging_timeout = Duration::from_secs(section.vif_plugging_timeout);
     ac.vif_plugging_is_fatal = section.vif_plugging_is_fatal;
+    ac.image_cache_interval = Duration::from_secs(section.image_cache_interval);
+    ac.image_cache_max_age = Duration::from_secs(section.image_cache_max_age);
     ac
 }
 

@@ -101,6 +101,12 @@ pub struct ComputeSection {
     pub soft_reboot_timeout: u64,
     /// Every server gets a config drive (Nova's `force_config_drive`).
     pub force_config_drive: bool,
+    /// Seconds between passes over each host's image cache (Nova's `[image_cache]
+    /// manager_interval`); 0 turns them off.
+    pub image_cache_interval: u64,
+    /// Seconds a cached base image no guest of the host uses is kept (Nova's
+    /// `remove_unused_original_minimum_age_seconds`).
+    pub image_cache_max_age: u64,
     /// Each in-process host's inventory.
     pub host_vcpus: i64,
     pub host_memory_mb: i64,
@@ -410,6 +416,8 @@ impl Default for ComputeSection {
             shutdown_timeout: 60,
             soft_reboot_timeout: 120,
             force_config_drive: false,
+            image_cache_interval: 2400,
+            image_cache_max_age: 86_400,
             host_vcpus: 8,
             host_memory_mb: 16384,
             host_disk_gb: 200,

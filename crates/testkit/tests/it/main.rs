@@ -3,6 +3,7 @@
 mod auto_allocate;
 mod compute;
 mod compute_admin;
+mod hypervisor_details;
 mod identity;
 mod identity_faults;
 mod identity_limits;

@@ -155,6 +155,7 @@ fn heartbeat(host: &str, provider: Option<&str>) -> ConductorRequest {
             hypervisor_version: 1,
             provider_uuid: provider.map(str::to_string),
             running_instances: 0,
+            cpu_info: json!({}),
         },
     }
 }
