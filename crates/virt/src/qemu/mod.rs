@@ -1492,4 +1492,50 @@ mod tests {
         assert_eq!("tcg".parse::<AccelMode>(), Ok(AccelMode::Tcg));
         assert!("xen".parse::<AccelMode>().is_err());
     }
+
+    #[test]
+    fn nics_are_found_on_the_command_line_by_mac_and_removed_whole() {
+        let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let nic = |port: &str, mac: &str| Nic {
+            port_id: port.into(),
+            mac_address: mac.into(),
+            ..Nic::default()
+        };
+        // An older guest's NIC (ids net0) and a hot-plugged one with its slot.
+        let args = v(&[
+            "-m",
+            "128",
+            "-netdev",
+            "tap,id=net0,ifname=fst1,script=no,downscript=no",
+            "-device",
+            "virtio-net-pci,netdev=net0,mac=fa:16:3e:00:00:01",
+            "-drive",
+            "file=/d/disk,format=qcow2,if=virtio,index=0",
+            "-netdev",
+            "tap,id=hostnet-p2,ifname=fst2,script=no,downscript=no",
+            "-device",
+            "virtio-net-pci,netdev=hostnet-p2,id=net-p2,mac=fa:16:3e:00:00:02,bus=pci.0,addr=0x10",
+        ]);
+        assert_eq!(
+            nic_position(&args, &nic("p1", "fa:16:3e:00:00:01")),
+            Some((2, 4))
+        );
+        assert_eq!(
+            nic_position(&args, &nic("p2", "fa:16:3e:00:00:02")),
+            Some((8, 10))
+        );
+        assert_eq!(nic_position(&args, &nic("p3", "fa:16:3e:00:00:03")), None);
+        assert_eq!(slots_in(&args), vec![0x10]);
+        assert_eq!(
+            without_flag(args, "-drive").len(),
+            10,
+            "only the drive and its value go"
+        );
+        assert!(valid_mac("fa:16:3e:0A:00:01"));
+        assert!(!valid_mac("fa:16:3e:00:00:01,id=x") && !valid_mac("fa:16:3e:00:00"));
+        assert_eq!(
+            nic_ids("p2"),
+            ("hostnet-p2".to_string(), "net-p2".to_string())
+        );
+    }
 }
