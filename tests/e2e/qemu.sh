@@ -6,8 +6,8 @@
 # drive and the user data; stop/start, reboot and rebuild bring the marker again; the guest
 # outlives a restart of the cloud and stays manageable; a port added to the running server
 # (`server add port`) shows in the guest and its tap in the network's bridge, stays through
-# stop/start, and `server remove port` takes it out of both; delete leaves no qemu process
-# or guest directory.
+# stop/start, gets its address by DHCP from the network agent, and `server remove port` takes
+# it out of both; delete leaves no qemu process or guest directory.
 # Run alone:  PATH=/var/tmp/ferrostack-e2e-venv/bin:$PATH tests/e2e/qemu.sh
 set -uo pipefail
 
@@ -21,24 +21,29 @@ MARKER=FERROSTACK-GUEST-READY
 
 # shellcheck source=../../scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
-install_packages qemu-system-x86 qemu-utils genisoimage cpio >&2
+install_packages qemu-system-x86 qemu-utils genisoimage cpio iproute2 dnsmasq-base nftables >&2
 IMG="$(bash "$ROOT/scripts/build-guest-image" | tail -1)"
 
 # Short: the guests' QMP sockets live under the state directory (unix paths < 108 bytes).
 WORK="$(mktemp -d /tmp/fe2e-q.XXXXXX)"
-# The device prefix of this run's bridge and taps (the driver makes them without a network
-# agent too).
+# The prefix of this run's bridges, taps, namespaces and nftables table (network agent and
+# QEMU driver).
 PREFIX="q$(printf '%s' "$WORK" | sha256sum | cut -c1-3)"
 SERVER_PID=""
-links() { ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$PREFIX"; }
 cleanup() {
-    local rc=$? l
+    local rc=$? p ns l
     stop_cloud
     # Guests outlive the agent by design: end this test's ones by their pidfiles.
-    for p in "$WORK"/state/qemu/*/vms/*/qemu.pid; do
+    for p in "$WORK"/state/qemu/*/vms/*/qemu.pid "$WORK"/state/network/dhcp/*/pid; do
         [[ -f "$p" ]] && kill -KILL "$(cat "$p")" 2>/dev/null
     done
-    for l in $(links); do ip link del "$l" 2>/dev/null; done
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX-"); do
+        ip netns del "$ns" 2>/dev/null
+    done
+    for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$PREFIX"); do
+        ip link del "$l" 2>/dev/null
+    done
+    nft delete table inet "${PREFIX}_sg" 2>/dev/null
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -49,7 +54,8 @@ start_qemu_cloud() {
     start_cloud "$STATE" FERROSTACK_COMPUTE__REPORT_INTERVAL=1 \
         FERROSTACK_COMPUTE__QEMU_PROBE_KERNEL="$IMG/vmlinuz" \
         FERROSTACK_COMPUTE__SHUTDOWN_TIMEOUT=30 FERROSTACK_COMPUTE__SOFT_REBOOT_TIMEOUT=30 \
-        FERROSTACK_NETWORK_AGENT__PREFIX="$PREFIX" \
+        FERROSTACK_NETWORK_AGENT__ENABLED=true FERROSTACK_NETWORK_AGENT__PREFIX="$PREFIX" \
+        FERROSTACK_NETWORK_AGENT__SYNC_INTERVAL=2 \
         -- --admin-password nova-secret --compute-driver qemu --fake-hosts 1
 }
 start_qemu_cloud
@@ -153,6 +159,7 @@ check "the port's device is the server" out_is "$SERVER"
 check "the port's tap is in the network's bridge" is_true \
     bash -c "ip -o link show master '$BRIDGE' | grep -q ': $TAP:'"
 check "the guest sees the hot-plugged NIC" wait_nic "^guest: nic eth0 $MAC present" 1
+check "the hot-plugged NIC gets its address by DHCP" wait_nic "^guest: eth0 has 10\.79\.0\." 1
 osc server stop e2e-guest-vm
 for _ in $(seq 120); do
     osc server show -f value -c status e2e-guest-vm
