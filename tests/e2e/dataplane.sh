@@ -3,9 +3,9 @@
 # (root; QEMU, iproute2, dnsmasq, busybox): all-in-one on the QEMU driver with its network
 # agent under a prefix of its own; two servers on one tenant network get their ports'
 # addresses by DHCP from the network's dnsmasq, read their instance id from the metadata
-# service at 169.254.169.254, and the second pings the first (user data script); a ping from
-# the network reaches a guest while its security group has an ICMP rule and not once the rule
-# is deleted; the ports go ACTIVE (before their servers do); a router to an external
+# service at 169.254.169.254, and the second pings the first (user data script); pings from
+# the network and from the second guest reach the first while its security group has an
+# ICMP rule and not once the rule is deleted; the ports go ACTIVE (before their servers do); a router to an external
 # network whose gateway is a test namespace gives the first guest a floating IP that answers
 # ping from that namespace; deleting the servers, the router and the networks leaves no tap,
 # bridge, namespace, dnsmasq or nftables table of the prefix.
@@ -158,6 +158,8 @@ osc security group rule delete "$ICMP_RULE"
 for _ in $(seq 10); do ns_ping || break; sleep 0.5; done
 RC=0
 check "without the ICMP rule the ping does not reach guest A" is_true eval '! ns_ping'
+wait_console "$B" "user-script: ping $A_IP lost"
+check "guest B's pings to guest A stop once the ICMP rule is gone" out_matches "user-script: ping $A_IP lost"
 
 osc server delete --wait "$A" "$B"
 check "server delete --wait" succeeded

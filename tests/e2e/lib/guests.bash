@@ -6,17 +6,29 @@ server_ip() {
     printf '%s' "$OUT" | sed -n "s/.*'ip_address': '\([0-9.]*\)'.*/\1/p" | head -1
 }
 
-# ping_script IP FILE: writes user data that pings IP for up to 90 s and prints
-# `ping IP ok` or `ping IP failed` (the guest image prints it as `user-script: ...`).
+# ping_script IP FILE: writes user data that pings IP every second for as long as the guest
+# runs and prints each change: `ping IP ok` when it answers (again), `ping IP lost` when it
+# stops answering, `ping IP failed` once if it never answered in the first 90 tries. The
+# lines go straight to the console, marked `user-script:` as the guest image marks a
+# script's output (which it passes through a pipe that holds lines until the script ends).
 ping_script() {
     cat >"$2" <<SCRIPT
 #!/bin/sh
+say() { echo "user-script: \$*" >/dev/console; }
+up=no
 i=0
-while [ \$i -lt 90 ]; do
-  if ping -c 1 -W 1 $1 >/dev/null 2>&1; then echo "ping $1 ok"; exit 0; fi
-  i=\$((i + 1)); sleep 1
+while true; do
+  if ping -c 1 -W 1 $1 >/dev/null 2>&1; then
+    [ \$up = yes ] || say "ping $1 ok"
+    up=yes
+  else
+    [ \$up = yes ] && say "ping $1 lost"
+    up=no
+    i=\$((i + 1))
+    [ \$i -eq 90 ] && say "ping $1 failed"
+  fi
+  sleep 1
 done
-echo "ping $1 failed"
 SCRIPT
 }
 
