@@ -160,6 +160,11 @@ RC=0
 check "without the ICMP rule the ping does not reach guest A" is_true eval '! ns_ping'
 wait_console "$B" "user-script: ping $A_IP lost"
 check "guest B's pings to guest A stop once the ICMP rule is gone" out_matches "user-script: ping $A_IP lost"
+if ! printf '%s\n' "$OUT" | grep -q "user-script: ping $A_IP lost"; then
+    echo "e2e: the security group table and the cloud's log after the rule's delete:" >&2
+    nft list table inet "${PREFIX}_sg" >&2
+    grep -iE "warn|error" "$STATE.log" | tail -n 20 >&2
+fi
 
 osc server delete --wait "$A" "$B"
 check "server delete --wait" succeeded
