@@ -32,7 +32,8 @@ trap cleanup EXIT
 
 # FerroStack at Keystone's default bcrypt cost (12), as the peer.
 FERROSTACK_IDENTITY__PORT=$FS_PORT FERROSTACK_IMAGE__PORT=${FS_IMAGE_PORT:-5101} FERROSTACK_IDENTITY__BCRYPT_COST=12 FERROSTACK_LOG=warn \
-  "$CARGO_TARGET_DIR/release/ferrostack" all-in-one --state-dir "$state" --admin-password secret &
+  "$CARGO_TARGET_DIR/release/ferrostack" all-in-one --state-dir "$state" --admin-password secret \
+  --compute-driver fake &
 fs_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$FS_PORT/v3" >/dev/null && break; sleep 0.1; done
 

@@ -28,7 +28,7 @@ cleanup() {
 trap cleanup EXIT
 FERROSTACK_IDENTITY__PORT=$FS_PORT FERROSTACK_IMAGE__PORT=$FS_IMAGE_PORT FERROSTACK_IDENTITY__BCRYPT_COST=4 \
   FERROSTACK_LOG=warn "$CARGO_TARGET_DIR/release/ferrostack" all-in-one --state-dir "$state" \
-  --admin-password secret >"$WORK/server.log" 2>&1 &
+  --admin-password secret --compute-driver fake >"$WORK/server.log" 2>&1 &
 fs_pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$FS_PORT/v3" >/dev/null && break; sleep 0.1; done
 

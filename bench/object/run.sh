@@ -54,7 +54,7 @@ FERROSTACK_IDENTITY__PORT=$port FERROSTACK_IMAGE__PORT=$(free_port) \
   FERROSTACK_OBJECT__DEVICES='["d1","d2","d3","d4"]' FERROSTACK_LOG=warn \
   FERROSTACK_OBJECT__REPLICATOR_INTERVAL=3600 FERROSTACK_OBJECT__AUDITOR_INTERVAL=3600 \
   "$FERROSTACK_BIN" all-in-one --state-dir "$state" --config /dev/null --admin-password secret \
-  </dev/null >"$OUT/ferrostack-server.log" 2>&1 &
+  --compute-driver fake </dev/null >"$OUT/ferrostack-server.log" 2>&1 &
 fs_pid=$!
 for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/v3" >/dev/null && break; sleep 0.1; done
 # Identity answers before bootstrap has made the admin: retry the first login a while.

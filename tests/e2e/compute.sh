@@ -36,7 +36,7 @@ env -i PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT
     FERROSTACK_IDENTITY__PORT="$PORT" FERROSTACK_IMAGE__PORT="$IMAGE_PORT" \
     FERROSTACK_PLACEMENT__PORT="$PLACEMENT_PORT" FERROSTACK_COMPUTE__PORT="$COMPUTE_PORT" \
     "$FERROSTACK_BIN" --state-dir "$STATE" all-in-one --admin-password nova-secret \
-    </dev/null >>"$WORK/server.log" 2>&1 &
+    --compute-driver fake </dev/null >>"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 "$E2E_PY" "$HTTP_PY" wait "http://127.0.0.1:$PORT/v3" 15 2>/dev/null
 for _ in $(seq 50); do [[ -f "$STATE/clouds.yaml" ]] && break; sleep 0.1; done

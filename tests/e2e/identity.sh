@@ -75,7 +75,7 @@ start_server() {
             FERROSTACK_IMAGE__PORT="$IMAGE_PORT" \
             FERROSTACK_IDENTITY__BCRYPT_COST=4 \
             "$FERROSTACK_BIN" --config "$CONF" all-in-one \
-            --state-dir "$STATE" --admin-password "$ADMIN_PW" \
+            --state-dir "$STATE" --admin-password "$ADMIN_PW" --compute-driver fake \
             </dev/null >"$WORK/server-$attempt.log" 2>&1 &
         SERVER_PID=$!
         SERVER_LOG="$WORK/server-$attempt.log"

@@ -31,7 +31,7 @@ PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
 IMAGE_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
 env -i PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT_COST=4 \
     FERROSTACK_IDENTITY__PORT="$PORT" FERROSTACK_IMAGE__PORT="$IMAGE_PORT" \
-    "$FERROSTACK_BIN" --state-dir "$STATE" all-in-one --admin-password img-secret \
+    "$FERROSTACK_BIN" --state-dir "$STATE" all-in-one --admin-password img-secret --compute-driver fake \
     </dev/null >>"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 "$E2E_PY" "$HTTP_PY" wait "http://127.0.0.1:$PORT/v3" 15 2>/dev/null

@@ -33,7 +33,7 @@ NET_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
 env -i PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT_COST=4 \
     FERROSTACK_IDENTITY__PORT="$PORT" FERROSTACK_NETWORK__PORT="$NET_PORT" \
     FERROSTACK_IMAGE__PORT=0 FERROSTACK_COMPUTE__PORT=0 FERROSTACK_PLACEMENT__PORT=0 \
-    "$FERROSTACK_BIN" --state-dir "$STATE" all-in-one --admin-password net-secret \
+    "$FERROSTACK_BIN" --state-dir "$STATE" all-in-one --admin-password net-secret --compute-driver fake \
     </dev/null >>"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 "$E2E_PY" "$HTTP_PY" wait "http://127.0.0.1:$PORT/v3" 15 2>/dev/null

@@ -72,7 +72,7 @@ env -i PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT
     FERROSTACK_NETWORK__PORT="$(port)" FERROSTACK_OBJECT__PORT="$(port)" \
     FERROSTACK_OBJECT__RINGS_DIR="$RINGS" FERROSTACK_OBJECT__DEVICES="[]" \
     FERROSTACK_OBJECT__NODE_ADDRESSES="[]" \
-    "$FERROSTACK_BIN" --state-dir "$WORK/proxy" all-in-one --admin-password obj-secret \
+    "$FERROSTACK_BIN" --state-dir "$WORK/proxy" all-in-one --admin-password obj-secret --compute-driver fake \
     </dev/null >>"$WORK/proxy.log" 2>&1 &
 PIDS[0]=$!
 "$E2E_PY" "$HTTP_PY" wait "http://127.0.0.1:$PORT/v3" 15 2>/dev/null

@@ -34,7 +34,7 @@ env -i PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT
     FERROSTACK_IDENTITY__PORT="$PORT" FERROSTACK_IMAGE__PORT="$(port)" \
     FERROSTACK_COMPUTE__PORT="$(port)" FERROSTACK_PLACEMENT__PORT="$(port)" \
     FERROSTACK_NETWORK__PORT="$(port)" FERROSTACK_OBJECT__PORT="$(port)" \
-    "$FERROSTACK_BIN" --state-dir "$STATE" all-in-one --admin-password obj-secret \
+    "$FERROSTACK_BIN" --state-dir "$STATE" all-in-one --admin-password obj-secret --compute-driver fake \
     </dev/null >>"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 "$E2E_PY" "$HTTP_PY" wait "http://127.0.0.1:$PORT/v3" 15 2>/dev/null

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end test of the operator commands: `ferrostack db migrate`, `fernet setup|rotate`,
-# `bootstrap`, and an all-in-one restart on an existing state directory. Tokens made before a
-# key rotation keep validating; a restart keeps users, projects and tokens.
+# `bootstrap`, an all-in-one restart on an existing state directory, and all-in-one refusing
+# to start on its default QEMU driver without QEMU. Tokens made before a key rotation keep
+# validating; a restart keeps users, projects and tokens.
 # Run alone:  PATH=/var/tmp/ferrostack-e2e-venv/bin:$PATH tests/e2e/operator.sh
 set -uo pipefail
 
@@ -54,7 +55,7 @@ IMAGE_PORT="$("$E2E_PY" "$HTTP_PY" free-port)"
 start() {
     env -i PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT_COST=4 \
         FERROSTACK_IDENTITY__PORT="$PORT" FERROSTACK_IMAGE__PORT="$IMAGE_PORT" "$FERROSTACK_BIN" --config "$CONF" --state-dir "$STATE" \
-        all-in-one --admin-password op-secret </dev/null >>"$WORK/server.log" 2>&1 &
+        all-in-one --admin-password op-secret --compute-driver fake </dev/null >>"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     "$E2E_PY" "$HTTP_PY" wait "http://127.0.0.1:$PORT/v3" 15 2>/dev/null
 }
@@ -105,5 +106,20 @@ check "bootstrap on a fresh database (split deployments)" out_matches '^admin us
 FIRST="$OUT"
 fs bootstrap --admin-password other
 check "bootstrap again is idempotent (same admin, same project)" out_is "$FIRST"
+
+# all-in-one runs its compute host on QEMU unless told otherwise; without the emulator it
+# refuses to start (no fallback, as upstream) and names the way to the fake driver. Every
+# port is ephemeral and the network agent stays off: only the driver choice is under test.
+STATE="$WORK/no-qemu"
+run env -i PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT_COST=4 \
+    FERROSTACK_IDENTITY__PORT=0 FERROSTACK_IMAGE__PORT=0 FERROSTACK_PLACEMENT__PORT=0 \
+    FERROSTACK_COMPUTE__PORT=0 FERROSTACK_COMPUTE__METADATA_PORT=0 FERROSTACK_NETWORK__PORT=0 \
+    FERROSTACK_OBJECT__PORT=0 FERROSTACK_NETWORK_AGENT__ENABLED=false \
+    FERROSTACK_COMPUTE__QEMU_BINARY="$WORK/no-such-qemu" \
+    "$FERROSTACK_BIN" --config "$CONF" --state-dir "$STATE" all-in-one --admin-password op-secret
+check "all-in-one without QEMU fails naming the emulator and --compute-driver fake" \
+    failed_with "no-such-qemu is not installed.*--compute-driver fake"
+exited_cleanly_with_error() { [[ $RC -eq 1 ]] && ! grep -q panicked <<<"$ERR"; }
+check "that failure is an error exit, not a panic or a hang" exited_cleanly_with_error
 : "$T0"
 e2e_summary operator

@@ -19,7 +19,7 @@ FERROSTACK_IDENTITY__PORT=$port FERROSTACK_IMAGE__PORT=$(free_port) \
   FERROSTACK_NETWORK__PORT=$(free_port) FERROSTACK_OBJECT__PORT=$object_port \
   FERROSTACK_IDENTITY__BCRYPT_COST=4 FERROSTACK_LOG=warn \
   "$BIN" all-in-one --state-dir "$work/state" --config /dev/null --admin-password secret \
-  </dev/null >>"$work/server.log" 2>&1 &
+  --compute-driver fake </dev/null >>"$work/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$port/v3" >/dev/null && break; kill -0 "$pid" || { cat "$work/server.log" >&2; exit 1; }; sleep 0.1; done
 

@@ -42,7 +42,8 @@ FERROSTACK_IDENTITY__PORT=$port FERROSTACK_IMAGE__PORT=$(free_port) FERROSTACK_I
   FERROSTACK_COMPUTE__METADATA_PORT=$(free_port) FERROSTACK_NETWORK__PORT=$(free_port) \
   FERROSTACK_OBJECT__PORT=$object_port \
   FERROSTACK_IMAGE__WEB_DOWNLOAD_ALLOWED_PORTS='[]' \
-  "$BIN" all-in-one --state-dir "$work/state" --config /dev/null --admin-password secret &
+  "$BIN" all-in-one --state-dir "$work/state" --config /dev/null --admin-password secret \
+  --compute-driver fake &
 pid=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v3" >/dev/null && break; sleep 0.1; done
 

@@ -123,7 +123,7 @@ pub async fn start(
         let mut ac = agent_config(config, &host, placement_url, image_url);
         ac.vif_plugging_timeout = vif_wait;
         let driver: Arc<dyn Driver> = if qemu {
-            Arc::new(qemu_driver(config, &host).await?)
+            Arc::new(qemu_driver(config, &host, ALL_IN_ONE_FAKE).await?)
         } else {
             let fake = Arc::new(FakeDriver::new());
             plane.fake_drivers.push((host.clone(), fake.clone()));
@@ -183,7 +183,7 @@ pub async fn run_standalone(config: &Config) -> anyhow::Result<Vec<tokio::task::
         &config.image_url(config.image.port),
     );
     let driver: Arc<dyn Driver> = match section.driver.as_str() {
-        "qemu" => Arc::new(qemu_driver(config, &host).await?),
+        "qemu" => Arc::new(qemu_driver(config, &host, AGENT_FAKE).await?),
         "fake" => Arc::new(FakeDriver::new()),
         other => anyhow::bail!("compute driver {other:?} is not available (fake, qemu)"),
     };
@@ -211,9 +211,25 @@ pub fn standalone_host(config: &Config) -> anyhow::Result<String> {
 }
 
 /// The QEMU driver of in-process host `host`, under `<state_dir>/qemu/<host>`.
-async fn qemu_driver(config: &Config, host: &str) -> anyhow::Result<QemuDriver> {
+/// How all-in-one and `compute-agent` are told to run without QEMU.
+const ALL_IN_ONE_FAKE: &str = "`--compute-driver fake` or `[compute] driver = \"fake\"`";
+const AGENT_FAKE: &str = "`[compute] driver = \"fake\"`";
+
+/// Host `host`'s QEMU driver; when QEMU cannot start, the error says how to install it
+/// and how to choose the fake driver instead (`fake_choice`): no fallback, as upstream.
+async fn qemu_driver(config: &Config, host: &str, fake_choice: &str) -> anyhow::Result<QemuDriver> {
+    qemu_driver_of(config, host).await.map_err(|e| {
+        anyhow::anyhow!(
+            "{e:#}; the compute driver is qemu (the default): install qemu-system-x86, \
+             qemu-utils and genisoimage, or run the fake driver with {fake_choice}"
+        )
+    })
+}
+
+async fn qemu_driver_of(config: &Config, host: &str) -> anyhow::Result<QemuDriver> {
     let section = &config.compute;
     let mut qc = QemuConfig::new(config.state_dir.join("qemu").join(host));
+    qc.qemu_binary = section.qemu_binary.clone().into();
     qc.accel = section
         .qemu_accel
         .parse()
@@ -230,4 +246,37 @@ async fn qemu_driver(config: &Config, host: &str) -> anyhow::Result<QemuDriver> 
         .with_context(|| format!("the QEMU driver of {host}"))?;
     tracing::info!(%host, accel = driver.probe().accel.as_str(), reason = %driver.probe().reason, "qemu host");
     Ok(driver)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without its emulator the QEMU driver refuses to start with an error naming the
+    /// missing program and the way to the fake driver, and leaves no host state behind.
+    #[tokio::test]
+    async fn qemu_missing_names_the_fake_driver() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config {
+            state_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        assert_eq!(config.compute.driver, "qemu");
+        config.compute.qemu_binary = "/nonexistent/qemu-system-x86_64".into();
+        let message = match qemu_driver(&config, "qemu-0", ALL_IN_ONE_FAKE).await {
+            Ok(_) => panic!("the QEMU driver started without its emulator"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            message.contains("/nonexistent/qemu-system-x86_64 is not installed"),
+            "{message}"
+        );
+        assert!(message.contains("--compute-driver fake"), "{message}");
+        assert!(!dir.path().join("qemu").exists(), "{message}");
+        let message = match qemu_driver(&config, "hostb", AGENT_FAKE).await {
+            Ok(_) => panic!("the QEMU driver started without its emulator"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(message.contains("[compute] driver = \"fake\""), "{message}");
+    }
 }

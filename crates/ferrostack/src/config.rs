@@ -79,8 +79,8 @@ pub struct ComputeSection {
     pub policy_file: Option<PathBuf>,
     /// The bus between conductor and agents: `memory://` (in-process) or `amqp://...`.
     pub bus_url: String,
-    /// The hypervisor driver of the in-process compute agents: `fake` (in memory) or
-    /// `qemu` (real guests: one qemu-system process per server).
+    /// The hypervisor driver of the compute agents: `qemu` (real guests: one qemu-system
+    /// process per server; the default, as Nova's is libvirt) or `fake` (in memory).
     pub driver: String,
     /// The host a standalone `ferrostack compute-agent` serves (Nova's `host`); empty:
     /// the machine's hostname.
@@ -88,6 +88,8 @@ pub struct ComputeSection {
     /// How many in-process compute agents to run (hosts `fake-0`, `fake-1`... or `qemu-0`,
     /// `qemu-1`...); 0 for none.
     pub fake_hosts: usize,
+    /// The QEMU driver's emulator: a path, or a name looked up in `PATH`.
+    pub qemu_binary: String,
     /// The QEMU driver's accelerator: `auto` (a probe boot decides once per host), `kvm`
     /// or `tcg`.
     pub qemu_accel: String,
@@ -408,9 +410,10 @@ impl Default for ComputeSection {
             public_url: String::new(),
             policy_file: None,
             bus_url: "memory://".into(),
-            driver: "fake".into(),
+            driver: "qemu".into(),
             host: String::new(),
             fake_hosts: 1,
+            qemu_binary: "qemu-system-x86_64".into(),
             qemu_accel: "auto".into(),
             qemu_probe_kernel: String::new(),
             shutdown_timeout: 60,

@@ -171,6 +171,8 @@ impl TestCloud {
         // No compute hosts unless a test asks for them (`start_with`), so providers and
         // services other tests count stay theirs.
         config.compute.fake_hosts = 0;
+        // Compute hosts are fake unless a test asks for QEMU (the dataplane tests).
+        config.compute.driver = "fake".into();
         config.compute.report_interval = 1;
         // The host's network is shared by every test: only the dataplane tests touch it.
         config.network_agent.enabled = "false".into();

@@ -140,9 +140,10 @@ start_cloud() {
         CLOUD_PORTS+=("FERROSTACK_COMPUTE__METADATA_PORT=$("$E2E_PY" "$E2E_LIB_DIR/e2e_util.py" free-port)")
     fi
     # The network agent changes the host's network: only tests that ask for it (their env
-    # names FERROSTACK_NETWORK_AGENT__ENABLED) get one, with their own device prefix.
+    # names FERROSTACK_NETWORK_AGENT__ENABLED) get one, with their own device prefix. The
+    # compute hosts are fake unless the test's env or `--compute-driver qemu` says otherwise.
     env -i PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT_COST=4 \
-        FERROSTACK_NETWORK_AGENT__ENABLED=false \
+        FERROSTACK_NETWORK_AGENT__ENABLED=false FERROSTACK_COMPUTE__DRIVER=fake \
         FERROSTACK_IDENTITY__PORT="$PORT" "${CLOUD_PORTS[@]}" "${env[@]}" \
         "$FERROSTACK_BIN" --state-dir "$state" all-in-one "$@" </dev/null >>"$state.log" 2>&1 &
     SERVER_PID=$!
