@@ -174,6 +174,14 @@ osc server create --image e2e-img --flavor e2e.small --network e2e-net --wait -f
 check "server create --network --wait reaches ACTIVE" out_is ACTIVE
 osc server show -f value -c addresses e2e-netvm
 check "the server has an address on e2e-net" out_matches "e2e-net.*10\.9\.0\."
+NET_ID="$(openstack network show -f value -c id e2e-net 2>/dev/null)"
+osc server create --image e2e-img --flavor e2e.small --nic "net-id=$NET_ID,v4-fixed-ip=10.9.0.77" \
+    --wait -f value -c status e2e-nicvm
+check "server create --nic net-id=...,v4-fixed-ip=... reaches ACTIVE" out_is ACTIVE
+osc server show -f value -c addresses e2e-nicvm
+check "server show lists the fixed IP asked for" out_matches "e2e-net.*10\.9\.0\.77"
+osc server delete --wait e2e-nicvm
+check "the --nic server is deleted" succeeded
 osc port list --server e2e-netvm -f value -c Status -c "Fixed IP Addresses"
 check "port list --server shows its port" out_matches "10\.9\.0\."
 osc port create --network e2e-net -f value -c id e2e-extra
