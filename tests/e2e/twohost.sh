@@ -7,8 +7,9 @@
 # identity, placement and the image API at A's address, VXLAN between the two tunnel
 # addresses (the bus through a relay on A's address: RabbitMQ here listens on loopback
 # only). A server on each host, same tenant network: B's guest gets its address by DHCP
-# from A's dnsmasq across the tunnel and pings A's guest. Deleting everything leaves no tap,
-# bridge, VXLAN device or qemu process on either host.
+# from A's dnsmasq across the tunnel and pings A's guest. Host B's compute agent, killed
+# while three guests run there, finds them again when restarted. Deleting everything leaves
+# no tap, bridge, VXLAN device or qemu process on either host.
 # Run alone:  PATH=/var/tmp/ferrostack-e2e-venv/bin:$PATH tests/e2e/twohost.sh
 set -uo pipefail
 
@@ -51,7 +52,9 @@ kill_guests() {
 cleanup() {
     local rc=$? p ns l
     for p in "${B_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    for p in "${B_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    for p in "${B_PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    done
     stop_cloud
     [[ -n "$RELAY_PID" ]] && kill -TERM "$RELAY_PID" 2>/dev/null
     kill_guests
@@ -127,11 +130,15 @@ B_ENV=(PATH="$PATH" HOME="$HOME" FERROSTACK_LOG=warn
     FERROSTACK_NETWORK_AGENT__HOST=hostb FERROSTACK_NETWORK_AGENT__PREFIX="$PREFIX_B"
     FERROSTACK_NETWORK_AGENT__DHCP=false FERROSTACK_NETWORK_AGENT__L3=false
     FERROSTACK_NETWORK_AGENT__SYNC_INTERVAL=2 FERROSTACK_NETWORK_AGENT__TUNNEL_IP="$ADDR_B")
-for role in network-agent compute-agent; do
+# start_b ROLE: host B's `ferrostack ROLE` in its namespace; prints its pid.
+start_b() {
     ip netns exec "$NS_B" env -i "${B_ENV[@]}" "$FERROSTACK_BIN" --state-dir "$WORK/state-b" \
-        "$role" </dev/null >>"$WORK/state-b.$role.log" 2>&1 &
-    B_PIDS+=($!)
-done
+        "$1" </dev/null >>"$WORK/state-b.$1.log" 2>&1 &
+    echo $!
+}
+B_PIDS+=("$(start_b network-agent)")
+B_COMPUTE="$(start_b compute-agent)"
+B_PIDS+=("$B_COMPUTE")
 
 for _ in $(seq 150); do
     osc hypervisor list -f value -c "Hypervisor Hostname"
@@ -185,6 +192,46 @@ check "guest B got its address ($B_IP) by DHCP across the tunnel" out_matches "g
 check "guest B on host B pings guest A on host A over VXLAN" out_matches "user-script: ping $A_IP ok"
 wait_console "$B" "guest: metadata uuid"
 check "guest B read its uuid from the metadata proxy on host A" out_matches "guest: metadata uuid $B\$"
+
+# Issue #5: kill host B's compute agent while three guests run there; restarted, it finds
+# them again: same processes, the servers ACTIVE and manageable.
+C=()
+for n in 1 2; do
+    osc server create --image th-guest --flavor th.qemu --no-network \
+        --availability-zone nova:hostb --wait -f value -c id "th-c$n"
+    C+=("$OUT")
+done
+check "two more servers on host B are ACTIVE" is_true eval '[[ ${#C[@]} -eq 2 && -n "${C[1]}" ]]'
+b_qemus() { pgrep -f "qemu-system.*$WORK/state-b/qemu/hostb" | sort | paste -sd' '; }
+BEFORE="$(b_qemus)"
+RC=0
+check "three guests run on host B" is_true eval '[[ $(wc -w <<<"$BEFORE") -eq 3 ]]'
+kill -KILL "$B_COMPUTE" 2>/dev/null
+for _ in $(seq 50); do kill -0 "$B_COMPUTE" 2>/dev/null || break; sleep 0.1; done
+B_COMPUTE="$(start_b compute-agent)"
+B_PIDS+=("$B_COMPUTE")
+sleep 3
+RC=0
+check "the guests outlive their agent (same qemu processes)" is_true eval '[[ "$(b_qemus)" == "$BEFORE" ]]'
+osc server list -f value -c Status --host hostb
+check "host B's servers are still ACTIVE" is_true eval \
+    '[[ "$(sort -u <<<"$OUT")" == ACTIVE && $(wc -l <<<"$OUT") -eq 3 ]]'
+osc server stop "${C[0]}"
+for _ in $(seq 60); do
+    osc server show -f value -c status "${C[0]}"
+    [[ "$OUT" == SHUTOFF ]] && break
+    sleep 1
+done
+check "the restarted agent stops a guest it found again" out_is SHUTOFF
+osc server start "${C[0]}"
+for _ in $(seq 60); do
+    osc server show -f value -c status "${C[0]}"
+    [[ "$OUT" == ACTIVE ]] && break
+    sleep 1
+done
+check "and starts it again" out_is ACTIVE
+osc server delete --wait "${C[@]}"
+check "the two servers are deleted" succeeded
 
 if [[ $E2E_FAILED -gt 0 ]]; then
     echo "e2e: host A's and host B's devices, then the logs:" >&2
