@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, unit and whole-cloud tests on
 # SQLite, the same tests on PostgreSQL and MariaDB, the real openstack CLI end to end, and
-# Tempest's identity and image tests against all-in-one. Installs what is missing (Debian 12, root).
+# Tempest's identity, image, object storage and network API tests against all-in-one. Installs what is missing (Debian 12, root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -86,14 +86,22 @@ bounded 600 cargo test -p ferro-testkit --features dataplane-tests --test datapl
   tee "$logs/dataplane.log"
 count_cargo "$logs/dataplane.log"
 
-if [ -x tests/tempest/run.sh ]; then
-  step "Tempest: identity, image and object storage"
-  bounded 1200 bash tests/tempest/run.sh 2>&1 | tee "$logs/tempest.log" || true
-  line=$(grep -E '^tempest-gate: [0-9]+ passed, [0-9]+ failed' "$logs/tempest.log" | tail -1)
-  [ -n "$line" ] || { echo "tempest produced no result line"; exit 1; }
-  passed=$((passed + $(echo "$line" | sed -E 's/tempest-gate: ([0-9]+) passed.*/\1/')))
+# count_gate LOG NAME: adds the counts of the line `NAME: N passed, M failed` in LOG.
+count_gate() {
+  local line
+  line=$(grep -E "^$2: [0-9]+ passed, [0-9]+ failed" "$1" | tail -1)
+  [ -n "$line" ] || { echo "$2 produced no result line"; exit 1; }
+  passed=$((passed + $(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')))
   failed=$((failed + $(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')))
-fi
+}
+
+step "Tempest: identity, image and object storage"
+bounded 1200 bash tests/tempest/run.sh 2>&1 | tee "$logs/tempest.log" || true
+count_gate "$logs/tempest.log" tempest-gate
+
+step "Tempest: network (with the network agent)"
+bounded 900 bash tests/tempest/network.sh 2>&1 | tee "$logs/tempest-network.log" || true
+count_gate "$logs/tempest-network.log" tempest-network-gate
 
 echo
 echo "all: $passed passed, $failed failed"
