@@ -15,6 +15,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=lib/checks.bash
 source "$HERE/lib/checks.bash"
+# shellcheck source=lib/guests.bash
+source "$HERE/lib/guests.bash"
 FERROSTACK_BIN="${FERROSTACK_BIN:-${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}/debug/ferrostack}"
 while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^OS_' || true)
 MARKER=FERROSTACK-GUEST-READY
@@ -31,19 +33,9 @@ WORK="$(mktemp -d /tmp/fe2e-q.XXXXXX)"
 PREFIX="q$(printf '%s' "$WORK" | sha256sum | cut -c1-3)"
 SERVER_PID=""
 cleanup() {
-    local rc=$? p ns l
+    local rc=$?
     stop_cloud
-    # Guests outlive the agent by design: end this test's ones by their pidfiles.
-    for p in "$WORK"/state/qemu/*/vms/*/qemu.pid "$WORK"/state/network/dhcp/*/pid; do
-        [[ -f "$p" ]] && kill -KILL "$(cat "$p")" 2>/dev/null
-    done
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$PREFIX-"); do
-        ip netns del "$ns" 2>/dev/null
-    done
-    for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$PREFIX"); do
-        ip link del "$l" 2>/dev/null
-    done
-    nft delete table inet "${PREFIX}_sg" 2>/dev/null
+    purge_host "$WORK/state" "$PREFIX"
     rm -rf "$WORK"
     exit "$rc"
 }

@@ -43,32 +43,17 @@ SERVER_PID=""
 B_PIDS=()
 RELAY_PID=""
 
-kill_guests() {
-    local p
-    for p in "$WORK"/state/qemu/*/vms/*/qemu.pid "$WORK"/state-b/qemu/*/vms/*/qemu.pid; do
-        [[ -f "$p" ]] && kill -KILL "$(cat "$p")" 2>/dev/null
-    done
-}
 cleanup() {
-    local rc=$? p ns l
+    local rc=$? p
     for p in "${B_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
     for p in "${B_PIDS[@]}"; do
         for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
     done
     stop_cloud
     [[ -n "$RELAY_PID" ]] && kill -TERM "$RELAY_PID" 2>/dev/null
-    kill_guests
-    for p in "$WORK"/state/network/dhcp/*/pid "$WORK"/state-b/network/dhcp/*/pid; do
-        [[ -f "$p" ]] && kill -KILL "$(cat "$p")" 2>/dev/null
-    done
     [[ -n "${E2E_KEEP_LOGS:-}" ]] && mkdir -p "$E2E_KEEP_LOGS" && cp "$WORK"/*.log "$E2E_KEEP_LOGS"/
-    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^($PREFIX|$PREFIX_B)-"); do
-        ip netns del "$ns" 2>/dev/null
-    done
-    for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$PREFIX"); do
-        ip link del "$l" 2>/dev/null
-    done
-    nft delete table inet "${PREFIX}_sg" 2>/dev/null
+    purge_host "$WORK/state" "$PREFIX"
+    purge_host "$WORK/state-b" "$PREFIX_B"
     rabbitmqctl -q delete_vhost "$VHOST" >/dev/null 2>&1
     rm -rf "$WORK"
     exit "$rc"
@@ -217,18 +202,10 @@ osc server list -f value -c Status --host hostb
 check "host B's servers are still ACTIVE" is_true eval \
     '[[ "$(sort -u <<<"$OUT")" == ACTIVE && $(wc -l <<<"$OUT") -eq 3 ]]'
 osc server stop "${C[0]}"
-for _ in $(seq 60); do
-    osc server show -f value -c status "${C[0]}"
-    [[ "$OUT" == SHUTOFF ]] && break
-    sleep 1
-done
+wait_server_status "${C[0]}" SHUTOFF
 check "the restarted agent stops a guest it found again" out_is SHUTOFF
 osc server start "${C[0]}"
-for _ in $(seq 60); do
-    osc server show -f value -c status "${C[0]}"
-    [[ "$OUT" == ACTIVE ]] && break
-    sleep 1
-done
+wait_server_status "${C[0]}" ACTIVE
 check "and starts it again" out_is ACTIVE
 osc server delete --wait "${C[@]}"
 check "the two servers are deleted" succeeded

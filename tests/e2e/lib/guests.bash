@@ -43,3 +43,37 @@ wait_console() {
     done
     return 1
 }
+
+# wait_server_status SERVER STATUS: polls `server show` up to about a minute until the
+# server has STATUS; OUT holds the last status.
+wait_server_status() {
+    local _
+    for _ in $(seq 60); do
+        osc server show -f value -c status "$1"
+        [[ "$OUT" == "$2" ]] && return 0
+        sleep 1
+    done
+    return 1
+}
+
+# purge_host STATE_DIR PREFIX...: what a test's QEMU host and network agent leave on the
+# host: kills the guests and dnsmasq processes named by the pidfiles under STATE_DIR (guests
+# outlive their agent by design), then removes the namespaces, links and security group
+# table of each PREFIX.
+purge_host() {
+    local state=$1 p ns l
+    shift
+    for p in "$state"/qemu/*/vms/*/qemu.pid "$state"/network/dhcp/*/pid; do
+        [[ -f "$p" ]] && kill -KILL "$(cat "$p")" 2>/dev/null
+    done
+    for p in "$@"; do
+        for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$p-"); do
+            ip netns del "$ns" 2>/dev/null
+        done
+        for l in $(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$p"); do
+            ip link del "$l" 2>/dev/null
+        done
+        nft delete table inet "${p}_sg" 2>/dev/null
+    done
+    return 0
+}
