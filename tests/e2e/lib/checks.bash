@@ -151,7 +151,8 @@ start_cloud() {
         printf 'e2e: all-in-one did not answer; its log ends:\n' >&2
         tail -20 "$state.log" >&2
     fi
-    for _ in $(seq 100); do [[ -f "$state/clouds.yaml" ]] && break; sleep 0.1; done
+    # Bootstrap follows the first answer; slow on a loaded machine (30 s at most).
+    for _ in $(seq 300); do [[ -f "$state/clouds.yaml" ]] && break; sleep 0.1; done
     export OS_CLIENT_CONFIG_FILE="$state/clouds.yaml" OS_CLOUD=ferrostack
 }
 
