@@ -63,6 +63,51 @@ async fn qemu_failing_to_start_reports_its_stderr_and_leaves_nothing() {
     assert!(e.to_string().contains("not installed"), "{e}");
 }
 
+/// A tmpfs mounted over `path` for the test's length (unmounted when dropped, also when
+/// the test fails).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(path: &std::path::Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(path).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount a tmpfs at {path:?} (root)");
+        SmallDisk(path.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test]
+async fn a_host_out_of_disk_fails_the_spawn_and_leaves_nothing() {
+    let host = TestHost::new().await;
+    // The guests' directories on a filesystem with no room for a disk overlay.
+    let _full = SmallDisk::mount(&host.dir.path().join("vms"), "64k");
+    let uuid = "5f4eb06c-5555-4e9f-9071-0000000000e5";
+    let e = host
+        .driver
+        .spawn(&guest_spec(uuid, ""))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.to_lowercase().contains("no space"),
+        "the error says why: {e}"
+    );
+    assert!(host.driver.list_instances().await.unwrap().is_empty());
+    assert!(!host.dir.path().join("vms").join(uuid).exists());
+    assert!(host.qemu_pids().is_empty());
+}
+
 #[tokio::test]
 async fn the_accelerator_probe_boots_a_kernel_and_remembers_the_answer() {
     let dir = tempfile::tempdir().unwrap();
