@@ -272,6 +272,11 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Create a server on the specified host and/or node."
     ),
     rule!(
+        "compute:servers:create:requested_destination",
+        ADMIN,
+        "Create a server on the requested compute host and/or node (2.74)."
+    ),
+    rule!(
         "os_compute_api:servers:delete",
         PROJECT_MEMBER_OR_ADMIN,
         "Delete a server"

@@ -592,6 +592,31 @@ impl Compute {
                 )
             }
         };
+        // 2.74: `host` / `hypervisor_hostname` name the destination (admin); the scheduler
+        // considers that host only. Every host here has one node of its own name.
+        let destination = srv["host"]
+            .as_str()
+            .or_else(|| srv["hypervisor_hostname"].as_str());
+        let requested_host = match destination {
+            None => requested_host,
+            Some(host) => {
+                self.authorize(
+                    ctx,
+                    "compute:servers:create:requested_destination",
+                    json!({"project_id": project}),
+                )?;
+                let node = srv["hypervisor_hostname"].as_str().unwrap_or(host);
+                let known = db::service_get(&mut &self.db, host, "nova-compute")
+                    .await?
+                    .is_some();
+                if !known || node != host {
+                    return Err(Fault::bad_request(format!(
+                        "Compute host {host} could not be found."
+                    )));
+                }
+                Some(host.to_string())
+            }
+        };
         let user_data = srv["user_data"].as_str().map(str::to_string);
         if let Some(u) = &user_data {
             use base64::Engine as _;

@@ -248,6 +248,30 @@ async fn an_admin_forces_a_host_through_the_availability_zone() {
     let r = n.post("/servers", &boot("nova:a:b:c")).await.unwrap();
     assert_eq!(r.status, 400, "{}", r.body);
 
+    // 2.74's requested destination: the host named, or 400 for a host that does not exist.
+    let dest = |host: &str| {
+        json!({"server": {"name": "dest", "imageRef": image, "flavorRef": flavor,
+            "networks": "none", "host": host}})
+    };
+    let r = n.post("/servers", &dest("fake-1")).await.unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["server"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        wait_status(&n, &id, "ACTIVE").await["OS-EXT-SRV-ATTR:host"],
+        "fake-1"
+    );
+    let r = n.post("/servers", &dest("no-such-host")).await.unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Compute host no-such-host could not be found."
+    );
+    let r = nova(&c, "2.73")
+        .post("/servers", &dest("fake-1"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "no `host` before 2.74: {}", r.body);
+
     c.project_user("proj-f", "member-f", "pw-member-f", "member")
         .await;
     let (member, _) = c
@@ -258,5 +282,7 @@ async fn an_admin_forces_a_host_through_the_availability_zone() {
         .clone_with_base(&format!("{}/v2.1", c.compute_url))
         .with_header("OpenStack-API-Version", "compute 2.74");
     let r = member.post("/servers", &boot("nova:fake-1")).await.unwrap();
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = member.post("/servers", &dest("fake-1")).await.unwrap();
     assert_eq!(r.status, 403, "{}", r.body);
 }
