@@ -78,6 +78,8 @@ pub struct ObjectStore {
     /// Containers whose totals changed since their account's databases last heard, by
     /// account; the account updater sends them (see [`ObjectStore::container_update`]).
     pending_accounts: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
+    /// The same containers as durable markers (see [`PendingMarkers`]).
+    pending_markers: tokio::sync::Mutex<PendingMarkers>,
     /// Wakes the account updater.
     accounts_queued: tokio::sync::Notify,
 }
@@ -118,13 +120,15 @@ impl ObjectStore {
         let dbs = Arc::new(Databases::default());
         let client = crate::node::backend_client();
         let rings = Self::load_rings(&config, &dbs, &client)?;
+        let (markers, pending) = PendingMarkers::open(config.devices_root.join("async_pending"))?;
         Ok(Arc::new(ObjectStore {
             config,
             rings: std::sync::RwLock::new(Arc::new(rings)),
             dbs,
             client,
             expiring: tokio::sync::OnceCell::new(),
-            pending_accounts: Default::default(),
+            pending_accounts: std::sync::Mutex::new(pending),
+            pending_markers: tokio::sync::Mutex::new(markers),
             accounts_queued: tokio::sync::Notify::new(),
         }))
     }
@@ -683,12 +687,12 @@ impl ObjectStore {
     /// Records an object's new state in its container's databases, and queues the
     /// container's totals for the account's: the account updater sends them a moment later,
     /// once for all the PUTs into that container meanwhile (upstream's container updater
-    /// does the same, every few minutes), and an account read sends them first.
+    /// does the same, every few minutes), and an account read sends them first. The queue
+    /// is durable before this returns (see [`PendingMarkers`]): a process that stops before
+    /// the updater ran sends them when it starts again.
     // TODO-correctness: upstream sends these updates from the object servers and queues them
     // in async_pending files when a container server is down; here the proxy sends them
-    // after the object is durable, and a failure is logged, not retried. Queued account
-    // totals are in memory: a proxy that crashes leaves them stale until the container's
-    // next change.
+    // after the object is durable, and a failure is logged, not retried.
     pub async fn container_update(
         &self,
         account: &str,
@@ -699,8 +703,7 @@ impl ObjectStore {
         let update = DbUpdate::PutObject { row, deleted };
         self.on_replicas(account, Some(container), false, update)
             .await?;
-        self.queue_account_update(account, container);
-        Ok(())
+        self.queue_account_update(account, container).await
     }
 
     fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeSet<String>>> {
@@ -709,12 +712,33 @@ impl ObjectStore {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    fn queue_account_update(&self, account: &str, container: &str) {
+    /// Queues `container`'s totals for `account`, durably: its marker is written unless it
+    /// is there already (the first change of a burst writes it, the rest find it).
+    async fn queue_account_update(&self, account: &str, container: &str) -> SwiftResult<()> {
         self.pending()
             .entry(account.to_string())
             .or_default()
             .insert(container.to_string());
+        // Marked after it is queued, so the updater that just sent it sees it queued
+        // again and keeps the marker (see `unmark_if_sent`).
+        let mut markers = self.pending_markers.lock().await;
+        let result = markers.mark(account, container).await;
+        drop(markers);
         self.accounts_queued.notify_one();
+        result.map_err(SwiftError::unavailable)
+    }
+
+    /// Drops the marker of a container whose totals were sent, unless a change queued it
+    /// again meanwhile.
+    async fn unmark_if_sent(&self, account: &str, container: &str) {
+        let mut markers = self.pending_markers.lock().await;
+        let queued = self
+            .pending()
+            .get(account)
+            .is_some_and(|c| c.contains(container));
+        if !queued {
+            markers.unmark(account, container).await;
+        }
     }
 
     /// Sends `account`'s queued container totals now; what fails stays queued.
@@ -727,33 +751,143 @@ impl ObjectStore {
             if result.is_ok() {
                 result = self.update_account(account, &c).await;
                 if result.is_ok() {
+                    self.unmark_if_sent(account, &c).await;
                     continue;
                 }
             }
-            self.queue_account_update(account, &c);
+            // Still marked on disk: queued again in memory only.
+            self.pending()
+                .entry(account.to_string())
+                .or_default()
+                .insert(c);
         }
         result
     }
 
+    /// Sends every queued container total once (one round of the account updater).
+    pub async fn send_pending_accounts(&self) {
+        let accounts: Vec<String> = self.pending().keys().cloned().collect();
+        for account in accounts {
+            if let Err(e) = self.flush_account(&account).await {
+                tracing::warn!(
+                    account,
+                    status = e.status,
+                    "account update failed; kept queued"
+                );
+            }
+        }
+    }
+
     /// The account updater: sends queued container totals as they come (the first wakes
     /// it, those queued while it works go together in its next round), and retries failed
-    /// ones every few seconds.
+    /// ones every few seconds. Its first round sends what a previous run left queued.
     pub async fn account_updater(&self) {
         loop {
+            self.send_pending_accounts().await;
             let _ = tokio::time::timeout(
                 std::time::Duration::from_secs(5),
                 self.accounts_queued.notified(),
             )
             .await;
-            let accounts: Vec<String> = self.pending().keys().cloned().collect();
-            for account in accounts {
-                if let Err(e) = self.flush_account(&account).await {
-                    tracing::warn!(
-                        account,
-                        status = e.status,
-                        "account update failed; kept queued"
-                    );
+        }
+    }
+}
+
+/// The account updater's queue on disk, `<devices_root>/async_pending/<md5 of account/container>`
+/// holding the account and container (as upstream keeps updates not yet applied in
+/// `async_pending` files, written before the 201 and removed once applied). A container has
+/// one marker while it has changes not yet sent: the first change of a burst writes and
+/// fsyncs it; the rest find it written, so a PUT into a container already queued costs no
+/// more than an in-memory check.
+struct PendingMarkers {
+    dir: PathBuf,
+    marked: BTreeSet<(String, String)>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PendingMarker {
+    account: String,
+    container: String,
+}
+
+impl PendingMarkers {
+    /// Opens the queue, with what a previous run left in it by account. A marker that cannot
+    /// be read was being written when the process stopped (its change was never
+    /// acknowledged) and is removed.
+    #[allow(clippy::type_complexity)]
+    fn open(dir: PathBuf) -> std::io::Result<(Self, BTreeMap<String, BTreeSet<String>>)> {
+        std::fs::create_dir_all(&dir)?;
+        let mut marked = BTreeSet::new();
+        let mut pending: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            match std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<PendingMarker>(&b).ok())
+            {
+                Some(m) => {
+                    pending
+                        .entry(m.account.clone())
+                        .or_default()
+                        .insert(m.container.clone());
+                    marked.insert((m.account, m.container));
                 }
+                None => {
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        if !marked.is_empty() {
+            tracing::info!(
+                containers = marked.len(),
+                "account updates left queued by the last run"
+            );
+        }
+        Ok((PendingMarkers { dir, marked }, pending))
+    }
+
+    fn path(&self, account: &str, container: &str) -> PathBuf {
+        use md5::Digest as _;
+        let digest = md5::Md5::digest(format!("{account}/{container}").as_bytes());
+        let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        self.dir.join(name)
+    }
+
+    /// Writes the container's marker (file and directory fsynced) unless it is there.
+    async fn mark(&mut self, account: &str, container: &str) -> std::io::Result<()> {
+        let key = (account.to_string(), container.to_string());
+        if self.marked.contains(&key) {
+            return Ok(());
+        }
+        let path = self.path(account, container);
+        let body = serde_json::to_vec(&PendingMarker {
+            account: key.0.clone(),
+            container: key.1.clone(),
+        })?;
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            let mut f = std::fs::File::create(&path)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            crate::disk::fsync_dir(&dir)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        self.marked.insert(key);
+        Ok(())
+    }
+
+    /// Removes the container's marker (not fsynced: one that comes back after a crash only
+    /// sends the same totals again).
+    async fn unmark(&mut self, account: &str, container: &str) {
+        if self
+            .marked
+            .remove(&(account.to_string(), container.to_string()))
+        {
+            let path = self.path(account, container);
+            if let Err(e) = tokio::fs::remove_file(&path).await {
+                tracing::warn!(path = %path.display(), error = %e, "account update marker not removed");
             }
         }
     }
@@ -916,6 +1050,45 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    /// A container's change queued for its account's totals, then the process stops before
+    /// the account updater ran: the next start finds the queue on disk and applies it.
+    #[tokio::test]
+    async fn queued_account_totals_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ObjectStoreConfig::new(dir.path(), "http://x");
+        let store = ObjectStore::open(config.clone()).unwrap();
+        store
+            .container_put("AUTH_a", "c", &Metadata::new())
+            .await
+            .unwrap();
+        let row = ObjectRow {
+            name: "o".into(),
+            created_at: Timestamp::now().normal(),
+            size: 5,
+            content_type: "text/plain".into(),
+            etag: "e".into(),
+        };
+        store
+            .container_update("AUTH_a", "c", row, false)
+            .await
+            .unwrap();
+        // The process stops here: no account updater pass, the in-memory queue is gone.
+        store.dbs.close_all().await;
+        drop(store);
+        let store = ObjectStore::open(config).unwrap();
+        let totals = |s: Stat| (s.object_count, s.bytes_used);
+        let account = store.stat("AUTH_a", None).await.unwrap().unwrap();
+        assert_eq!(totals(account), (0, 0), "not applied before the restart");
+        store.send_pending_accounts().await;
+        let account = store.stat("AUTH_a", None).await.unwrap().unwrap();
+        assert_eq!(totals(account), (1, 5));
+        // Applied updates leave nothing queued on disk.
+        store.dbs.close_all().await;
+        drop(store);
+        let pending = dir.path().join("object-devices").join("async_pending");
+        assert_eq!(std::fs::read_dir(pending).unwrap().count(), 0);
+    }
 
     #[tokio::test]
     async fn servers_pick_up_a_rebalanced_ring_file() {
