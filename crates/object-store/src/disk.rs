@@ -1,12 +1,12 @@
 //! The object server's files on one device, as Swift lays them out:
-//! `<device>/objects/<part>/<suffix>/<hash>/<timestamp>.data`, its metadata beside it in
-//! `<timestamp>.data.json`, metadata posted later in `<timestamp>.meta`, deletions as
-//! `<timestamp>.ts` tombstones. The newest `.data` or `.ts` wins; files it supersedes are
-//! removed.
+//! `<device>/objects/<part>/<suffix>/<hash>/<timestamp>.data` with its metadata in a footer
+//! of the same file (see [`read_footer`]; writes before that kept it beside the data in
+//! `<timestamp>.data.json`, still read), metadata posted later in `<timestamp>.meta`,
+//! deletions as `<timestamp>.ts` tombstones. The newest `.data` or `.ts` wins; files it
+//! supersedes are removed.
 //!
-//! A write goes to `<device>/tmp/` first and is renamed into place after `fsync`, metadata
-//! before data, so a crash leaves either the old object or the new one (and at worst an
-//! orphan in `tmp/` or a sidecar without data, which readers ignore).
+//! A write goes to `<device>/tmp/` first and is renamed into place after `fsync`, so a crash
+//! leaves either the old object or the new one (and at worst an orphan in `tmp/`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -130,16 +130,17 @@ pub fn read_state(dir: &Path) -> std::io::Result<ObjectState> {
         None => Ok(ObjectState::Missing),
         Some((ts, false)) => Ok(ObjectState::Deleted(ts)),
         Some((ts, true)) => {
-            if !sidecars.contains(&ts) {
-                return Err(std::io::Error::other(format!(
-                    "{} has data without metadata",
-                    dir.display()
-                )));
-            }
-            let mut meta: ObjectMeta = serde_json::from_slice(&std::fs::read(
-                dir.join(format!("{}.data.json", ts.normal())),
-            )?)
-            .map_err(std::io::Error::other)?;
+            let data = dir.join(format!("{}.data", ts.normal()));
+            let mut meta: ObjectMeta = if sidecars.contains(&ts) {
+                serde_json::from_slice(&std::fs::read(sidecar_of(&data))?)
+                    .map_err(std::io::Error::other)?
+            } else {
+                let f = std::fs::File::open(&data)?;
+                let len = f.metadata()?.len();
+                read_footer(&f, len)
+                    .map_err(|e| std::io::Error::other(format!("{}: {e}", data.display())))?
+                    .1
+            };
             if let Some(m) = metas.into_iter().filter(|m| *m > ts).max() {
                 let posted: PostedMeta = serde_json::from_slice(&std::fs::read(
                     dir.join(format!("{}.meta", m.normal())),
@@ -156,10 +157,7 @@ pub fn read_state(dir: &Path) -> std::io::Result<ObjectState> {
                     meta.headers.insert(k, v);
                 }
             }
-            Ok(ObjectState::Present {
-                data: dir.join(format!("{}.data", ts.normal())),
-                meta,
-            })
+            Ok(ObjectState::Present { data, meta })
         }
     }
 }
@@ -188,10 +186,19 @@ fn cleanup(dir: &Path, ts: Timestamp) -> std::io::Result<()> {
     Ok(())
 }
 
-/// An object being received on one device: data streams into `<device>/tmp/`.
+/// Bytes a write keeps in memory before it opens its temporary file: an object this small
+/// is written, fsynced and renamed into place in one blocking call at commit.
+const BUFFERED: usize = 64 * 1024;
+
+/// An object being received on one device: data streams into `<device>/tmp/` (the first
+/// [`BUFFERED`] bytes are held in memory until there are more, or until the commit).
 pub struct Writer {
+    device: PathBuf,
+    /// The temporary file, once created (empty until then).
     tmp: PathBuf,
     file: Option<tokio::fs::File>,
+    buf: Vec<u8>,
+    closed: bool,
 }
 
 impl Writer {
@@ -200,27 +207,48 @@ impl Writer {
         if !tokio::fs::metadata(device).await?.is_dir() {
             return Err(std::io::Error::other("device is not a directory"));
         }
-        let tmp_dir = device.join("tmp");
-        tokio::fs::create_dir_all(&tmp_dir).await?;
-        let tmp = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
-        let file = tokio::fs::File::create(&tmp).await?;
         Ok(Writer {
-            tmp,
-            file: Some(file),
+            device: device.to_path_buf(),
+            tmp: PathBuf::new(),
+            file: None,
+            buf: Vec::new(),
+            closed: false,
         })
     }
 
     pub async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
-        match self.file.as_mut() {
-            Some(f) => f.write_all(chunk).await,
-            None => Err(std::io::Error::other("writer closed")),
+        if self.closed {
+            return Err(std::io::Error::other("writer closed"));
         }
+        if self.file.is_none() && self.buf.len() + chunk.len() <= BUFFERED {
+            self.buf.extend_from_slice(chunk);
+            return Ok(());
+        }
+        if self.file.is_none() {
+            let tmp_dir = self.device.join("tmp");
+            tokio::fs::create_dir_all(&tmp_dir).await?;
+            self.tmp = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
+            self.file = Some(tokio::fs::File::create(&self.tmp).await?);
+        }
+        let file = self.file.as_mut().expect("opened above");
+        if !self.buf.is_empty() {
+            file.write_all(&std::mem::take(&mut self.buf)).await?;
+        }
+        file.write_all(chunk).await
     }
 
-    /// Makes the object durable at `dir`: data fsynced, metadata written and fsynced, both
-    /// renamed into place, the directory fsynced, superseded files removed.
-    pub async fn commit(self, dir: PathBuf, meta: ObjectMeta) -> std::io::Result<()> {
-        self.place(move |tmp| commit_files(tmp, &dir, &meta)).await
+    /// Makes the object durable at `dir` as `<timestamp>.data`, its metadata in the file's
+    /// footer (see [`read_footer`]): the file fsynced, renamed into place, the directory
+    /// fsynced, superseded files removed.
+    pub async fn commit(mut self, dir: PathBuf, meta: ObjectMeta) -> std::io::Result<()> {
+        self.write(&footer(&meta)?).await?;
+        self.place(move |tmp| {
+            std::fs::create_dir_all(&dir)?;
+            std::fs::rename(tmp, dir.join(format!("{}.data", meta.timestamp.normal())))?;
+            fsync_dir(&dir)?;
+            cleanup(&dir, meta.timestamp)
+        })
+        .await
     }
 
     /// Makes the received bytes durable (fsynced) and hands the temporary file to `place`,
@@ -229,15 +257,41 @@ impl Writer {
         mut self,
         place: impl FnOnce(&Path) -> std::io::Result<()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let mut file = self
-            .file
-            .take()
-            .ok_or_else(|| std::io::Error::other("writer closed"))?;
-        file.flush().await?;
-        file.sync_all().await?;
-        drop(file);
-        let tmp = std::mem::take(&mut self.tmp);
+        if self.closed {
+            return Err(std::io::Error::other("writer closed"));
+        }
+        self.closed = true;
+        let buf = std::mem::take(&mut self.buf);
+        let opened = match self.file.take() {
+            Some(mut file) => {
+                file.write_all(&buf).await?;
+                file.flush().await?;
+                file.sync_all().await?;
+                Some(std::mem::take(&mut self.tmp))
+            }
+            None => None,
+        };
+        let device = self.device.clone();
         tokio::task::spawn_blocking(move || {
+            // A small object: its whole file written and fsynced here, in one go.
+            let tmp = match opened {
+                Some(tmp) => tmp,
+                None => {
+                    let tmp_dir = device.join("tmp");
+                    std::fs::create_dir_all(&tmp_dir)?;
+                    let tmp = tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
+                    let written = (|| {
+                        let mut f = std::fs::File::create(&tmp)?;
+                        f.write_all(&buf)?;
+                        f.sync_all()
+                    })();
+                    if let Err(e) = written {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(e);
+                    }
+                    tmp
+                }
+            };
             let result = place(&tmp);
             if result.is_err() {
                 let _ = std::fs::remove_file(&tmp);
@@ -249,19 +303,71 @@ impl Writer {
     }
 }
 
-fn commit_files(tmp: &Path, dir: &Path, meta: &ObjectMeta) -> std::io::Result<()> {
-    let stem = meta.timestamp.normal();
-    let sidecar_tmp = tmp.with_extension("json");
-    {
-        let mut f = std::fs::File::create(&sidecar_tmp)?;
-        f.write_all(&serde_json::to_vec(meta).map_err(std::io::Error::other)?)?;
-        f.sync_all()?;
+/// The last bytes of a `.data` file written with its metadata in a footer:
+/// `<data><metadata JSON><JSON length, u32 little-endian><FOOTER_MAGIC>`. Swift keeps the
+/// metadata in an xattr of the data file; a footer needs no filesystem support, has no
+/// size limit, and travels with the file when the replicator copies it. One file to fsync
+/// instead of the data and a `.data.json` sidecar, which older writes left (still read).
+const FOOTER_MAGIC: &[u8; 8] = b"FSOBJMD1";
+const TRAILER: u64 = 12;
+
+fn footer(meta: &ObjectMeta) -> std::io::Result<Vec<u8>> {
+    let mut out = serde_json::to_vec(meta).map_err(std::io::Error::other)?;
+    let len = u32::try_from(out.len()).map_err(std::io::Error::other)?;
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(FOOTER_MAGIC);
+    Ok(out)
+}
+
+/// The length of the data before the footer of the file `f` (`file_len` bytes long) and the
+/// footer's metadata; an error when the file has no footer.
+fn read_footer(f: &std::fs::File, file_len: u64) -> std::io::Result<(u64, ObjectMeta)> {
+    use std::os::unix::fs::FileExt as _;
+    let bad = || std::io::Error::other("object data file without its metadata footer");
+    if file_len < TRAILER {
+        return Err(bad());
     }
-    std::fs::create_dir_all(dir)?;
-    std::fs::rename(&sidecar_tmp, dir.join(format!("{stem}.data.json")))?;
-    std::fs::rename(tmp, dir.join(format!("{stem}.data")))?;
-    fsync_dir(dir)?;
-    cleanup(dir, meta.timestamp)
+    let mut trailer = [0u8; TRAILER as usize];
+    f.read_exact_at(&mut trailer, file_len - TRAILER)?;
+    if &trailer[4..] != FOOTER_MAGIC {
+        return Err(bad());
+    }
+    let json_len = u64::from(u32::from_le_bytes(
+        trailer[..4].try_into().expect("4 bytes"),
+    ));
+    let data_len = file_len.checked_sub(TRAILER + json_len).ok_or_else(bad)?;
+    let mut json = vec![0u8; json_len as usize];
+    f.read_exact_at(&mut json, data_len)?;
+    let meta = serde_json::from_slice(&json).map_err(std::io::Error::other)?;
+    Ok((data_len, meta))
+}
+
+/// The sidecar an older write left beside `data` (`<timestamp>.data.json`).
+fn sidecar_of(data: &Path) -> PathBuf {
+    let mut name = data.as_os_str().to_owned();
+    name.push(".json");
+    PathBuf::from(name)
+}
+
+/// How many bytes of the `.data` file at `data` are the object's (the rest is its footer).
+pub fn data_len(data: &Path) -> std::io::Result<u64> {
+    let f = std::fs::File::open(data)?;
+    let file_len = f.metadata()?.len();
+    if sidecar_of(data).exists() {
+        return Ok(file_len);
+    }
+    read_footer(&f, file_len).map(|(len, _)| len)
+}
+
+/// The object's bytes of the `.data` file at `data`, without its footer.
+pub fn read_data(data: &Path) -> std::io::Result<Vec<u8>> {
+    let mut bytes = std::fs::read(data)?;
+    if !sidecar_of(data).exists() {
+        let f = std::fs::File::open(data)?;
+        let (len, _) = read_footer(&f, bytes.len() as u64)?;
+        bytes.truncate(len as usize);
+    }
+    Ok(bytes)
 }
 
 impl Drop for Writer {
@@ -427,8 +533,11 @@ mod tests {
         let ObjectState::Present { data, meta: m } = read_state(&dir).unwrap() else {
             panic!("present")
         };
-        assert_eq!(std::fs::read(data).unwrap(), b"abc");
-        assert_eq!(m.timestamp, t1);
+        // One file: the data with its metadata in a footer.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        assert_eq!(read_data(&data).unwrap(), b"abc");
+        assert_eq!(data_len(&data).unwrap(), 3);
+        assert_eq!(m, meta(t1));
         let t2 = Timestamp::now();
         let mut posted = PostedMeta::default();
         posted.user.insert("color".into(), "blue".into());
@@ -452,5 +561,49 @@ mod tests {
         );
         // A missing device refuses writes.
         assert!(Writer::create(&dev.path().join("nope")).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn large_writes_and_sidecars_of_older_writes_read_back() {
+        let dev = tempfile::tempdir().unwrap();
+        let dir = object_dir(dev.path(), 1, "00000000000000000000000000000aaa");
+        // Beyond what a write holds in memory: streamed through the temporary file.
+        let big: Vec<u8> = (0..BUFFERED * 3 + 5).map(|i| (i % 251) as u8).collect();
+        let mut w = Writer::create(dev.path()).await.unwrap();
+        for chunk in big.chunks(10_000) {
+            w.write(chunk).await.unwrap();
+        }
+        let mut m = meta(Timestamp::now());
+        m.size = big.len() as u64;
+        m.user.insert("k".into(), "v".into());
+        w.commit(dir.clone(), m.clone()).await.unwrap();
+        let ObjectState::Present { data, meta: read } = read_state(&dir).unwrap() else {
+            panic!("present")
+        };
+        assert_eq!(read, m);
+        assert_eq!(read_data(&data).unwrap(), big);
+        assert_eq!(
+            std::fs::read_dir(dev.path().join("tmp")).unwrap().count(),
+            0
+        );
+        // An older write: the data file holds only the data, the metadata is beside it.
+        let old = object_dir(dev.path(), 1, "00000000000000000000000000000bbb");
+        std::fs::create_dir_all(&old).unwrap();
+        let t = Timestamp::now();
+        std::fs::write(old.join(format!("{}.data", t.normal())), b"xyz").unwrap();
+        std::fs::write(
+            old.join(format!("{}.data.json", t.normal())),
+            serde_json::to_vec(&meta(t)).unwrap(),
+        )
+        .unwrap();
+        let ObjectState::Present { data, meta: read } = read_state(&old).unwrap() else {
+            panic!("present")
+        };
+        assert_eq!(read, meta(t));
+        assert_eq!(read_data(&data).unwrap(), b"xyz");
+        assert_eq!(data_len(&data).unwrap(), 3);
+        // Data with neither a footer nor a sidecar cannot be read.
+        std::fs::remove_file(old.join(format!("{}.data.json", t.normal()))).unwrap();
+        assert!(read_state(&old).is_err());
     }
 }

@@ -207,10 +207,16 @@ pub struct RemoteData {
 }
 
 impl DataRef {
-    /// The whole data file.
+    /// The object's whole data (a data file's footer is not part of it).
     pub async fn read_all(&self) -> io::Result<Bytes> {
         match self {
-            DataRef::Local(path) => tokio::fs::read(path).await.map(Bytes::from),
+            DataRef::Local(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || disk::read_data(&path))
+                    .await
+                    .map_err(blocking_err)?
+                    .map(Bytes::from)
+            }
             DataRef::Remote(r) => {
                 let resp = r.device.data_request(&r.target, r.timestamp, None).await?;
                 resp.bytes().await.map_err(io::Error::other)

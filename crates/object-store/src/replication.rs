@@ -99,8 +99,9 @@ fn dirs(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The order files of one object are pushed in: metadata before its data, so a peer never
-/// holds a `.data` without its `.data.json`.
+/// The order files of one object are pushed in: an older write's metadata sidecar before
+/// its data, so a peer never holds such a `.data` without its `.data.json` (a `.data` with
+/// its metadata in its footer travels alone).
 fn push_order(name: &str) -> u8 {
     match name.rsplit_once('.').map(|(_, e)| e) {
         Some("json") => 0,
@@ -336,7 +337,7 @@ pub fn object_is_sound(dir: &Path, bytes_per_second: u64, read: &mut u64) -> std
         Err(e) => return Err(e),
     };
     let manifest = meta.headers.contains_key("x-static-large-object");
-    let mut file = std::fs::File::open(&data)?;
+    let mut file = std::io::Read::take(std::fs::File::open(&data)?, disk::data_len(&data)?);
     let started = Instant::now();
     let mut md5 = md5::Md5::new();
     let mut buf = vec![0u8; 64 * 1024];

@@ -281,7 +281,12 @@ async fn object_get(device: &LocalDevice, t: &Target, headers: &HeaderMap) -> Se
     if meta.timestamp != want {
         return Ok(status(404));
     }
-    let size = tokio::fs::metadata(&path).await?.len();
+    let size = {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || crate::disk::data_len(&path))
+            .await
+            .map_err(std::io::Error::other)??
+    };
     let range = header(headers, "range")
         .and_then(|r| r.strip_prefix("bytes="))
         .and_then(|r| r.split_once('-'))
