@@ -15,6 +15,7 @@ cd "$(dirname "$0")/../.."
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}"
 . scripts/lib.sh
+. bench/lib/cloud.bash
 install_packages curl python3 qemu-system-x86 qemu-utils genisoimage cpio busybox >&2
 export ROUNDS="${ROUNDS:-3}"
 if [ -z "${FERROSTACK_BIN:-}" ]; then
@@ -24,31 +25,17 @@ fi
 IMG="$(bash scripts/build-guest-image | tail -1)"
 # Short: QMP sockets live under the state directory (unix paths < 108 bytes).
 state=$(mktemp -d /tmp/fbb.XXXXXX)
-fs_pid=""
 stop() {
-  if [ -n "$fs_pid" ]; then kill "$fs_pid" 2>/dev/null || true; wait "$fs_pid" 2>/dev/null || true; fi
+  stop_aio
   for p in "$state"/state/qemu/*/vms/*/qemu.pid; do
     [ -f "$p" ] && kill -KILL "$(cat "$p")" 2>/dev/null
   done
   rm -rf "$state"
 }
 trap stop EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-ID_PORT=$(free_port) IMAGE_PORT=$(free_port) COMPUTE_PORT=$(free_port)
-env NO_COLOR=1 FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT_COST=4 \
-  FERROSTACK_IDENTITY__PORT="$ID_PORT" FERROSTACK_IMAGE__PORT="$IMAGE_PORT" \
-  FERROSTACK_PLACEMENT__PORT="$(free_port)" FERROSTACK_COMPUTE__PORT="$COMPUTE_PORT" \
-  FERROSTACK_NETWORK__PORT="$(free_port)" FERROSTACK_OBJECT__PORT="$(free_port)" \
-  FERROSTACK_COMPUTE__METADATA_PORT="$(free_port)" FERROSTACK_NETWORK_AGENT__ENABLED=false \
-  FERROSTACK_COMPUTE__QEMU_PROBE_KERNEL="$IMG/vmlinuz" \
+start_aio "$state/log" FERROSTACK_COMPUTE__QEMU_PROBE_KERNEL="$IMG/vmlinuz" \
   "$FERROSTACK_BIN" --state-dir "$state/state" all-in-one --admin-password secret \
-  --compute-driver qemu --fake-hosts 1 >"$state/log" 2>&1 &
-fs_pid=$!
-for _ in $(seq 300); do
-  curl -sf "http://127.0.0.1:$ID_PORT/v3" >/dev/null && curl -s "http://127.0.0.1:$COMPUTE_PORT/" >/dev/null && break
-  sleep 0.1
-done
+  --compute-driver qemu --fake-hosts 1
 echo "== boot: the guest image, 1 then 4 concurrent servers, $ROUNDS rounds (commit $(git rev-parse --short HEAD), $(nproc) cores)" >&2
 IDENTITY_URL="http://127.0.0.1:$ID_PORT" IMAGE_URL="http://127.0.0.1:$IMAGE_PORT" \
   COMPUTE_URL="http://127.0.0.1:$COMPUTE_PORT/v2.1" ADMIN_PASSWORD=secret \

@@ -19,6 +19,7 @@ cd "$(dirname "$0")/../.."
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}"
 . scripts/lib.sh
+. bench/lib/cloud.bash
 install_packages curl python3
 if [ "${QUICK:-0}" = 1 ]; then
   SERVERS="${SERVERS:-200}" HOSTS="${HOSTS:-100}"
@@ -31,28 +32,16 @@ mkdir -p "$OUT"
 cargo build -q --release -p ferrostack --bin ferrostack --example bench_compute
 state=$(mktemp -d)
 cleanup() {
-  if [ -n "${fs_pid:-}" ]; then
-    kill "$fs_pid" 2>/dev/null || true
-    wait "$fs_pid" 2>/dev/null || true
-  fi
+  stop_aio
   rm -rf "$state"
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ID_PORT=$(free_port) IMAGE_PORT=$(free_port) PLACEMENT_PORT=$(free_port) COMPUTE_PORT=$(free_port)
-NETWORK_PORT=$(free_port) OBJECT_PORT=$(free_port) METADATA_PORT=$(free_port)
 # The scheduler's per-decision timings are debug events of their own target.
-env NO_COLOR=1 FERROSTACK_LOG="warn,ferro_compute::scheduler=debug" FERROSTACK_IDENTITY__BCRYPT_COST=4 \
-  FERROSTACK_IDENTITY__PORT="$ID_PORT" FERROSTACK_IMAGE__PORT="$IMAGE_PORT" \
-  FERROSTACK_PLACEMENT__PORT="$PLACEMENT_PORT" FERROSTACK_COMPUTE__PORT="$COMPUTE_PORT" \
-  FERROSTACK_NETWORK__PORT="$NETWORK_PORT" FERROSTACK_OBJECT__PORT="$OBJECT_PORT" \
-  FERROSTACK_COMPUTE__METADATA_PORT="$METADATA_PORT" \
+start_aio "$OUT/server.log" FERROSTACK_LOG="warn,ferro_compute::scheduler=debug" \
   FERROSTACK_COMPUTE__REPORT_INTERVAL="$REPORT_INTERVAL" \
   "$CARGO_TARGET_DIR/release/ferrostack" --state-dir "$state" all-in-one --admin-password secret \
-  --compute-driver fake --fake-hosts "$HOSTS" >"$OUT/server.log" 2>&1 &
-fs_pid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ID_PORT/v3" >/dev/null && break; sleep 0.1; done
+  --compute-driver fake --fake-hosts "$HOSTS"
 
 echo "== $SERVERS servers, $CLIENTS clients, $HOSTS fake hosts (commit $(git rev-parse --short HEAD), $(nproc) cores)" >&2
 t0=$(date +%s)

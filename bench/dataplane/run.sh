@@ -20,7 +20,8 @@ cd "$(dirname "$0")/../.."
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}"
 . scripts/lib.sh
-install_packages curl python3 iproute2 dnsmasq-base busybox nftables
+. bench/lib/cloud.bash
+install_packages curl python3 iproute2 dnsmasq-base busybox nftables conntrack
 export DHCP_PORTS="${DHCP_PORTS:-20}" PORTS="${PORTS:-100}" RULES="${RULES:-1000}" ROUNDS="${ROUNDS:-5}"
 OUT="${OUT:-/var/tmp/ferrostack-bench/dataplane-$(date -u +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
@@ -32,10 +33,7 @@ fi
 state=$(mktemp -d)
 export PREFIX="b$(printf '%s' "$state" | sha256sum | cut -c1-3)"
 cleanup() {
-  if [ -n "${fs_pid:-}" ]; then
-    kill "$fs_pid" 2>/dev/null || true
-    wait "$fs_pid" 2>/dev/null || true
-  fi
+  stop_aio
   for p in "$state"/network/dhcp/*/pid; do [ -f "$p" ] && kill -KILL "$(cat "$p")" 2>/dev/null; done
   for ns in $(ip netns list | awk '{print $1}' | grep "^$PREFIX-" || true); do ip netns del "$ns"; done
   for l in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep "^$PREFIX" || true); do
@@ -46,19 +44,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-ID_PORT=$(free_port) IMAGE_PORT=$(free_port) PLACEMENT_PORT=$(free_port) COMPUTE_PORT=$(free_port)
-NETWORK_PORT=$(free_port) OBJECT_PORT=$(free_port) METADATA_PORT=$(free_port)
-env NO_COLOR=1 FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT_COST=4 \
-  FERROSTACK_IDENTITY__PORT="$ID_PORT" FERROSTACK_IMAGE__PORT="$IMAGE_PORT" \
-  FERROSTACK_PLACEMENT__PORT="$PLACEMENT_PORT" FERROSTACK_COMPUTE__PORT="$COMPUTE_PORT" \
-  FERROSTACK_NETWORK__PORT="$NETWORK_PORT" FERROSTACK_OBJECT__PORT="$OBJECT_PORT" \
-  FERROSTACK_COMPUTE__METADATA_PORT="$METADATA_PORT" \
+start_aio "$OUT/server.log" \
   FERROSTACK_NETWORK_AGENT__ENABLED=true FERROSTACK_NETWORK_AGENT__PREFIX="$PREFIX" \
   "$FERROSTACK_BIN" --state-dir "$state" all-in-one --admin-password secret \
-  --compute-driver fake --fake-hosts 1 >"$OUT/server.log" 2>&1 &
-fs_pid=$!
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$ID_PORT/v3" >/dev/null && break; sleep 0.1; done
+  --compute-driver fake --fake-hosts 1
 
 echo "== dataplane: $DHCP_PORTS DHCP guests, $PORTS ports, $RULES rules (commit $(git rev-parse --short HEAD), $(nproc) cores)" >&2
 IDENTITY_URL="http://127.0.0.1:$ID_PORT" NETWORK_URL="http://127.0.0.1:$NETWORK_PORT" \

@@ -12,6 +12,7 @@ cd "$(dirname "$0")/../.."
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}"
 . scripts/lib.sh
+. bench/lib/cloud.bash
 install_packages curl python3
 export PORTS="${PORTS:-2000}" CLIENTS="${CLIENTS:-16}"
 ENGINES="${ENGINES:-sqlite postgres}"
@@ -21,17 +22,14 @@ if [ -z "${FERROSTACK_BIN:-}" ]; then
   FERROSTACK_BIN="$CARGO_TARGET_DIR/release/ferrostack"
 fi
 state=""
-fs_pid=""
 db=""
 stop() {
-  if [ -n "$fs_pid" ]; then kill "$fs_pid" 2>/dev/null || true; wait "$fs_pid" 2>/dev/null || true; fi
-  fs_pid=""
+  stop_aio
   [ -n "$state" ] && rm -rf "$state"
   if [ -n "$db" ]; then psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; fi
   db=""
 }
 trap stop EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 echo "== network: $PORTS ports by $CLIENTS clients on one /20 (commit $(git rev-parse --short HEAD), $(nproc) cores)" >&2
 echo "| engine | ports | clients | seconds | ports/s | p50 ms | p99 ms | duplicate IPs | duplicate MACs | errors |"
@@ -45,21 +43,10 @@ for engine in $ENGINES; do
     psql "$PG_URL/postgres" -qc "CREATE DATABASE $db" >/dev/null
     url="$PG_URL/$db"
   fi
-  ID_PORT=$(free_port) NET_PORT=$(free_port)
-  env NO_COLOR=1 FERROSTACK_LOG=warn FERROSTACK_IDENTITY__BCRYPT_COST=4 \
-    ${url:+FERROSTACK_DATABASE__URL=$url} \
-    FERROSTACK_IDENTITY__PORT="$ID_PORT" FERROSTACK_IMAGE__PORT="$(free_port)" \
-    FERROSTACK_PLACEMENT__PORT="$(free_port)" FERROSTACK_COMPUTE__PORT="$(free_port)" \
-    FERROSTACK_NETWORK__PORT="$NET_PORT" FERROSTACK_OBJECT__PORT="$(free_port)" \
-    FERROSTACK_COMPUTE__METADATA_PORT="$(free_port)" FERROSTACK_NETWORK_AGENT__ENABLED=false \
+  start_aio "$state.log" ${url:+FERROSTACK_DATABASE__URL=$url} \
     "$FERROSTACK_BIN" --state-dir "$state" all-in-one --admin-password secret \
-    --compute-driver fake --fake-hosts 1 >"$state.log" 2>&1 &
-  fs_pid=$!
-  for _ in $(seq 300); do
-    curl -sf "http://127.0.0.1:$ID_PORT/v3" >/dev/null && curl -s "http://127.0.0.1:$NET_PORT/" >/dev/null && break
-    sleep 0.1
-  done
-  IDENTITY_URL="http://127.0.0.1:$ID_PORT" NETWORK_URL="http://127.0.0.1:$NET_PORT" \
+    --compute-driver fake --fake-hosts 1
+  IDENTITY_URL="http://127.0.0.1:$ID_PORT" NETWORK_URL="http://127.0.0.1:$NETWORK_PORT" \
     ADMIN_PASSWORD=secret ENGINE="$engine" \
     python3 bench/network/driver.py
   stop

@@ -8,9 +8,6 @@ set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=lib/checks.bash
 source "$HERE/lib/checks.bash"
-FERROSTACK_BIN="${FERROSTACK_BIN:-${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}/debug/ferrostack}"
-HTTP_PY="$E2E_LIB_DIR/e2e_util.py"
-while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^OS_' || true)
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ferrostack-e2e-compute.XXXXXX")"
 SERVER_PID=""

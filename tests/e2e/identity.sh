@@ -15,12 +15,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=lib/checks.bash
 source "$HERE/lib/checks.bash"
 
-FERROSTACK_BIN="${FERROSTACK_BIN:-${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}/debug/ferrostack}"
-HTTP_PY="$E2E_LIB_DIR/e2e_util.py"
-
-# ---- isolation and cleanup -------------------------------------------------------------------
-# Nothing from the caller's OpenStack environment may leak into the CLI runs.
-while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^OS_' || true)
+# ---- cleanup ---------------------------------------------------------------------------------
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/ferrostack-e2e-identity.XXXXXX")"
 SERVER_PID=""

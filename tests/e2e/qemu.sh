@@ -12,25 +12,14 @@
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=lib/checks.bash
 source "$HERE/lib/checks.bash"
 # shellcheck source=lib/guests.bash
 source "$HERE/lib/guests.bash"
-FERROSTACK_BIN="${FERROSTACK_BIN:-${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}/debug/ferrostack}"
-while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^OS_' || true)
 MARKER=FERROSTACK-GUEST-READY
 
-# shellcheck source=../../scripts/lib.sh
-. "$ROOT/scripts/lib.sh"
-install_packages qemu-system-x86 qemu-utils genisoimage cpio iproute2 dnsmasq-base nftables >&2
-IMG="$(bash "$ROOT/scripts/build-guest-image" | tail -1)"
+guest_setup q
 
-# Short: the guests' QMP sockets live under the state directory (unix paths < 108 bytes).
-WORK="$(mktemp -d /tmp/fe2e-q.XXXXXX)"
-# The prefix of this run's bridges, taps, namespaces and nftables table (network agent and
-# QEMU driver).
-PREFIX="q$(printf '%s' "$WORK" | sha256sum | cut -c1-3)"
 SERVER_PID=""
 cleanup() {
     local rc=$?

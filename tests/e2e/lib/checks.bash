@@ -15,6 +15,13 @@ E2E_PASSED=0
 E2E_FAILED=0
 : "${E2E_CMD_TIMEOUT:=60}"
 
+# What every test file starts from: the binary under test (run.sh sets it; alone, the debug
+# build in CARGO_TARGET_DIR), the HTTP helper, and no OS_* variables from the caller's shell,
+# so the CLI reads only the clouds.yaml the test's own cloud wrote.
+FERROSTACK_BIN="${FERROSTACK_BIN:-${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}/debug/ferrostack}"
+HTTP_PY="$E2E_LIB_DIR/e2e_util.py"
+while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^OS_' || true)
+
 # Last command's record.
 OUT=""
 ERR=""

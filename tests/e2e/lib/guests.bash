@@ -1,5 +1,21 @@
 # Helpers for e2e files with real guests (sourced after checks.bash).
 
+# guest_setup LETTER [PACKAGE...]: installs what real guests need (and the PACKAGEs), builds
+# or reuses the guest image (IMG), and makes the run's work directory (WORK, short: the
+# guests' QMP sockets live under it and unix paths must stay under 108 bytes) and the
+# prefix of its bridges, taps, namespaces and nftables table (PREFIX, LETTER and three hex
+# digits, unique per run so parallel runs and left-overs of a killed run do not collide).
+guest_setup() {
+    local letter=$1
+    shift
+    # shellcheck source=../../../scripts/lib.sh
+    . "$E2E_LIB_DIR/../../../scripts/lib.sh"
+    install_packages qemu-system-x86 qemu-utils genisoimage cpio iproute2 dnsmasq-base nftables conntrack "$@" >&2
+    IMG="$(bash "$E2E_LIB_DIR/../../../scripts/build-guest-image" | tail -1)"
+    WORK="$(mktemp -d "/tmp/fe2e-$letter.XXXXXX")"
+    PREFIX="$letter$(printf '%s' "$WORK" | sha256sum | cut -c1-3)"
+}
+
 # server_ip SERVER: prints the first fixed IPv4 address of the server's ports.
 server_ip() {
     osc port list --server "$1" -f value -c "Fixed IP Addresses"
