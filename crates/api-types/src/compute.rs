@@ -446,6 +446,16 @@ pub enum ConductorRequest {
         image_id: String,
         error: Option<String>,
     },
+    /// The guests `host`'s hypervisor runs (by instance uuid), sent by its agent when it
+    /// starts and every `running_deleted_instance_poll_interval`: the conductor asks the
+    /// agent to destroy those whose server is deleted (upstream's "reap" of running deleted
+    /// instances — a server deleted while its host was down is deleted in the database
+    /// only).
+    GuestsOnHost {
+        version: String,
+        host: String,
+        uuids: Vec<String>,
+    },
     /// An agent is alive, with its host's resources.
     ServiceHeartbeat {
         version: String,

@@ -57,6 +57,10 @@ pub struct AgentConfig {
     /// How long a cached base image no guest uses is kept (Nova's `[image_cache]
     /// remove_unused_original_minimum_age_seconds`, 86400 s).
     pub image_cache_max_age: Duration,
+    /// How often the agent tells the conductor which guests run here, so that those of
+    /// servers deleted while the agent was away are destroyed (Nova's
+    /// `running_deleted_instance_poll_interval`, 1800 s; zero: only when the agent starts).
+    pub running_deleted_poll_interval: Duration,
 }
 
 impl AgentConfig {
@@ -77,6 +81,7 @@ impl AgentConfig {
             vif_plugging_is_fatal: true,
             image_cache_interval: Duration::from_secs(2400),
             image_cache_max_age: Duration::from_secs(86_400),
+            running_deleted_poll_interval: Duration::from_secs(1800),
         }
     }
 }
@@ -169,6 +174,25 @@ impl Agent {
             None,
         )
         .await;
+    }
+
+    /// Tells the conductor which guests the hypervisor runs (see
+    /// [`ConductorRequest::GuestsOnHost`]).
+    async fn report_guests(&self) {
+        match self.driver.list_instances().await {
+            Ok(uuids) => {
+                self.report(
+                    ConductorRequest::GuestsOnHost {
+                        version: CONTRACT_VERSION.into(),
+                        host: self.config.host.clone(),
+                        uuids,
+                    },
+                    None,
+                )
+                .await
+            }
+            Err(e) => tracing::warn!(host = %self.config.host, error = %e, "listing guests"),
+        }
     }
 
     /// Handles one request: casts report their outcome to the conductor; calls return
@@ -450,6 +474,8 @@ pub async fn start(agent: Arc<Agent>) -> Result<Vec<JoinHandle<()>>, ferro_bus::
                 Ok(uuid) => {
                     *a.provider.lock().unwrap_or_else(|e| e.into_inner()) = Some(uuid);
                     a.heartbeat().await;
+                    // Servers deleted while this agent was away left their guests here.
+                    a.report_guests().await;
                     break;
                 }
                 Err(e) => {
@@ -467,6 +493,15 @@ pub async fn start(agent: Arc<Agent>) -> Result<Vec<JoinHandle<()>>, ferro_bus::
             tokio::time::sleep(a.config.heartbeat_interval).await;
         }
     }));
+    if !agent.config.running_deleted_poll_interval.is_zero() {
+        let a = agent.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(a.config.running_deleted_poll_interval).await;
+                a.report_guests().await;
+            }
+        }));
+    }
     if !agent.config.image_cache_interval.is_zero() {
         let a = agent;
         tasks.push(tokio::spawn(async move {

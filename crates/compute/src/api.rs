@@ -21,7 +21,7 @@ use serde_json::{Map, Value, json};
 
 use crate::Compute;
 use crate::fault::{Fault, Result};
-use crate::manager::{FlavorQuery, percent_encode};
+use crate::manager::{FlavorQuery, ServiceChange, ServiceKey, percent_encode};
 use crate::microversion::{self, ApiVersion};
 use crate::model::{Flavor, python_isoformat};
 use crate::quota::{Detail, Limits, Resource};
@@ -149,6 +149,7 @@ pub fn router(state: Arc<Compute>) -> Router {
         .route("/os-availability-zone", get(az_list))
         .route("/os-availability-zone/detail", get(az_detail))
         .route("/os-services", get(service_list))
+        .route("/os-services/{id}", axum::routing::put(service_update))
         .route("/extensions", get(extension_list))
         .route("/extensions/{alias}", get(extension_show))
         .route("/os-hosts", get(host_list))
@@ -931,6 +932,95 @@ async fn service_list(
     let now = ferro_common::time::now_micros();
     let items: Vec<Value> = services.iter().map(|x| x.show(v, now)).collect();
     ok(StatusCode::OK, json!({ "services": items }))
+}
+
+/// `PUT /os-services/{action}` before 2.53 (`enable`, `disable`, `disable-log-reason`, from
+/// 2.11 `force-down`; the service is `host` and `binary` in the body, the answer only what
+/// changed) and `PUT /os-services/{uuid}` from 2.53 (`status`, `disabled_reason`,
+/// `forced_down`; the answer is the whole service).
+async fn service_update(
+    State(s): S,
+    Auth(ctx): Auth,
+    v: ApiVersion,
+    Path(id): Path<String>,
+    Body(b): Body,
+) -> Result<Response> {
+    validate_body(&schemas::service_update(v), &b)?;
+    let text = |k: &str| b.get(k).and_then(Value::as_str);
+    let forced_down = b
+        .get("forced_down")
+        .and_then(crate::manager::parse_bool_strict);
+    if v.at_least(2, 53) {
+        let uuid = uuid::Uuid::parse_str(&id)
+            .map_err(|_| Fault::bad_request(format!("Invalid uuid {id}")))?
+            .to_string();
+        let mut change = ServiceChange {
+            forced_down,
+            ..ServiceChange::default()
+        };
+        match text("status") {
+            Some("enabled") => {
+                if text("disabled_reason").is_some() {
+                    return Err(Fault::bad_request(
+                        "Specifying 'disabled_reason' with status 'enabled' is invalid.",
+                    ));
+                }
+                change.disabled = Some((false, None));
+            }
+            Some(_) => change.disabled = Some((true, text("disabled_reason").map(String::from))),
+            None => {}
+        }
+        let svc = s
+            .service_update(&ctx, ServiceKey::Uuid(&uuid), &change)
+            .await?;
+        let now = ferro_common::time::now_micros();
+        return ok(StatusCode::OK, json!({ "service": svc.show(v, now) }));
+    }
+    s.authorize(&ctx, "os_compute_api:os-services:update", json!({}))?;
+    let (host, binary) = (
+        text("host").unwrap_or_default(),
+        text("binary").unwrap_or_default(),
+    );
+    let mut answer = json!({"host": host, "binary": binary});
+    let change = match id.as_str() {
+        "enable" => {
+            answer["status"] = json!("enabled");
+            ServiceChange {
+                disabled: Some((false, None)),
+                ..ServiceChange::default()
+            }
+        }
+        "disable" => {
+            answer["status"] = json!("disabled");
+            ServiceChange {
+                disabled: Some((true, None)),
+                ..ServiceChange::default()
+            }
+        }
+        "disable-log-reason" => {
+            let reason = text("disabled_reason")
+                .ok_or_else(|| Fault::bad_request("Missing disabled reason field"))?;
+            answer["status"] = json!("disabled");
+            answer["disabled_reason"] = json!(reason);
+            ServiceChange {
+                disabled: Some((true, Some(reason.to_string()))),
+                ..ServiceChange::default()
+            }
+        }
+        "force-down" if v.at_least(2, 11) => {
+            let down =
+                forced_down.ok_or_else(|| Fault::bad_request("Missing forced_down field"))?;
+            answer["forced_down"] = json!(down);
+            ServiceChange {
+                forced_down: Some(down),
+                ..ServiceChange::default()
+            }
+        }
+        _ => return Err(Fault::not_found("Unknown action")),
+    };
+    s.service_update(&ctx, ServiceKey::HostBinary(host, binary), &change)
+        .await?;
+    ok(StatusCode::OK, json!({ "service": answer }))
 }
 
 // ---- extensions -----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use crate::Compute;
 use crate::db::{self, ComputeNode};
 use crate::fault::{Fault, Result};
-use crate::model::{DEFAULT_ZONE, Instance, InstanceFault, PowerState, Vif, VmState, task_state};
+use crate::model::{DEFAULT_ZONE, Instance, InstanceFault, Vif, VmState, task_state};
 use crate::scheduler::{Choice, HostRequest};
 
 /// The binary name of compute agents in the service registry.
@@ -262,12 +262,45 @@ impl Compute {
                 self.conduct_snapshot_done(&uuid, &host, error.as_deref(), request_id)
                     .await?;
             }
+            ConductorRequest::GuestsOnHost { host, uuids, .. } => {
+                self.reap_deleted_guests(&host, &uuids, request_id).await?;
+            }
             ConductorRequest::ServiceHeartbeat {
                 host, resources, ..
             } => {
                 self.service_heartbeat(&host).await?;
                 self.node_report(&host, &resources).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Asks `host`'s agent to destroy those of `uuids` (the guests it runs) whose server is
+    /// deleted or unknown: upstream's `running_deleted_instance_action = reap`. A server
+    /// deleted while its host was down was deleted here only; its guest goes now.
+    async fn reap_deleted_guests(
+        &self,
+        host: &str,
+        uuids: &[String],
+        request_id: &str,
+    ) -> Result<()> {
+        for uuid in uuids {
+            let live = db::instance_get_any(&mut &self.db, uuid)
+                .await?
+                .is_some_and(|i| !i.deleted);
+            if live {
+                continue;
+            }
+            tracing::warn!(%uuid, %host, "a guest of a deleted server runs: destroying it");
+            self.cast_agent(
+                host,
+                AgentRequest::TerminateInstance {
+                    version: CONTRACT_VERSION.into(),
+                    uuid: uuid.clone(),
+                },
+                request_id,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -391,13 +424,7 @@ impl Compute {
 
     async fn finish_delete(&self, mut i: Instance, expected: (VmState, Option<String>)) {
         self.unbind_ports(&i).await;
-        let now = now_micros();
-        i.vm_state = VmState::Deleted;
-        i.task_state = None;
-        i.power_state = PowerState::NoState;
-        i.deleted = true;
-        i.deleted_at = Some(now);
-        i.terminated_at = Some(now);
+        i.mark_deleted(now_micros());
         self.conductor_save(&mut i, expected).await;
     }
 

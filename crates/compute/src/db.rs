@@ -720,6 +720,36 @@ pub async fn service_get(
     Ok(row.map(Service::from))
 }
 
+/// The service with `uuid`, if registered.
+pub async fn service_by_uuid(ex: &mut impl Executor, uuid: &str) -> Result<Option<Service>> {
+    let row: Option<ServiceRow> = ex
+        .fetch_optional(
+            &Sql::new(&format!(
+                "SELECT {SERVICE_COLUMNS} FROM nv_services WHERE uuid = ?"
+            ))
+            .arg(uuid),
+        )
+        .await?;
+    Ok(row.map(Service::from))
+}
+
+/// Writes a service's administrative state (`disabled`, its reason, `forced_down`).
+pub async fn service_set_state(ex: &mut impl Executor, s: &Service, now: i64) -> Result<()> {
+    ex.execute(
+        &Sql::new(
+            "UPDATE nv_services SET disabled = ?, disabled_reason = ?, forced_down = ?, \
+             updated_at = ? WHERE id = ?",
+        )
+        .arg(s.disabled)
+        .arg(s.disabled_reason.clone())
+        .arg(s.forced_down)
+        .arg(now)
+        .arg(s.id),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Registers a new service.
 pub async fn service_insert(ex: &mut impl Executor, s: &Service) -> Result<()> {
     ex.execute(

@@ -157,6 +157,22 @@ pub struct HostService {
 /// A zone's hosts: host -> binary -> state.
 pub type ZoneHosts = BTreeMap<String, BTreeMap<String, HostService>>;
 
+/// How `PUT /os-services` names a service.
+pub enum ServiceKey<'a> {
+    /// `(host, binary)` in the body, before 2.53.
+    HostBinary(&'a str, &'a str),
+    /// The service's uuid in the path, from 2.53.
+    Uuid(&'a str),
+}
+
+/// What `PUT /os-services` changes: scheduling (`disabled` with its reason) and/or
+/// `forced_down`.
+#[derive(Default)]
+pub struct ServiceChange {
+    pub disabled: Option<(bool, Option<String>)>,
+    pub forced_down: Option<bool>,
+}
+
 /// What `GET /os-availability-zone` reports of one zone.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Zone {
@@ -1013,6 +1029,66 @@ impl Compute {
             list.retain(|s| s.binary == b);
         }
         Ok(list)
+    }
+
+    /// `PUT /os-services/...`: enables or disables a compute service for scheduling or
+    /// forces it down (a forced-down host counts as down at once: deletes of its servers
+    /// are local, the scheduler skips it). `key` names the service — `(host, binary)` before
+    /// 2.53, its uuid from 2.53 —; only `nova-compute` services may change, as upstream.
+    pub async fn service_update(
+        &self,
+        ctx: &RequestContext,
+        key: ServiceKey<'_>,
+        change: &ServiceChange,
+    ) -> Result<Service> {
+        self.authorize(ctx, "os_compute_api:os-services:update", json!({}))?;
+        let compute_only = |binary: &str| {
+            Fault::bad_request(format!(
+                "Updating a {binary} service is not supported. Only nova-compute services \
+                 can be updated."
+            ))
+        };
+        let mut svc = match key {
+            ServiceKey::HostBinary(host, binary) => {
+                if binary != crate::conductor::COMPUTE_BINARY {
+                    return Err(compute_only(binary));
+                }
+                db::service_get(&mut &self.db, host, binary)
+                    .await?
+                    .ok_or_else(|| {
+                        Fault::not_found(format!("Could not find binary {binary} on host {host}."))
+                    })?
+            }
+            ServiceKey::Uuid(uuid) => {
+                let svc = db::service_by_uuid(&mut &self.db, uuid)
+                    .await?
+                    .ok_or_else(|| {
+                        Fault::not_found(format!("Service {uuid} could not be found."))
+                    })?;
+                if svc.binary != crate::conductor::COMPUTE_BINARY {
+                    return Err(compute_only(&svc.binary));
+                }
+                svc
+            }
+        };
+        if change.disabled.is_none() && change.forced_down.is_none() {
+            return Err(Fault::bad_request(
+                "No updates were requested. Fields 'status' or 'forced_down' should be \
+                 specified.",
+            ));
+        }
+        if let Some((disabled, reason)) = &change.disabled {
+            svc.disabled = *disabled;
+            svc.disabled_reason = reason.clone();
+        }
+        if let Some(down) = change.forced_down {
+            svc.forced_down = down;
+        }
+        let now = now_micros();
+        db::service_set_state(&mut &self.db, &svc, now).await?;
+        svc.updated_at = Some(now);
+        self.hosts.service_changed(&svc);
+        Ok(svc)
     }
 
     /// Registers `binary` on `host` (first report) or records its heartbeat: what a compute

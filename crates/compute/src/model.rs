@@ -656,6 +656,16 @@ pub struct ServerView {
 }
 
 impl Instance {
+    /// Marks the instance deleted at `now` (vm_state `deleted`, no task, no power).
+    pub fn mark_deleted(&mut self, now: i64) {
+        self.vm_state = VmState::Deleted;
+        self.task_state = None;
+        self.power_state = PowerState::NoState;
+        self.deleted = true;
+        self.deleted_at = Some(now);
+        self.terminated_at = Some(now);
+    }
+
     /// The API status.
     pub fn status(&self) -> &'static str {
         status_of(self.vm_state, self.task_state.as_deref())

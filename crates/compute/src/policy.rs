@@ -227,6 +227,11 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "List all running Compute Services in a region."
     ),
     rule!(
+        "os_compute_api:os-services:update",
+        ADMIN,
+        "Update a Compute Service."
+    ),
+    rule!(
         "os_compute_api:servers:index",
         PROJECT_READER_OR_ADMIN,
         "List all servers"

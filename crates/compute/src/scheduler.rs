@@ -357,6 +357,17 @@ impl HostView {
         }
     }
 
+    /// An operator changed `svc` (disabled, forced down): the view uses it at once. The
+    /// view's own last heartbeat is kept, being at least as new as the database's.
+    pub fn service_changed(&self, svc: &Service) {
+        let mut s = self.lock();
+        if let Some(cur) = s.hosts.get_mut(&svc.host).and_then(|h| h.service.as_mut()) {
+            cur.disabled = svc.disabled;
+            cur.disabled_reason = svc.disabled_reason.clone();
+            cur.forced_down = svc.forced_down;
+        }
+    }
+
     /// How many hosts the view holds.
     pub fn len(&self) -> usize {
         self.lock().hosts.len()

@@ -273,6 +273,27 @@ pub fn limits_query(v: ApiVersion) -> Value {
 }
 
 /// `GET /os-services` takes `host` and `binary` (strict from 2.75).
+/// `PUT /os-services/{action}` before 2.53 (the service named in the body; 2.11 adds
+/// `forced_down`) and `PUT /os-services/{uuid}` from 2.53.
+pub fn service_update(v: ApiVersion) -> Value {
+    let text = json!({"type": "string", "minLength": 1, "maxLength": 255});
+    if v.at_least(2, 53) {
+        return json!({"type": "object", "properties": {
+            "status": {"type": "string", "enum": ["enabled", "disabled"]},
+            "disabled_reason": text, "forced_down": boolean()},
+            "additionalProperties": false});
+    }
+    // `parameter_types.fqdn`.
+    let fqdn = json!({"type": "string", "minLength": 1, "maxLength": 255,
+        "pattern": "^[a-zA-Z0-9-._]*$"});
+    let mut props = json!({"host": fqdn, "binary": text, "disabled_reason": text});
+    if v.at_least(2, 11) {
+        props["forced_down"] = boolean();
+    }
+    json!({"type": "object", "properties": props, "required": ["host", "binary"],
+        "additionalProperties": false})
+}
+
 pub fn services_query(v: ApiVersion) -> Value {
     query(
         json!({"host": multi(string()), "binary": multi(string())}),

@@ -20,6 +20,7 @@ use ferro_common::time::now_micros;
 use serde_json::{Value, json};
 
 use crate::Compute;
+use crate::conductor::COMPUTE_BINARY;
 use crate::db;
 use crate::fault::{Fault, Result};
 use crate::microversion::ApiVersion;
@@ -916,8 +917,9 @@ impl Compute {
         Ok(())
     }
 
-    /// `DELETE /servers/{id}`: deletes at once a server never placed on a host, else marks
-    /// it `deleting` and asks its agent to destroy it (the conductor finishes the delete).
+    /// `DELETE /servers/{id}`: deletes at once a server never placed on a host or whose
+    /// host's compute service is down, else marks it `deleting` and asks its agent to
+    /// destroy it (the conductor finishes the delete).
     pub async fn server_delete(&self, ctx: &RequestContext, id: &str) -> Result<()> {
         // Upstream deletes in any task state: a delete that lost a race with the conductor
         // (which moved the server on meanwhile) reads it again and retries.
@@ -946,49 +948,56 @@ impl Compute {
         self.links()?;
         let expected = (i.vm_state, i.task_state.clone());
         let now = now_micros();
-        match i.host.clone() {
-            None => {
-                i.vm_state = VmState::Deleted;
-                i.task_state = None;
-                i.power_state = PowerState::NoState;
-                i.deleted = true;
-                i.deleted_at = Some(now);
-                i.terminated_at = Some(now);
-                i.updated_at = now;
-                if !db::instance_save(&mut &self.db, &i, (expected.0, expected.1.as_deref()))
-                    .await?
-                {
-                    return Err(Fault::conflict(format!(
-                        "Cannot 'delete' instance {id} while it is changing state"
-                    )));
-                }
-                // The conductor may have claimed resources just before: let it find none.
-                self.allocation_delete(&i.uuid).await;
-                self.record_action(ctx, &i, "delete").await;
+        // Upstream's local delete: a server on no host, or on a host whose compute service
+        // is down, is deleted here and now; a down host's agent destroys the guest when it
+        // is back (`guests_on_host`).
+        let agent_host = match i.host.clone() {
+            Some(host) if self.compute_service_up(&host, now).await? => Some(host),
+            _ => None,
+        };
+        let Some(host) = agent_host else {
+            i.mark_deleted(now);
+            i.updated_at = now;
+            if !db::instance_save(&mut &self.db, &i, (expected.0, expected.1.as_deref())).await? {
+                return Err(Fault::conflict(format!(
+                    "Cannot 'delete' instance {id} while it is changing state"
+                )));
             }
-            Some(host) => {
-                i.task_state = Some(task_state::DELETING.into());
-                i.updated_at = now;
-                if !db::instance_save(&mut &self.db, &i, (expected.0, expected.1.as_deref()))
-                    .await?
-                {
-                    return Err(Fault::conflict(format!(
-                        "Cannot 'delete' instance {id} while it is changing state"
-                    )));
-                }
-                self.record_action(ctx, &i, "delete").await;
-                self.cast_agent(
-                    &host,
-                    AgentRequest::TerminateInstance {
-                        version: CONTRACT_VERSION.into(),
-                        uuid: i.uuid.clone(),
-                    },
-                    &ctx.request_id,
-                )
-                .await?;
+            if i.host.is_some() {
+                tracing::warn!(uuid = %i.uuid, host = ?i.host, "the server's host is down: deleted here");
             }
+            self.unbind_ports(&i).await;
+            // The conductor may have claimed resources just before: let it find none.
+            self.allocation_delete(&i.uuid).await;
+            self.record_action(ctx, &i, "delete").await;
+            return Ok(());
+        };
+        i.task_state = Some(task_state::DELETING.into());
+        i.updated_at = now;
+        if !db::instance_save(&mut &self.db, &i, (expected.0, expected.1.as_deref())).await? {
+            return Err(Fault::conflict(format!(
+                "Cannot 'delete' instance {id} while it is changing state"
+            )));
         }
+        self.record_action(ctx, &i, "delete").await;
+        self.cast_agent(
+            &host,
+            AgentRequest::TerminateInstance {
+                version: CONTRACT_VERSION.into(),
+                uuid: i.uuid.clone(),
+            },
+            &ctx.request_id,
+        )
+        .await?;
         Ok(())
+    }
+
+    /// Whether the compute service of `host` is up at `now` (heartbeat within
+    /// `service_down_time` and not forced down); a host with no service is not.
+    async fn compute_service_up(&self, host: &str, now: i64) -> Result<bool> {
+        Ok(db::service_get(&mut &self.db, host, COMPUTE_BINARY)
+            .await?
+            .is_some_and(|s| s.is_up(now)))
     }
 
     /// Removes an instance's allocation in placement; failures are logged (the instance is

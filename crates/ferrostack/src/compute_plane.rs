@@ -152,6 +152,8 @@ fn agent_config(config: &Config, host: &str, placement_url: &str, image_url: &st
     ac.vif_plugging_is_fatal = section.vif_plugging_is_fatal;
     ac.image_cache_interval = Duration::from_secs(section.image_cache_interval);
     ac.image_cache_max_age = Duration::from_secs(section.image_cache_max_age);
+    ac.running_deleted_poll_interval =
+        Duration::from_secs(section.running_deleted_instance_poll_interval);
     ac
 }
 

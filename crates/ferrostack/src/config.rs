@@ -109,6 +109,10 @@ pub struct ComputeSection {
     /// Seconds a cached base image no guest of the host uses is kept (Nova's
     /// `remove_unused_original_minimum_age_seconds`).
     pub image_cache_max_age: u64,
+    /// Seconds between each agent's reports of the guests it runs, whose servers' deletes
+    /// it missed while it was down are then destroyed (Nova's
+    /// `running_deleted_instance_poll_interval`); 0: only when the agent starts.
+    pub running_deleted_instance_poll_interval: u64,
     /// Each in-process host's inventory.
     pub host_vcpus: i64,
     pub host_memory_mb: i64,
@@ -421,6 +425,7 @@ impl Default for ComputeSection {
             force_config_drive: false,
             image_cache_interval: 2400,
             image_cache_max_age: 86_400,
+            running_deleted_instance_poll_interval: 1800,
             host_vcpus: 8,
             host_memory_mb: 16384,
             host_disk_gb: 200,

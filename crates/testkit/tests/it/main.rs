@@ -24,5 +24,6 @@ mod server_groups;
 mod server_meta;
 mod server_networks;
 mod servers;
+mod services;
 mod unauthorized;
 mod vif_events;

@@ -1,0 +1,278 @@
+//! `PUT /os-services`: disabling a compute service keeps the scheduler off it, forcing it
+//! down makes deletes of its servers local (upstream's `_local_delete`), and the agent's
+//! report of its guests then destroys those of deleted servers (the "reap" of running
+//! deleted instances). The faults and bodies of both API generations (before and from 2.53).
+
+use std::time::Duration;
+
+use ferro_testkit::TestCloud;
+use ferro_virt::Driver;
+use serde_json::{Value, json};
+
+use crate::servers::{allocations, create, image_and_flavor, nova, wait_hosts, wait_status};
+
+fn service<'a>(list: &'a Value, host: &str) -> &'a Value {
+    list["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["host"] == host && s["binary"] == "nova-compute")
+        .unwrap_or_else(|| panic!("no nova-compute on {host}: {list}"))
+}
+
+#[tokio::test]
+async fn service_update_before_and_from_2_53() {
+    let c = TestCloud::with_fake_hosts(1).await;
+    wait_hosts(&c, 1).await;
+    let old = nova(&c, "2.10");
+    let v211 = nova(&c, "2.11");
+    let host = json!({"host": "fake-0", "binary": "nova-compute"});
+
+    let r = old.put("/os-services/disable", Some(&host)).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"service": {"host": "fake-0", "binary": "nova-compute", "status": "disabled"}})
+    );
+    let list = old.get("/os-services").await.unwrap().body;
+    assert_eq!(service(&list, "fake-0")["status"], "disabled");
+    assert!(service(&list, "fake-0").get("forced_down").is_none());
+
+    let with_reason = json!({"host": "fake-0", "binary": "nova-compute",
+        "disabled_reason": "maintenance"});
+    let r = old
+        .put("/os-services/disable-log-reason", Some(&with_reason))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["service"]["disabled_reason"], "maintenance");
+    let list = old.get("/os-services").await.unwrap().body;
+    assert_eq!(service(&list, "fake-0")["disabled_reason"], "maintenance");
+    let r = old
+        .put("/os-services/disable-log-reason", Some(&host))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Missing disabled reason field"
+    );
+
+    let r = old.put("/os-services/enable", Some(&host)).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["service"]["status"], "enabled");
+    let list = old.get("/os-services").await.unwrap().body;
+    assert_eq!(service(&list, "fake-0")["disabled_reason"], Value::Null);
+
+    // force-down is 2.11's; before it the action is unknown.
+    let down = json!({"host": "fake-0", "binary": "nova-compute", "forced_down": true});
+    let r = old
+        .put("/os-services/force-down", Some(&host))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.body["itemNotFound"]["message"], "Unknown action");
+    let r = v211
+        .put("/os-services/force-down", Some(&host))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["badRequest"]["message"], "Missing forced_down field");
+    let r = v211
+        .put("/os-services/force-down", Some(&down))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"service": {"host": "fake-0", "binary": "nova-compute", "forced_down": true}})
+    );
+    let list = v211.get("/os-services").await.unwrap().body;
+    assert_eq!(service(&list, "fake-0")["forced_down"], true);
+    assert_eq!(service(&list, "fake-0")["state"], "down");
+
+    // Bad input.
+    let r = old
+        .put(
+            "/os-services/disable",
+            Some(&json!({"host": "nowhere", "binary": "nova-compute"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(
+        r.body["itemNotFound"]["message"],
+        "Could not find binary nova-compute on host nowhere."
+    );
+    let r = old
+        .put(
+            "/os-services/disable",
+            Some(&json!({"host": "fake-0", "binary": "nova-scheduler"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body["badRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Updating a nova-scheduler service is not supported."),
+        "{}",
+        r.body
+    );
+    let r = old
+        .put("/os-services/disable", Some(&json!({"host": "fake-0"})))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = old.put("/os-services/explode", Some(&host)).await.unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    let (_, _) = c.project_user("svc", "sam", "pw", "member").await;
+    let (sam, _) = c.login("sam", "pw", Some("svc")).await.unwrap();
+    let sam = sam.clone_with_base(&format!("{}/v2.1", c.compute_url));
+    assert_eq!(
+        sam.put("/os-services/disable", Some(&host))
+            .await
+            .unwrap()
+            .status,
+        403
+    );
+
+    // From 2.53 the service is its uuid in the path; the answer is the whole service.
+    let new = nova(&c, "2.53");
+    let list = new.get("/os-services").await.unwrap().body;
+    let id = service(&list, "fake-0")["id"].as_str().unwrap().to_string();
+    let r = new
+        .put(
+            &format!("/os-services/{id}"),
+            Some(&json!({"status": "disabled", "disabled_reason": "rack 4", "forced_down": false})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let s = &r.body["service"];
+    assert_eq!(s["id"], id.as_str());
+    assert_eq!(s["status"], "disabled");
+    assert_eq!(s["disabled_reason"], "rack 4");
+    assert_eq!(s["forced_down"], false);
+    assert_eq!(s["state"], "up");
+    assert_eq!(s["zone"], "nova");
+    let r = new
+        .put(
+            &format!("/os-services/{id}"),
+            Some(&json!({"status": "enabled", "disabled_reason": "x"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Specifying 'disabled_reason' with status 'enabled' is invalid."
+    );
+    let r = new
+        .put(&format!("/os-services/{id}"), Some(&json!({})))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body["badRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("No updates were requested."),
+        "{}",
+        r.body
+    );
+    let r = new
+        .put("/os-services/disable", Some(&json!({"status": "enabled"})))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.body["badRequest"]["message"], "Invalid uuid disable");
+    let r = new
+        .put(
+            "/os-services/7d3f1a52-64a3-4bd5-9a41-1a6a1f4f8c00",
+            Some(&json!({"status": "enabled"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = new
+        .put(
+            &format!("/os-services/{id}"),
+            Some(&json!({"status": "paused"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_disabled_host_gets_no_new_servers() {
+    let c = TestCloud::with_fake_hosts(2).await;
+    wait_hosts(&c, 2).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 128).await;
+    let n = nova(&c, "2.37");
+    let r = n
+        .put(
+            "/os-services/disable",
+            Some(&json!({"host": "fake-0", "binary": "nova-compute"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    for i in 0..4 {
+        let id = create(&n, &format!("s{i}"), &image, &flavor).await;
+        let s = wait_status(&n, &id, "ACTIVE").await;
+        assert_eq!(s["OS-EXT-SRV-ATTR:host"], "fake-1", "{s}");
+    }
+}
+
+#[tokio::test]
+async fn deleting_on_a_down_host_is_local_and_its_guest_is_reaped_later() {
+    let c = TestCloud::start_with(|c| {
+        c.compute.fake_hosts = 1;
+        c.compute.running_deleted_instance_poll_interval = 1;
+    })
+    .await
+    .unwrap();
+    wait_hosts(&c, 1).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 128).await;
+    let n = nova(&c, "2.37");
+    let id = create(&n, "left-behind", &image, &flavor).await;
+    wait_status(&n, &id, "ACTIVE").await;
+    let driver = c.fake_driver("fake-0");
+    assert_eq!(driver.list_instances().await.unwrap(), vec![id.clone()]);
+
+    let down = json!({"host": "fake-0", "binary": "nova-compute", "forced_down": true});
+    let r = nova(&c, "2.11")
+        .put("/os-services/force-down", Some(&down))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The host is down: the delete is done by the API at once, allocation included.
+    let r = n.delete(&format!("/servers/{id}")).await.unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
+    assert_eq!(n.get(&format!("/servers/{id}")).await.unwrap().status, 404);
+    assert_eq!(allocations(&c, &id).await, json!({}));
+    let r = n
+        .get(&format!("/servers/{id}/os-instance-actions"))
+        .await
+        .unwrap();
+    // Deleted servers' actions stay readable from 2.21; the delete is recorded.
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["instanceActions"][0]["action"], "delete",
+        "{}",
+        r.body
+    );
+
+    // The agent (alive here, only forced down) reports its guests every second: the
+    // deleted server's guest goes.
+    for _ in 0..100 {
+        if driver.list_instances().await.unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the guest of the deleted server was never destroyed");
+}
