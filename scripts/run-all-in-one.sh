@@ -10,7 +10,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 . scripts/lib.sh
 install_packages build-essential pkg-config ca-certificates curl
 # The network agent (bridges, DHCP namespaces) runs when these are present and we are root.
-install_packages iproute2 dnsmasq-base nftables
+install_packages iproute2 dnsmasq-base nftables conntrack
 # The default compute driver runs each server as a qemu-system process (KVM when a probe
 # boot works, else TCG), its disks qcow2 overlays, its config drive an ISO. `--compute-driver
 # fake` (passed through below) runs without them.

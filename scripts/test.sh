@@ -80,7 +80,7 @@ bounded 600 cargo test -p ferro-virt --features qemu-tests --test it 2>&1 | tee 
 count_cargo "$logs/qemu.log"
 
 step "the network dataplane on this host (bridges, namespaces, dnsmasq)"
-install_packages iproute2 dnsmasq-base busybox nftables
+install_packages iproute2 dnsmasq-base busybox nftables conntrack
 cargo clippy -p ferro-testkit --features dataplane-tests --all-targets -- -D warnings
 bounded 600 cargo test -p ferro-testkit --features dataplane-tests --test dataplane 2>&1 |
   tee "$logs/dataplane.log"

@@ -13,21 +13,13 @@
 set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-ROOT="$(cd "$HERE/../.." && pwd)"
 # shellcheck source=lib/checks.bash
 source "$HERE/lib/checks.bash"
 # shellcheck source=lib/guests.bash
 source "$HERE/lib/guests.bash"
-FERROSTACK_BIN="${FERROSTACK_BIN:-${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}/debug/ferrostack}"
-while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^OS_' || true)
 
-# shellcheck source=../../scripts/lib.sh
-. "$ROOT/scripts/lib.sh"
-install_packages qemu-system-x86 qemu-utils genisoimage cpio iproute2 dnsmasq-base nftables busybox >&2
-IMG="$(bash "$ROOT/scripts/build-guest-image" | tail -1)"
+guest_setup d busybox
 
-WORK="$(mktemp -d /tmp/fe2e-d.XXXXXX)"
-PREFIX="e$(printf '%s' "$WORK" | sha256sum | cut -c1-3)"
 SERVER_PID=""
 cleanup() {
     local rc=$?
@@ -138,10 +130,23 @@ ns_ping() { ip netns exec "$DHCP_NS" busybox ping -c 1 -W 1 "$A_IP" >/dev/null 2
 for _ in $(seq 10); do ns_ping && break; sleep 0.5; done
 RC=0
 check "the ICMP rule lets a ping from the network reach guest A" is_true ns_ping
+# One long ping (one ICMP id: one conntrack entry, established after its first reply).
+ip netns exec "$DHCP_NS" busybox ping -i 1 "$A_IP" >"$WORK/long-ping" 2>&1 &
+LONG_PING=$!
+sleep 2
 osc security group rule delete "$ICMP_RULE"
 for _ in $(seq 10); do ns_ping || break; sleep 0.5; done
 RC=0
 check "without the ICMP rule the ping does not reach guest A" is_true eval '! ns_ping'
+replies() { grep -c "bytes from" "$WORK/long-ping"; }
+BEFORE_WAIT=$(replies)
+sleep 3
+AFTER_WAIT=$(replies)
+kill "$LONG_PING" 2>/dev/null
+wait "$LONG_PING" 2>/dev/null
+RC=0
+check "a ping running since before the delete stops too (its conntrack entry goes with the rule)" \
+    is_true eval '[[ $BEFORE_WAIT -gt 0 && $AFTER_WAIT -eq $BEFORE_WAIT ]]'
 
 osc server delete --wait "$A" "$B"
 check "server delete --wait" succeeded

@@ -188,6 +188,100 @@ pub fn render(prefix: &str, ports: &[&PortState], groups: &[SecurityGroupState])
     out
 }
 
+/// What one port's rules accept, as the rendered rule lines of its groups per direction,
+/// with its addresses: the agent compares these before and after a change to find the
+/// connections the change stops allowing ([`revoked`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Allowed {
+    pub ips: Vec<String>,
+    pub ingress: std::collections::BTreeSet<String>,
+    pub egress: std::collections::BTreeSet<String>,
+}
+
+/// [`Allowed`] of each of `ports`, by port id.
+pub fn allowed(ports: &[&PortState], groups: &[SecurityGroupState]) -> BTreeMap<String, Allowed> {
+    let by_id: BTreeMap<&str, &SecurityGroupState> =
+        groups.iter().map(|g| (g.id.as_str(), g)).collect();
+    ports
+        .iter()
+        .map(|p| {
+            let mut a = Allowed {
+                ips: p.fixed_ips.iter().map(|(_, ip)| ip.clone()).collect(),
+                ..Allowed::default()
+            };
+            a.ips
+                .extend(p.allowed_address_pairs.iter().map(|(ip, _)| ip.clone()));
+            for r in p
+                .security_groups
+                .iter()
+                .filter_map(|g| by_id.get(g.as_str()))
+                .flat_map(|g| &g.rules)
+            {
+                if let Some(l) = rule_line(r, &by_id) {
+                    match r.direction.as_str() {
+                        "ingress" => a.ingress.insert(l),
+                        _ => a.egress.insert(l),
+                    };
+                }
+            }
+            (p.id.clone(), a)
+        })
+        .collect()
+}
+
+/// Connections to forget in conntrack: those of `ip` (the original destination for
+/// `ingress`, the source for `egress`) and of `protocol` (a conntrack protocol name or
+/// number; all when None).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Revoked {
+    pub ip: String,
+    pub ingress: bool,
+    pub protocol: Option<String>,
+}
+
+/// What a change from `old` to `new` stops allowing on the ports still here: for each rule
+/// line a port lost, the connections of that line's family and protocol towards the port
+/// (ingress) or from it (egress). Established connections pass the table without looking
+/// at the rules, so those must be forgotten for the rules to apply to them again (as
+/// Neutron deletes the conntrack entries of removed rules); a connection still allowed
+/// by another rule is simply tracked anew by its next packet.
+pub fn revoked(old: &BTreeMap<String, Allowed>, new: &BTreeMap<String, Allowed>) -> Vec<Revoked> {
+    let mut out = std::collections::BTreeSet::new();
+    for (port, before) in old {
+        let Some(after) = new.get(port) else {
+            continue;
+        };
+        for (ingress, was, is) in [
+            (true, &before.ingress, &after.ingress),
+            (false, &before.egress, &after.egress),
+        ] {
+            for line in was.difference(is) {
+                let v6 = line.starts_with("meta nfproto ipv6");
+                let protocol = line
+                    .split_once("meta l4proto ")
+                    .and_then(|(_, rest)| rest.split_whitespace().next())
+                    .map(|p| if p == "ipv6-icmp" { "icmpv6" } else { p }.to_string());
+                for ip in after.ips.iter().filter(|ip| is_v6(ip) == v6) {
+                    out.insert(Revoked {
+                        ip: ip.clone(),
+                        ingress,
+                        protocol: protocol.clone(),
+                    });
+                }
+            }
+        }
+    }
+    // A flush of every protocol covers the ones of single protocols.
+    let all: std::collections::BTreeSet<(String, bool)> = out
+        .iter()
+        .filter(|r| r.protocol.is_none())
+        .map(|r| (r.ip.clone(), r.ingress))
+        .collect();
+    out.into_iter()
+        .filter(|r| r.protocol.is_none() || !all.contains(&(r.ip.clone(), r.ingress)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,6 +340,83 @@ mod tests {
             rule_line(&empty, &by_id).is_none(),
             "a group without members matches nothing"
         );
+    }
+
+    #[test]
+    fn removed_rules_revoke_their_connections_only() {
+        let p = PortState {
+            id: "p".into(),
+            fixed_ips: vec![
+                ("s".into(), "10.0.0.5".into()),
+                ("s6".into(), "fd00::5".into()),
+            ],
+            security_groups: vec!["g".into()],
+            ..PortState::default()
+        };
+        let group = |rules: Vec<RuleState>| SecurityGroupState {
+            id: "g".into(),
+            rules,
+            members: vec![],
+        };
+        let icmp = rule("ingress", Some("icmp"));
+        let ssh = RuleState {
+            port_range_min: Some(22),
+            port_range_max: Some(22),
+            ..rule("ingress", Some("tcp"))
+        };
+        let out = rule("egress", None);
+        let before = allowed(
+            &[&p],
+            &[group(vec![icmp.clone(), ssh.clone(), out.clone()])],
+        );
+        // Nothing removed: nothing to forget.
+        assert!(revoked(&before, &before).is_empty());
+        // The ICMP rule goes: inbound ICMP of the port's IPv4 address is forgotten.
+        let after = allowed(&[&p], &[group(vec![ssh.clone(), out.clone()])]);
+        assert_eq!(
+            revoked(&before, &after),
+            vec![Revoked {
+                ip: "10.0.0.5".into(),
+                ingress: true,
+                protocol: Some("icmp".into()),
+            }]
+        );
+        // The any-protocol egress rule goes: everything the port started, per address
+        // of the rule's family.
+        let after = allowed(&[&p], &[group(vec![icmp.clone(), ssh.clone()])]);
+        assert_eq!(
+            revoked(&before, &after),
+            vec![Revoked {
+                ip: "10.0.0.5".into(),
+                ingress: false,
+                protocol: None,
+            }]
+        );
+        // The port leaves the group: all its rules are gone.
+        let bare = PortState {
+            security_groups: vec![],
+            ..p.clone()
+        };
+        let after = allowed(&[&bare], &[group(vec![icmp, ssh, out])]);
+        let r = revoked(&before, &after);
+        assert_eq!(r.len(), 3, "{r:?}");
+        assert!(r.contains(&Revoked {
+            ip: "10.0.0.5".into(),
+            ingress: false,
+            protocol: None
+        }));
+        assert!(r.contains(&Revoked {
+            ip: "10.0.0.5".into(),
+            ingress: true,
+            protocol: Some("tcp".into())
+        }));
+        assert!(r.contains(&Revoked {
+            ip: "10.0.0.5".into(),
+            ingress: true,
+            protocol: Some("icmp".into())
+        }));
+        // A port that is gone has nothing left to forget.
+        assert!(revoked(&before, &BTreeMap::new()).is_empty());
     }
 
     #[test]

@@ -102,6 +102,8 @@ pub struct NetworkAgent {
     last_error: Mutex<Option<String>>,
     /// The security group table as last applied.
     firewall: Mutex<Option<String>>,
+    /// What each guarded port's rules accepted when the table was last written.
+    allowed: Mutex<BTreeMap<String, firewall::Allowed>>,
     /// Each router's NAT table as last applied, by router (also: routers set up).
     nat: Mutex<BTreeMap<String, String>>,
     /// What the next sync tells the service (counts, dnsmasq restarts).
@@ -122,6 +124,7 @@ impl NetworkAgent {
             proxies: Mutex::new(BTreeMap::new()),
             last_error: Mutex::new(None),
             firewall: Mutex::new(None),
+            allowed: Mutex::new(BTreeMap::new()),
             nat: Mutex::new(BTreeMap::new()),
             report: Mutex::new(AgentReport::default()),
             dhcp_served: Mutex::new(BTreeSet::new()),
@@ -408,12 +411,46 @@ impl NetworkAgent {
             .map_err(|e| HostError::new(format!("write {path:?}: {e}")))?;
         ferro_host::cmd::run("nft", &["-f", &path.to_string_lossy()]).await?;
         *self.firewall.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+        let allowed = firewall::allowed(ports, &state.security_groups);
+        let before = std::mem::replace(
+            &mut *self.allowed.lock().unwrap_or_else(|e| e.into_inner()),
+            allowed.clone(),
+        );
+        for r in firewall::revoked(&before, &allowed) {
+            forget_connections(&r).await;
+        }
         Ok(())
     }
 
     /// Wakes the sync loop.
     pub fn poke(&self) {
         self.wake.notify_one();
+    }
+}
+
+/// Deletes the conntrack entries `r` names (`conntrack -D`); none to delete is fine, and
+/// a failure is logged: the rules are in place, only connections already made outlive them.
+async fn forget_connections(r: &firewall::Revoked) {
+    let mut args = vec![
+        "-D",
+        if r.ingress {
+            "--orig-dst"
+        } else {
+            "--orig-src"
+        },
+        &r.ip,
+    ];
+    if r.ip.contains(':') {
+        args.extend(["-f", "ipv6"]);
+    }
+    if let Some(p) = r.protocol.as_deref() {
+        args.extend(["-p", p]);
+    }
+    match ferro_host::cmd::run("conntrack", &args).await {
+        Err(e) if !e.what.contains("0 flow entries") => {
+            tracing::warn!(ip = %r.ip, error = %e, "conntrack entries of a removed rule not deleted")
+        }
+        _ => tracing::debug!(?r, "conntrack entries of a removed rule deleted"),
     }
 }
 
