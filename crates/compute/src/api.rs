@@ -159,6 +159,7 @@ pub fn router(state: Arc<Compute>) -> Router {
         .route("/os-hosts/{host}/reboot", get(host_reboot))
         .route("/os-instance_usage_audit_log", get(audit_log_list))
         .route("/os-instance_usage_audit_log/{before}", get(audit_log_show))
+        .merge(crate::aggregates::routes())
         .merge(crate::servers_api::routes())
         .merge(crate::server_meta::routes())
         .merge(crate::server_groups::routes())

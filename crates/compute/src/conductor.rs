@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use crate::Compute;
 use crate::db::{self, ComputeNode};
 use crate::fault::{Fault, Result};
-use crate::model::{DEFAULT_ZONE, Instance, InstanceFault, Vif, VmState, task_state};
+use crate::model::{Instance, InstanceFault, Vif, VmState, task_state};
 use crate::scheduler::{Choice, HostRequest};
 
 /// The binary name of compute agents in the service registry.
@@ -462,7 +462,9 @@ impl Compute {
         };
         i.host = Some(cand.host.clone());
         i.node = Some(cand.host.clone());
-        i.availability_zone = Some(DEFAULT_ZONE.into());
+        // The instance is in its host's zone (upstream's conductor sets it from the
+        // selection).
+        i.availability_zone = Some(cand.zone.clone());
         i.attempts += 1;
         i.task_state = Some(task_state::SPAWNING.into());
         if !self.conductor_save(&mut i, expected).await {
@@ -519,9 +521,9 @@ impl Compute {
     /// instance's consumer: the chosen host, or `None` when no host can take it.
     ///
     /// The choice is made in the conductor's host view ([`crate::scheduler`]): compute
-    /// status, room for every class, availability zone, tried hosts, the group's policy,
-    /// then the weighers. The claim in placement decides; a refused claim moves on to the
-    /// next host. The view is refreshed from placement's allocation candidates when it is
+    /// status, room for every class, availability zone, the flavor's aggregate extra specs,
+    /// tried hosts, the group's policy, then the weighers. The claim in placement decides;
+    /// a refused claim moves on to the next host. The view is refreshed from placement's allocation candidates when it is
     /// old, after [`REFUSALS_BEFORE_REFRESH`] refusals, and before answering that no host
     /// can take the instance.
     ///
@@ -537,13 +539,7 @@ impl Compute {
         in_group: Option<bool>,
     ) -> Result<Option<Choice>> {
         let started = Instant::now();
-        let zone_ok = i
-            .availability_zone
-            .as_deref()
-            .is_none_or(|z| z == DEFAULT_ZONE);
-        if !zone_ok {
-            return Ok(None);
-        }
+        let aggregate_specs = crate::scheduler::aggregate_requirements(&i.flavor.extra_specs);
         let resources = requested_resources(i);
         let query = resources_query(i);
         // Read under the group's lock (held by the caller): a member placed meanwhile counts.
@@ -564,6 +560,8 @@ impl Compute {
                 excluded: &excluded,
                 group: group.as_ref(),
                 only: i.requested_host.as_deref(),
+                zone: i.availability_zone.as_deref(),
+                aggregate_specs: &aggregate_specs,
                 now: now_micros(),
             };
             let Some(choice) = self.hosts.choose(&req, &i.uuid, random_index()) else {
@@ -696,7 +694,8 @@ impl Compute {
         }
         let nodes = db::node_list(&mut &self.db).await?;
         let services = db::service_list(&mut &self.db).await?;
-        self.hosts.ingest(&r.body, &nodes, services);
+        let metadata = db::host_aggregate_metadata(&mut &self.db).await?;
+        self.hosts.ingest(&r.body, &nodes, services, &metadata);
         Ok(started.elapsed())
     }
 

@@ -1,6 +1,6 @@
 //! Compute's queries over its `nv_` tables. No SQL elsewhere in this crate.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use ferro_common::{Error, Result};
 use ferro_db::{Db, Executor, Sql};
@@ -688,18 +688,27 @@ impl From<ServiceRow> for Service {
             last_seen_up: r.last_seen_up,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            aggregate_zone: None,
         }
     }
 }
 
-/// Every registered service, by id.
+/// Every registered service, by id, with the zone its host's aggregates give it.
 pub async fn service_list(ex: &mut impl Executor) -> Result<Vec<Service>> {
     let rows: Vec<ServiceRow> = ex
         .fetch_all(&Sql::new(&format!(
             "SELECT {SERVICE_COLUMNS} FROM nv_services ORDER BY id"
         )))
         .await?;
-    Ok(rows.into_iter().map(Service::from).collect())
+    let meta = host_aggregate_metadata(ex).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let mut s = Service::from(r);
+            s.aggregate_zone = zone_of(meta.get(&s.host));
+            s
+        })
+        .collect())
 }
 
 /// Service `binary` on `host`, if registered.
@@ -1450,6 +1459,321 @@ pub async fn group_of_instance(ex: &mut impl Executor, uuid: &str) -> Result<Opt
         )
         .await?;
     Ok(row.map(|r| r.group_uuid))
+}
+
+// ---- aggregates -----------------------------------------------------------------------------
+
+/// A host aggregate with its hosts (by name) and metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Aggregate {
+    pub id: i64,
+    pub uuid: String,
+    pub name: String,
+    pub created_at: i64,
+    pub updated_at: Option<i64>,
+    pub hosts: Vec<String>,
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl Aggregate {
+    /// Its `availability_zone` metadata, if any.
+    pub fn zone(&self) -> Option<&str> {
+        self.metadata.get(AZ_KEY).map(String::as_str)
+    }
+}
+
+/// The metadata key that puts an aggregate's hosts in an availability zone.
+pub const AZ_KEY: &str = "availability_zone";
+
+#[derive(FromRow)]
+struct AggregateRow {
+    id: i64,
+    uuid: String,
+    name: String,
+    created_at: i64,
+    updated_at: Option<i64>,
+}
+
+#[derive(FromRow)]
+struct AggregateHostRow {
+    aggregate_id: i64,
+    host: String,
+}
+
+#[derive(FromRow)]
+struct AggregateMetaRow {
+    aggregate_id: i64,
+    meta_key: String,
+    meta_value: String,
+}
+
+/// Every aggregate (or only aggregate `id`), by id, with hosts and metadata.
+pub async fn aggregate_list(ex: &mut impl Executor, id: Option<i64>) -> Result<Vec<Aggregate>> {
+    let mut rows_sql = Sql::new("SELECT id, uuid, name, created_at, updated_at FROM nv_aggregates");
+    let mut hosts_sql = Sql::new("SELECT aggregate_id, host FROM nv_aggregate_hosts");
+    let mut meta_sql =
+        Sql::new("SELECT aggregate_id, meta_key, meta_value FROM nv_aggregate_metadata");
+    if let Some(id) = id {
+        rows_sql.push(" WHERE id = ").bind(id);
+        hosts_sql.push(" WHERE aggregate_id = ").bind(id);
+        meta_sql.push(" WHERE aggregate_id = ").bind(id);
+    }
+    rows_sql.push(" ORDER BY id");
+    let rows: Vec<AggregateRow> = ex.fetch_all(&rows_sql).await?;
+    hosts_sql.push(" ORDER BY host");
+    let hosts: Vec<AggregateHostRow> = ex.fetch_all(&hosts_sql).await?;
+    let meta: Vec<AggregateMetaRow> = ex.fetch_all(&meta_sql).await?;
+    let mut out: BTreeMap<i64, Aggregate> = rows
+        .into_iter()
+        .map(|r| {
+            let a = Aggregate {
+                id: r.id,
+                uuid: r.uuid,
+                name: r.name,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+                hosts: Vec::new(),
+                metadata: BTreeMap::new(),
+            };
+            (r.id, a)
+        })
+        .collect();
+    for h in hosts {
+        if let Some(a) = out.get_mut(&h.aggregate_id) {
+            a.hosts.push(h.host);
+        }
+    }
+    for m in meta {
+        if let Some(a) = out.get_mut(&m.aggregate_id) {
+            a.metadata.insert(m.meta_key, m.meta_value);
+        }
+    }
+    Ok(out.into_values().collect())
+}
+
+/// Aggregate `id`, if it exists.
+pub async fn aggregate_get(ex: &mut impl Executor, id: i64) -> Result<Option<Aggregate>> {
+    Ok(aggregate_list(ex, Some(id)).await?.pop())
+}
+
+/// Whether an aggregate other than `except` is named `name`.
+pub async fn aggregate_name_taken(
+    ex: &mut impl Executor,
+    name: &str,
+    except: Option<i64>,
+) -> Result<bool> {
+    let row: Option<Count> = ex
+        .fetch_optional(
+            &Sql::new("SELECT COUNT(*) AS n FROM nv_aggregates WHERE name = ? AND id <> ?")
+                .arg(name)
+                .arg(except.unwrap_or(-1)),
+        )
+        .await?;
+    Ok(row.is_some_and(|r| r.n > 0))
+}
+
+/// Takes the aggregates' row lock for the rest of the transaction: changes that move hosts
+/// between zones are checked and written one at a time, so two of them cannot each pass the
+/// one-zone-per-host check against the state before the other.
+pub async fn aggregate_lock(ex: &mut impl Executor) -> Result<()> {
+    let n = ex
+        .execute(
+            &Sql::new("UPDATE nv_sequences SET next_value = next_value WHERE seq_name = ?")
+                .arg("aggregates"),
+        )
+        .await?;
+    if n != 1 {
+        return Err(Error::internal("sequence aggregates is missing"));
+    }
+    Ok(())
+}
+
+/// Inserts a new aggregate and its metadata (it has no hosts yet).
+pub async fn aggregate_insert(ex: &mut impl Executor, a: &Aggregate) -> Result<()> {
+    ex.execute(
+        &Sql::new(
+            "INSERT INTO nv_aggregates (id, uuid, name, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .arg(a.id)
+        .arg(&a.uuid)
+        .arg(&a.name)
+        .arg(a.created_at)
+        .arg(a.updated_at),
+    )
+    .await?;
+    for (k, v) in &a.metadata {
+        aggregate_metadata_set(ex, a.id, k, Some(v)).await?;
+    }
+    Ok(())
+}
+
+/// Renames aggregate `id` and records the change at `now`; false if it does not exist.
+pub async fn aggregate_update(
+    ex: &mut impl Executor,
+    id: i64,
+    name: &str,
+    now: i64,
+) -> Result<bool> {
+    let n = ex
+        .execute(
+            &Sql::new("UPDATE nv_aggregates SET name = ?, updated_at = ? WHERE id = ?")
+                .arg(name)
+                .arg(now)
+                .arg(id),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Sets (`Some`) or removes (`None`) metadata key `key` of aggregate `id`.
+pub async fn aggregate_metadata_set(
+    ex: &mut impl Executor,
+    id: i64,
+    key: &str,
+    value: Option<&str>,
+) -> Result<()> {
+    ex.execute(
+        &Sql::new("DELETE FROM nv_aggregate_metadata WHERE aggregate_id = ? AND meta_key = ?")
+            .arg(id)
+            .arg(key),
+    )
+    .await?;
+    if let Some(v) = value {
+        ex.execute(
+            &Sql::new(
+                "INSERT INTO nv_aggregate_metadata (aggregate_id, meta_key, meta_value) \
+                 VALUES (?, ?, ?)",
+            )
+            .arg(id)
+            .arg(key)
+            .arg(v),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Deletes aggregate `id` with its metadata and host rows; false if it did not exist.
+pub async fn aggregate_delete(ex: &mut impl Executor, id: i64) -> Result<bool> {
+    for table in ["nv_aggregate_metadata", "nv_aggregate_hosts"] {
+        ex.execute(&Sql::new(&format!("DELETE FROM {table} WHERE aggregate_id = ?")).arg(id))
+            .await?;
+    }
+    let n = ex
+        .execute(&Sql::new("DELETE FROM nv_aggregates WHERE id = ?").arg(id))
+        .await?;
+    Ok(n == 1)
+}
+
+/// Adds `host` to aggregate `id` (a host already there is a unique-key conflict).
+pub async fn aggregate_host_add(ex: &mut impl Executor, id: i64, host: &str) -> Result<()> {
+    ex.execute(
+        &Sql::new("INSERT INTO nv_aggregate_hosts (aggregate_id, host) VALUES (?, ?)")
+            .arg(id)
+            .arg(host),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes `host` from aggregate `id`; false if it was not there.
+pub async fn aggregate_host_remove(ex: &mut impl Executor, id: i64, host: &str) -> Result<bool> {
+    let n = ex
+        .execute(
+            &Sql::new("DELETE FROM nv_aggregate_hosts WHERE aggregate_id = ? AND host = ?")
+                .arg(id)
+                .arg(host),
+        )
+        .await?;
+    Ok(n == 1)
+}
+
+/// Each host's aggregate metadata: key -> the values its aggregates give it (upstream's
+/// `aggregate_metadata_get_by_host`), for every host in an aggregate with metadata.
+pub type HostMetadata = BTreeMap<String, BTreeMap<String, BTreeSet<String>>>;
+
+/// [`HostMetadata`] of every host.
+pub async fn host_aggregate_metadata(ex: &mut impl Executor) -> Result<HostMetadata> {
+    #[derive(FromRow)]
+    struct Row {
+        host: String,
+        meta_key: String,
+        meta_value: String,
+    }
+    let rows: Vec<Row> = ex
+        .fetch_all(&Sql::new(
+            "SELECT h.host, m.meta_key, m.meta_value FROM nv_aggregate_hosts h \
+             JOIN nv_aggregate_metadata m ON m.aggregate_id = h.aggregate_id",
+        ))
+        .await?;
+    let mut out = HostMetadata::new();
+    for r in rows {
+        out.entry(r.host)
+            .or_default()
+            .entry(r.meta_key)
+            .or_default()
+            .insert(r.meta_value);
+    }
+    Ok(out)
+}
+
+/// The availability zone aggregates give `meta`'s host: its zones joined by `,` as upstream's
+/// `set_availability_zones` does (the API keeps a host in at most one), `None` outside zoned
+/// aggregates.
+pub fn zone_of(meta: Option<&BTreeMap<String, BTreeSet<String>>>) -> Option<String> {
+    let zones = meta?.get(AZ_KEY)?;
+    (!zones.is_empty()).then(|| zones.iter().cloned().collect::<Vec<_>>().join(","))
+}
+
+/// The zone aggregates give `host` ([`zone_of`]).
+pub async fn host_zone(ex: &mut impl Executor, host: &str) -> Result<Option<String>> {
+    #[derive(FromRow)]
+    struct Row {
+        meta_value: String,
+    }
+    let rows: Vec<Row> = ex
+        .fetch_all(
+            &Sql::new(
+                "SELECT DISTINCT m.meta_value FROM nv_aggregate_hosts h \
+                 JOIN nv_aggregate_metadata m ON m.aggregate_id = h.aggregate_id \
+                 WHERE h.host = ? AND m.meta_key = ? ORDER BY m.meta_value",
+            )
+            .arg(host)
+            .arg(AZ_KEY),
+        )
+        .await?;
+    Ok((!rows.is_empty()).then(|| {
+        rows.into_iter()
+            .map(|r| r.meta_value)
+            .collect::<Vec<_>>()
+            .join(",")
+    }))
+}
+
+/// How many live instances are on `hosts`.
+pub async fn instance_count_on_hosts(ex: &mut impl Executor, hosts: &[String]) -> Result<i64> {
+    if hosts.is_empty() {
+        return Ok(0);
+    }
+    let mut sql = Sql::new("SELECT COUNT(*) AS n FROM nv_instances WHERE deleted = ");
+    sql.bind(false);
+    sql.push(" AND host IN ")
+        .bind_list(hosts.iter().map(String::as_str));
+    let row: Option<Count> = ex.fetch_optional(&sql).await?;
+    Ok(row.map_or(0, |r| r.n))
+}
+
+/// Host `host`'s compute node, if it reported one.
+pub async fn node_get(ex: &mut impl Executor, host: &str) -> Result<Option<ComputeNode>> {
+    Ok(ex
+        .fetch_optional(
+            &Sql::new(&format!(
+                "SELECT {NODE_COLUMNS} FROM nv_compute_nodes WHERE host = ?"
+            ))
+            .arg(host),
+        )
+        .await?)
 }
 
 // ---- instance actions -----------------------------------------------------------------------

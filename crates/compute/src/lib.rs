@@ -10,6 +10,7 @@
 //! other service crate; placement and the image API are reached over HTTP, agents over the
 //! bus with `ferro-api-types` contracts ([`servers::Links`], set by [`Compute::connect`]).
 
+pub mod aggregates;
 pub mod api;
 pub mod conductor;
 pub mod db;
@@ -44,7 +45,7 @@ pub use manager::Compute;
 
 /// Compute's schema migrations, in order.
 pub fn migrations() -> &'static [ferro_db::Migration] {
-    static M: [ferro_db::Migration; 9] = [
+    static M: [ferro_db::Migration; 10] = [
         ferro_db::Migration {
             version: 1,
             name: "init",
@@ -89,6 +90,11 @@ pub fn migrations() -> &'static [ferro_db::Migration] {
             version: 9,
             name: "compute_node_cpu_info",
             sql: include_str!("../migrations/0009_compute_node_cpu_info.sql"),
+        },
+        ferro_db::Migration {
+            version: 10,
+            name: "aggregates",
+            sql: include_str!("../migrations/0010_aggregates.sql"),
         },
     ];
     &M

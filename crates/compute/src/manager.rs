@@ -1011,6 +1011,15 @@ impl Compute {
         Ok(zones)
     }
 
+    /// Whether an enabled service is in zone `name` (upstream's available zones, which a
+    /// create's `availability_zone` must name).
+    pub(crate) async fn zone_available(&self, name: &str) -> Result<bool> {
+        Ok(db::service_list(&mut &self.db)
+            .await?
+            .iter()
+            .any(|s| !s.disabled && s.zone() == name))
+    }
+
     /// `GET /os-services`: the registered services (API services are not registered, as
     /// upstream filters them out), optionally by host and binary.
     pub async fn services(
@@ -1086,6 +1095,7 @@ impl Compute {
         }
         let now = now_micros();
         db::service_set_state(&mut &self.db, &svc, now).await?;
+        svc.aggregate_zone = db::host_zone(&mut &self.db, &svc.host).await?;
         svc.updated_at = Some(now);
         self.hosts.service_changed(&svc);
         Ok(svc)
@@ -1113,6 +1123,7 @@ impl Compute {
                     last_seen_up: Some(now),
                     created_at: now,
                     updated_at: Some(now),
+                    aggregate_zone: None,
                 };
                 db::service_insert(&mut tx, &s).await?;
             }

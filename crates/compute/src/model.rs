@@ -186,6 +186,9 @@ pub struct Service {
     pub last_seen_up: Option<i64>,
     pub created_at: i64,
     pub updated_at: Option<i64>,
+    /// The zone its host's aggregates put it in (`None`: in no zoned aggregate, or not
+    /// looked up).
+    pub aggregate_zone: Option<String>,
 }
 
 /// The zone of non-compute services (`internal_service_availability_zone`).
@@ -196,10 +199,11 @@ pub const DEFAULT_ZONE: &str = "nova";
 pub const SERVICE_DOWN_TIME_SECS: i64 = 60;
 
 impl Service {
-    /// The service's availability zone (`set_availability_zones`; aggregates come later).
-    pub fn zone(&self) -> &'static str {
+    /// The service's availability zone (`set_availability_zones`): a compute host's comes
+    /// from its aggregates, else it is the default zone; other services are internal.
+    pub fn zone(&self) -> &str {
         if self.topic == "compute" {
-            DEFAULT_ZONE
+            self.aggregate_zone.as_deref().unwrap_or(DEFAULT_ZONE)
         } else {
             INTERNAL_ZONE
         }
@@ -301,10 +305,16 @@ mod tests {
             last_seen_up: Some(1_000_000),
             created_at: 0,
             updated_at: Some(1_000_000),
+            aggregate_zone: None,
         };
         assert!(s.is_up(30_000_000));
         assert!(!s.is_up(62_000_000));
         assert_eq!(s.zone(), "nova");
+        let zoned = Service {
+            aggregate_zone: Some("az1".into()),
+            ..s.clone()
+        };
+        assert_eq!(zoned.zone(), "az1");
         let shown = s.show(ApiVersion::new(2, 53), 2_000_000);
         assert_eq!(shown["id"], "u");
         assert_eq!(shown["state"], "up");

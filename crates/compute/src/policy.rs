@@ -532,6 +532,46 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Return extended attributes for server."
     ),
     rule!(
+        "os_compute_api:os-aggregates:set_metadata",
+        ADMIN,
+        "Create or replace metadata for an aggregate"
+    ),
+    rule!(
+        "os_compute_api:os-aggregates:add_host",
+        ADMIN,
+        "Add a host to an aggregate"
+    ),
+    rule!(
+        "os_compute_api:os-aggregates:create",
+        ADMIN,
+        "Create an aggregate"
+    ),
+    rule!(
+        "os_compute_api:os-aggregates:remove_host",
+        ADMIN,
+        "Remove a host from an aggregate"
+    ),
+    rule!(
+        "os_compute_api:os-aggregates:update",
+        ADMIN,
+        "Update name and/or availability zone for an aggregate"
+    ),
+    rule!(
+        "os_compute_api:os-aggregates:index",
+        ADMIN,
+        "List all aggregates"
+    ),
+    rule!(
+        "os_compute_api:os-aggregates:delete",
+        ADMIN,
+        "Delete an aggregate"
+    ),
+    rule!(
+        "os_compute_api:os-aggregates:show",
+        ADMIN,
+        "Show details for an aggregate"
+    ),
+    rule!(
         "os_compute_api:os-hypervisors:list",
         ADMIN,
         "List all hypervisors."

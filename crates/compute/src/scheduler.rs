@@ -17,16 +17,20 @@
 //! or as a 409. Allocations this conductor removes are given back at once; others at the
 //! next refresh.
 //!
+//! Each host's availability zone and aggregate metadata are read with the view and kept on
+//! the host, so that the zone and aggregate filters cost a few map lookups per host. An
+//! aggregate change in this process makes the view old at once ([`HostView::invalidate`]).
+//!
 //! It does no I/O and never blocks on anything but its own mutex.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use crate::db::ComputeNode;
-use crate::model::Service;
+use crate::db::{ComputeNode, HostMetadata, zone_of};
+use crate::model::{DEFAULT_ZONE, Service};
 use crate::server_groups::Placement;
 
 /// Nova's `[filter_scheduler] host_subset_size`: the choice is random among this many best
@@ -57,6 +61,10 @@ pub struct HostState {
     pub resources: Vec<(String, Usage)>,
     /// Its compute service, when registered.
     pub service: Option<Service>,
+    /// Its availability zone: its aggregates', else the default zone.
+    pub zone: String,
+    /// Its aggregates' metadata: key -> values.
+    pub aggregate_metadata: BTreeMap<String, BTreeSet<String>>,
     /// A claim here was refused since the last refresh: another conductor filled it, or
     /// a limit the view does not know (`max_unit`, `step_size`) forbids it.
     pub suspect: bool,
@@ -95,6 +103,17 @@ impl HostState {
             .is_some_and(|s| !s.disabled && s.is_up(now))
     }
 
+    /// Whether its aggregates' metadata satisfies each `(key, requirement)`
+    /// ([`aggregate_requirements`]; upstream's AggregateInstanceExtraSpecsFilter): some
+    /// aggregate value of the key matches the requirement.
+    pub fn aggregates_allow(&self, required: &[(String, String)]) -> bool {
+        required.iter().all(|(key, req)| {
+            self.aggregate_metadata
+                .get(key)
+                .is_some_and(|values| values.iter().any(|v| spec_matches(v, req)))
+        })
+    }
+
     /// Adds (`sign` 1) or removes (`sign` -1) `amounts` from the use.
     fn consume(&mut self, amounts: &[(String, i64)], sign: i64) {
         for (rc, n) in amounts {
@@ -115,8 +134,13 @@ pub struct HostRequest<'a> {
     pub excluded: &'a [String],
     /// The server group's policy, when the instance is in one.
     pub group: Option<&'a Placement>,
-    /// The only host to consider (a forced host), when one was asked for.
+    /// The only host to consider (a forced host), when one was asked for. A forced host
+    /// skips the zone filter, as upstream's forced hosts skip the filters.
     pub only: Option<&'a str>,
+    /// The availability zone asked for, if any.
+    pub zone: Option<&'a str>,
+    /// The flavor's requirements of the host's aggregates ([`aggregate_requirements`]).
+    pub aggregate_specs: &'a [(String, String)],
     /// Now, in microseconds (for service liveness).
     pub now: i64,
 }
@@ -126,6 +150,8 @@ pub struct HostRequest<'a> {
 pub struct Choice {
     pub host: String,
     pub provider: String,
+    /// The host's availability zone, which the instance takes.
+    pub zone: String,
     pub resources: Vec<(String, i64)>,
     /// How many hosts passed the filters.
     pub considered: usize,
@@ -224,7 +250,13 @@ impl HostView {
     /// Hosts placement did not list cannot take that request: they leave the view until a
     /// refresh lists them. Claims on their way stay consumed (counting them twice if
     /// placement already has them errs on the safe side).
-    pub fn ingest(&self, body: &Value, nodes: &[ComputeNode], services: Vec<Service>) {
+    pub fn ingest(
+        &self,
+        body: &Value,
+        nodes: &[ComputeNode],
+        services: Vec<Service>,
+        metadata: &HostMetadata,
+    ) {
         let summaries = body["provider_summaries"].as_object();
         let mut services: HashMap<String, Service> = services
             .into_iter()
@@ -248,11 +280,14 @@ impl HostView {
                     (rc.clone(), usage)
                 })
                 .collect();
+            let aggregate_metadata = metadata.get(&n.host).cloned().unwrap_or_default();
             let state = HostState {
                 host: n.host.clone(),
                 provider: n.uuid.clone(),
                 resources,
                 service: services.remove(&n.host),
+                zone: zone_of(Some(&aggregate_metadata)).unwrap_or_else(|| DEFAULT_ZONE.into()),
+                aggregate_metadata,
                 suspect: false,
             };
             hosts.insert(n.host.clone(), state);
@@ -270,9 +305,14 @@ impl HostView {
         s.generation += 1;
     }
 
+    /// Makes the view old: the next decision refreshes it (aggregates changed).
+    pub fn invalidate(&self) {
+        self.lock().refreshed = None;
+    }
+
     /// Filters and weighs the hosts for `req` and consumes the chosen one's resources for
     /// `consumer`: up and enabled, not excluded nor suspect, room for every class, the
-    /// group's hard policy; then the group's soft policy, most free RAM (spreading), the
+    /// group's hard policy, the zone, the flavor's aggregate extra specs; then the group's soft policy, most free RAM (spreading), the
     /// host name. `pick` (any number) chooses among the best `subset`.
     pub fn choose(&self, req: &HostRequest<'_>, consumer: &str, pick: usize) -> Option<Choice> {
         let mut s = self.lock();
@@ -286,6 +326,8 @@ impl HostView {
                 || !h.service_up(req.now)
                 || req.group.is_some_and(|g| !g.allows(&h.host))
                 || req.only.is_some_and(|only| only != h.host)
+                || (req.only.is_none() && req.zone.is_some_and(|z| z != h.zone))
+                || !h.aggregates_allow(req.aggregate_specs)
             {
                 continue;
             }
@@ -307,6 +349,7 @@ impl HostView {
         let choice = Choice {
             host,
             provider: h.provider.clone(),
+            zone: h.zone.clone(),
             resources: req.resources.to_vec(),
             considered,
         };
@@ -379,6 +422,65 @@ impl HostView {
     }
 }
 
+/// The scope of the flavor extra specs the aggregate filter reads.
+const AGGREGATE_SCOPE: &str = "aggregate_instance_extra_specs";
+
+/// The flavor extra specs a host's aggregates must satisfy, as upstream's
+/// AggregateInstanceExtraSpecsFilter reads them: keys of its scope (the scope stripped) and
+/// unscoped keys; keys of other scopes (`hw:`, `quota:`, ...) are not its business. Made
+/// once per decision.
+pub fn aggregate_requirements(extra_specs: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    extra_specs
+        .iter()
+        .filter_map(|(key, req)| match key.split_once(':') {
+            None => Some((key.clone(), req.clone())),
+            Some((scope, rest)) if scope == AGGREGATE_SCOPE => {
+                Some((rest.to_string(), req.clone()))
+            }
+            Some(_) => None,
+        })
+        .collect()
+}
+
+/// Whether `value` satisfies extra spec requirement `req` (upstream's `extra_specs_ops`):
+/// `= n` (at least), `== n`, `!= n`, `>= n`, `<= n` as numbers; `s==`, `s!=`, `s<`, `s<=`,
+/// `s>`, `s>=` as strings; `<in> s` (a substring), `<all-in> a b` (each a substring),
+/// `<or> a <or> b` (one of them); anything else is compared whole. A number that does not
+/// parse matches nothing.
+pub fn spec_matches(value: &str, req: &str) -> bool {
+    let mut words = req.split_whitespace();
+    let Some(op) = words.next() else {
+        return value == req;
+    };
+    let num = |s: &str| s.trim().parse::<f64>().ok();
+    let numeric = |f: fn(f64, f64) -> bool, operand: Option<&str>| matches!((num(value), operand.and_then(num)), (Some(a), Some(b)) if f(a, b));
+    let text =
+        |f: fn(&str, &str) -> bool, operand: Option<&str>| operand.is_some_and(|b| f(value, b));
+    match op {
+        "<or>" => {
+            // `<or> a <or> b`: the operands sit at the even places after the first `<or>`.
+            let words: Vec<&str> = words.collect();
+            words.iter().step_by(2).any(|w| *w == value)
+        }
+        "<all-in>" => {
+            let words: Vec<&str> = words.collect();
+            !words.is_empty() && words.iter().all(|w| value.contains(w))
+        }
+        "<in>" => words.next().is_some_and(|w| value.contains(w)),
+        "=" | ">=" => numeric(|a, b| a >= b, words.next()),
+        "==" => numeric(|a, b| a == b, words.next()),
+        "!=" => numeric(|a, b| a != b, words.next()),
+        "<=" => numeric(|a, b| a <= b, words.next()),
+        "s==" => text(|a, b| a == b, words.next()),
+        "s!=" => text(|a, b| a != b, words.next()),
+        "s<" => text(|a, b| a < b, words.next()),
+        "s<=" => text(|a, b| a <= b, words.next()),
+        "s>" => text(|a, b| a > b, words.next()),
+        "s>=" => text(|a, b| a >= b, words.next()),
+        _ => value == req,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,6 +515,7 @@ mod tests {
             last_seen_up: Some(seen),
             created_at: 0,
             updated_at: Some(seen),
+            aggregate_zone: None,
         }
     }
 
@@ -442,6 +545,8 @@ mod tests {
             excluded,
             group: None,
             only: None,
+            zone: None,
+            aggregate_specs: &[],
             now: NOW,
         }
     }
@@ -456,7 +561,7 @@ mod tests {
         );
         let nodes: Vec<ComputeNode> = hosts.iter().map(|(h, p, _, _)| node(h, p)).collect();
         let services = hosts.iter().map(|(h, ..)| service(h, NOW)).collect();
-        v.ingest(&body, &nodes, services);
+        v.ingest(&body, &nodes, services, &HostMetadata::new());
         v
     }
 
@@ -531,6 +636,7 @@ mod tests {
             &body,
             &[node("a", "p1"), node("b", "p2")],
             vec![service("a", NOW), service("b", NOW)],
+            &HostMetadata::new(),
         );
         // The two choices still on their way stay counted on b (2000 - 128 - 128).
         let c = v.choose(&request(&w, &[]), "i3", 0).unwrap();
@@ -607,6 +713,7 @@ mod tests {
             &body,
             &[node("a", "p1"), node("b", "p2"), node("c", "p3")],
             vec![service("a", NOW), service("b", NOW), service("c", NOW)],
+            &HostMetadata::new(),
         );
         let w = want(64);
         assert_eq!(v.choose(&request(&w, &[]), "i1", 0).unwrap().host, "a");
@@ -624,6 +731,7 @@ mod tests {
             &body,
             &[node("a", "p1"), node("b", "p2"), node("c", "p3")],
             vec![service("a", NOW), service("b", NOW)],
+            &HostMetadata::new(),
         );
         assert!(v.stale().is_none());
         assert_eq!(v.len(), 2);
@@ -631,5 +739,166 @@ mod tests {
             v.choose(&request(&want(64), &[]), "i1", 0).unwrap().host,
             "a"
         );
+    }
+
+    /// Host -> key -> values, as [`crate::db::host_aggregate_metadata`] reads it.
+    fn metadata(rows: &[(&str, &str, &str)]) -> HostMetadata {
+        let mut m = HostMetadata::new();
+        for (host, key, value) in rows {
+            m.entry(host.to_string())
+                .or_default()
+                .entry(key.to_string())
+                .or_default()
+                .insert(value.to_string());
+        }
+        m
+    }
+
+    fn zoned_view(hosts: &[(&str, &str, i64)], meta: &HostMetadata) -> HostView {
+        let v = HostView::new(VIEW_TTL, 1);
+        let body = summaries(
+            &hosts
+                .iter()
+                .map(|(_, p, c)| (*p, *c, 0))
+                .collect::<Vec<_>>(),
+        );
+        let nodes: Vec<ComputeNode> = hosts.iter().map(|(h, p, _)| node(h, p)).collect();
+        let services = hosts.iter().map(|(h, ..)| service(h, NOW)).collect();
+        v.ingest(&body, &nodes, services, meta);
+        v
+    }
+
+    #[test]
+    fn the_zone_filter_keeps_to_the_hosts_of_the_zone() {
+        let meta = metadata(&[("b", "availability_zone", "az1"), ("c", "ssd", "true")]);
+        let v = zoned_view(
+            &[("a", "p1", 9000), ("b", "p2", 1000), ("c", "p3", 4000)],
+            &meta,
+        );
+        let w = want(64);
+        let in_zone = |zone| HostRequest {
+            zone: Some(zone),
+            ..request(&w, &[])
+        };
+        let c = v.choose(&in_zone("az1"), "i1", 0).unwrap();
+        assert_eq!((c.host.as_str(), c.zone.as_str()), ("b", "az1"));
+        // The default zone holds the hosts in no zoned aggregate; a's room wins there.
+        let c = v.choose(&in_zone("nova"), "i2", 0).unwrap();
+        assert_eq!((c.host.as_str(), c.zone.as_str()), ("a", "nova"));
+        assert_eq!(v.choose(&in_zone("az2"), "i3", 0), None);
+        // No zone asked: any host, and the choice says which zone it is in.
+        assert_eq!(v.choose(&request(&w, &[]), "i4", 0).unwrap().zone, "nova");
+        // A forced host is taken whatever zone was named with it.
+        let forced = HostRequest {
+            only: Some("b"),
+            ..in_zone("nova")
+        };
+        assert_eq!(v.choose(&forced, "i5", 0).unwrap().host, "b");
+    }
+
+    #[test]
+    fn aggregate_extra_specs_choose_the_hosts_whose_aggregates_match() {
+        let meta = metadata(&[
+            ("a", "ssd", "false"),
+            ("b", "ssd", "true"),
+            ("b", "cores", "16"),
+            ("c", "ssd", "true"),
+            ("c", "ssd", "false"),
+        ]);
+        let v = zoned_view(
+            &[("a", "p1", 9000), ("b", "p2", 1000), ("c", "p3", 4000)],
+            &meta,
+        );
+        let w = want(64);
+        let specs = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            aggregate_requirements(
+                &pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+        };
+        let pick = |required: &[(String, String)]| {
+            let req = HostRequest {
+                aggregate_specs: required,
+                ..request(&w, &[])
+            };
+            let c = v.choose(&req, "i", 0).map(|c| c.host);
+            v.abandoned("i");
+            c
+        };
+        // c's two aggregates disagree: one of its values matching is enough.
+        let ssd = specs(&[("aggregate_instance_extra_specs:ssd", "true")]);
+        assert_eq!(pick(&ssd).as_deref(), Some("c"));
+        // Unscoped keys count too; other scopes are not this filter's.
+        let both = specs(&[
+            ("ssd", "true"),
+            ("cores", ">= 8"),
+            ("hw:cpu_policy", "dedicated"),
+        ]);
+        assert_eq!(both.len(), 2);
+        assert_eq!(pick(&both).as_deref(), Some("b"));
+        let none = specs(&[("aggregate_instance_extra_specs:gpu", "true")]);
+        assert_eq!(pick(&none), None);
+        assert_eq!(pick(&[]).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn extra_spec_operators_as_upstream() {
+        assert!(spec_matches("true", "true"));
+        assert!(!spec_matches("True", "true"));
+        assert!(spec_matches("16", "= 8") && spec_matches("8", "= 8") && !spec_matches("4", "= 8"));
+        assert!(spec_matches("8.0", "== 8") && spec_matches("9", "!= 8"));
+        assert!(spec_matches("2", "<= 2") && !spec_matches("x", ">= 1"));
+        assert!(spec_matches("abc", "s== abc") && spec_matches("abd", "s> abc"));
+        assert!(spec_matches("abc", "s< abd") && spec_matches("x", "s!= y"));
+        assert!(spec_matches("ssd,nvme", "<in> nvme") && !spec_matches("ssd", "<in> nvme"));
+        assert!(spec_matches("a b c", "<all-in> a c") && !spec_matches("a b", "<all-in> a c"));
+        assert!(spec_matches("v2", "<or> v1 <or> v2") && !spec_matches("v3", "<or> v1 <or> v2"));
+        assert!(!spec_matches("x", "<or>") && !spec_matches("3", "="));
+        // An unknown first word: the requirement is compared whole.
+        assert!(spec_matches("fast disk", "fast disk"));
+    }
+
+    /// The zone and aggregate filters read what the refresh put on each host: a decision
+    /// among 1,000 hosts with both stays far below a millisecond (the target), even
+    /// unoptimised.
+    #[test]
+    fn a_decision_among_a_thousand_zoned_hosts_is_cheap() {
+        let hosts: Vec<(String, String)> = (0..1000)
+            .map(|n| (format!("h{n:04}"), format!("p{n:04}")))
+            .collect();
+        let mut rows = Vec::new();
+        for (n, (h, _)) in hosts.iter().enumerate() {
+            rows.push((
+                h.as_str(),
+                "availability_zone",
+                if n % 2 == 0 { "az1" } else { "az2" },
+            ));
+            rows.push((h.as_str(), "ssd", if n % 3 == 0 { "true" } else { "false" }));
+        }
+        let meta = metadata(&rows);
+        let list: Vec<(&str, &str, i64)> = hosts
+            .iter()
+            .map(|(h, p)| (h.as_str(), p.as_str(), 1_000_000))
+            .collect();
+        let v = zoned_view(&list, &meta);
+        let w = want(64);
+        let required = vec![("ssd".to_string(), "true".to_string())];
+        let req = HostRequest {
+            zone: Some("az1"),
+            aggregate_specs: &required,
+            ..request(&w, &[])
+        };
+        let rounds = 200;
+        let started = Instant::now();
+        for n in 0..rounds {
+            let c = v.choose(&req, &format!("i{n}"), 0).unwrap();
+            assert_eq!(c.considered, 167);
+            assert_eq!(c.zone, "az1");
+        }
+        let each = started.elapsed() / rounds;
+        eprintln!("choose among 1000 zoned hosts: {each:?} per decision");
+        assert!(each < Duration::from_millis(5), "{each:?}");
     }
 }

@@ -596,6 +596,60 @@ pub fn host_update() -> Value {
         "additionalProperties": false})
 }
 
+// ---- aggregates -----------------------------------------------------------------------------
+
+/// An aggregate's `availability_zone` (`_availability_zone`): a zone name or null.
+fn aggregate_zone() -> Value {
+    json!({"oneOf": [
+        {"type": "string", "format": "az_name", "minLength": 1, "maxLength": 255},
+        {"type": "null"},
+    ]})
+}
+
+/// `POST /os-aggregates` (schemas/aggregates.py `create`).
+pub fn aggregate_create() -> Value {
+    json!({"type": "object",
+        "properties": {"aggregate": {"type": "object",
+            "properties": {"name": name(), "availability_zone": aggregate_zone()},
+            "required": ["name"], "additionalProperties": false}},
+        "required": ["aggregate"], "additionalProperties": false})
+}
+
+/// `PUT /os-aggregates/{id}` (`update`): a name (spaces around it allowed, then stripped),
+/// a zone, or both.
+pub fn aggregate_update() -> Value {
+    json!({"type": "object",
+        "properties": {"aggregate": {"type": "object",
+            "properties": {
+                "name": {"type": "string", "format": "name_with_leading_trailing_spaces",
+                    "minLength": 1, "maxLength": 255},
+                "availability_zone": aggregate_zone()},
+            "additionalProperties": false,
+            "anyOf": [{"required": ["name"]}, {"required": ["availability_zone"]}]}},
+        "required": ["aggregate"], "additionalProperties": false})
+}
+
+/// `add_host` / `remove_host` actions: a host name (`parameter_types.fqdn`).
+pub fn aggregate_host_action(action: &str) -> Value {
+    json!({"type": "object",
+        "properties": {action: {"type": "object",
+            "properties": {"host": {"type": "string", "pattern": "^[a-zA-Z0-9-._]*$",
+                "minLength": 1, "maxLength": 255}},
+            "required": ["host"], "additionalProperties": false}},
+        "required": [action], "additionalProperties": false})
+}
+
+/// The `set_metadata` action: `parameter_types.metadata_with_null`.
+pub fn aggregate_set_metadata() -> Value {
+    let mut meta = metadata();
+    meta["patternProperties"]["^[a-zA-Z0-9-_:. ]{1,255}$"]["type"] = json!(["string", "null"]);
+    json!({"type": "object",
+        "properties": {"set_metadata": {"type": "object",
+            "properties": {"metadata": meta},
+            "required": ["metadata"], "additionalProperties": false}},
+        "required": ["set_metadata"], "additionalProperties": false})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

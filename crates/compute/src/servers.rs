@@ -24,9 +24,7 @@ use crate::conductor::COMPUTE_BINARY;
 use crate::db;
 use crate::fault::{Fault, Result};
 use crate::microversion::ApiVersion;
-use crate::model::{
-    DEFAULT_ZONE, Instance, InstanceFlavor, PowerState, VmState, states_of_status, task_state,
-};
+use crate::model::{Instance, InstanceFlavor, PowerState, VmState, states_of_status, task_state};
 use crate::quota::Resource;
 
 /// How the compute service reaches the rest of the cloud: the bus to the conductor and the
@@ -580,13 +578,15 @@ impl Compute {
                         json!({"project_id": project}),
                     )?;
                 }
-                if !name.is_empty() && name != DEFAULT_ZONE {
+                // Every host here has one node of its own name.
+                let forced = [host, node].into_iter().find(|h| !h.is_empty());
+                // A zone must be one an enabled service is in, unless a host is forced
+                // (upstream's `_validate_and_build_base_options`).
+                if !name.is_empty() && forced.is_none() && !self.zone_available(name).await? {
                     return Err(Fault::bad_request(
                         "The requested availability zone is not available",
                     ));
                 }
-                // Every host here has one node of its own name.
-                let forced = [host, node].into_iter().find(|h| !h.is_empty());
                 (
                     (!name.is_empty()).then(|| name.to_string()),
                     forced.map(str::to_string),

@@ -64,6 +64,33 @@ static NAME_PATTERN: LazyLock<String> = LazyLock::new(|| {
 
 const NAME_REASON: &str = "printable characters. Can not start or end with whitespace.";
 
+/// Printable and not a space separator.
+const PRINTABLE_NOT_SPACE: &str = r"[^\p{C}\p{Z}\x{FFFF}-\x{10FFFF}]";
+/// [`PRINTABLE`] and [`PRINTABLE_NOT_SPACE`] without `:` (zone names).
+const PRINTABLE_NO_COLON: &str = r"[^\p{C}\p{Zl}\p{Zp}\x{FFFF}-\x{10FFFF}:]";
+const PRINTABLE_NOT_SPACE_NO_COLON: &str = r"[^\p{C}\p{Z}\x{FFFF}-\x{10FFFF}:]";
+
+/// `valid_az_name_regex`: as a name, without `:`.
+static AZ_NAME_PATTERN: LazyLock<String> = LazyLock::new(|| {
+    format!("^(?!{NOT_PRINTABLE_OR_SPACE}){PRINTABLE_NO_COLON}*(?<!{NOT_PRINTABLE_OR_SPACE})$")
+});
+
+const AZ_NAME_REASON: &str = "printable characters except :.Can not start or end with whitespace.";
+
+/// `valid_name_leading_trailing_spaces_regex`: printable, at least one character not a space.
+static SPACED_NAME_PATTERN: LazyLock<String> =
+    LazyLock::new(|| format!("^{PRINTABLE}*{PRINTABLE_NOT_SPACE}{PRINTABLE}*$"));
+
+const SPACED_NAME_REASON: &str = "printable characters with at least one non space character";
+
+/// `valid_az_name_leading_trailing_spaces_regex`: the same without `:`.
+static SPACED_AZ_NAME_PATTERN: LazyLock<String> = LazyLock::new(|| {
+    format!("^{PRINTABLE_NO_COLON}*{PRINTABLE_NOT_SPACE_NO_COLON}{PRINTABLE_NO_COLON}*$")
+});
+
+const SPACED_AZ_NAME_REASON: &str =
+    "printable characters except :, with at least one non space character";
+
 static REGEXES: LazyLock<Mutex<HashMap<String, Option<Regex>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
@@ -399,18 +426,28 @@ impl Validator<'_> {
     }
 
     fn check_format(&self, format: &str, v: &Value) -> Result<(), Failure> {
-        match format {
-            "name" => {
-                let ok = v.as_str().is_some_and(|s| search(&NAME_PATTERN, s));
-                if !ok {
-                    let mut f = self.fail(v, String::new());
-                    f.invalid_name = Some(format!(
-                        "An invalid 'name' value was provided. The name must be: {NAME_REASON}"
-                    ));
-                    return Err(f);
-                }
-                Ok(())
+        let names: Option<(&str, &str)> = match format {
+            "name" => Some((NAME_PATTERN.as_str(), NAME_REASON)),
+            "az_name" => Some((AZ_NAME_PATTERN.as_str(), AZ_NAME_REASON)),
+            "name_with_leading_trailing_spaces" => {
+                Some((SPACED_NAME_PATTERN.as_str(), SPACED_NAME_REASON))
             }
+            "az_name_with_leading_trailing_spaces" => {
+                Some((SPACED_AZ_NAME_PATTERN.as_str(), SPACED_AZ_NAME_REASON))
+            }
+            _ => None,
+        };
+        if let Some((pattern, reason)) = names {
+            if !v.as_str().is_some_and(|s| search(pattern, s)) {
+                let mut f = self.fail(v, String::new());
+                f.invalid_name = Some(format!(
+                    "An invalid 'name' value was provided. The name must be: {reason}"
+                ));
+                return Err(f);
+            }
+            return Ok(());
+        }
+        match format {
             "uuid" => match v {
                 Value::String(s) if uuid::Uuid::parse_str(s).is_err() => {
                     Err(self.fail(v, format!("{} is not a 'uuid'", py_repr(v))))

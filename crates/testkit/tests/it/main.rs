@@ -1,5 +1,6 @@
 //! Whole-cloud tests: FerroStack started in-process through `TestCloud`, driven over HTTP.
 
+mod aggregates;
 mod auto_allocate;
 mod compute;
 mod compute_admin;

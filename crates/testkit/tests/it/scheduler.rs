@@ -13,7 +13,7 @@ use ferro_testkit::TestCloud;
 
 /// A cloud of `hosts` fake hosts whose scheduler trusts its view for ten minutes, so that
 /// what placement learns behind its back stays unseen.
-async fn cloud(hosts: usize) -> TestCloud {
+pub(crate) async fn cloud(hosts: usize) -> TestCloud {
     let c = TestCloud::start_with(|c| {
         c.compute.fake_hosts = hosts;
         c.compute.scheduler_view_ttl_ms = 600_000;
