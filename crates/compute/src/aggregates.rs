@@ -32,7 +32,7 @@ use crate::api::{Body, Params, S, action_name, empty, ok};
 use crate::db::{self, AZ_KEY, Aggregate};
 use crate::fault::{Fault, Result};
 use crate::microversion::ApiVersion;
-use crate::model::python_isoformat;
+use crate::model::{DEFAULT_ZONE, python_isoformat};
 use crate::schemas;
 use crate::validation::{py_repr, validate_body, validate_query};
 
@@ -127,6 +127,13 @@ fn zone_elsewhere<'a>(aggregates: &'a [Aggregate], except: i64, host: &str) -> O
 }
 
 impl Compute {
+    /// The availability zone of compute host `host`: its aggregates', else the default.
+    pub(crate) async fn host_zone(&self, host: &str) -> Result<String> {
+        Ok(db::host_zone(&mut &self.db, host)
+            .await?
+            .unwrap_or_else(|| DEFAULT_ZONE.to_string()))
+    }
+
     /// Aggregate `id` (the path's text) or 404.
     async fn aggregate_found(
         &self,

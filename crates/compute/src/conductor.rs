@@ -560,7 +560,7 @@ impl Compute {
                 excluded: &excluded,
                 group: group.as_ref(),
                 only: i.requested_host.as_deref(),
-                zone: i.availability_zone.as_deref(),
+                zone: i.requested_zone.as_deref(),
                 aggregate_specs: &aggregate_specs,
                 now: now_micros(),
             };

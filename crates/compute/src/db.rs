@@ -827,7 +827,7 @@ const INSTANCE_COLUMNS: &str = "uuid, internal_id, project_id, user_id, display_
     locked_by, locked_reason, launch_index, reservation_id, config_drive, access_ip_v4, \
     access_ip_v6, auto_disk_config, attempts, tried_hosts, fault, created_at, updated_at, \
     launched_at, terminated_at, deleted_at, deleted, requested_networks, network_info, \
-    requested_host";
+    requested_host, requested_zone";
 
 #[derive(FromRow)]
 struct InstanceRow {
@@ -871,6 +871,7 @@ struct InstanceRow {
     requested_networks: Option<String>,
     network_info: Option<String>,
     requested_host: Option<String>,
+    requested_zone: Option<String>,
 }
 
 impl InstanceRow {
@@ -931,6 +932,7 @@ impl InstanceRow {
             requested_networks,
             network_info,
             requested_host: self.requested_host,
+            requested_zone: self.requested_zone,
         })
     }
 }
@@ -945,7 +947,7 @@ pub async fn instance_insert(ex: &mut impl Executor, i: &Instance) -> Result<()>
     ex.execute(
         &Sql::new(&format!(
             "INSERT INTO nv_instances ({INSTANCE_COLUMNS}) VALUES \
-             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .arg(&i.uuid)
         .arg(i.internal_id)
@@ -988,7 +990,8 @@ pub async fn instance_insert(ex: &mut impl Executor, i: &Instance) -> Result<()>
         .arg(i.deleted)
         .arg(json_text(&i.requested_networks)?)
         .arg(json_text(&i.network_info)?)
-        .arg(i.requested_host.as_ref()),
+        .arg(i.requested_host.as_ref())
+        .arg(i.requested_zone.as_ref()),
     )
     .await?;
     Ok(())
@@ -2037,6 +2040,7 @@ mod tests {
             requested_networks: Vec::new(),
             network_info: Vec::new(),
             requested_host: None,
+            requested_zone: None,
         }
     }
 

@@ -45,7 +45,7 @@ pub use manager::Compute;
 
 /// Compute's schema migrations, in order.
 pub fn migrations() -> &'static [ferro_db::Migration] {
-    static M: [ferro_db::Migration; 10] = [
+    static M: [ferro_db::Migration; 11] = [
         ferro_db::Migration {
             version: 1,
             name: "init",
@@ -95,6 +95,11 @@ pub fn migrations() -> &'static [ferro_db::Migration] {
             version: 10,
             name: "aggregates",
             sql: include_str!("../migrations/0010_aggregates.sql"),
+        },
+        ferro_db::Migration {
+            version: 11,
+            name: "instance_requested_zone",
+            sql: include_str!("../migrations/0011_instance_requested_zone.sql"),
         },
     ];
     &M

@@ -452,6 +452,10 @@ pub struct Instance {
     /// upstream's forced host): the scheduler considers no other host and a failed build
     /// is not rescheduled.
     pub requested_host: Option<String>,
+    /// The zone the create asked for (upstream's request spec zone, 2.96's
+    /// `pinned_availability_zone`): every placement of the server keeps to it. Without one
+    /// the server may move between zones.
+    pub requested_zone: Option<String>,
 }
 
 /// One entry of a create's `networks`: a network (maybe with a fixed IP) or a port.
@@ -800,7 +804,7 @@ impl Instance {
             s["locked_reason"] = json!(self.locked_reason);
         }
         if v.at_least(2, 96) {
-            s["pinned_availability_zone"] = json!(self.availability_zone);
+            s["pinned_availability_zone"] = json!(self.requested_zone);
         }
         if v.at_least(2, 100) {
             s["scheduler_hints"] = json!({});

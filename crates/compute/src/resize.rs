@@ -396,6 +396,8 @@ impl Compute {
         i.flavor = new;
         i.host = Some(dest.clone());
         i.node = Some(dest.clone());
+        // A move takes the server to its new host's zone (upstream's migrate task).
+        i.availability_zone = Some(self.host_zone(&dest).await?);
         i.vm_state = VmState::Resized;
         i.task_state = None;
         i.power_state = power;
@@ -520,6 +522,7 @@ impl Compute {
         i.flavor = old;
         i.host = Some(m.source_host.clone());
         i.node = Some(m.source_host.clone());
+        i.availability_zone = Some(self.host_zone(&m.source_host).await?);
         i.vm_state = if power == PowerState::Running {
             VmState::Active
         } else {

@@ -756,6 +756,7 @@ impl Compute {
                 requested_networks: requested_networks.clone(),
                 network_info: Vec::new(),
                 requested_host: requested_host.clone(),
+                requested_zone: zone.clone(),
             };
             db::instance_insert(&mut tx, &i).await?;
             if let Some(g) = &group {

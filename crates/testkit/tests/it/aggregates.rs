@@ -538,3 +538,65 @@ async fn flavor_aggregate_extra_specs_choose_the_hosts() {
         "{s}"
     );
 }
+
+/// A server created without a zone moves between zones with its host (a resize may take it
+/// to another zone, a revert brings it back); one created in a zone is kept there
+/// (2.96's `pinned_availability_zone`).
+#[tokio::test]
+async fn only_a_server_created_in_a_zone_is_pinned_to_it() {
+    let c = cloud(2).await;
+    let n = nova(&c, "2.96");
+    let (image, small) = image_and_flavor(&c, 1, 64).await;
+    let r = n
+        .post(
+            "/flavors",
+            &json!({"flavor": {"name": "big", "vcpus": 1, "ram": 128, "disk": 1}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let big = r.body["flavor"]["id"].as_str().unwrap().to_string();
+    let a = create_aggregate(&n, "zone-a", Some("az1")).await;
+    assert_eq!(add_host(&n, &a["id"], "fake-1").await.0, 200);
+    let act = |id: String, body: Value| {
+        let n = n.clone();
+        async move {
+            let r = n
+                .post(&format!("/servers/{id}/action"), &body)
+                .await
+                .unwrap();
+            assert_eq!(r.status, 202, "{}", r.body);
+        }
+    };
+    let place = |s: &Value| {
+        (
+            s["OS-EXT-SRV-ATTR:host"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            s["OS-EXT-AZ:availability_zone"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+
+    let free = boot_until(&n, &image, &small, None, "ACTIVE").await;
+    assert_eq!(place(&free), ("fake-0".into(), "nova".into()), "{free}");
+    assert!(free["pinned_availability_zone"].is_null(), "{free}");
+    let id = free["id"].as_str().unwrap().to_string();
+    act(id.clone(), json!({"resize": {"flavorRef": big}})).await;
+    let s = wait_status(&n, &id, "VERIFY_RESIZE").await;
+    assert_eq!(place(&s), ("fake-1".into(), "az1".into()), "{s}");
+    act(id.clone(), json!({"revertResize": null})).await;
+    let s = wait_status(&n, &id, "ACTIVE").await;
+    assert_eq!(place(&s), ("fake-0".into(), "nova".into()), "{s}");
+
+    // Pinned to nova: the resize stays on fake-0 though fake-1 has more room.
+    let pinned = boot_until(&n, &image, &small, Some("nova"), "ACTIVE").await;
+    assert_eq!(pinned["pinned_availability_zone"], "nova", "{pinned}");
+    let id = pinned["id"].as_str().unwrap().to_string();
+    act(id.clone(), json!({"resize": {"flavorRef": big}})).await;
+    let s = wait_status(&n, &id, "VERIFY_RESIZE").await;
+    assert_eq!(place(&s), ("fake-0".into(), "nova".into()), "{s}");
+}
