@@ -149,7 +149,10 @@ pub fn router(state: Arc<Compute>) -> Router {
         .route("/os-availability-zone", get(az_list))
         .route("/os-availability-zone/detail", get(az_detail))
         .route("/os-services", get(service_list))
-        .route("/os-services/{id}", axum::routing::put(service_update))
+        .route(
+            "/os-services/{id}",
+            axum::routing::put(service_update).delete(service_delete),
+        )
         .route("/extensions", get(extension_list))
         .route("/extensions/{alias}", get(extension_show))
         .route("/os-hosts", get(host_list))
@@ -1022,6 +1025,29 @@ async fn service_update(
     s.service_update(&ctx, ServiceKey::HostBinary(host, binary), &change)
         .await?;
     ok(StatusCode::OK, json!({ "service": answer }))
+}
+
+/// `DELETE /os-services/{id}`: the integer id before 2.53, the uuid from 2.53.
+async fn service_delete(
+    State(s): S,
+    Auth(ctx): Auth,
+    v: ApiVersion,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    s.authorize(&ctx, "os_compute_api:os-services:delete", json!({}))?;
+    let by_uuid = v.at_least(2, 53);
+    let key = if by_uuid {
+        uuid::Uuid::parse_str(&id)
+            .map_err(|_| Fault::bad_request(format!("Invalid uuid {id}")))?
+            .to_string()
+    } else {
+        id.trim()
+            .parse::<i64>()
+            .map_err(|_| Fault::bad_request("Invalid input received: id must be an integer"))?
+            .to_string()
+    };
+    s.service_delete(&ctx, &key, by_uuid).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 // ---- extensions -----------------------------------------------------------------------------

@@ -335,6 +335,17 @@ impl Compute {
         Ok(())
     }
 
+    /// Forgets what this conductor holds of `host` once its service is deleted: its next
+    /// heartbeat, if any, registers it anew.
+    pub(crate) fn forget_host(&self, host: &str) {
+        let mut b = self.beats_lock();
+        b.registered.remove(host);
+        b.pending.remove(host);
+        drop(b);
+        self.node_reports_lock().remove(host);
+        self.hosts.forget(host);
+    }
+
     fn beats_lock(&self) -> std::sync::MutexGuard<'_, Heartbeats> {
         self.beats.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -759,6 +759,64 @@ pub async fn service_set_state(ex: &mut impl Executor, s: &Service, now: i64) ->
     Ok(())
 }
 
+/// The service with `id` (an integer id, or a uuid when `by_uuid`).
+pub async fn service_by_id(
+    ex: &mut impl Executor,
+    id: &str,
+    by_uuid: bool,
+) -> Result<Option<Service>> {
+    if by_uuid {
+        return service_by_uuid(ex, id).await;
+    }
+    let Ok(n) = id.parse::<i64>() else {
+        return Ok(None);
+    };
+    let row: Option<ServiceRow> = ex
+        .fetch_optional(
+            &Sql::new(&format!(
+                "SELECT {SERVICE_COLUMNS} FROM nv_services WHERE id = ?"
+            ))
+            .arg(n),
+        )
+        .await?;
+    Ok(row.map(Service::from))
+}
+
+/// Removes a service and, for a compute service, its host's compute nodes.
+pub async fn service_delete(ex: &mut impl Executor, s: &Service) -> Result<()> {
+    if s.binary == "nova-compute" {
+        ex.execute(&Sql::new("DELETE FROM nv_compute_nodes WHERE host = ?").arg(&s.host))
+            .await?;
+    }
+    ex.execute(&Sql::new("DELETE FROM nv_services WHERE id = ?").arg(s.id))
+        .await?;
+    Ok(())
+}
+
+/// How many live instances `host` holds, and how many migrations to or from it are under
+/// way (not confirmed, reverted, failed or done).
+pub async fn host_usage(ex: &mut impl Executor, host: &str) -> Result<(i64, i64)> {
+    let instances: Option<Count> = ex
+        .fetch_optional(
+            &Sql::new("SELECT COUNT(*) AS n FROM nv_instances WHERE host = ? AND deleted = ?")
+                .arg(host)
+                .arg(false),
+        )
+        .await?;
+    let migrations: Option<Count> = ex
+        .fetch_optional(
+            &Sql::new(
+                "SELECT COUNT(*) AS n FROM nv_migrations WHERE (source_host = ? OR dest_host = ?) \
+                 AND status NOT IN ('confirmed', 'reverted', 'error', 'failed', 'completed', \
+                 'cancelled', 'done')",
+            )
+            .arg(host)
+            .arg(host),
+        )
+        .await?;
+    Ok((instances.map_or(0, |c| c.n), migrations.map_or(0, |c| c.n)))
+}
+
 /// Registers a new service.
 pub async fn service_insert(ex: &mut impl Executor, s: &Service) -> Result<()> {
     ex.execute(

@@ -1101,6 +1101,55 @@ impl Compute {
         Ok(svc)
     }
 
+    /// `DELETE /os-services/{id}` (an integer id before 2.53, the uuid from 2.53): a
+    /// compute service goes only when its host holds no server and no migration is under
+    /// way to or from it, with its compute nodes and their resource providers; the host's
+    /// agent, if it still runs, registers again at its next heartbeat (as upstream's).
+    pub async fn service_delete(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        by_uuid: bool,
+    ) -> Result<()> {
+        self.authorize(ctx, "os_compute_api:os-services:delete", json!({}))?;
+        let svc = db::service_by_id(&mut &self.db, id, by_uuid)
+            .await?
+            .ok_or_else(|| Fault::not_found(format!("Service {id} not found.")))?;
+        if svc.binary == crate::conductor::COMPUTE_BINARY {
+            let (instances, migrations) = db::host_usage(&mut &self.db, &svc.host).await?;
+            if instances > 0 {
+                return Err(Fault::conflict(
+                    "Unable to delete compute service that is hosting instances. Migrate or \
+                     delete the instances first.",
+                ));
+            }
+            if migrations > 0 {
+                return Err(Fault::conflict(
+                    "Unable to delete compute service that has in-progress migrations. \
+                     Complete the migrations or delete the instances first.",
+                ));
+            }
+            let nodes = db::node_list(&mut &self.db).await?;
+            let placement = self.placement().await?;
+            for n in nodes.iter().filter(|n| n.host == svc.host) {
+                match placement
+                    .delete(&format!("/resource_providers/{}", n.uuid))
+                    .await
+                {
+                    Ok(r) if matches!(r.status, 204 | 404) => {}
+                    // Upstream logs and goes on: the provider is left to the operator.
+                    Ok(r) => tracing::error!(provider = %n.uuid, status = r.status, body = %r.body,
+                        "the deleted compute service's provider stays"),
+                    Err(e) => tracing::error!(provider = %n.uuid, error = %e,
+                        "the deleted compute service's provider stays"),
+                }
+            }
+        }
+        db::service_delete(&mut &self.db, &svc).await?;
+        self.forget_host(&svc.host);
+        Ok(())
+    }
+
     /// Registers `binary` on `host` (first report) or records its heartbeat: what a compute
     /// agent, conductor or scheduler calls every `report_interval` (the conductor will
     /// relay agents' reports over the bus; agents never touch the database).

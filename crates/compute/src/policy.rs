@@ -232,6 +232,11 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Update a Compute Service."
     ),
     rule!(
+        "os_compute_api:os-services:delete",
+        ADMIN,
+        "Delete a Compute Service."
+    ),
+    rule!(
         "os_compute_api:servers:index",
         PROJECT_READER_OR_ADMIN,
         "List all servers"

@@ -411,6 +411,12 @@ impl HostView {
         }
     }
 
+    /// `host` is gone (its service deleted): no decision considers it until a refresh
+    /// finds it again.
+    pub fn forget(&self, host: &str) {
+        self.lock().hosts.remove(host);
+    }
+
     /// How many hosts the view holds.
     pub fn len(&self) -> usize {
         self.lock().hosts.len()

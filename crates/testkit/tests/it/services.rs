@@ -9,7 +9,9 @@ use ferro_testkit::TestCloud;
 use ferro_virt::Driver;
 use serde_json::{Value, json};
 
-use crate::servers::{allocations, create, image_and_flavor, nova, wait_hosts, wait_status};
+use crate::servers::{
+    allocations, create, image_and_flavor, nova, placement, wait_hosts, wait_status,
+};
 
 fn service<'a>(list: &'a Value, host: &str) -> &'a Value {
     list["services"]
@@ -275,4 +277,93 @@ async fn deleting_on_a_down_host_is_local_and_its_guest_is_reaped_later() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("the guest of the deleted server was never destroyed");
+}
+
+#[tokio::test]
+async fn service_delete_refuses_a_busy_host_and_removes_an_idle_one() {
+    let c = TestCloud::with_fake_hosts(2).await;
+    wait_hosts(&c, 2).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 128).await;
+    let n = nova(&c, "2.53");
+    // Nothing goes to fake-1: fake-0 holds the server.
+    let r = nova(&c, "2.1")
+        .put(
+            "/os-services/disable",
+            Some(&json!({"host": "fake-1", "binary": "nova-compute"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = create(&nova(&c, "2.37"), "busy", &image, &flavor).await;
+    wait_status(&n, &id, "ACTIVE").await;
+    let list = n.get("/os-services").await.unwrap().body;
+    let busy = service(&list, "fake-0")["id"].as_str().unwrap().to_string();
+    let idle = service(&list, "fake-1")["id"].as_str().unwrap().to_string();
+
+    let r = n.delete(&format!("/os-services/{busy}")).await.unwrap();
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(
+        r.body["conflictingRequest"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Unable to delete compute service that is hosting instances."),
+        "{}",
+        r.body
+    );
+    assert_eq!(n.delete("/os-services/42").await.unwrap().status, 400);
+    assert_eq!(
+        nova(&c, "2.52")
+            .delete("/os-services/abc")
+            .await
+            .unwrap()
+            .body["badRequest"]["message"],
+        "Invalid input received: id must be an integer"
+    );
+    assert_eq!(
+        nova(&c, "2.52")
+            .delete("/os-services/424242")
+            .await
+            .unwrap()
+            .status,
+        404
+    );
+    let missing = "7d3f1a52-64a3-4bd5-9a41-1a6a1f4f8c00";
+    let r = n.delete(&format!("/os-services/{missing}")).await.unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(
+        r.body["itemNotFound"]["message"],
+        format!("Service {missing} not found.")
+    );
+
+    // The idle host goes, its hypervisor and resource provider with it.
+    let providers = |body: Value| -> Vec<String> {
+        body["resource_providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let before = providers(placement(&c).get("/resource_providers").await.unwrap().body);
+    assert!(before.contains(&"fake-1".to_string()), "{before:?}");
+    let r = n.delete(&format!("/os-services/{idle}")).await.unwrap();
+    assert_eq!(r.status, 204, "{}", r.body);
+    let after = providers(placement(&c).get("/resource_providers").await.unwrap().body);
+    assert!(!after.contains(&"fake-1".to_string()), "{after:?}");
+    let hv = n.get("/os-hypervisors").await.unwrap().body;
+    assert!(
+        hv["hypervisors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["hypervisor_hostname"] != "fake-1"),
+        "{hv}"
+    );
+    assert_eq!(
+        n.delete(&format!("/os-services/{idle}"))
+            .await
+            .unwrap()
+            .status,
+        404
+    );
 }
