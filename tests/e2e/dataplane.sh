@@ -123,6 +123,12 @@ out_ping() { ip netns exec "$OUT_NS" busybox ping -c 1 -W 1 "$FIP" >/dev/null 2>
 for _ in $(seq 20); do out_ping && break; sleep 0.5; done
 RC=0
 check "server A answers ping at its floating IP from the external namespace" is_true out_ping
+for _ in $(seq 20); do
+    osc floating ip show -f value -c status "$FIP"
+    [[ "$OUT" == ACTIVE ]] && break
+    sleep 0.5
+done
+check "the router's agent reports the floating IP ACTIVE" out_is ACTIVE
 
 # From the network's DHCP namespace (not in the group): ICMP passes while the rule is there.
 DHCP_NS="$PREFIX-qdhcp-$NET"

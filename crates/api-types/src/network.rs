@@ -42,6 +42,14 @@ pub enum PluginRequest {
         host: String,
         network_id: String,
     },
+    /// Statuses of floating IPs `(id, status)` of routers `host` holds, as its agent found
+    /// them after configuring their translation; answers `null`.
+    FloatingIpStatus {
+        version: String,
+        host: String,
+        #[serde(default)]
+        statuses: Vec<(String, String)>,
+    },
     /// Ports the agent found plugged (`up`) or lost (`down`) on its host; answers `null`.
     PortStatus {
         version: String,
@@ -136,6 +144,10 @@ pub struct RouterState {
     /// Floating addresses the router translates: `(floating_ip, fixed_ip)`.
     #[serde(default)]
     pub floating_ips: Vec<(String, String)>,
+    /// The id and status of each of `floating_ips`, in the same order: the agent reports
+    /// those it made work (`ACTIVE`) or could not (`ERROR`), as Neutron's L3 agent.
+    #[serde(default)]
+    pub floating_ip_status: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -241,8 +241,21 @@ impl NetworkAgent {
                 }
             }
         }
+        let mut fip_status = Vec::new();
         for r in &state.routers {
-            match self.serve_router(r, &state).await {
+            let served = self.serve_router(r, &state).await;
+            // IPv6 floating addresses are not translated (no NAT66): never ACTIVE.
+            let want = if served.is_ok() { "ACTIVE" } else { "ERROR" };
+            fip_status.extend(
+                r.floating_ips
+                    .iter()
+                    .zip(&r.floating_ip_status)
+                    .filter(|((f, fixed), (_, now))| {
+                        !f.contains(':') && !fixed.contains(':') && now != want
+                    })
+                    .map(|(_, (id, _))| (id.clone(), want.to_string())),
+            );
+            match served {
                 Ok(plugged) => up.extend(plugged.into_iter().filter(|id| {
                     r.interfaces
                         .iter()
@@ -263,6 +276,14 @@ impl NetworkAgent {
                 host: self.config.host.clone(),
                 up,
                 down,
+            })
+            .await?;
+        }
+        if !fip_status.is_empty() {
+            self.call(PluginRequest::FloatingIpStatus {
+                version: CONTRACT_VERSION.into(),
+                host: self.config.host.clone(),
+                statuses: fip_status,
             })
             .await?;
         }

@@ -278,6 +278,12 @@ impl Networking {
             return Ok(Vec::new());
         }
         let fips = db::list(&mut &self.db, Table::FloatingIps, None).await?;
+        let translated = |router: &str| {
+            let router = router.to_string();
+            fips.iter().filter(move |f| {
+                s(f, "router_id") == router && !s(f, "fixed_ip_address").is_empty()
+            })
+        };
         Ok(mine
             .into_iter()
             .map(|r| {
@@ -300,15 +306,16 @@ impl Networking {
                         .unwrap_or(false),
                     interfaces: owned(crate::l3::ROUTER_INTERFACE),
                     routes: pairs(r, "routes", "destination", "nexthop"),
-                    floating_ips: fips
-                        .iter()
-                        .filter(|f| s(f, "router_id") == id && !s(f, "fixed_ip_address").is_empty())
+                    floating_ips: translated(id)
                         .map(|f| {
                             (
                                 s(f, "floating_ip_address").to_string(),
                                 s(f, "fixed_ip_address").to_string(),
                             )
                         })
+                        .collect(),
+                    floating_ip_status: translated(id)
+                        .map(|f| (s(f, "id").to_string(), s(f, "status").to_string()))
                         .collect(),
                 }
             })
@@ -439,6 +446,38 @@ impl Networking {
         port_of(&made)
     }
 
+    /// Records the statuses `host`'s agent found for floating IPs `(id, status)`; only
+    /// those still translated by a router `host` holds change.
+    pub async fn floating_ip_status(
+        &self,
+        host: &str,
+        statuses: &[(String, String)],
+    ) -> Result<()> {
+        for (id, status) in statuses {
+            if !matches!(status.as_str(), "ACTIVE" | "DOWN" | "ERROR") {
+                continue;
+            }
+            retrying!({
+                let mut tx = self.begin().await?;
+                let Some(mut doc) = db::get(&mut tx, Table::FloatingIps, id).await? else {
+                    return Ok(());
+                };
+                let router = s(&doc, "router_id");
+                if router.is_empty()
+                    || self.router_host(router).as_deref() != Some(host)
+                    || s(&doc, "status") == status
+                {
+                    return Ok(());
+                }
+                write_status(&mut tx, Table::FloatingIps, &mut doc, status).await?;
+                tx.commit().await?;
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Records that `host` found ports `up` plugged and `down` gone: their status becomes
     /// `ACTIVE` or `DOWN` (only ports bound to that host).
     pub async fn port_status(&self, host: &str, up: &[String], down: &[String]) -> Result<()> {
@@ -459,13 +498,7 @@ impl Networking {
                     if old == status {
                         return Ok(false);
                     }
-                    let rev = doc
-                        .get("revision_number")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(0);
-                    doc.insert("status".into(), json!(status));
-                    crate::model::touch(&mut doc);
-                    db::replace(&mut tx, Table::Ports, &doc, rev).await?;
+                    write_status(&mut tx, Table::Ports, &mut doc, status).await?;
                     tx.commit().await?;
                     self.port_status_changed(&doc, &old, status);
                     Ok(true)
@@ -495,6 +528,10 @@ impl Networking {
             PluginRequest::DhcpPort {
                 host, network_id, ..
             } => json_of(&self.dhcp_port(&host, &network_id).await?),
+            PluginRequest::FloatingIpStatus { host, statuses, .. } => {
+                self.floating_ip_status(&host, &statuses).await?;
+                Ok(Value::Null)
+            }
             PluginRequest::PortStatus { host, up, down, .. } => {
                 self.port_status(&host, &up, &down).await?;
                 Ok(Value::Null)
@@ -642,4 +679,21 @@ impl Networking {
         }
         out
     }
+}
+
+/// Writes `status` into `doc` of `table` as a new revision, in `tx`.
+async fn write_status(
+    tx: &mut impl ferro_db::Executor,
+    table: Table,
+    doc: &mut Doc,
+    status: &str,
+) -> Result<()> {
+    let rev = doc
+        .get("revision_number")
+        .and_then(Value::as_i64)
+        .unwrap_or(0);
+    doc.insert("status".into(), json!(status));
+    crate::model::touch(doc);
+    db::replace(tx, table, doc, rev).await?;
+    Ok(())
 }

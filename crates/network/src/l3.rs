@@ -777,10 +777,17 @@ impl Networking {
                 ),
             ));
         }
+        let unchanged = s(f, "port_id") == pid
+            && s(f, "fixed_ip_address") == ip
+            && s(f, "router_id") == router_id;
         f.insert("port_id".into(), json!(pid));
         f.insert("fixed_ip_address".into(), json!(ip));
         f.insert("router_id".into(), json!(router_id));
-        f.insert("status".into(), json!("ACTIVE"));
+        // The L3 agent holding the router makes it ACTIVE once it translates it (upstream:
+        // a new association is DOWN until then; no agent, no ACTIVE).
+        if !unchanged {
+            f.insert("status".into(), json!("DOWN"));
+        }
         Ok(())
     }
 

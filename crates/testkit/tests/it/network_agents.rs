@@ -277,6 +277,12 @@ async fn a_router_goes_to_one_l3_host_with_its_ports_routes_and_floating_ips() {
         vec![("192.0.2.0/24".into(), "10.19.0.50".into())]
     );
     assert_eq!(held.floating_ips, vec![(fip_ip, vm_ip)]);
+    let fip_id = fip["floatingip"]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        held.floating_ip_status,
+        vec![(fip_id.clone(), "DOWN".to_string())],
+        "associated, not yet translated by an agent"
+    );
     let nets: Vec<&str> = s.networks.iter().map(|x| x.id.as_str()).collect();
     assert!(
         nets.contains(&ext.as_str()) && nets.contains(&net.as_str()),
@@ -284,6 +290,30 @@ async fn a_router_goes_to_one_l3_host_with_its_ports_routes_and_floating_ips() {
     );
     assert!(sync(&c, "c1", false).await.routers.is_empty());
     assert_eq!(c.cloud.network.router_host(&rid).as_deref(), Some("l3a"));
+    // Only the holder's agent sets the floating IP's status.
+    let fip_status = |host: &str, status: &str| PluginRequest::FloatingIpStatus {
+        version: CONTRACT_VERSION.into(),
+        host: host.into(),
+        statuses: vec![(fip_id.clone(), status.into())],
+    };
+    let show_status = || async {
+        n.get(&format!("/v2.0/floatingips/{fip_id}"))
+            .await
+            .unwrap()
+            .body["floatingip"]["status"]
+            .clone()
+    };
+    call(&c, fip_status("c1", "ACTIVE")).await.unwrap();
+    assert_eq!(show_status().await, "DOWN");
+    call(&c, fip_status("l3a", "BOGUS")).await.unwrap();
+    assert_eq!(show_status().await, "DOWN");
+    call(&c, fip_status("l3a", "ACTIVE")).await.unwrap();
+    assert_eq!(show_status().await, "ACTIVE");
+    let s = sync_as(&c, "l3a", false, true).await;
+    assert_eq!(
+        s.routers[0].floating_ip_status,
+        vec![(fip_id.clone(), "ACTIVE".to_string())]
+    );
 
     // Two L3 hosts: the router is on exactly one of them.
     let s = sync_as(&c, "l3b", false, true).await;
