@@ -467,6 +467,16 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Resize a server"
     ),
     rule!(
+        "os_compute_api:os-migrate-server:migrate",
+        ADMIN,
+        "Cold migrate a server to a host"
+    ),
+    rule!(
+        "os_compute_api:os-migrate-server:migrate:host",
+        ADMIN,
+        "Cold migrate a server to a specified host"
+    ),
+    rule!(
         "os_compute_api:servers:confirm_resize",
         PROJECT_MEMBER_OR_ADMIN,
         "Confirm a server resize"

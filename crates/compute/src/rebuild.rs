@@ -15,7 +15,7 @@ use crate::db;
 use crate::fault::{Fault, Result};
 use crate::microversion::ApiVersion;
 use crate::model::{Instance, PowerState, VmState, task_state};
-use crate::servers::{id_from_href, invalid_state, random_token};
+use crate::servers::{check_idle, id_from_href, random_token};
 
 const EV_REBUILD: &str = "compute_rebuild_instance";
 
@@ -37,20 +37,11 @@ impl Compute {
             json!({"project_id": i.project_id, "user_id": i.user_id}),
         )?;
         self.check_lock(ctx, &i)?;
-        if !matches!(
-            i.vm_state,
-            VmState::Active | VmState::Stopped | VmState::Error
-        ) {
-            return Err(invalid_state(
-                "rebuild",
-                id,
-                "vm_state",
-                i.vm_state.as_str(),
-            ));
-        }
-        if let Some(t) = &i.task_state {
-            return Err(invalid_state("rebuild", id, "task_state", t));
-        }
+        check_idle(
+            "rebuild",
+            &i,
+            &[VmState::Active, VmState::Stopped, VmState::Error],
+        )?;
         if i.host.is_none() {
             return Err(Fault::conflict(format!("Instance {id} is not ready")));
         }

@@ -20,7 +20,7 @@ use crate::db::{self, Migration};
 use crate::fault::{Fault, Result};
 use crate::model::{Instance, InstanceFlavor, PowerState, VmState, task_state};
 use crate::quota::Resource;
-use crate::servers::invalid_state;
+use crate::servers::{check_idle, invalid_state};
 
 const NO_HOST: &str = "No valid host was found. There are not enough hosts available.";
 
@@ -40,22 +40,17 @@ impl Compute {
         id: &str,
         flavor_ref: &str,
     ) -> Result<()> {
-        let mut i = self.instance_visible(ctx, id).await?;
+        let i = self.instance_visible(ctx, id).await?;
         self.authorize(
             ctx,
             "os_compute_api:servers:resize",
             json!({"project_id": i.project_id, "user_id": i.user_id}),
         )?;
         self.check_lock(ctx, &i)?;
-        if !matches!(i.vm_state, VmState::Active | VmState::Stopped) {
-            return Err(invalid_state("resize", id, "vm_state", i.vm_state.as_str()));
-        }
-        if let Some(t) = &i.task_state {
-            return Err(invalid_state("resize", id, "task_state", t));
-        }
-        let Some(source) = i.host.clone() else {
+        check_idle("resize", &i, &[VmState::Active, VmState::Stopped])?;
+        if i.host.is_none() {
             return Err(Fault::conflict(format!("Instance {id} is not ready")));
-        };
+        }
         let new = match self.flavor_get(ctx, flavor_ref).await {
             Ok(f) => InstanceFlavor::of(&f),
             Err(e) if e.status() == axum::http::StatusCode::NOT_FOUND => {
@@ -76,6 +71,61 @@ impl Compute {
                  not allowed.",
             ));
         }
+        self.start_move(ctx, i, new, None).await
+    }
+
+    /// `migrate` (os-migrateServer, admin): a cold migration — a resize to the server's own
+    /// flavor on another host (`host`, from 2.56, or the scheduler's choice without the
+    /// current host); it then waits in `VERIFY_RESIZE` as a resize does.
+    pub async fn server_migrate(
+        &self,
+        ctx: &RequestContext,
+        id: &str,
+        host: Option<&str>,
+    ) -> Result<()> {
+        let i = self.instance_visible(ctx, id).await?;
+        let rule = if host.is_some() {
+            "os_compute_api:os-migrate-server:migrate:host"
+        } else {
+            "os_compute_api:os-migrate-server:migrate"
+        };
+        self.authorize(ctx, rule, json!({"project_id": i.project_id}))?;
+        self.check_lock(ctx, &i)?;
+        check_idle("migrate", &i, &[VmState::Active, VmState::Stopped])?;
+        if i.host.is_none() {
+            return Err(Fault::conflict(format!("Instance {id} is not ready")));
+        }
+        if let Some(h) = host {
+            if i.host.as_deref() == Some(h) {
+                return Err(Fault::bad_request(
+                    "Cannot migrate to the host where the server exists.",
+                ));
+            }
+            if db::service_get(&mut &self.db, h, crate::conductor::COMPUTE_BINARY)
+                .await?
+                .is_none()
+            {
+                return Err(Fault::bad_request(format!(
+                    "Compute host {h} could not be found."
+                )));
+            }
+        }
+        let flavor = i.flavor.clone();
+        self.start_move(ctx, i, flavor, host.map(String::from))
+            .await
+    }
+
+    /// Records the migration of `i` to flavor `new` (its own: a cold migration) and hands
+    /// the server to the conductor in `resize_prep`; `dest` is the host an admin asked for.
+    async fn start_move(
+        &self,
+        ctx: &RequestContext,
+        mut i: Instance,
+        new: InstanceFlavor,
+        dest: Option<String>,
+    ) -> Result<()> {
+        let migrate = new.flavorid == i.flavor.flavorid;
+        let (id, source) = (i.uuid.clone(), i.host.clone().unwrap_or_default());
         self.links()?;
         let project = i.project_id.clone();
         self.quotas.prepare(&self.db, &project, &i.user_id).await?;
@@ -101,7 +151,8 @@ impl Compute {
             internal_id: db::next_id(&mut tx, "migrations").await?,
             instance_uuid: i.uuid.clone(),
             source_host: source,
-            dest_host: None,
+            // A cold migration's requested host, until the conductor records where it went.
+            dest_host: dest,
             old_flavor: db::json_text(&i.flavor)?,
             new_flavor: db::json_text(&new)?,
             status: "pre-migrating".into(),
@@ -112,13 +163,14 @@ impl Compute {
         let expected = (i.vm_state, i.task_state.clone());
         i.task_state = Some(task_state::RESIZE_PREP.into());
         i.updated_at = now;
+        let action = if migrate { "migrate" } else { "resize" };
         if !db::instance_save(&mut tx, &i, (expected.0, expected.1.as_deref())).await? {
             return Err(Fault::conflict(format!(
-                "Cannot 'resize' instance {id} while it is changing state"
+                "Cannot '{action}' instance {id} while it is changing state"
             )));
         }
         tx.commit().await?;
-        self.record_action(ctx, &i, "resize").await;
+        self.record_action(ctx, &i, action).await;
         self.cast_conductor(
             ConductorRequest::ResizeInstance {
                 version: CONTRACT_VERSION.into(),
@@ -308,8 +360,17 @@ impl Compute {
         let power_on = i.vm_state == VmState::Active;
         self.move_allocations(&i, uuid, &m.uuid).await?;
         let mut sized = i.clone();
-        sized.flavor = new.clone();
         sized.tried_hosts.clear();
+        // A cold migration (the same flavor) goes elsewhere: to the host the admin named,
+        // else anywhere but here (upstream ignores the source host unless the driver can
+        // migrate to the same host, which libvirt's cannot).
+        if new.flavorid == i.flavor.flavorid {
+            match m.dest_host.clone() {
+                Some(h) => sized.requested_host = Some(h),
+                None => sized.tried_hosts.push(source.clone()),
+            }
+        }
+        sized.flavor = new.clone();
         let Some(dest) = self.claim_host(&sized, None).await? else {
             return self
                 .resize_abort(i, &m, request_id, EV_MIGRATE, NO_HOST)

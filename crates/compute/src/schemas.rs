@@ -587,6 +587,16 @@ pub fn reset_state_action() -> Value {
         "required": ["os-resetState"], "additionalProperties": false})
 }
 
+/// The `migrate` action from 2.56 (`migrate_server.py`): null, or an object with an
+/// optional `host` (`parameter_types.fqdn`, or null).
+pub fn migrate_action() -> Value {
+    let host = json!({"type": ["string", "null"], "minLength": 1, "maxLength": 255,
+        "pattern": "^[a-zA-Z0-9-._]*$"});
+    json!({"type": "object", "properties": {"migrate": {"type": ["object", "null"],
+        "properties": {"host": host}, "additionalProperties": false}},
+        "required": ["migrate"], "additionalProperties": false})
+}
+
 /// `PUT /os-hosts/{id}`'s body (hosts.py `update`): a status or a maintenance mode.
 pub fn host_update() -> Value {
     let mode = json!({"type": "string", "enum": ["enable", "disable", "Enable", "Disable",

@@ -122,6 +122,23 @@ pub(crate) fn invalid_state(action: &str, id: &str, attr: &str, state: &str) -> 
     ))
 }
 
+/// Upstream's `check_instance_state(vm_state=allowed, task_state=[None])`: 409 with its
+/// message unless `i` is in one of `allowed` with no task under way.
+pub(crate) fn check_idle(action: &str, i: &Instance, allowed: &[VmState]) -> Result<()> {
+    if !allowed.contains(&i.vm_state) {
+        return Err(invalid_state(
+            action,
+            &i.uuid,
+            "vm_state",
+            i.vm_state.as_str(),
+        ));
+    }
+    if let Some(t) = &i.task_state {
+        return Err(invalid_state(action, &i.uuid, "task_state", t));
+    }
+    Ok(())
+}
+
 fn task_text(t: Option<&str>) -> &str {
     t.unwrap_or("None")
 }

@@ -392,6 +392,16 @@ async fn server_action(
             s.server_resize(&ctx, &id, &flavor).await?;
             return empty(StatusCode::ACCEPTED);
         }
+        "migrate" => {
+            let host = if v.at_least(2, 56) {
+                validate_body(&schemas::migrate_action(), &b)?;
+                b["migrate"]["host"].as_str()
+            } else {
+                None
+            };
+            s.server_migrate(&ctx, &id, host).await?;
+            return empty(StatusCode::ACCEPTED);
+        }
         "rebuild" => {
             validate_body(&schemas::rebuild_action(v), &b)?;
             let (i, password) = s.server_rebuild(&ctx, v, &id, &b).await?;

@@ -12,7 +12,7 @@ use crate::Compute;
 use crate::db;
 use crate::fault::{Fault, Result};
 use crate::model::{VmState, task_state};
-use crate::servers::invalid_state;
+use crate::servers::check_idle;
 
 const EV_SNAPSHOT: &str = "compute_snapshot_instance";
 
@@ -31,20 +31,16 @@ impl Compute {
             "os_compute_api:servers:create_image",
             json!({"project_id": i.project_id}),
         )?;
-        if !matches!(
-            i.vm_state,
-            VmState::Active | VmState::Stopped | VmState::Paused | VmState::Suspended
-        ) {
-            return Err(invalid_state(
-                "createImage",
-                id,
-                "vm_state",
-                i.vm_state.as_str(),
-            ));
-        }
-        if let Some(t) = &i.task_state {
-            return Err(invalid_state("createImage", id, "task_state", t));
-        }
+        check_idle(
+            "createImage",
+            &i,
+            &[
+                VmState::Active,
+                VmState::Stopped,
+                VmState::Paused,
+                VmState::Suspended,
+            ],
+        )?;
         let Some(host) = i.host.clone() else {
             return Err(Fault::conflict(format!("Instance {id} is not ready")));
         };

@@ -392,3 +392,102 @@ async fn wait_at_rest(n: &Client, id: &str) {
     }
     panic!("server {id} never came to rest");
 }
+
+/// The host a server runs on.
+fn host_of(server: &Value) -> String {
+    server["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn cold_migration_moves_the_server_to_another_host() {
+    let c = TestCloud::with_fake_hosts(3).await;
+    wait_hosts(&c, 3).await;
+    let (image, small) = image_and_flavor(&c, 1, 64).await;
+    let n = nova(&c, "2.56");
+    let id = create(&n, "mover", &image, &small).await;
+    let source = host_of(&wait_status(&n, &id, "ACTIVE").await);
+
+    // Refusals: the host it is on, a host that does not exist, an unknown key, a member.
+    let r = act(&n, &id, json!({"migrate": {"host": source}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Cannot migrate to the host where the server exists."
+    );
+    let r = act(&n, &id, json!({"migrate": {"host": "nowhere"}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Compute host nowhere could not be found."
+    );
+    let r = act(&n, &id, json!({"migrate": {"colour": "red"}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let (_, _) = c.project_user("mig", "mia", "pw", "member").await;
+    let (mia, _) = c.login("mia", "pw", Some("mig")).await.unwrap();
+    let mia = mia
+        .clone_with_base(&format!("{}/v2.1", c.compute_url))
+        .with_header("OpenStack-API-Version", "compute 2.56");
+    let r = act(&mia, &id, json!({"migrate": null})).await;
+    assert!(matches!(r.status, 403 | 404), "{}", r.body);
+
+    // The scheduler's choice: anywhere but the source; confirmed, it stays there with its
+    // flavor and only the new host's allocation.
+    let r = act(&n, &id, json!({"migrate": null})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let s = wait_status(&n, &id, "VERIFY_RESIZE").await;
+    let moved = host_of(&s);
+    assert_ne!(moved, source, "{s}");
+    let r = act(&n, &id, json!({"confirmResize": null})).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let s = wait_status(&n, &id, "ACTIVE").await;
+    assert_eq!(host_of(&s), moved);
+    assert_eq!(s["flavor"]["original_name"], "f1-64");
+    assert_eq!(project_vcpus(&c).await, 1);
+    let actions = n
+        .get(&format!("/servers/{id}/os-instance-actions"))
+        .await
+        .unwrap();
+    assert_eq!(
+        actions.body["instanceActions"][0]["action"],
+        "confirmResize"
+    );
+    assert_eq!(actions.body["instanceActions"][1]["action"], "migrate");
+
+    // 2.56: to the host named; revert brings it back.
+    let target = ["fake-0", "fake-1", "fake-2"]
+        .into_iter()
+        .find(|h| *h != moved)
+        .unwrap();
+    let r = act(&n, &id, json!({"migrate": {"host": target}})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let s = wait_status(&n, &id, "VERIFY_RESIZE").await;
+    assert_eq!(host_of(&s), target);
+    let r = act(&n, &id, json!({"revertResize": null})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let s = wait_status(&n, &id, "ACTIVE").await;
+    assert_eq!(host_of(&s), moved);
+    assert_eq!(project_vcpus(&c).await, 1);
+}
+
+#[tokio::test]
+async fn a_cold_migration_with_nowhere_to_go_leaves_the_server_active() {
+    let c = TestCloud::with_fake_hosts(1).await;
+    wait_hosts(&c, 1).await;
+    let (image, small) = image_and_flavor(&c, 1, 64).await;
+    let n = nova(&c, "2.56");
+    let id = create(&n, "stuck", &image, &small).await;
+    wait_status(&n, &id, "ACTIVE").await;
+    let r = act(&n, &id, json!({"migrate": null})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    // The only host is the source: no valid host, the server stays where it was.
+    for _ in 0..100 {
+        let s = n.get(&format!("/servers/{id}")).await.unwrap().body["server"].clone();
+        if s["status"] == "ACTIVE" && s["OS-EXT-STS:task_state"].is_null() {
+            assert_eq!(host_of(&s), "fake-0");
+            assert_eq!(project_vcpus(&c).await, 1);
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the server never came back to ACTIVE");
+}
