@@ -142,6 +142,22 @@ check "the confirmed server is active again" out_is ACTIVE
 osc server show -f value -c flavor e2e-vm
 check "it has the new flavor" out_matches "e2e.medium"
 
+osc server show -f value -c OS-EXT-SRV-ATTR:host e2e-vm
+FROM="$OUT"
+osc server migrate --wait e2e-vm
+check "server migrate --wait (cold migration)" succeeded
+osc server show -f value -c status -c OS-EXT-SRV-ATTR:host e2e-vm
+check "the migrated server waits in VERIFY_RESIZE on the other host" is_true eval \
+    '[[ "$(tail -1 <<<"$OUT")" == VERIFY_RESIZE && "$(head -1 <<<"$OUT")" != "$FROM" ]]'
+osc server migrate confirm e2e-vm
+check "server migrate confirm" succeeded
+for _ in $(seq 100); do
+    osc server show -f value -c status e2e-vm
+    [[ "$OUT" == ACTIVE ]] && break
+    sleep 0.1
+done
+check "the migrated server is active again" out_is ACTIVE
+
 osc server group create --policy anti-affinity -f value -c id e2e-apart
 check "server group create --policy anti-affinity" succeeded
 GROUP="$OUT"
