@@ -1129,6 +1129,13 @@ impl Compute {
                      Complete the migrations or delete the instances first.",
                 ));
             }
+            // Upstream takes the host out of its aggregates (and their placement mirror).
+            for a in db::aggregate_list(&mut &self.db, None).await? {
+                if a.hosts.iter().any(|h| h == &svc.host) {
+                    self.aggregate_remove_host(ctx, &a.id.to_string(), &svc.host)
+                        .await?;
+                }
+            }
             let nodes = db::node_list(&mut &self.db).await?;
             let placement = self.placement().await?;
             for n in nodes.iter().filter(|n| n.host == svc.host) {

@@ -346,8 +346,25 @@ async fn service_delete_refuses_a_busy_host_and_removes_an_idle_one() {
     };
     let before = providers(placement(&c).get("/resource_providers").await.unwrap().body);
     assert!(before.contains(&"fake-1".to_string()), "{before:?}");
+    // An aggregate holding the idle host loses it with the service.
+    let agg = n
+        .post("/os-aggregates", &json!({"aggregate": {"name": "rack"}}))
+        .await
+        .unwrap();
+    assert_eq!(agg.status, 200, "{}", agg.body);
+    let agg = agg.body["aggregate"]["id"].clone();
+    let r = n
+        .post(
+            &format!("/os-aggregates/{agg}/action"),
+            &json!({"add_host": {"host": "fake-1"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
     let r = n.delete(&format!("/os-services/{idle}")).await.unwrap();
     assert_eq!(r.status, 204, "{}", r.body);
+    let r = n.get(&format!("/os-aggregates/{agg}")).await.unwrap();
+    assert_eq!(r.body["aggregate"]["hosts"], json!([]), "{}", r.body);
     let after = providers(placement(&c).get("/resource_providers").await.unwrap().body);
     assert!(!after.contains(&"fake-1".to_string()), "{after:?}");
     let hv = n.get("/os-hypervisors").await.unwrap().body;
