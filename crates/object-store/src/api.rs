@@ -1818,17 +1818,29 @@ impl Handler<'_> {
             headers,
             logical,
         } = new;
-        let Some(cstat) = self.store.stat(account, Some(container)).await? else {
+        // The container's record as recently read (its existence, versioning and quota
+        // settings); its totals afresh when a quota counts them.
+        let Some(mut cstat) = self.store.stat_cached(account, Some(container)).await? else {
             return Err(SwiftError::not_found());
         };
+        if ["quota-bytes", "quota-count"]
+            .iter()
+            .any(|k| cstat.metadata.contains_key(*k))
+        {
+            cstat = self
+                .store
+                .stat(account, Some(container))
+                .await?
+                .ok_or_else(SwiftError::not_found)?;
+        }
         // Versioned container: the current object goes to the archive container first.
         if versioned && let Some((_, archive)) = versioning(&cstat) {
             self.archive_current(account, container, object, &archive)
                 .await?;
         }
-        let mut astat = self.store.stat(account, None).await?;
+        let mut astat = self.store.stat_cached(account, None).await?;
         // An account with a quota counts every write before it (the account updater's
-        // queue is sent first); others need not wait for it.
+        // queue is sent first, the totals read afresh); others need not wait for it.
         if astat.as_ref().is_some_and(|a| {
             ["quota-bytes", "sys:quota-bytes", "sys:quota-count"]
                 .iter()

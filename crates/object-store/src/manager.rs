@@ -82,7 +82,33 @@ pub struct ObjectStore {
     pending_markers: tokio::sync::Mutex<PendingMarkers>,
     /// Wakes the account updater.
     accounts_queued: tokio::sync::Notify,
+    /// Account and container records recently read for object PUTs (see
+    /// [`ObjectStore::stat_cached`]).
+    info: std::sync::Mutex<InfoCache>,
 }
+
+/// Records read for object PUTs, by account and container (see [`ObjectStore::stat_cached`]).
+#[derive(Default)]
+struct InfoCache {
+    records: HashMap<(String, Option<String>), CachedInfo>,
+    /// When the cache last started over (a read begun before may not be kept).
+    cleared: Option<Instant>,
+}
+
+enum CachedInfo {
+    /// The record as read at that instant.
+    Read(Instant, Stat),
+    /// This process changed the record at that instant: a read begun before is stale.
+    Changed(Instant),
+}
+
+/// How long a cached account or container record is used (upstream's proxy keeps them in
+/// memcache for `recheck_account_existence` / `recheck_container_existence`, 60 s). This
+/// process forgets a record as soon as it changes it; the time bounds how long a change
+/// made elsewhere (a database replicated in from a peer) goes unseen.
+const INFO_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+/// Cached records kept at most; beyond this the cache starts over.
+const INFO_MAX: usize = 4096;
 
 fn mtime(path: &Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
@@ -130,6 +156,7 @@ impl ObjectStore {
             pending_accounts: std::sync::Mutex::new(pending),
             pending_markers: tokio::sync::Mutex::new(markers),
             accounts_queued: tokio::sync::Notify::new(),
+            info: Default::default(),
         }))
     }
 
@@ -259,9 +286,81 @@ impl ObjectStore {
         Ok(None)
     }
 
+    fn info(&self) -> std::sync::MutexGuard<'_, InfoCache> {
+        self.info.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The record of an account or container as [`ObjectStore::stat`] reads it, from a
+    /// cache of records read in the last few seconds ([`INFO_TTL`]) when there is one: for
+    /// the checks an object PUT makes (the container exists, its versioning, whether a
+    /// quota applies), as upstream's proxy reads them through memcache. Its totals may
+    /// be behind by the writes since; a caller that needs them exact reads them afresh.
+    /// A change of the record through this process (PUT, POST, DELETE) drops it and keeps
+    /// any read begun before the change out, so a deleted container is never found here.
+    pub async fn stat_cached(
+        &self,
+        account: &str,
+        container: Option<&str>,
+    ) -> SwiftResult<Option<Stat>> {
+        let key = (account.to_string(), container.map(str::to_string));
+        if let Some(CachedInfo::Read(at, stat)) = self.info().records.get(&key)
+            && at.elapsed() < INFO_TTL
+        {
+            return Ok(Some(stat.clone()));
+        }
+        let read_at = Instant::now();
+        let stat = self.stat(account, container).await?;
+        if let Some(stat) = &stat {
+            let mut info = self.info();
+            if info.records.len() >= INFO_MAX {
+                info.records.clear();
+                info.cleared = Some(Instant::now());
+            }
+            let fresh = info.cleared.is_none_or(|c| c < read_at)
+                && match info.records.get(&key) {
+                    None => true,
+                    Some(CachedInfo::Read(at, _)) => *at < read_at,
+                    Some(CachedInfo::Changed(at)) => *at < read_at,
+                };
+            if fresh {
+                info.records
+                    .insert(key, CachedInfo::Read(read_at, stat.clone()));
+            }
+        }
+        Ok(stat)
+    }
+
+    /// Drops the cached record of an account or container this process just changed.
+    fn changed_info(&self, account: &str, container: Option<&str>) {
+        let key = (account.to_string(), container.map(str::to_string));
+        self.info()
+            .records
+            .insert(key, CachedInfo::Changed(Instant::now()));
+    }
+
     /// Applies `update` on every replica database of an account or container (created when
     /// `create`), and succeeds when a quorum did. Returns how many replicas it hit.
     async fn on_replicas(
+        &self,
+        account: &str,
+        container: Option<&str>,
+        create: bool,
+        update: DbUpdate,
+    ) -> SwiftResult<usize> {
+        let changes_record = matches!(
+            update,
+            DbUpdate::PutStat { .. } | DbUpdate::PostStat { .. } | DbUpdate::DeleteStat { .. }
+        );
+        let result = self
+            .on_replicas_uncached(account, container, create, update)
+            .await;
+        if changes_record {
+            self.changed_info(account, container);
+        }
+        result
+    }
+
+    async fn on_replicas_uncached(
         &self,
         account: &str,
         container: Option<&str>,

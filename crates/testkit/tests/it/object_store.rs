@@ -1248,3 +1248,38 @@ async fn replication_and_auditing_restore_missing_and_corrupt_copies() {
     store.replicate_once().await.unwrap();
     assert_eq!(on_primaries("big"), (3, 0));
 }
+
+/// Object PUTs read the container's and account's records through a short-lived cache:
+/// a change made meanwhile (a quota set, the container deleted or re-created) applies to
+/// the very next PUT, as it does without the cache.
+#[tokio::test]
+async fn object_puts_see_container_changes_at_once() {
+    let c = TestCloud::start().await;
+    let s = admin_swift(&c);
+    assert_eq!(s.send("PUT", "c").await.status(), 201);
+    for name in ["c/a", "c/b"] {
+        assert_eq!(s.put(name, b"12").await.status(), 201);
+    }
+    // A quota set after the record was read: the next PUT counts against it.
+    let r = s
+        .req("POST", "c")
+        .header("X-Container-Meta-Quota-Count", "3")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(s.put("c/c", b"3").await.status(), 201);
+    assert_eq!(s.put("c/d", b"4").await.status(), 413);
+    for name in ["c/a", "c/b", "c/c"] {
+        assert_eq!(s.send("DELETE", name).await.status(), 204);
+    }
+    // A deleted container takes no more objects; re-created, it takes them again.
+    assert_eq!(s.send("DELETE", "c").await.status(), 204);
+    assert_eq!(s.put("c/e", b"5").await.status(), 404);
+    assert_eq!(s.send("PUT", "c").await.status(), 201);
+    assert_eq!(s.put("c/e", b"5").await.status(), 201);
+    // Re-created without the quota: no longer limited.
+    assert_eq!(s.put("c/f", b"6").await.status(), 201);
+    assert_eq!(s.put("c/g", b"7").await.status(), 201);
+    assert_eq!(s.put("c/h", b"8").await.status(), 201);
+}
