@@ -577,13 +577,32 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A container listing's JSON row (keys in the order they always came out: sorted).
+#[derive(serde::Serialize)]
+struct ObjectItem<'a> {
+    bytes: i64,
+    content_type: &'a str,
+    hash: &'a str,
+    last_modified: String,
+    name: &'a str,
+}
+
+/// An account listing's JSON row.
+#[derive(serde::Serialize)]
+struct ContainerItem<'a> {
+    bytes: i64,
+    count: i64,
+    last_modified: String,
+    name: &'a str,
+}
+
 /// Renders a listing: 204 for an empty plain listing, else 200 in the asked format.
 fn render_listing<T>(
     status_headers: Vec<(String, String)>,
     format: ListFormat,
     root: (&str, &str),
     entries: &[Entry<T>],
-    json_item: impl Fn(&str, &T) -> serde_json::Value,
+    json_item: impl Fn(&mut Vec<u8>, &str, &T) -> serde_json::Result<()>,
     xml_item: impl Fn(&str, &T) -> String,
     head: bool,
 ) -> Response {
@@ -600,15 +619,28 @@ fn render_listing<T>(
             (s, "text/plain; charset=utf-8")
         }
         ListFormat::Json => {
-            let items: Vec<serde_json::Value> = entries
-                .iter()
-                .map(|e| match e {
-                    Entry::Item(n, r) => json_item(n, r),
-                    Entry::Subdir(s) => json!({"subdir": s}),
-                })
-                .collect();
+            // Each row serialised straight into the body (no JSON tree in between).
+            #[derive(serde::Serialize)]
+            struct Subdir<'a> {
+                subdir: &'a str,
+            }
+            let mut out = Vec::with_capacity(entries.len() * 160 + 2);
+            out.push(b'[');
+            for (i, e) in entries.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                let written = match e {
+                    Entry::Item(n, r) => json_item(&mut out, n, r),
+                    Entry::Subdir(s) => serde_json::to_writer(&mut out, &Subdir { subdir: s }),
+                };
+                if let Err(e) = written {
+                    return error_response(&SwiftError::unavailable(e), head);
+                }
+            }
+            out.push(b']');
             (
-                serde_json::Value::Array(items).to_string(),
+                String::from_utf8(out).unwrap_or_default(),
                 "application/json; charset=utf-8",
             )
         }
@@ -1087,9 +1119,16 @@ impl Handler<'_> {
             format,
             ("account", account),
             &entries,
-            |n, r: &ContainerRow| {
-                json!({"name": n, "count": r.object_count, "bytes": r.bytes_used,
-                       "last_modified": Timestamp::parse(&r.put_timestamp).unwrap_or(Timestamp(0)).iso()})
+            |out, n, r: &ContainerRow| {
+                let item = ContainerItem {
+                    bytes: r.bytes_used,
+                    count: r.object_count,
+                    last_modified: Timestamp::parse(&r.put_timestamp)
+                        .unwrap_or(Timestamp(0))
+                        .iso(),
+                    name: n,
+                };
+                serde_json::to_writer(out, &item)
             },
             |n, r: &ContainerRow| {
                 format!(
@@ -1267,9 +1306,17 @@ impl Handler<'_> {
             format,
             ("container", container),
             &entries,
-            |n, r: &ObjectRow| {
-                json!({"hash": r.etag, "last_modified": Timestamp::parse(&r.created_at).unwrap_or(Timestamp(0)).iso(),
-                       "bytes": r.size, "name": n, "content_type": r.content_type})
+            |out, n, r: &ObjectRow| {
+                let item = ObjectItem {
+                    bytes: r.size,
+                    content_type: &r.content_type,
+                    hash: &r.etag,
+                    last_modified: Timestamp::parse(&r.created_at)
+                        .unwrap_or(Timestamp(0))
+                        .iso(),
+                    name: n,
+                };
+                serde_json::to_writer(out, &item)
             },
             |n, r: &ObjectRow| {
                 format!(

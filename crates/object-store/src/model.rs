@@ -106,11 +106,12 @@ impl Timestamp {
             return None;
         }
         let secs: u64 = secs.parse().ok()?;
-        let mut f = frac.chars().take(5).collect::<String>();
-        while f.len() < 5 {
-            f.push('0');
-        }
-        let frac: u64 = f.parse().ok()?;
+        // The first five digits of the fraction, padded with zeros.
+        let frac = frac
+            .bytes()
+            .chain(std::iter::repeat(b'0'))
+            .take(5)
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
         secs.checked_mul(100_000)?.checked_add(frac).map(Timestamp)
     }
 
@@ -132,8 +133,19 @@ impl Timestamp {
     pub fn iso(&self) -> String {
         let secs = (self.0 / 100_000) as i64;
         let micros = (self.0 % 100_000) * 10;
+        use chrono::{Datelike as _, Timelike as _};
         let dt = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
-        format!("{}.{micros:06}", dt.format("%Y-%m-%dT%H:%M:%S"))
+        // Field by field rather than through a strftime pattern parsed on every call:
+        // listings format one of these per row.
+        format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{micros:06}",
+            dt.year(),
+            dt.month(),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second()
+        )
     }
 }
 
