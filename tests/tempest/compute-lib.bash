@@ -10,7 +10,7 @@ start_compute_cloud() { # workdir
   FERROSTACK_IDENTITY__PORT=$port FERROSTACK_IMAGE__PORT=$(free_port) \
     FERROSTACK_PLACEMENT__PORT=$(free_port) FERROSTACK_COMPUTE__PORT=$(free_port) \
     FERROSTACK_NETWORK__PORT=$(free_port) FERROSTACK_OBJECT__PORT=$(free_port) \
-    FERROSTACK_COMPUTE__REPORT_INTERVAL=1 \
+    FERROSTACK_COMPUTE__METADATA_PORT=$(free_port) FERROSTACK_COMPUTE__REPORT_INTERVAL=1 \
     FERROSTACK_IDENTITY__BCRYPT_COST=4 FERROSTACK_LOG=warn \
     "$BIN" all-in-one --state-dir "$w/state" --config /dev/null --admin-password secret \
     --compute-driver fake --fake-hosts 2 </dev/null >>"$w/server.log" 2>&1 &
