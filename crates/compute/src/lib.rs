@@ -1,7 +1,7 @@
 //! Nova's compute API (v2.1 with microversions up to upstream's newest): version discovery,
 //! flavors (extra specs, access), key pairs, quotas and limits, availability zones, the
-//! service registry, hypervisors and servers (create, show, list, update, delete, power and
-//! lock actions), plus the conductor and scheduler ([`conductor`], [`scheduler`]) that
+//! service registry, hypervisors, host aggregates ([`aggregates`]) and servers (create,
+//! show, list, update, delete, power and lock actions), plus the conductor and scheduler ([`conductor`], [`scheduler`]) that
 //! place servers through placement and talk to compute agents over the bus.
 //!
 //! Owns the `nv_` tables and Nova's default policy. It learns who is calling only through the
