@@ -600,3 +600,39 @@ async fn only_a_server_created_in_a_zone_is_pinned_to_it() {
     let s = wait_status(&n, &id, "VERIFY_RESIZE").await;
     assert_eq!(place(&s), ("fake-0".into(), "nova".into()), "{s}");
 }
+
+/// Adds of one host to aggregates of different zones, all at once: the zone checks and
+/// writes are serialised, so exactly one wins and the host ends in one zone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_adds_leave_a_host_in_one_zone() {
+    let c = cloud(1).await;
+    let n = nova(&c, "2.53");
+    let mut ids = Vec::new();
+    for k in 0..6 {
+        let a = create_aggregate(&n, &format!("race-{k}"), Some(&format!("zone-{k}"))).await;
+        ids.push(a["id"].clone());
+    }
+    let adds: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (n, id) = (n.clone(), id.clone());
+            tokio::spawn(async move { add_host(&n, &id, "fake-0").await })
+        })
+        .collect();
+    let mut won = 0;
+    for a in adds {
+        let (s, body) = a.await.unwrap();
+        match s {
+            200 => won += 1,
+            409 => assert!(
+                message(&body).contains("already in availability zone"),
+                "{body}"
+            ),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let r = n.get("/os-services?binary=nova-compute").await.unwrap();
+    let zone = r.body["services"][0]["zone"].as_str().unwrap().to_string();
+    assert!(zone.starts_with("zone-"), "{}", r.body);
+}
