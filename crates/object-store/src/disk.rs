@@ -360,13 +360,20 @@ pub fn data_len(data: &Path) -> std::io::Result<u64> {
     read_footer(&f, file_len).map(|(len, _)| len)
 }
 
-/// The object's bytes of the `.data` file at `data`, without its footer.
+/// The object's bytes of the `.data` file at `data`, without its footer (found from the
+/// trailer of the bytes read: no second read, no parse of the metadata).
 pub fn read_data(data: &Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = std::fs::read(data)?;
     if !sidecar_of(data).exists() {
-        let f = std::fs::File::open(data)?;
-        let (len, _) = read_footer(&f, bytes.len() as u64)?;
-        bytes.truncate(len as usize);
+        let bad = || std::io::Error::other("object data file without its metadata footer");
+        let trailer_at = bytes.len().checked_sub(TRAILER as usize).ok_or_else(bad)?;
+        let trailer = &bytes[trailer_at..];
+        if &trailer[4..] != FOOTER_MAGIC {
+            return Err(bad());
+        }
+        let json_len = u32::from_le_bytes(trailer[..4].try_into().expect("4 bytes")) as usize;
+        let len = trailer_at.checked_sub(json_len).ok_or_else(bad)?;
+        bytes.truncate(len);
     }
     Ok(bytes)
 }
