@@ -80,6 +80,9 @@ pub struct ObjectStore {
     pending_accounts: std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
     /// The same containers as durable markers (see [`PendingMarkers`]).
     pending_markers: tokio::sync::Mutex<PendingMarkers>,
+    /// Held while queued totals are taken and sent, so a flush waits for a send under way
+    /// (the updater's) rather than find the queue empty and read the account too early.
+    account_sends: tokio::sync::Mutex<()>,
     /// Wakes the account updater.
     accounts_queued: tokio::sync::Notify,
     /// Account and container records recently read for object PUTs (see
@@ -155,6 +158,7 @@ impl ObjectStore {
             expiring: tokio::sync::OnceCell::new(),
             pending_accounts: std::sync::Mutex::new(pending),
             pending_markers: tokio::sync::Mutex::new(markers),
+            account_sends: tokio::sync::Mutex::new(()),
             accounts_queued: tokio::sync::Notify::new(),
             info: Default::default(),
         }))
@@ -840,8 +844,10 @@ impl ObjectStore {
         }
     }
 
-    /// Sends `account`'s queued container totals now; what fails stays queued.
+    /// Sends `account`'s queued container totals now; what fails stays queued. Returns once
+    /// every change queued before the call has reached the account's databases (or failed).
     pub async fn flush_account(&self, account: &str) -> SwiftResult<()> {
+        let _sending = self.account_sends.lock().await;
         let Some(containers) = self.pending().remove(account) else {
             return Ok(());
         };
