@@ -148,6 +148,7 @@ pub fn router(state: Arc<Compute>) -> Router {
         .route("/limits", get(limits))
         .route("/os-availability-zone", get(az_list))
         .route("/os-availability-zone/detail", get(az_detail))
+        .route("/os-migrations", get(crate::migrations::list))
         .route("/os-services", get(service_list))
         .route(
             "/os-services/{id}",

@@ -2022,6 +2022,44 @@ pub async fn migration_latest(ex: &mut impl Executor, instance: &str) -> Result<
         .await?)
 }
 
+#[derive(FromRow)]
+struct MigrationOwnerRow {
+    #[sqlx(flatten)]
+    m: Migration,
+    project_id: Option<String>,
+    user_id: Option<String>,
+}
+
+/// Every migration, by id, with its instance's `(project_id, user_id)` (empty when the
+/// instance row is gone).
+pub async fn migration_list_all(
+    ex: &mut impl Executor,
+) -> Result<Vec<(Migration, (String, String))>> {
+    let columns: Vec<String> = MIGRATION_COLUMNS
+        .split(',')
+        .map(|c| format!("m.{}", c.trim()))
+        .collect();
+    let rows: Vec<MigrationOwnerRow> = ex
+        .fetch_all(&Sql::new(&format!(
+            "SELECT {}, i.project_id, i.user_id FROM nv_migrations m \
+             LEFT JOIN nv_instances i ON i.uuid = m.instance_uuid ORDER BY m.internal_id",
+            columns.join(", ")
+        )))
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.m,
+                (
+                    r.project_id.unwrap_or_default(),
+                    r.user_id.unwrap_or_default(),
+                ),
+            )
+        })
+        .collect())
+}
+
 /// Moves a migration from status `from` to `to` (and records its destination): whether it
 /// was still in `from`.
 pub async fn migration_advance(

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use ferro_common::RequestContext;
-use ferro_common::time::{now_micros, parse_iso8601};
+use ferro_common::time::now_micros;
 use ferro_http::Auth;
 use serde_json::{Value, json};
 
@@ -111,19 +111,6 @@ fn action_body(v: ApiVersion, a: &InstanceAction) -> Value {
     b
 }
 
-fn time_param(p: &[(String, String)], key: &str) -> Result<Option<i64>> {
-    param(p, key)
-        .map(|t| {
-            parse_iso8601(t).ok_or_else(|| {
-                Fault::bad_request(format!(
-                    "Invalid input for query parameters {key}. Value: {t}. '{t}' is not a \
-                     'date-time'"
-                ))
-            })
-        })
-        .transpose()
-}
-
 async fn action_list(
     State(s): S,
     Auth(ctx): Auth,
@@ -137,19 +124,7 @@ async fn action_list(
     let mut actions = db::action_list(&mut &s.db, &i.uuid).await?;
     let mut body = json!({});
     if v.at_least(2, 58) {
-        let since = time_param(&p, "changes-since")?;
-        let before = if v.at_least(2, 66) {
-            time_param(&p, "changes-before")?
-        } else {
-            None
-        };
-        if let (Some(a), Some(b)) = (since, before)
-            && b < a
-        {
-            return Err(Fault::bad_request(
-                "The value of changes-since must be less than or equal to changes-before.",
-            ));
-        }
+        let (since, before) = crate::servers_api::changes_window(&p, v.at_least(2, 66))?;
         actions.retain(|a| {
             since.is_none_or(|t| a.updated_at >= t) && before.is_none_or(|t| a.updated_at <= t)
         });

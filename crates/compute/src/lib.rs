@@ -22,6 +22,7 @@ pub mod keys;
 pub mod manager;
 pub mod metadata_api;
 pub mod microversion;
+pub mod migrations;
 pub mod model;
 pub mod policy;
 pub mod ports;

@@ -467,6 +467,21 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Resize a server"
     ),
     rule!(
+        "os_compute_api:os-migrations:index",
+        "rule:project_manager_or_admin",
+        "List migrations"
+    ),
+    rule!(
+        "os_compute_api:os-migrations:index:all_projects",
+        ADMIN,
+        "List migrations for all or cross projects"
+    ),
+    rule!(
+        "os_compute_api:os-migrations:index:host",
+        ADMIN,
+        "List migrations with host information"
+    ),
+    rule!(
         "os_compute_api:os-migrate-server:migrate",
         ADMIN,
         "Cold migrate a server to a host"

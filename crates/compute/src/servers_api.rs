@@ -205,25 +205,46 @@ async fn server_create(
         .into_response())
 }
 
+/// Query parameter `name` as a time (ISO 8601, with or without an offset; UTC without),
+/// in microseconds; 400 in upstream's words when it is not one.
+pub(crate) fn query_time(p: &[(String, String)], name: &str) -> Result<Option<i64>> {
+    param(p, name)
+        .map(|t| {
+            ferro_common::time::parse_iso8601(t).ok_or_else(|| {
+                Fault::bad_request(format!(
+                    "Invalid input for query parameters {name}. Value: {t}. '{t}' is not a \
+                     'date-time'"
+                ))
+            })
+        })
+        .transpose()
+}
+
+/// `changes-since` and, when `with_before` (2.66), `changes-before`: 400 when the window
+/// ends before it starts.
+pub(crate) fn changes_window(
+    p: &[(String, String)],
+    with_before: bool,
+) -> Result<(Option<i64>, Option<i64>)> {
+    let since = query_time(p, "changes-since")?;
+    let before = if with_before {
+        query_time(p, "changes-before")?
+    } else {
+        None
+    };
+    if let (Some(a), Some(b)) = (since, before)
+        && b < a
+    {
+        return Err(Fault::bad_request(
+            "The value of changes-since must be less than or equal to changes-before.",
+        ));
+    }
+    Ok((since, before))
+}
+
 fn server_query(s: &Compute, ctx: &RequestContext, p: &[(String, String)]) -> Result<ServerQuery> {
     validate_query(&schemas::server_list_query(), p)?;
-    let changes_since = match param(p, "changes-since") {
-        Some(t) => Some(
-            chrono::DateTime::parse_from_rfc3339(t)
-                .or_else(|_| {
-                    chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.f")
-                        .map(|n| n.and_utc().fixed_offset())
-                })
-                .map_err(|_| {
-                    Fault::bad_request(format!(
-                        "Invalid input for query parameters changes-since. Value: {t}. \
-                         '{t}' is not a 'date-time'"
-                    ))
-                })?
-                .timestamp_micros(),
-        ),
-        None => None,
-    };
+    let changes_since = query_time(p, "changes-since")?;
     let all_tenants = match param(p, "all_tenants") {
         None => false,
         Some("") => true,

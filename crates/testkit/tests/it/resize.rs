@@ -491,3 +491,86 @@ async fn a_cold_migration_with_nowhere_to_go_leaves_the_server_active() {
     }
     panic!("the server never came back to ACTIVE");
 }
+
+#[tokio::test]
+async fn os_migrations_lists_resizes_and_cold_migrations() {
+    let c = TestCloud::with_fake_hosts(2).await;
+    wait_hosts(&c, 2).await;
+    let (image, small) = image_and_flavor(&c, 1, 64).await;
+    let n = nova(&c, "2.80");
+    let medium = flavor(&n, "medium", 2, 128).await;
+    let id = create(&n, "listed", &image, &small).await;
+    wait_status(&n, &id, "ACTIVE").await;
+    assert_eq!(
+        act(&n, &id, json!({"resize": {"flavorRef": medium}}))
+            .await
+            .status,
+        202
+    );
+    wait_status(&n, &id, "VERIFY_RESIZE").await;
+    assert_eq!(
+        act(&n, &id, json!({"confirmResize": null})).await.status,
+        204
+    );
+    wait_status(&n, &id, "ACTIVE").await;
+    assert_eq!(act(&n, &id, json!({"migrate": null})).await.status, 202);
+    wait_status(&n, &id, "VERIFY_RESIZE").await;
+
+    // 2.80: newest first, with type, uuid and owner.
+    let r = n.get("/os-migrations").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let list = r.body["migrations"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 2, "{}", r.body);
+    assert_eq!(list[0]["migration_type"], "migration");
+    assert_eq!(list[0]["status"], "finished");
+    assert_eq!(list[1]["migration_type"], "resize");
+    assert_eq!(list[1]["status"], "confirmed");
+    assert_eq!(list[0]["instance_uuid"], id.as_str());
+    assert_ne!(list[0]["source_compute"], list[0]["dest_compute"]);
+    assert!(list[0]["uuid"].is_string() && list[0]["project_id"].is_string());
+    assert!(list[0]["old_instance_type_id"].is_null());
+    // Filters and paging.
+    let r = n.get("/os-migrations?migration_type=resize").await.unwrap();
+    assert_eq!(r.body["migrations"].as_array().unwrap().len(), 1);
+    let r = n.get("/os-migrations?limit=1").await.unwrap();
+    assert_eq!(r.body["migrations"].as_array().unwrap().len(), 1);
+    let next = r.body["migrations_links"][0]["href"].as_str().unwrap();
+    assert!(next.contains("marker="), "{next}");
+    let marker = r.body["migrations"][0]["uuid"].as_str().unwrap();
+    let r = n
+        .get(&format!("/os-migrations?limit=1&marker={marker}"))
+        .await
+        .unwrap();
+    assert_eq!(r.body["migrations"][0]["migration_type"], "resize");
+    assert_eq!(
+        n.get("/os-migrations?marker=nope").await.unwrap().status,
+        400
+    );
+    assert_eq!(
+        n.get("/os-migrations?colour=red").await.unwrap().status,
+        400
+    );
+    assert_eq!(
+        n.get(
+            "/os-migrations?changes-since=2026-01-02T00:00:00&changes-before=2026-01-01T00:00:00"
+        )
+        .await
+        .unwrap()
+        .status,
+        400
+    );
+    // Before 2.23: no type, no uuid; unknown parameters are ignored.
+    let r = nova(&c, "2.1")
+        .get("/os-migrations?colour=red")
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body["migrations"][0].get("migration_type").is_none());
+    assert!(r.body["migrations"][0].get("uuid").is_none());
+    assert_eq!(r.body["migrations"][0]["migration_type"], Value::Null);
+    // A member may not list them.
+    let (_, _) = c.project_user("ml", "max", "pw", "member").await;
+    let (max, _) = c.login("max", "pw", Some("ml")).await.unwrap();
+    let max = max.clone_with_base(&format!("{}/v2.1", c.compute_url));
+    assert_eq!(max.get("/os-migrations").await.unwrap().status, 403);
+}
