@@ -21,6 +21,7 @@ PEERS="$SHARED/peers"
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/ferrostack-target}"
 . scripts/lib.sh
+. bench/lib/cloud.bash
 install_packages curl wrk memcached
 export REPLICAS="${REPLICAS:-3}" DURATION="${DURATION:-10}" RUNS="${RUNS:-3}"
 export NLIST="${NLIST:-10000}" BIG_MB="${BIG_MB:-64}" QUIET_MAX_WAIT="${QUIET_MAX_WAIT:-20}"
@@ -36,7 +37,7 @@ if [ -z "${FERROSTACK_BIN:-}" ]; then
 fi
 state="$WORK/state"
 cleanup() {
-  [ -n "${fs_pid:-}" ] && kill "$fs_pid" 2>/dev/null && wait "$fs_pid" 2>/dev/null
+  stop_aio
   bash "$PEERS/setup-swift.sh" stop >/dev/null 2>&1 || true
   rm -rf "$state"
 }
@@ -44,19 +45,12 @@ trap cleanup EXIT INT TERM
 
 # ---- FerroStack ---------------------------------------------------------------------------
 rm -rf "$state"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-port=$(free_port)
-object_port=$(free_port)
-FERROSTACK_IDENTITY__PORT=$port FERROSTACK_IMAGE__PORT=$(free_port) \
-  FERROSTACK_PLACEMENT__PORT=$(free_port) FERROSTACK_COMPUTE__PORT=$(free_port) \
-  FERROSTACK_COMPUTE__METADATA_PORT=$(free_port) FERROSTACK_NETWORK__PORT=$(free_port) \
-  FERROSTACK_OBJECT__PORT=$object_port FERROSTACK_OBJECT__REPLICAS="$REPLICAS" \
-  FERROSTACK_OBJECT__DEVICES='["d1","d2","d3","d4"]' FERROSTACK_LOG=warn \
+start_aio "$OUT/ferrostack-server.log" FERROSTACK_OBJECT__REPLICAS="$REPLICAS" \
+  FERROSTACK_OBJECT__DEVICES='["d1","d2","d3","d4"]' \
   FERROSTACK_OBJECT__REPLICATOR_INTERVAL=3600 FERROSTACK_OBJECT__AUDITOR_INTERVAL=3600 \
   "$FERROSTACK_BIN" all-in-one --state-dir "$state" --config /dev/null --admin-password secret \
-  --compute-driver fake </dev/null >"$OUT/ferrostack-server.log" 2>&1 &
-fs_pid=$!
-for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/v3" >/dev/null && break; sleep 0.1; done
+  --compute-driver fake
+port=$ID_PORT object_port=$OBJECT_PORT
 # Identity answers before bootstrap has made the admin: retry the first login a while.
 for _ in $(seq 100); do
   curl -sf -D "$OUT/token-headers" -o "$OUT/token.json" -H 'Content-Type: application/json' \
@@ -69,8 +63,7 @@ project=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["toke
 SERVER_PIDS="$fs_pid" SERVER_LABEL="ferrostack-r$REPLICAS" OUT_DIR="$OUT/ferrostack" \
   STORAGE_URL="http://127.0.0.1:$object_port/v1/AUTH_$project" AUTH_TOKEN="$token" \
   bash "$PEERS/bench-swift.sh"
-kill "$fs_pid" && wait "$fs_pid" 2>/dev/null || true
-fs_pid=""
+stop_aio
 
 # ---- upstream Swift -----------------------------------------------------------------------
 bash "$PEERS/setup-swift.sh" install >&2
