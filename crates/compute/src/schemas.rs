@@ -550,6 +550,7 @@ pub fn server_list_query() -> Value {
             "flavor": multi(string()),
             "image": multi(string()),
             "host": multi(string()),
+            "reservation_id": multi(string()),
             "changes-since": multi(json!({"type": "string", "format": "date-time"})),
             "all_tenants": multi(string()),
             "project_id": multi(string()),

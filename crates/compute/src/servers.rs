@@ -69,6 +69,7 @@ pub struct ServerQuery {
     pub flavor: Option<String>,
     pub image: Option<String>,
     pub host: Option<String>,
+    pub reservation_id: Option<String>,
     pub changes_since: Option<i64>,
     pub all_tenants: bool,
     pub project_id: Option<String>,
@@ -861,6 +862,9 @@ impl Compute {
         if let Some(img) = &q.image {
             let img = id_from_href(img);
             list.retain(|i| i.image_ref == img);
+        }
+        if let Some(r) = &q.reservation_id {
+            list.retain(|i| &i.reservation_id == r);
         }
         if admin_filters && let Some(h) = &q.host {
             list.retain(|i| i.host.as_deref() == Some(h.as_str()));

@@ -270,6 +270,7 @@ fn server_query(s: &Compute, ctx: &RequestContext, p: &[(String, String)]) -> Re
         flavor: param(p, "flavor").map(str::to_string),
         image: param(p, "image").map(str::to_string),
         host: param(p, "host").map(str::to_string),
+        reservation_id: param(p, "reservation_id").map(str::to_string),
         changes_since,
         all_tenants,
         project_id,

@@ -651,3 +651,32 @@ async fn renames_during_a_build_never_conflict() {
     }
     wait_status(&n, &id, "ACTIVE").await;
 }
+
+#[tokio::test]
+async fn servers_are_listed_by_reservation_id() {
+    let c = TestCloud::with_fake_hosts(1).await;
+    wait_hosts(&c, 1).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 64).await;
+    let n = nova(&c, "2.37");
+    create(&n, "alone", &image, &flavor).await;
+    let mut pair = server_body("pair", &image, &flavor);
+    pair["server"]["min_count"] = json!(2);
+    pair["server"]["return_reservation_id"] = json!(true);
+    let r = n.post("/servers", &pair).await.unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let rid = r.body["reservation_id"].as_str().unwrap().to_string();
+    let r = n
+        .get(&format!("/servers/detail?reservation_id={rid}"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let listed = r.body["servers"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{}", r.body);
+    assert!(
+        listed
+            .iter()
+            .all(|s| s["OS-EXT-SRV-ATTR:reservation_id"] == rid.as_str())
+    );
+    let r = n.get("/servers?reservation_id=r-nothing").await.unwrap();
+    assert_eq!(r.body["servers"], json!([]));
+}
