@@ -44,7 +44,8 @@ COMPUTE_TEMPEST_SETS=(
   --set compute-feature-enabled.change_password=false --set compute-feature-enabled.snapshot=false
   --set compute-feature-enabled.rescue=false --set compute-feature-enabled.shelve=false
   --set compute-feature-enabled.suspend=true --set compute-feature-enabled.pause=true
-  --set compute-feature-enabled.live_migration=false --set compute-feature-enabled.cold_migration=false
+  --set compute.min_compute_nodes=2
+  --set compute-feature-enabled.live_migration=false --set compute-feature-enabled.cold_migration=true
   --set compute-feature-enabled.interface_attach=false
   --set compute-feature-enabled.attach_encrypted_volume=false
   --set compute-feature-enabled.serial_console=false --set compute-feature-enabled.vnc_console=false
