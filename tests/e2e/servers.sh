@@ -84,11 +84,7 @@ done
 check "the server shuts off" out_is SHUTOFF
 osc server start e2e-vm
 check "server start" succeeded
-for _ in $(seq 100); do
-    osc server show -f value -c status e2e-vm
-    [[ "$OUT" == ACTIVE ]] && break
-    sleep 0.1
-done
+wait_server_status e2e-vm ACTIVE
 check "the server is active again" out_is ACTIVE
 osc server reboot --hard --wait e2e-vm
 check "server reboot --hard --wait" succeeded
@@ -133,11 +129,7 @@ osc server show -f value -c status e2e-vm
 check "the resized server waits in VERIFY_RESIZE" out_is VERIFY_RESIZE
 osc server resize confirm e2e-vm
 check "server resize confirm" succeeded
-for _ in $(seq 100); do
-    osc server show -f value -c status e2e-vm
-    [[ "$OUT" == ACTIVE ]] && break
-    sleep 0.1
-done
+wait_server_status e2e-vm ACTIVE
 check "the confirmed server is active again" out_is ACTIVE
 osc server show -f value -c flavor e2e-vm
 check "it has the new flavor" out_matches "e2e.medium"
@@ -151,11 +143,7 @@ check "the migrated server waits in VERIFY_RESIZE on the other host" is_true eva
     '[[ "$(tail -1 <<<"$OUT")" == VERIFY_RESIZE && "$(head -1 <<<"$OUT")" != "$FROM" ]]'
 osc server migrate confirm e2e-vm
 check "server migrate confirm" succeeded
-for _ in $(seq 100); do
-    osc server show -f value -c status e2e-vm
-    [[ "$OUT" == ACTIVE ]] && break
-    sleep 0.1
-done
+wait_server_status e2e-vm ACTIVE
 check "the migrated server is active again" out_is ACTIVE
 
 osc server group create --policy anti-affinity -f value -c id e2e-apart

@@ -191,3 +191,15 @@ register_guest_image() {
         --property kernel_id="$kernel" --property ramdisk_id="$ramdisk" \
         --property os_command_line="console=ttyS0 quiet" -f value -c status "$2"
 }
+
+# wait_server_status SERVER STATUS: polls `server show` up to about a minute until the
+# server has STATUS; OUT holds the last status.
+wait_server_status() {
+    local _
+    for _ in $(seq 60); do
+        osc server show -f value -c status "$1"
+        [[ "$OUT" == "$2" ]] && return 0
+        sleep 0.5
+    done
+    return 1
+}

@@ -60,18 +60,6 @@ wait_console() {
     return 1
 }
 
-# wait_server_status SERVER STATUS: polls `server show` up to about a minute until the
-# server has STATUS; OUT holds the last status.
-wait_server_status() {
-    local _
-    for _ in $(seq 60); do
-        osc server show -f value -c status "$1"
-        [[ "$OUT" == "$2" ]] && return 0
-        sleep 1
-    done
-    return 1
-}
-
 # purge_host STATE_DIR PREFIX...: what a test's QEMU host and network agent leave on the
 # host: kills the guests and dnsmasq processes named by the pidfiles under STATE_DIR (guests
 # outlive their agent by design), then removes the namespaces, links and security group

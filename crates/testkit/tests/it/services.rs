@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use ferro_client::Client;
 use ferro_testkit::TestCloud;
 use ferro_virt::Driver;
 use serde_json::{Value, json};
@@ -22,6 +23,18 @@ fn service<'a>(list: &'a Value, host: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no nova-compute on {host}: {list}"))
 }
 
+/// PUTs `body` at `path`, checks the answer is `status`, and gives the fault's message.
+async fn refused(n: &Client, path: &str, body: Value, status: u16) -> String {
+    let r = n.put(path, Some(&body)).await.unwrap();
+    assert_eq!(r.status, status, "{}", r.body);
+    r.body
+        .as_object()
+        .and_then(|o| o.values().next())
+        .and_then(|f| f["message"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
 #[tokio::test]
 async fn service_update_before_and_from_2_53() {
     let c = TestCloud::with_fake_hosts(1).await;
@@ -29,6 +42,13 @@ async fn service_update_before_and_from_2_53() {
     let old = nova(&c, "2.10");
     let v211 = nova(&c, "2.11");
     let host = json!({"host": "fake-0", "binary": "nova-compute"});
+    let with = |extra: Value| {
+        let mut b = host.clone();
+        b.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        b
+    };
 
     let r = old.put("/os-services/disable", Some(&host)).await.unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
@@ -40,23 +60,19 @@ async fn service_update_before_and_from_2_53() {
     assert_eq!(service(&list, "fake-0")["status"], "disabled");
     assert!(service(&list, "fake-0").get("forced_down").is_none());
 
-    let with_reason = json!({"host": "fake-0", "binary": "nova-compute",
-        "disabled_reason": "maintenance"});
     let r = old
-        .put("/os-services/disable-log-reason", Some(&with_reason))
+        .put(
+            "/os-services/disable-log-reason",
+            Some(&with(json!({"disabled_reason": "maintenance"}))),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["service"]["disabled_reason"], "maintenance");
     let list = old.get("/os-services").await.unwrap().body;
     assert_eq!(service(&list, "fake-0")["disabled_reason"], "maintenance");
-    let r = old
-        .put("/os-services/disable-log-reason", Some(&host))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(
-        r.body["badRequest"]["message"],
+        refused(&old, "/os-services/disable-log-reason", host.clone(), 400).await,
         "Missing disabled reason field"
     );
 
@@ -67,21 +83,19 @@ async fn service_update_before_and_from_2_53() {
     assert_eq!(service(&list, "fake-0")["disabled_reason"], Value::Null);
 
     // force-down is 2.11's; before it the action is unknown.
-    let down = json!({"host": "fake-0", "binary": "nova-compute", "forced_down": true});
-    let r = old
-        .put("/os-services/force-down", Some(&host))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 404, "{}", r.body);
-    assert_eq!(r.body["itemNotFound"]["message"], "Unknown action");
+    assert_eq!(
+        refused(&old, "/os-services/force-down", host.clone(), 404).await,
+        "Unknown action"
+    );
+    assert_eq!(
+        refused(&v211, "/os-services/force-down", host.clone(), 400).await,
+        "Missing forced_down field"
+    );
     let r = v211
-        .put("/os-services/force-down", Some(&host))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 400, "{}", r.body);
-    assert_eq!(r.body["badRequest"]["message"], "Missing forced_down field");
-    let r = v211
-        .put("/os-services/force-down", Some(&down))
+        .put(
+            "/os-services/force-down",
+            Some(&with(json!({"forced_down": true}))),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.body);
@@ -94,59 +108,32 @@ async fn service_update_before_and_from_2_53() {
     assert_eq!(service(&list, "fake-0")["state"], "down");
 
     // Bad input.
-    let r = old
-        .put(
-            "/os-services/disable",
-            Some(&json!({"host": "nowhere", "binary": "nova-compute"})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 404, "{}", r.body);
+    let nowhere = json!({"host": "nowhere", "binary": "nova-compute"});
     assert_eq!(
-        r.body["itemNotFound"]["message"],
+        refused(&old, "/os-services/disable", nowhere, 404).await,
         "Could not find binary nova-compute on host nowhere."
     );
-    let r = old
-        .put(
-            "/os-services/disable",
-            Some(&json!({"host": "fake-0", "binary": "nova-scheduler"})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 400, "{}", r.body);
+    let scheduler = json!({"host": "fake-0", "binary": "nova-scheduler"});
     assert!(
-        r.body["badRequest"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("Updating a nova-scheduler service is not supported."),
-        "{}",
-        r.body
+        refused(&old, "/os-services/disable", scheduler, 400)
+            .await
+            .starts_with("Updating a nova-scheduler service is not supported.")
     );
-    let r = old
-        .put("/os-services/disable", Some(&json!({"host": "fake-0"})))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 400, "{}", r.body);
-    let r = old.put("/os-services/explode", Some(&host)).await.unwrap();
-    assert_eq!(r.status, 404, "{}", r.body);
+    refused(&old, "/os-services/disable", json!({"host": "fake-0"}), 400).await;
+    refused(&old, "/os-services/explode", host.clone(), 404).await;
     let (_, _) = c.project_user("svc", "sam", "pw", "member").await;
     let (sam, _) = c.login("sam", "pw", Some("svc")).await.unwrap();
     let sam = sam.clone_with_base(&format!("{}/v2.1", c.compute_url));
-    assert_eq!(
-        sam.put("/os-services/disable", Some(&host))
-            .await
-            .unwrap()
-            .status,
-        403
-    );
+    refused(&sam, "/os-services/disable", host.clone(), 403).await;
 
     // From 2.53 the service is its uuid in the path; the answer is the whole service.
     let new = nova(&c, "2.53");
     let list = new.get("/os-services").await.unwrap().body;
     let id = service(&list, "fake-0")["id"].as_str().unwrap().to_string();
+    let path = format!("/os-services/{id}");
     let r = new
         .put(
-            &format!("/os-services/{id}"),
+            &path,
             Some(&json!({"status": "disabled", "disabled_reason": "rack 4", "forced_down": false})),
         )
         .await
@@ -159,53 +146,24 @@ async fn service_update_before_and_from_2_53() {
     assert_eq!(s["forced_down"], false);
     assert_eq!(s["state"], "up");
     assert_eq!(s["zone"], "nova");
-    let r = new
-        .put(
-            &format!("/os-services/{id}"),
-            Some(&json!({"status": "enabled", "disabled_reason": "x"})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 400, "{}", r.body);
+    let enabled_with_reason = json!({"status": "enabled", "disabled_reason": "x"});
     assert_eq!(
-        r.body["badRequest"]["message"],
+        refused(&new, &path, enabled_with_reason, 400).await,
         "Specifying 'disabled_reason' with status 'enabled' is invalid."
     );
-    let r = new
-        .put(&format!("/os-services/{id}"), Some(&json!({})))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 400, "{}", r.body);
     assert!(
-        r.body["badRequest"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("No updates were requested."),
-        "{}",
-        r.body
+        refused(&new, &path, json!({}), 400)
+            .await
+            .starts_with("No updates were requested.")
     );
-    let r = new
-        .put("/os-services/disable", Some(&json!({"status": "enabled"})))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 400, "{}", r.body);
-    assert_eq!(r.body["badRequest"]["message"], "Invalid uuid disable");
-    let r = new
-        .put(
-            "/os-services/7d3f1a52-64a3-4bd5-9a41-1a6a1f4f8c00",
-            Some(&json!({"status": "enabled"})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 404, "{}", r.body);
-    let r = new
-        .put(
-            &format!("/os-services/{id}"),
-            Some(&json!({"status": "paused"})),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.status, 400, "{}", r.body);
+    let enable = json!({"status": "enabled"});
+    assert_eq!(
+        refused(&new, "/os-services/disable", enable.clone(), 400).await,
+        "Invalid uuid disable"
+    );
+    let missing = "/os-services/7d3f1a52-64a3-4bd5-9a41-1a6a1f4f8c00";
+    refused(&new, missing, enable, 404).await;
+    refused(&new, &path, json!({"status": "paused"}), 400).await;
 }
 
 #[tokio::test]
