@@ -36,7 +36,7 @@ start_qemu_cloud() {
         FERROSTACK_COMPUTE__QEMU_PROBE_KERNEL="$IMG/vmlinuz" \
         FERROSTACK_COMPUTE__SHUTDOWN_TIMEOUT=30 FERROSTACK_COMPUTE__SOFT_REBOOT_TIMEOUT=30 \
         FERROSTACK_NETWORK_AGENT__ENABLED=true FERROSTACK_NETWORK_AGENT__PREFIX="$PREFIX" \
-        FERROSTACK_NETWORK_AGENT__SYNC_INTERVAL=2 \
+        FERROSTACK_NETWORK_AGENT__SYNC_INTERVAL=2 FERROSTACK_COMPUTE__SYNC_POWER_STATE_INTERVAL=2 \
         -- --admin-password nova-secret --compute-driver qemu --fake-hosts 1
 }
 start_qemu_cloud
@@ -156,6 +156,14 @@ check "the guest saw the NIC go" wait_nic "^guest: nic eth0 gone" 1
 check "the port's tap is gone" is_true bash -c "! ip link show '$TAP' >/dev/null 2>&1"
 osc port show -f value -c device_id e2e-q-port
 check "the port is free again" out_is ""
+
+# A guest whose qemu dies is found by the power state sync: the server is SHUTOFF, and
+# starts again.
+pkill -KILL -f "qemu-system.*-uuid $SERVER"
+wait_server_status e2e-guest-vm SHUTOFF
+check "a server whose qemu was killed is SHUTOFF after the power state sync" out_is SHUTOFF
+osc server start e2e-guest-vm
+check "and starts again" wait_console 3
 
 osc server delete --wait e2e-guest-vm
 check "server delete --wait" succeeded

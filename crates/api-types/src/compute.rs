@@ -446,15 +446,19 @@ pub enum ConductorRequest {
         image_id: String,
         error: Option<String>,
     },
-    /// The guests `host`'s hypervisor runs (by instance uuid), sent by its agent when it
-    /// starts and every `running_deleted_instance_poll_interval`: the conductor asks the
+    /// The guests `host`'s hypervisor runs, by instance uuid with the power state it
+    /// reports, sent by its agent when it starts and periodically: the conductor asks the
     /// agent to destroy those whose server is deleted (upstream's "reap" of running deleted
     /// instances — a server deleted while its host was down is deleted in the database
-    /// only).
+    /// only) and brings the others' recorded state in line (upstream's power state sync).
     GuestsOnHost {
         version: String,
         host: String,
-        uuids: Vec<String>,
+        guests: Vec<(String, PowerState)>,
+        /// When the agent began reading the states (µs since the epoch): a server changed
+        /// since is left to the next report.
+        #[serde(default)]
+        taken_at: i64,
     },
     /// An agent is alive, with its host's resources.
     ServiceHeartbeat {

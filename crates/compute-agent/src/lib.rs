@@ -61,6 +61,9 @@ pub struct AgentConfig {
     /// servers deleted while the agent was away are destroyed (Nova's
     /// `running_deleted_instance_poll_interval`, 1800 s; zero: only when the agent starts).
     pub running_deleted_poll_interval: Duration,
+    /// How often the agent reports its guests' power states for the conductor to sync
+    /// (Nova's `sync_power_state_interval`, 600 s; zero: never periodically).
+    pub sync_power_state_interval: Duration,
 }
 
 impl AgentConfig {
@@ -82,6 +85,7 @@ impl AgentConfig {
             image_cache_interval: Duration::from_secs(2400),
             image_cache_max_age: Duration::from_secs(86_400),
             running_deleted_poll_interval: Duration::from_secs(1800),
+            sync_power_state_interval: Duration::from_secs(600),
         }
     }
 }
@@ -179,20 +183,33 @@ impl Agent {
     /// Tells the conductor which guests the hypervisor runs (see
     /// [`ConductorRequest::GuestsOnHost`]).
     async fn report_guests(&self) {
-        match self.driver.list_instances().await {
-            Ok(uuids) => {
-                self.report(
-                    ConductorRequest::GuestsOnHost {
-                        version: CONTRACT_VERSION.into(),
-                        host: self.config.host.clone(),
-                        uuids,
-                    },
-                    None,
-                )
-                .await
+        let taken_at = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        let uuids = match self.driver.list_instances().await {
+            Ok(uuids) => uuids,
+            Err(e) => {
+                tracing::warn!(host = %self.config.host, error = %e, "listing guests");
+                return;
             }
-            Err(e) => tracing::warn!(host = %self.config.host, error = %e, "listing guests"),
+        };
+        let mut guests = Vec::with_capacity(uuids.len());
+        for uuid in uuids {
+            // A guest that went away meanwhile reports no state; its server keeps its own.
+            if let Ok(state) = self.driver.power_state(&uuid).await {
+                guests.push((uuid, state));
+            }
         }
+        self.report(
+            ConductorRequest::GuestsOnHost {
+                version: CONTRACT_VERSION.into(),
+                host: self.config.host.clone(),
+                guests,
+                taken_at,
+            },
+            None,
+        )
+        .await
     }
 
     /// Handles one request: casts report their outcome to the conductor; calls return
@@ -493,11 +510,20 @@ pub async fn start(agent: Arc<Agent>) -> Result<Vec<JoinHandle<()>>, ferro_bus::
             tokio::time::sleep(a.config.heartbeat_interval).await;
         }
     }));
-    if !agent.config.running_deleted_poll_interval.is_zero() {
+    // One report serves both the reap of deleted servers' guests and the power state
+    // sync: it goes at the shorter of the two intervals.
+    let every = [
+        agent.config.running_deleted_poll_interval,
+        agent.config.sync_power_state_interval,
+    ]
+    .into_iter()
+    .filter(|d| !d.is_zero())
+    .min();
+    if let Some(every) = every {
         let a = agent.clone();
         tasks.push(tokio::spawn(async move {
             loop {
-                tokio::time::sleep(a.config.running_deleted_poll_interval).await;
+                tokio::time::sleep(every).await;
                 a.report_guests().await;
             }
         }));

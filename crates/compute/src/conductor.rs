@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use crate::Compute;
 use crate::db::{self, ComputeNode};
 use crate::fault::{Fault, Result};
-use crate::model::{Instance, InstanceFault, Vif, VmState, task_state};
+use crate::model::{Instance, InstanceFault, PowerState, Vif, VmState, task_state};
 use crate::scheduler::{Choice, HostRequest};
 
 /// The binary name of compute agents in the service registry.
@@ -262,8 +262,14 @@ impl Compute {
                 self.conduct_snapshot_done(&uuid, &host, error.as_deref(), request_id)
                     .await?;
             }
-            ConductorRequest::GuestsOnHost { host, uuids, .. } => {
-                self.reap_deleted_guests(&host, &uuids, request_id).await?;
+            ConductorRequest::GuestsOnHost {
+                host,
+                guests,
+                taken_at,
+                ..
+            } => {
+                self.guests_on_host(&host, &guests, taken_at, request_id)
+                    .await?;
             }
             ConductorRequest::ServiceHeartbeat {
                 host, resources, ..
@@ -275,34 +281,90 @@ impl Compute {
         Ok(())
     }
 
-    /// Asks `host`'s agent to destroy those of `uuids` (the guests it runs) whose server is
-    /// deleted or unknown: upstream's `running_deleted_instance_action = reap`. A server
-    /// deleted while its host was down was deleted here only; its guest goes now.
-    async fn reap_deleted_guests(
+    /// What `host`'s agent found its guests in: those whose server is deleted or unknown
+    /// are destroyed (upstream's `running_deleted_instance_action = reap`: a server deleted
+    /// while its host was down was deleted here only), the others' power state is synced.
+    async fn guests_on_host(
         &self,
         host: &str,
-        uuids: &[String],
+        guests: &[(String, PowerState)],
+        taken_at: i64,
         request_id: &str,
     ) -> Result<()> {
-        for uuid in uuids {
-            let live = db::instance_get_any(&mut &self.db, uuid)
-                .await?
-                .is_some_and(|i| !i.deleted);
-            if live {
-                continue;
+        for (uuid, state) in guests {
+            match db::instance_get_any(&mut &self.db, uuid).await? {
+                Some(i) if !i.deleted => {
+                    // A server that changed since the states were read is left to the next
+                    // report (upstream re-reads the state under the instance's lock).
+                    if i.host.as_deref() == Some(host)
+                        && i.task_state.is_none()
+                        && i.updated_at < taken_at
+                    {
+                        self.sync_power_state(i, *state, request_id).await?;
+                    }
+                }
+                _ => {
+                    tracing::warn!(%uuid, %host, "a guest of a deleted server runs: destroying it");
+                    self.cast_agent(
+                        host,
+                        AgentRequest::TerminateInstance {
+                            version: CONTRACT_VERSION.into(),
+                            uuid: uuid.clone(),
+                        },
+                        request_id,
+                    )
+                    .await?;
+                }
             }
-            tracing::warn!(%uuid, %host, "a guest of a deleted server runs: destroying it");
-            self.cast_agent(
-                host,
-                AgentRequest::TerminateInstance {
-                    version: CONTRACT_VERSION.into(),
-                    uuid: uuid.clone(),
-                },
-                request_id,
-            )
-            .await?;
         }
         Ok(())
+    }
+
+    /// Upstream's `_sync_instance_power_state` for an instance with no task under way: the
+    /// recorded power state follows the hypervisor's; a server ACTIVE or PAUSED whose guest
+    /// shut down or crashed is STOPPED; a STOPPED server whose guest runs is stopped again
+    /// (upstream's force_stop). A guest found missing or paused unexpectedly is only noted.
+    async fn sync_power_state(
+        &self,
+        mut i: Instance,
+        state: PowerState,
+        request_id: &str,
+    ) -> Result<()> {
+        let expected = (i.vm_state, i.task_state.clone());
+        let off = matches!(state, PowerState::Shutdown | PowerState::Crashed);
+        let mut stop = false;
+        match i.vm_state {
+            VmState::Active | VmState::Paused if off => {
+                tracing::warn!(uuid = %i.uuid, ?state, "the guest stopped by itself: the server is stopped");
+                i.vm_state = VmState::Stopped;
+            }
+            VmState::Active if state == PowerState::Suspended => stop = true,
+            VmState::Stopped if !off && state != PowerState::NoState => stop = true,
+            _ if i.power_state == state => return Ok(()),
+            _ => {}
+        }
+        i.power_state = state;
+        if stop {
+            tracing::warn!(uuid = %i.uuid, ?state, vm_state = ?i.vm_state,
+                "the guest runs against the server's state: stopping it");
+            i.task_state = Some(task_state::POWERING_OFF.into());
+        }
+        if !self.conductor_save(&mut i, expected).await || !stop {
+            return Ok(());
+        }
+        let Some(host) = i.host.clone() else {
+            return Ok(());
+        };
+        self.cast_agent(
+            &host,
+            AgentRequest::PowerAction {
+                version: CONTRACT_VERSION.into(),
+                uuid: i.uuid.clone(),
+                action: ferro_api_types::compute::PowerAction::Stop,
+            },
+            request_id,
+        )
+        .await
     }
 
     fn node_reports_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ComputeNode>> {

@@ -154,6 +154,7 @@ fn agent_config(config: &Config, host: &str, placement_url: &str, image_url: &st
     ac.image_cache_max_age = Duration::from_secs(section.image_cache_max_age);
     ac.running_deleted_poll_interval =
         Duration::from_secs(section.running_deleted_instance_poll_interval);
+    ac.sync_power_state_interval = Duration::from_secs(section.sync_power_state_interval);
     ac
 }
 

@@ -113,6 +113,10 @@ pub struct ComputeSection {
     /// it missed while it was down are then destroyed (Nova's
     /// `running_deleted_instance_poll_interval`); 0: only when the agent starts.
     pub running_deleted_instance_poll_interval: u64,
+    /// Seconds between each agent's reports of its guests' power states, which the
+    /// conductor brings the servers' recorded states in line with (Nova's
+    /// `sync_power_state_interval`); 0: only when the agent starts.
+    pub sync_power_state_interval: u64,
     /// Each in-process host's inventory.
     pub host_vcpus: i64,
     pub host_memory_mb: i64,
@@ -426,6 +430,7 @@ impl Default for ComputeSection {
             image_cache_interval: 2400,
             image_cache_max_age: 86_400,
             running_deleted_instance_poll_interval: 1800,
+            sync_power_state_interval: 600,
             host_vcpus: 8,
             host_memory_mb: 16384,
             host_disk_gb: 200,

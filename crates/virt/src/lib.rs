@@ -224,6 +224,23 @@ impl FakeDriver {
         }
     }
 
+    /// Puts guest `uuid` in `state` behind the driver's back, as a guest that shut itself
+    /// down, crashed or was started by hand (false if it runs no such guest).
+    pub fn set_power_state(&self, uuid: &str, state: PowerState) -> bool {
+        match self
+            .guests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(uuid)
+        {
+            Some(g) => {
+                g.state = state;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The ports plugged into guest `uuid`, in order (`None` for a guest it does not run).
     pub fn interfaces(&self, uuid: &str) -> Option<Vec<String>> {
         self.guests

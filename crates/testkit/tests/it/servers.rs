@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ferro_client::Client;
 use ferro_testkit::TestCloud;
-use ferro_virt::Op;
+use ferro_virt::{Driver, Op};
 use serde_json::{Value, json};
 
 /// The admin's compute client at microversion `v`.
@@ -679,4 +679,50 @@ async fn servers_are_listed_by_reservation_id() {
     );
     let r = n.get("/servers?reservation_id=r-nothing").await.unwrap();
     assert_eq!(r.body["servers"], json!([]));
+}
+
+#[tokio::test]
+async fn recorded_power_states_follow_the_guests() {
+    let c = TestCloud::start_with(|c| {
+        c.compute.fake_hosts = 1;
+        c.compute.sync_power_state_interval = 1;
+    })
+    .await
+    .unwrap();
+    wait_hosts(&c, 1).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 64).await;
+    let n = nova(&c, "2.37");
+    let id = create(&n, "drifts", &image, &flavor).await;
+    wait_status(&n, &id, "ACTIVE").await;
+    let driver = c.fake_driver("fake-0");
+
+    // The guest shuts itself down: the server is SHUTOFF, and starts again on request.
+    assert!(driver.set_power_state(&id, ferro_virt::PowerState::Shutdown));
+    let s = wait_status(&n, &id, "SHUTOFF").await;
+    assert_eq!(s["OS-EXT-STS:power_state"], 4, "{s}");
+    let r = n
+        .post(&format!("/servers/{id}/action"), &json!({"os-start": null}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    wait_status(&n, &id, "ACTIVE").await;
+
+    // Stopped, the guest is started behind the API's back: it is stopped again.
+    let r = n
+        .post(&format!("/servers/{id}/action"), &json!({"os-stop": null}))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    wait_status(&n, &id, "SHUTOFF").await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(driver.set_power_state(&id, ferro_virt::PowerState::Running));
+    for _ in 0..100 {
+        if driver.power_state(&id).await.unwrap() == ferro_virt::PowerState::Shutdown {
+            let s = wait_status(&n, &id, "SHUTOFF").await;
+            assert_eq!(s["OS-EXT-STS:power_state"], 4, "{s}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the guest of a stopped server kept running");
 }
