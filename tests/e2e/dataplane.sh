@@ -3,9 +3,9 @@
 # (root; QEMU, iproute2, dnsmasq, busybox): all-in-one on the QEMU driver with its network
 # agent under a prefix of its own; two servers on one tenant network get their ports'
 # addresses by DHCP from the network's dnsmasq, read their instance id from the metadata
-# service at 169.254.169.254, and the second pings the first (user data script); a ping from
-# the network reaches a guest while its security group has an ICMP rule and not once the rule
-# is deleted; the ports go ACTIVE (before their servers do); a router to an external
+# service at 169.254.169.254, and the second pings the first (user data script); pings from
+# the network and from the second guest reach the first while its security group has an ICMP
+# rule and not once the rule is deleted (a ping running across the delete included); the ports go ACTIVE (before their servers do); a router to an external
 # network whose gateway is a test namespace gives the first guest a floating IP that answers
 # ping from that namespace; deleting the servers, the router and the networks leaves no tap,
 # bridge, namespace, dnsmasq or nftables table of the prefix.
@@ -153,6 +153,14 @@ wait "$LONG_PING" 2>/dev/null
 RC=0
 check "a ping running since before the delete stops too (its conntrack entry goes with the rule)" \
     is_true eval '[[ $BEFORE_WAIT -gt 0 && $AFTER_WAIT -eq $BEFORE_WAIT ]]'
+wait_console "$B" "user-script: ping $A_IP lost"
+check "guest B's pings to guest A stop once the ICMP rule is gone" out_matches "user-script: ping $A_IP lost"
+if ! printf '%s\n' "$OUT" | grep -q "user-script: ping $A_IP lost"; then
+    echo "e2e: the security group table, conntrack and the cloud's log after the rule's delete:" >&2
+    nft list table inet "${PREFIX}_sg" >&2
+    conntrack -L -p icmp 2>/dev/null | grep -F "$A_IP" >&2
+    grep -iE "warn|error" "$STATE.log" | tail -n 20 >&2
+fi
 
 osc server delete --wait "$A" "$B"
 check "server delete --wait" succeeded

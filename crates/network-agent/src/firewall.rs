@@ -1,7 +1,7 @@
-//! Security groups on the host: one nftables `inet` table per prefix whose forward chain
-//! sends each plugged port's traffic through its own chains — anti-spoofing and the egress
-//! rules for what the guest sends, the ingress rules for what it receives — statefully
-//! (replies of allowed connections pass), default deny.
+//! Security groups on the host: one nftables `inet` table per prefix whose two forward
+//! chains (egress, then ingress) send each plugged port's traffic through its own chains —
+//! anti-spoofing and the egress rules for what the guest sends, the ingress rules for what it
+//! receives — statefully (replies of allowed connections pass), default deny.
 //!
 //! Bridged IPv4/IPv6 reaches the `inet` forward hook through br_netfilter
 //! (`net.bridge.bridge-nf-call-iptables=1`); the bridge family has no conntrack on hosts
@@ -116,17 +116,25 @@ pub fn render(prefix: &str, ports: &[&PortState], groups: &[SecurityGroupState])
     let by_id: BTreeMap<&str, &SecurityGroupState> =
         groups.iter().map(|g| (g.id.as_str(), g)).collect();
     let t = table(prefix);
-    let mut out = format!(
-        "table inet {t} {{\n  chain forward {{\n    type filter hook forward priority 0; policy accept;\n    ct state established,related accept\n    ct state invalid drop\n"
-    );
-    for p in ports {
-        let c = chain_id(&p.id);
+    // Two base chains on the forward hook: what a guest sends is judged by its egress rules
+    // in the first, what a guest receives by its ingress rules in the second. An accept ends
+    // only its own base chain, so traffic between two guests passes both the sender's egress
+    // and the receiver's ingress rules (in one chain, the sender's egress accept skipped the
+    // receiver's ingress rules whenever the sender's port came first).
+    let mut out = format!("table inet {t} {{\n");
+    for (name, priority, dir, kind) in [("egress", 0, "saddr", "e"), ("ingress", 1, "daddr", "i")] {
         out.push_str(&format!(
-            "    ether saddr {mac} jump e_{c}\n    ether daddr {mac} jump i_{c}\n",
-            mac = p.mac_address
+            "  chain {name} {{\n    type filter hook forward priority {priority}; policy accept;\n    ct state established,related accept\n    ct state invalid drop\n"
         ));
+        for p in ports {
+            out.push_str(&format!(
+                "    ether {dir} {mac} jump {kind}_{c}\n",
+                mac = p.mac_address,
+                c = chain_id(&p.id)
+            ));
+        }
+        out.push_str("  }\n");
     }
-    out.push_str("  }\n");
     let used: std::collections::BTreeSet<&str> = ports
         .iter()
         .flat_map(|p| p.security_groups.iter().map(String::as_str))
@@ -437,6 +445,13 @@ mod tests {
         let t = render("fs", &[&p], &[g]);
         assert!(t.starts_with("table inet fs_sg {"));
         assert!(t.contains("ether saddr fa:16:3e:00:00:01 jump e_3f1c2d4e5a6b"));
+        // Egress and ingress in base chains of their own: a sender's egress accept must not
+        // end the evaluation before the receiver's ingress rules.
+        let egress = &t[t.find("chain egress {").unwrap()..t.find("chain ingress {").unwrap()];
+        assert!(egress.contains("hook forward priority 0;") && !egress.contains("daddr"));
+        let ingress = &t[t.find("chain ingress {").unwrap()..];
+        assert!(ingress.contains("hook forward priority 1;"));
+        assert!(ingress.contains("ether daddr fa:16:3e:00:00:01 jump i_3f1c2d4e5a6b"));
         assert!(t.contains("ip saddr != { 10.0.0.5 } drop"));
         assert!(t.contains("meta nfproto ipv6 drop"));
         assert!(t.contains("chain i_3f1c2d4e5a6b {\n    udp sport 67 udp dport 68 accept"));
