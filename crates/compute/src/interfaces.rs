@@ -25,7 +25,7 @@ use crate::fault::{Fault, Result};
 use crate::microversion::ApiVersion;
 use crate::model::{Instance, RequestedNetwork, Vif, VmState};
 use crate::ports::{network_api, neutron_list};
-use crate::servers::invalid_state;
+use crate::servers::{check_idle, invalid_state};
 use crate::validation::validate_body;
 
 pub fn routes() -> Router<Arc<Compute>> {
@@ -96,17 +96,7 @@ fn attachment_view(port: &Value, v: ApiVersion, i: &Instance) -> Value {
 const PLUGGABLE: &[VmState] = &[VmState::Active, VmState::Paused, VmState::Stopped];
 
 fn check_pluggable(i: &Instance, action: &str) -> Result<String> {
-    if !PLUGGABLE.contains(&i.vm_state) {
-        return Err(invalid_state(
-            action,
-            &i.uuid,
-            "vm_state",
-            i.vm_state.as_str(),
-        ));
-    }
-    if let Some(t) = &i.task_state {
-        return Err(invalid_state(action, &i.uuid, "task_state", t));
-    }
+    check_idle(action, i, PLUGGABLE)?;
     i.host
         .clone()
         .ok_or_else(|| invalid_state(action, &i.uuid, "vm_state", i.vm_state.as_str()))
