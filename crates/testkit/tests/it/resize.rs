@@ -26,6 +26,15 @@ async fn act(n: &Client, id: &str, body: Value) -> ferro_client::Response {
         .unwrap()
 }
 
+/// Resizes server `id` to `flavor`, waits for VERIFY_RESIZE and confirms.
+async fn resize_and_confirm(n: &Client, id: &str, flavor: &str) {
+    let r = act(n, id, json!({"resize": {"flavorRef": flavor}})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    wait_status(n, id, "VERIFY_RESIZE").await;
+    let r = act(n, id, json!({"confirmResize": null})).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+}
+
 /// The VCPU each consumer holds in placement.
 async fn vcpus(c: &TestCloud, consumer: &str) -> i64 {
     let a = allocations(c, consumer).await;
@@ -120,17 +129,7 @@ async fn resize_then_confirm_or_revert_moves_flavor_host_and_allocations() {
     // A stopped server stays stopped through a resize.
     assert_eq!(act(&n, &id, json!({"os-stop": null})).await.status, 202);
     wait_status(&n, &id, "SHUTOFF").await;
-    assert_eq!(
-        act(&n, &id, json!({"resize": {"flavorRef": small}}))
-            .await
-            .status,
-        202
-    );
-    wait_status(&n, &id, "VERIFY_RESIZE").await;
-    assert_eq!(
-        act(&n, &id, json!({"confirmResize": null})).await.status,
-        204
-    );
+    resize_and_confirm(&n, &id, &small).await;
     let s = wait_status(&n, &id, "SHUTOFF").await;
     assert_eq!(s["flavor"]["original_name"], "f1-64");
 }
@@ -501,17 +500,7 @@ async fn os_migrations_lists_resizes_and_cold_migrations() {
     let medium = flavor(&n, "medium", 2, 128).await;
     let id = create(&n, "listed", &image, &small).await;
     wait_status(&n, &id, "ACTIVE").await;
-    assert_eq!(
-        act(&n, &id, json!({"resize": {"flavorRef": medium}}))
-            .await
-            .status,
-        202
-    );
-    wait_status(&n, &id, "VERIFY_RESIZE").await;
-    assert_eq!(
-        act(&n, &id, json!({"confirmResize": null})).await.status,
-        204
-    );
+    resize_and_confirm(&n, &id, &medium).await;
     wait_status(&n, &id, "ACTIVE").await;
     assert_eq!(act(&n, &id, json!({"migrate": null})).await.status, 202);
     wait_status(&n, &id, "VERIFY_RESIZE").await;
