@@ -70,11 +70,12 @@ fn exists(e: &crate::HostError) -> bool {
 }
 
 /// A bridge named `name`, up, with `mtu` when given (else as it is, 1500 when new); kept
-/// if it exists.
+/// if it exists. A device of that name that is no bridge is an error, and is left as it is.
 pub async fn ensure_bridge(name: &str, mtu: Option<i64>) -> Result<()> {
     match ip(&["link", "add", "name", name, "type", "bridge"]).await {
         Err(e) if !exists(&e) => return Err(e),
-        _ => {}
+        Err(_) => expect_kind(name, "bridge", "a bridge").await?,
+        Ok(_) => {}
     }
     match mtu {
         Some(m) => set_mtu_up(name, m).await,
@@ -84,15 +85,49 @@ pub async fn ensure_bridge(name: &str, mtu: Option<i64>) -> Result<()> {
 
 /// A persistent tap named `name` (QEMU opens it by name) in bridge `bridge` with the
 /// bridge's MTU, up.
+///
+/// A device of that name that is no tap (a veth, a bridge…) is an error and is left as it
+/// is: it is not ours. When a step after the tap's creation fails (the bridge refuses it,
+/// or its MTU), the tap goes again, unless a process holds it open (a running guest's).
 pub async fn ensure_tap_in(name: &str, bridge: &str) -> Result<()> {
-    match ip(&["tuntap", "add", "dev", name, "mode", "tap"]).await {
-        // A tap that exists answers "Device or resource busy" when it is in use.
-        Err(e) if !exists(&e) && !e.what.contains("busy") => return Err(e),
-        _ => {}
+    let in_use = match ip(&["tuntap", "add", "dev", name, "mode", "tap"]).await {
+        Ok(_) => false,
+        // A device of that name that is open, or is no tun device at all, answers
+        // "Device or resource busy".
+        Err(e) if e.what.contains("busy") || exists(&e) => {
+            expect_kind(name, "tun", "a tap").await?;
+            true
+        }
+        Err(e) => return Err(e),
+    };
+    let plugged = async {
+        let mtu = get(bridge).await?.map_or(1500, |b| b.mtu);
+        ip(&["link", "set", name, "master", bridge]).await?;
+        set_mtu_up(name, mtu).await
+    };
+    let result = plugged.await;
+    if result.is_err() && !in_use {
+        let _ = delete_tap(name).await;
     }
-    let mtu = get(bridge).await?.map_or(1500, |b| b.mtu);
-    ip(&["link", "set", name, "master", bridge]).await?;
-    set_mtu_up(name, mtu).await
+    result
+}
+
+/// Fails unless link `name` is of kind `kind` (`tun`, `bridge`…), which `what` names.
+async fn expect_kind(name: &str, kind: &str, what: &str) -> Result<()> {
+    match get(name).await? {
+        Some(l) if l.kind() == kind => Ok(()),
+        Some(l) => Err(crate::HostError::new(format!(
+            "a device named {name} exists and is not {what} ({})",
+            if l.kind().is_empty() {
+                "a physical device"
+            } else {
+                l.kind()
+            }
+        ))),
+        None => Err(crate::HostError::new(format!(
+            "{name} could not be made, and no device of that name exists"
+        ))),
+    }
 }
 
 /// A VXLAN device for `vni` over `local` (UDP 4789, learning on), with `mtu`, up.
@@ -204,6 +239,15 @@ async fn set_mtu_up(name: &str, mtu: i64) -> Result<()> {
 pub async fn delete(name: &str) -> Result<()> {
     match ip(&["link", "del", name]).await {
         Err(e) if !is_absent(&e) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Deletes tap `name`; gone already is fine, and so is a device of that name that is no
+/// tap: it is not one a guest was plugged through, and is left alone.
+pub async fn delete_tap(name: &str) -> Result<()> {
+    match get(name).await? {
+        Some(l) if l.kind() == "tun" => delete(name).await,
         _ => Ok(()),
     }
 }

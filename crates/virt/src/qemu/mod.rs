@@ -410,16 +410,22 @@ impl QemuDriver {
             .map_err(|e| VirtError::Failed(format!("plug port {}: {e}", nic.port_id)))
     }
 
-    /// Removes the guest's taps (its bridges are the network agent's).
+    /// Removes the guest's taps (its bridges are the network agent's): every one of them,
+    /// also after one fails; the first failure is the answer.
     async fn unplug(&self, dir: &Path) -> Result<(), VirtError> {
+        let mut first = None;
         for nic in Self::saved_nics(dir) {
-            self.unplug_nic(&nic.port_id).await?;
+            if let Err(e) = self.unplug_nic(&nic.port_id).await {
+                first.get_or_insert(e);
+            }
         }
-        Ok(())
+        first.map_or(Ok(()), Err)
     }
 
+    /// Removes the port's tap. A device of the tap's name that is no tap is not one the
+    /// driver made (making the tap fails on it), and stays.
     async fn unplug_nic(&self, port_id: &str) -> Result<(), VirtError> {
-        ferro_host::link::delete(&self.config.names.tap(port_id))
+        ferro_host::link::delete_tap(&self.config.names.tap(port_id))
             .await
             .map_err(|e| VirtError::Failed(format!("unplug port {port_id}: {e}")))
     }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ferro_virt::qemu::{AccelMode, QemuConfig, QemuDriver};
-use ferro_virt::{Driver, ImageSource, InstanceSpec};
+use ferro_virt::{Driver, ImageSource, InstanceSpec, Nic};
 
 /// The marker line the guest image prints once its init runs.
 pub const MARKER: &str = "FERROSTACK-GUEST-READY";
@@ -180,6 +180,69 @@ impl Drop for TestHost {
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
             }
+        }
+    }
+}
+
+/// A port of network `network_id` as the driver gets it.
+pub fn nic(port_id: &str, network_id: &str, mac: &str) -> Nic {
+    Nic {
+        port_id: port_id.into(),
+        network_id: network_id.into(),
+        mac_address: mac.into(),
+        ..Nic::default()
+    }
+}
+
+/// The links of a test's device-name prefix (its bridges, taps and any device it made):
+/// every one of them is removed when dropped, also after a failed assertion.
+pub struct Links(pub &'static str);
+
+impl Links {
+    /// The names of the links that carry the prefix.
+    pub fn list(&self) -> Vec<String> {
+        let out = std::process::Command::new("ip")
+            .args(["-o", "link", "show"])
+            .output()
+            .expect("ip link");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .filter(|n| n.starts_with(self.0))
+            .collect()
+    }
+
+    /// The names of the links in bridge `bridge`.
+    pub fn ports_of(bridge: &str) -> Vec<String> {
+        let out = std::process::Command::new("ip")
+            .args(["-o", "link", "show", "master", bridge])
+            .output()
+            .expect("ip link");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+            .collect()
+    }
+
+    /// Runs `ip args…` (the test's own devices), which must succeed.
+    pub fn ip(args: &[&str]) {
+        let ok = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .expect("ip")
+            .success();
+        assert!(ok, "ip {args:?}");
+    }
+}
+
+impl Drop for Links {
+    fn drop(&mut self) {
+        for name in self.list() {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "delete", &name])
+                .status();
         }
     }
 }

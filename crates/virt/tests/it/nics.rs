@@ -8,62 +8,13 @@
 use std::time::Duration;
 
 use ferro_virt::qemu::qmp::Qmp;
-use ferro_virt::{Driver, Nic, PowerState, VirtError};
+use ferro_virt::{Driver, PowerState, VirtError};
 use serde_json::json;
 
-use crate::host::{MARKER, TestHost, guest_spec};
+use crate::host::{Links, MARKER, TestHost, guest_spec, nic};
 
 /// This test's device-name prefix: its bridge and taps, and nothing else, carry it.
 const PREFIX: &str = "fqn";
-
-/// Removes every link named with [`PREFIX`] when dropped, also after a failed assertion.
-struct Links;
-
-impl Links {
-    fn list() -> Vec<String> {
-        let out = std::process::Command::new("ip")
-            .args(["-o", "link", "show"])
-            .output()
-            .expect("ip link");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|n| n.split('@').next().unwrap_or(n).to_string())
-            .filter(|n| n.starts_with(PREFIX))
-            .collect()
-    }
-
-    fn ports_of(bridge: &str) -> Vec<String> {
-        let out = std::process::Command::new("ip")
-            .args(["-o", "link", "show", "master", bridge])
-            .output()
-            .expect("ip link");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Links {
-    fn drop(&mut self) {
-        for name in Self::list() {
-            let _ = std::process::Command::new("ip")
-                .args(["link", "delete", &name])
-                .status();
-        }
-    }
-}
-
-fn nic(port_id: &str, network_id: &str, mac: &str) -> Nic {
-    Nic {
-        port_id: port_id.into(),
-        network_id: network_id.into(),
-        mac_address: mac.into(),
-        ..Nic::default()
-    }
-}
 
 /// The ids of the guest's user-created devices and the bus-0 PCI slots, over QMP.
 async fn qemu_devices(host: &TestHost, uuid: &str) -> (Vec<String>, Vec<u64>) {
@@ -96,7 +47,7 @@ fn count(out: &str, needle: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hot_plugged_nic_lives_through_power_cycles_and_unplugs() {
-    let _links = Links;
+    let links = Links(PREFIX);
     let host = TestHost::with(|c| {
         c.names = ferro_host::Names::new(PREFIX).unwrap();
         c.detach_timeout = Duration::from_secs(3);
@@ -177,13 +128,13 @@ async fn a_hot_plugged_nic_lives_through_power_cycles_and_unplugs() {
     d.detach_interface(uuid, &hot.port_id).await.unwrap();
     let (ids, _) = qemu_devices(&host, uuid).await;
     assert!(!ids.contains(&hot_dev), "{ids:?}");
-    assert!(!Links::list().contains(&hot_tap));
+    assert!(!links.list().contains(&hot_tap));
     host.wait_console(uuid, "guest: nic eth1 gone", 1).await;
 
     // A failed attach leaves no tap: QEMU refuses the id of a port named with `+`.
     let bad = nic("bad+port", net, "fa:16:3e:00:0c:04");
     assert!(d.attach_interface(uuid, &bad).await.is_err());
-    assert!(!Links::list().contains(&names.tap(&bad.port_id)));
+    assert!(!links.list().contains(&names.tap(&bad.port_id)));
     let bad_mac = nic(
         "4bad0000-0000-4000-8000-000000000005",
         net,
@@ -214,8 +165,8 @@ async fn a_hot_plugged_nic_lives_through_power_cycles_and_unplugs() {
     d.attach_interface(uuid, &hot).await.unwrap();
     d.destroy(uuid).await.unwrap();
     assert!(
-        !Links::list().iter().any(|l| l != &bridge),
+        !links.list().iter().any(|l| l != &bridge),
         "{:?}",
-        Links::list()
+        links.list()
     );
 }
