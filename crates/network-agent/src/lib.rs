@@ -214,14 +214,26 @@ impl NetworkAgent {
         for p in state.ports.iter().filter(|p| self.plugs_here(p)) {
             let tap = self.config.names.tap(&p.id);
             let bridge = self.config.names.bridge(&p.network_id);
+            // The port's NIC end is a tap (a guest's) or a veth (a namespace standing in
+            // for one, as the dataplane tests plug); a device of another kind with its
+            // name (a bridge) is someone else's: the driver's plug failed on it, and it is
+            // left alone. One port that cannot be put in its bridge fails only itself.
             let plugged = match link::get(&tap).await? {
-                Some(l) => {
-                    if l.master.as_deref() != Some(bridge.as_str()) {
-                        link::set_master(&tap, &bridge).await?;
+                Some(l) if matches!(l.kind(), "tun" | "veth") => {
+                    let enslaved = if l.master.as_deref() == Some(bridge.as_str()) {
+                        Ok(())
+                    } else {
+                        link::set_master(&tap, &bridge).await
+                    };
+                    match enslaved {
+                        Ok(()) => true,
+                        Err(e) => {
+                            failures.push(format!("port {}: {e}", p.id));
+                            false
+                        }
                     }
-                    true
                 }
-                None => false,
+                _ => false,
             };
             if plugged && p.port_security_enabled {
                 guarded.push(p);
