@@ -1292,6 +1292,9 @@ impl Networking {
 
 // ---- ports
 
+/// The attributes of a port's binding: a change of any of them unbinds it (ML2).
+const BINDING: [&str; 3] = ["binding:host_id", "binding:profile", "binding:vnic_type"];
+
 const VNIC_TYPES: &[&str] = &[
     "normal",
     "direct",
@@ -2049,20 +2052,29 @@ impl Networking {
                     doc.insert("fixed_ips".into(), json!(ips));
                 }
                 doc.insert("security_groups".into(), json!(groups));
+                let binding = |d: &Doc| BINDING.map(|k| d.get(k).cloned());
+                let was_bound = binding(&doc);
                 Self::apply_binding(
                     &mut doc,
                     body.string("binding:host_id", 255)?,
                     body.get("binding:profile").cloned(),
                     body.string("binding:vnic_type", 64)?,
                 )?;
+                // ML2 unbinds a port whose binding changes and sets it DOWN until the
+                // agent of its (new) host reports it plugged (_process_port_binding).
+                let old_status = s(&doc, "status").to_string();
+                if binding(&doc) != was_bound {
+                    doc.insert("status".into(), json!("DOWN"));
+                }
                 model::touch(&mut doc);
                 db::replace(&mut tx, Table::Ports, &doc, before).await?;
                 db::port_set_groups(&mut tx, id, &groups).await?;
                 tx.commit().await?;
-                Ok((doc, net))
+                Ok((doc, net, old_status))
             })
             .await?;
-        let (doc, net) = doc;
+        let (doc, net, old_status) = doc;
+        self.port_status_changed(&doc, &old_status, s(&doc, "status"));
         let t = Self::child_target(&doc, net.as_ref());
         Ok(json!({"port": self.view(ctx, "port", doc, &t).unwrap_or_default()}))
     }

@@ -188,6 +188,27 @@ async fn agents_sync_get_dhcp_ports_and_report_port_status() {
         .await
         .unwrap();
     assert_eq!(status(n.clone(), port_id.clone()).await, "DOWN");
+    // A port whose binding changes is DOWN until its new host reports it (ML2's
+    // _process_port_binding): moved to another host, or unbound.
+    let bind = |host: &str| json!({"port": {"binding:host_id": host}});
+    let path = format!("/v2.0/ports/{port_id}");
+    call(&c, report("h2", vec![port_id.clone()], vec![]))
+        .await
+        .unwrap();
+    assert_eq!(n.put(&path, Some(&bind("h2"))).await.unwrap().status, 200);
+    assert_eq!(
+        status(n.clone(), port_id.clone()).await,
+        "ACTIVE",
+        "the same binding again changes nothing"
+    );
+    let moved = n.put(&path, Some(&bind("h3"))).await.unwrap();
+    assert_eq!(moved.body["port"]["status"], "DOWN", "{}", moved.body);
+    call(&c, report("h3", vec![port_id.clone()], vec![]))
+        .await
+        .unwrap();
+    assert_eq!(status(n.clone(), port_id.clone()).await, "ACTIVE");
+    assert_eq!(n.put(&path, Some(&bind(""))).await.unwrap().status, 200);
+    assert_eq!(status(n.clone(), port_id.clone()).await, "DOWN");
 
     // The agents as Neutron lists them: h1 serves DHCP (and metadata), h2 and h3 bridge.
     let r = n.get("/v2.0/agents").await.unwrap();
