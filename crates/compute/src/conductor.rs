@@ -103,6 +103,23 @@ impl Compute {
         }
     }
 
+    /// The build of `i` failed for good: the server is ERROR with fault `f`, and its ports
+    /// are released as upstream's `_cleanup_allocated_networks` does (ports Nova made are
+    /// deleted, those the user brought unbound).
+    async fn fail_build(
+        &self,
+        mut i: Instance,
+        expected: (VmState, Option<String>),
+        f: InstanceFault,
+    ) {
+        self.unbind_ports(&i).await;
+        i.network_info.clear();
+        i.vm_state = VmState::Error;
+        i.task_state = None;
+        i.fault = Some(f);
+        self.conductor_save(&mut i, expected).await;
+    }
+
     /// Handles one conductor request.
     pub async fn conduct(&self, req: ConductorRequest, request_id: &str) -> Result<()> {
         match req {
@@ -111,7 +128,7 @@ impl Compute {
                     && i.vm_state == VmState::Building
                     && i.task_state.as_deref() == Some(task_state::SCHEDULING)
                 {
-                    self.schedule(i, request_id).await?;
+                    self.schedule(i, request_id, None).await?;
                 }
             }
             ConductorRequest::BuildSucceeded {
@@ -160,26 +177,27 @@ impl Compute {
                 i.tried_hosts.push(host.clone());
                 i.host = None;
                 i.node = None;
-                // A forced host has no other to retry on (upstream skips the retry then).
-                if i.attempts >= self.config.max_attempts || i.requested_host.is_some() {
-                    self.unbind_ports(&i).await;
-                    i.network_info.clear();
-                    i.vm_state = VmState::Error;
-                    i.task_state = None;
-                    i.fault = Some(fault(
-                        500,
-                        format!(
-                            "Exceeded maximum number of retries. Exhausted all hosts available \
-                             for retrying build failures for instance {uuid}."
-                        ),
-                        format!("Build of instance {uuid} on {host} failed: {reason}"),
-                    ));
-                    self.conductor_save(&mut i, expected).await;
+                let details = format!("Build of instance {uuid} on {host} failed: {reason}");
+                if self.config.max_attempts <= 1 || i.requested_host.is_some() {
+                    // Upstream's compute has no retry information then (populate_retry:
+                    // max_attempts 1 or a forced host) and records the build's reason as
+                    // the fault's message.
+                    self.fail_build(i, expected, fault(500, reason, details))
+                        .await;
+                } else if i.attempts >= self.config.max_attempts {
+                    // populate_retry's MaxRetriesExceeded, which names the last failure.
+                    let message = format!(
+                        "Exceeded maximum number of retries. Exceeded max scheduling attempts \
+                         {} for instance {uuid}. Last exception: {reason}",
+                        self.config.max_attempts
+                    );
+                    self.fail_build(i, expected, fault(500, message, details))
+                        .await;
                 } else {
                     // Reschedule, without the hosts that failed (upstream's RetryFilter).
                     i.task_state = Some(task_state::SCHEDULING.into());
                     if self.conductor_save(&mut i, expected).await {
-                        self.schedule(i, request_id).await?;
+                        self.schedule(i, request_id, Some(details)).await?;
                     }
                 }
             }
@@ -502,8 +520,14 @@ impl Compute {
     }
 
     /// Places `i` (in `building`/`scheduling`) on a host and casts its build there, or puts
-    /// it in ERROR with upstream's NoValidHost fault.
-    async fn schedule(&self, mut i: Instance, request_id: &str) -> Result<()> {
+    /// it in ERROR: upstream's NoValidHost fault, or for a reschedule (`last_failure`, the
+    /// failed build's details) MaxRetriesExceeded.
+    async fn schedule(
+        &self,
+        mut i: Instance,
+        request_id: &str,
+        last_failure: Option<String>,
+    ) -> Result<()> {
         let expected = (i.vm_state, i.task_state.clone());
         // A group's members are placed one at a time, until each has its host recorded.
         let group_lock = db::group_of_instance(&mut &self.db, &i.uuid)
@@ -515,22 +539,34 @@ impl Compute {
         };
         let chosen = self.claim_host(&i, Some(group_lock.is_some())).await?;
         let Some(cand) = chosen else {
+            // A reschedule that finds no host left is upstream's MaxRetriesExceeded (its
+            // alternates ran out), not NoValidHost; the last build's failure stays in the
+            // details.
+            let f = match last_failure {
+                Some(details) => fault(
+                    500,
+                    format!(
+                        "Exceeded maximum number of retries. Exhausted all hosts available \
+                         for retrying build failures for instance {}.",
+                        i.uuid
+                    ),
+                    details,
+                ),
+                None => fault(
+                    500,
+                    "No valid host was found. There are not enough hosts available.".into(),
+                    String::new(),
+                ),
+            };
             self.record_event(
                 &i.uuid,
                 request_id,
                 "conductor_schedule_and_build_instances",
                 None,
-                Some("No valid host was found. There are not enough hosts available."),
+                Some(&f.message),
             )
             .await;
-            i.vm_state = VmState::Error;
-            i.task_state = None;
-            i.fault = Some(fault(
-                500,
-                "No valid host was found. There are not enough hosts available.".into(),
-                String::new(),
-            ));
-            self.conductor_save(&mut i, expected).await;
+            self.fail_build(i, expected, f).await;
             return Ok(());
         };
         i.host = Some(cand.host.clone());
@@ -568,12 +604,10 @@ impl Compute {
                         Some(&reason),
                     )
                     .await;
-                    i.vm_state = VmState::Error;
-                    i.task_state = None;
                     i.host = None;
                     i.node = None;
-                    i.fault = Some(fault(500, reason, String::new()));
-                    self.conductor_save(&mut i, expected).await;
+                    self.fail_build(i, expected, fault(500, reason, String::new()))
+                        .await;
                     return Ok(());
                 }
             }

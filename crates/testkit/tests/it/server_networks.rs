@@ -692,3 +692,67 @@ async fn interfaces_belong_to_the_server_s_project_and_respect_its_lock() {
     assert_eq!(r.status, 409, "{}", r.body);
     assert_eq!(interfaces(&c, &id, "2.70").await.len(), 3);
 }
+
+#[tokio::test]
+async fn a_build_that_fails_on_every_host_releases_its_ports() {
+    let c = TestCloud::with_fake_hosts(1).await;
+    wait_hosts(&c, 1).await;
+    let (image, flavor) = image_and_flavor(&c, 1, 64).await;
+    let net = network(&c, "doomed", "10.3.0.0/24").await;
+    let n = nova(&c, "2.37");
+    let r = neutron(&c)
+        .post(
+            "/v2.0/ports",
+            &json!({"port": {"network_id": net, "name": "mine"}}),
+        )
+        .await
+        .unwrap();
+    let mine = r.body["port"]["id"].as_str().unwrap().to_string();
+    c.fake_driver("fake-0").fail(ferro_virt::Op::Spawn, true);
+
+    // The only host fails the build; the reschedule finds no other: ERROR, and the ports
+    // are released as upstream's _cleanup_allocated_networks does — the user's unbound,
+    // DOWN and free for another server, the one Nova made deleted.
+    let (status, body) = boot(
+        &n,
+        "doomed",
+        &image,
+        &flavor,
+        json!([{"port": mine}, {"uuid": net}]),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+    let id = body["server"]["id"].as_str().unwrap().to_string();
+    let s = wait_status(&n, &id, "ERROR").await;
+    assert!(
+        s["fault"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Exceeded maximum number of retries. Exhausted all hosts"),
+        "{s}"
+    );
+    assert!(
+        ports_of(&c, &id).await.is_empty(),
+        "no port is the server's"
+    );
+    let p = neutron(&c)
+        .get(&format!("/v2.0/ports/{mine}"))
+        .await
+        .unwrap();
+    assert_eq!(p.status, 200, "the user's port was deleted");
+    let p = &p.body["port"];
+    assert_eq!(p["device_id"], "", "{p}");
+    assert_eq!(p["binding:host_id"], "", "{p}");
+    assert_eq!(p["status"], "DOWN", "{p}");
+    let r = neutron(&c)
+        .get(&format!(
+            "/v2.0/ports?network_id={net}&device_owner=compute:nova"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(r.body["ports"], json!([]), "the port Nova made is deleted");
+    assert_eq!(
+        n.delete(&format!("/servers/{id}")).await.unwrap().status,
+        204
+    );
+}

@@ -263,15 +263,25 @@ async fn a_failing_host_reschedules_to_another_then_errors_when_none_is_left() {
         "the failed build was undone"
     );
 
+    // Both hosts fail it: upstream's MaxRetriesExceeded once the alternates run out
+    // (conductor build_instances), the last host's reason in the details admins see.
     c.fake_driver("fake-1").fail(Op::Spawn, true);
     let doomed = create(&n, "doomed", &image, &flavor).await;
     let s = wait_status(&n, &doomed, "ERROR").await;
     assert_eq!(s["fault"]["code"], 500);
+    assert_eq!(
+        s["fault"]["message"],
+        format!(
+            "Exceeded maximum number of retries. Exhausted all hosts available for retrying \
+             build failures for instance {doomed}."
+        ),
+        "{s}"
+    );
     assert!(
-        s["fault"]["message"]
+        s["fault"]["details"]
             .as_str()
             .unwrap()
-            .starts_with("No valid host was found."),
+            .contains("injected failure"),
         "{s}"
     );
     assert_eq!(allocations(&c, &doomed).await, json!({}));
@@ -287,23 +297,28 @@ async fn a_failing_host_reschedules_to_another_then_errors_when_none_is_left() {
 #[tokio::test]
 async fn max_attempts_bounds_the_reschedules() {
     let c = TestCloud::start_with(|cfg| {
-        cfg.compute.fake_hosts = 2;
-        cfg.compute.max_attempts = 1;
+        cfg.compute.fake_hosts = 3;
+        cfg.compute.max_attempts = 2;
     })
     .await
     .unwrap();
-    wait_hosts(&c, 2).await;
+    wait_hosts(&c, 3).await;
     let (image, flavor) = image_and_flavor(&c, 1, 64).await;
     let n = nova(&c, "2.37");
-    c.fake_driver("fake-0").fail(Op::Spawn, true);
-    let id = create(&n, "once", &image, &flavor).await;
+    for h in ["fake-0", "fake-1", "fake-2"] {
+        c.fake_driver(h).fail(Op::Spawn, true);
+    }
+    // Two hosts tried, a third left: upstream's populate_retry names the attempts and the
+    // last failure.
+    let id = create(&n, "twice", &image, &flavor).await;
     let s = wait_status(&n, &id, "ERROR").await;
-    assert_eq!(
-        s["fault"]["message"],
-        format!(
-            "Exceeded maximum number of retries. Exhausted all hosts available for retrying \
-             build failures for instance {id}."
-        )
+    let message = s["fault"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "Exceeded maximum number of retries. Exceeded max scheduling attempts 2 for \
+             instance {id}. Last exception: "
+        )) && message.contains("injected failure"),
+        "{s}"
     );
     // Admins see why the build failed; the allocation is gone.
     assert!(
@@ -312,6 +327,19 @@ async fn max_attempts_bounds_the_reschedules() {
             .unwrap()
             .contains("injected failure")
     );
+    assert_eq!(allocations(&c, &id).await, json!({}));
+
+    // A forced host is not rescheduled at all: the fault is the build's own reason, as
+    // upstream's compute records it when the request has no retry information.
+    let mut forced = server_body("forced", &image, &flavor);
+    forced["server"]["availability_zone"] = json!("nova:fake-1");
+    let r = n.post("/servers", &forced).await.unwrap();
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["server"]["id"].as_str().unwrap().to_string();
+    let s = wait_status(&n, &id, "ERROR").await;
+    let message = s["fault"]["message"].as_str().unwrap();
+    assert!(message.contains("injected failure of Spawn"), "{s}");
+    assert!(!message.starts_with("Exceeded"), "{s}");
     assert_eq!(allocations(&c, &id).await, json!({}));
 }
 
