@@ -7,7 +7,9 @@
 # outlives a restart of the cloud and stays manageable; a port added to the running server
 # (`server add port`) shows in the guest and its tap in the network's bridge, stays through
 # stop/start, gets its address by DHCP from the network agent, and `server remove port` takes
-# it out of both; delete leaves no qemu process or guest directory.
+# it out of both; a port whose tap cannot be made fails a server create (ERROR, the reason in
+# its fault, the port DOWN and free) and an attach, and leaves no device behind; delete
+# leaves no qemu process or guest directory.
 # Run alone:  PATH=/var/tmp/ferrostack-e2e-venv/bin:$PATH tests/e2e/qemu.sh
 set -uo pipefail
 
@@ -156,6 +158,41 @@ check "the guest saw the NIC go" wait_nic "^guest: nic eth0 gone" 1
 check "the port's tap is gone" is_true bash -c "! ip link show '$TAP' >/dev/null 2>&1"
 osc port show -f value -c device_id e2e-q-port
 check "the port is free again" out_is ""
+
+# A port whose tap cannot be made (a device of another kind holds the tap's name): the
+# build fails, the server is ERROR with the reason in its fault, the port is DOWN and free,
+# and the device is as it was (in no bridge); no tap of the port and no guest is left. An
+# attach of the port to the running server fails the same way and leaves nothing either.
+ip link add "$TAP" type bridge
+stray_untouched() {
+    ip -d -o link show "$TAP" | grep -q " bridge " && ! ip -o link show "$TAP" | grep -q " master "
+}
+osc server create --image e2e-guest --flavor e2e.qemu --port e2e-q-port --wait -f value -c id e2e-q-clash
+check "server create with a port whose tap name is taken fails" failed_with "Error creating server"
+osc server show -f json -c id -c status -c fault e2e-q-clash
+CLASH="$(jfield "d['id']")" STATUS="$(jfield "d['status']")"
+MESSAGE="$(jfield "d['fault']['message']")" DETAILS="$(jfield "d['fault']['details']")"
+check "the server is ERROR" is_true eval '[[ $STATUS == ERROR ]]'
+check "its fault says the build failed on every host" is_true \
+    eval '[[ $MESSAGE == "Exceeded maximum number of retries. Exhausted all hosts"* ]]'
+check "its fault's details (admin) name the port and why" is_true \
+    eval '[[ $DETAILS == *"plug port $PORT_ID: a device named $TAP exists and is not a tap (bridge)"* ]]'
+osc port show -f json -c status -c device_id -c binding_host_id e2e-q-port
+PORT_STATE="$(jfield "' '.join([d['status'], d['device_id'] or '-', d['binding_host_id'] or '-'])")"
+check "the port is DOWN, free and unbound" is_true eval '[[ $PORT_STATE == "DOWN - -" ]]'
+check "the device holding the tap name is left as it was" is_true stray_untouched
+check "no guest of the failed server is left" is_true \
+    eval '[[ -n $CLASH && -z "$(pgrep -f "qemu-system.*-uuid $CLASH")" && ! -e $STATE/qemu/qemu-0/vms/$CLASH ]]'
+osc server add port e2e-guest-vm e2e-q-port
+check "server add port with that port fails" failed_with "."
+osc port show -f value -c device_id e2e-q-port
+check "the port is free after the failed attach" out_is ""
+check "the failed attach left the device as it was" is_true stray_untouched
+osc server show -f value -c status e2e-guest-vm
+check "the server the attach failed on is still ACTIVE" out_is ACTIVE
+ip link del "$TAP"
+osc server delete --wait e2e-q-clash
+check "the failed server deletes" succeeded
 
 # A guest whose qemu dies is found by the power state sync: the server is SHUTOFF, and
 # starts again.
