@@ -473,6 +473,60 @@ async fn a_second_host_s_agent_registers_and_bridges_its_ports() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_holding_a_port_s_tap_name_is_left_alone_and_the_other_ports_are_served() {
+    let prefix = random_prefix();
+    let names = Names::new(&prefix).unwrap();
+    let c = agent_cloud(&prefix, |_| {}).await;
+    let guest_ns = format!("{prefix}-guest");
+    let _purge = Purge {
+        names: names.clone(),
+        state_dir: c.config.state_dir.join("network"),
+        extra_ns: vec![guest_ns.clone()],
+    };
+    let n = c.admin.clone_with_base(&c.network_url);
+    let net = created(&n, "/v2.0/networks", json!({"network": {"name": "clash"}})).await;
+    let net = net["network"]["id"].as_str().unwrap().to_string();
+    let port = |device: &str| {
+        json!({"port": {"network_id": net, "device_owner": "compute:nova",
+            "device_id": device, "binding:host_id": "fake-0"}})
+    };
+    let stray = created(&n, "/v2.0/ports", port("vm-stray")).await;
+    let stray = stray["port"]["id"].as_str().unwrap().to_string();
+    let plugged = created(&n, "/v2.0/ports", port("vm-plugged")).await;
+    let plugged = plugged["port"]["id"].as_str().unwrap().to_string();
+    let bridge = names.bridge(&net);
+    wait_for("the network's bridge", 20, || async {
+        ferro_host::link::get(&bridge).await.unwrap().is_some()
+    })
+    .await;
+
+    // A bridge holds one port's tap name (a bridge cannot join a bridge); the other port
+    // is plugged. The other port goes ACTIVE: the stray device does not stop the sync.
+    let stray_tap = names.tap(&stray);
+    sh("ip", &["link", "add", &stray_tap, "type", "bridge"]).await;
+    plug_ns(&guest_ns, &names.tap(&plugged), &bridge, None, None).await;
+    let status = |id: String| {
+        let n = n.clone();
+        async move {
+            n.get(&format!("/v2.0/ports/{id}")).await.unwrap().body["port"]["status"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    wait_for("the plugged port to go ACTIVE", 20, || async {
+        status(plugged.clone()).await == "ACTIVE"
+    })
+    .await;
+    // Two more passes: the port behind the stray device stays DOWN, the device as it was.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(status(stray.clone()).await, "DOWN");
+    let l = ferro_host::link::get(&stray_tap).await.unwrap().unwrap();
+    assert_eq!(l.kind(), "bridge");
+    assert_eq!(l.master, None, "the stray device was put in the bridge");
+}
+
 /// Accepts connections on `port` inside namespace `ns` and sends each peer's address.
 fn peers_at(ns: &str, port: u16) -> tokio::sync::mpsc::UnboundedReceiver<std::net::IpAddr> {
     let l = ferro_host::netns::listen_tcp(ns, ([0, 0, 0, 0], port).into()).unwrap();
