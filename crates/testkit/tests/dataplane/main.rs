@@ -18,6 +18,17 @@ struct Purge {
     extra_ns: Vec<String>,
 }
 
+impl Purge {
+    /// The purge of `c`'s agent under `names`, with the test's namespaces `extra_ns`.
+    fn of(c: &TestCloud, names: &Names, extra_ns: Vec<String>) -> Purge {
+        Purge {
+            names: names.clone(),
+            state_dir: c.config.state_dir.join("network"),
+            extra_ns,
+        }
+    }
+}
+
 impl Drop for Purge {
     fn drop(&mut self) {
         let names = self.names.clone();
@@ -63,6 +74,17 @@ async fn agent_cloud(prefix: &str, adjust: impl FnOnce(&mut ferrostack::Config))
     })
     .await
     .expect("cloud starts")
+}
+
+/// A cloud whose agent runs under a fresh prefix, its names, the test's guest namespace
+/// (`<prefix>-guest`, not made yet) and the purge of both.
+async fn guest_cloud() -> (TestCloud, Names, String, Purge) {
+    let prefix = random_prefix();
+    let names = Names::new(&prefix).unwrap();
+    let c = agent_cloud(&prefix, |_| {}).await;
+    let guest_ns = format!("{prefix}-guest");
+    let purge = Purge::of(&c, &names, vec![guest_ns.clone()]);
+    (c, names, guest_ns, purge)
 }
 
 async fn sh(program: &str, args: &[&str]) -> String {
@@ -134,15 +156,8 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_guest_gets_its_port_address_by_dhcp_and_everything_goes_with_the_network() {
-    let prefix = random_prefix();
-    let names = Names::new(&prefix).unwrap();
-    let c = agent_cloud(&prefix, |_| {}).await;
-    let guest_ns = format!("{prefix}-guest");
-    let _purge = Purge {
-        names: names.clone(),
-        state_dir: c.config.state_dir.join("network"),
-        extra_ns: vec![guest_ns.clone()],
-    };
+    let (c, names, guest_ns, _purge) = guest_cloud().await;
+    let prefix = names.prefix().to_string();
     let n = c.admin.clone_with_base(&c.network_url);
     let net = created(&n, "/v2.0/networks", json!({"network": {"name": "dp"}})).await;
     let mtu = net["network"]["mtu"].as_i64().unwrap();
@@ -408,11 +423,7 @@ async fn a_second_host_s_agent_registers_and_bridges_its_ports() {
     })
     .await
     .expect("cloud starts");
-    let _purge = Purge {
-        names: names.clone(),
-        state_dir: c.config.state_dir.join("network"),
-        extra_ns: vec![],
-    };
+    let _purge = Purge::of(&c, &names, vec![]);
     let _purge_other = Purge {
         names: other_names.clone(),
         state_dir: c.config.state_dir.join("network-b"),
@@ -475,15 +486,7 @@ async fn a_second_host_s_agent_registers_and_bridges_its_ports() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_holding_a_port_s_tap_name_is_left_alone_and_the_other_ports_are_served() {
-    let prefix = random_prefix();
-    let names = Names::new(&prefix).unwrap();
-    let c = agent_cloud(&prefix, |_| {}).await;
-    let guest_ns = format!("{prefix}-guest");
-    let _purge = Purge {
-        names: names.clone(),
-        state_dir: c.config.state_dir.join("network"),
-        extra_ns: vec![guest_ns.clone()],
-    };
+    let (c, names, guest_ns, _purge) = guest_cloud().await;
     let n = c.admin.clone_with_base(&c.network_url);
     let net = created(&n, "/v2.0/networks", json!({"network": {"name": "clash"}})).await;
     let net = net["network"]["id"].as_str().unwrap().to_string();
@@ -525,6 +528,19 @@ async fn a_device_holding_a_port_s_tap_name_is_left_alone_and_the_other_ports_ar
     let l = ferro_host::link::get(&stray_tap).await.unwrap().unwrap();
     assert_eq!(l.kind(), "bridge");
     assert_eq!(l.master, None, "the stray device was put in the bridge");
+
+    // Without its ports and network the agent takes the network's bridge away (else it
+    // would make it again after the purge).
+    for id in [&stray, &plugged] {
+        let r = n.delete(&format!("/v2.0/ports/{id}")).await.unwrap();
+        assert_eq!(r.status, 204);
+    }
+    let r = n.delete(&format!("/v2.0/networks/{net}")).await.unwrap();
+    assert_eq!(r.status, 204);
+    wait_for("the network's bridge to go", 20, || async {
+        ferro_host::link::get(&bridge).await.unwrap().is_none()
+    })
+    .await;
 }
 
 /// Accepts connections on `port` inside namespace `ns` and sends each peer's address.
@@ -569,11 +585,7 @@ async fn a_router_snats_guests_and_floating_ips_reach_them() {
     let names = Names::new(&prefix).unwrap();
     let c = agent_cloud(&prefix, |_| {}).await;
     let (guest_ns, out_ns) = (format!("{prefix}-guest"), format!("{prefix}-out"));
-    let _purge = Purge {
-        names: names.clone(),
-        state_dir: c.config.state_dir.join("network"),
-        extra_ns: vec![guest_ns.clone(), out_ns.clone()],
-    };
+    let _purge = Purge::of(&c, &names, vec![guest_ns.clone(), out_ns.clone()]);
     let n = c.admin.clone_with_base(&c.network_url);
     let t = ferro_testkit::routed_network(&n, "172.24.5.0/24", "10.78.0.0/24").await;
     let (ext, net, sn, rid) = (t.external, t.network, t.subnet, t.router);
@@ -806,11 +818,7 @@ async fn provider_networks_leave_the_host_on_its_mapped_interface() {
         cfg.network_agent.physical_interface_mappings = format!("dp:{phy}");
     })
     .await;
-    let _purge = Purge {
-        names: names.clone(),
-        state_dir: c.config.state_dir.join("network"),
-        extra_ns: vec![lan_ns.clone(), g1.clone(), g2.clone()],
-    };
+    let _purge = Purge::of(&c, &names, vec![lan_ns.clone(), g1.clone(), g2.clone()]);
     let n = c.admin.clone_with_base(&c.network_url);
     // Kernels without 802.1Q (no `8021q`, as on some CI hosts) have no VLAN devices.
     let vlans = ferro_host::cmd::run(

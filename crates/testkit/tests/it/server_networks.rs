@@ -50,6 +50,19 @@ async fn boot(n: &Client, name: &str, image: &str, flavor: &str, networks: Value
     (r.status, r.body)
 }
 
+/// A port the user makes on `net` (named "mine"): its id.
+async fn user_port(c: &TestCloud, net: &str) -> String {
+    let r = neutron(c)
+        .post(
+            "/v2.0/ports",
+            &json!({"port": {"network_id": net, "name": "mine"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    r.body["port"]["id"].as_str().unwrap().to_string()
+}
+
 async fn ports_of(c: &TestCloud, server: &str) -> Vec<Value> {
     let r = neutron(c)
         .get(&format!("/v2.0/ports?device_id={server}"))
@@ -94,14 +107,7 @@ async fn servers_get_ports_addresses_and_release_them() {
     assert_eq!(s["addresses"]["blue"][0]["addr"], "10.1.0.50");
 
     // A port the user made is bound, then released (not deleted) with the server.
-    let r = neutron(&c)
-        .post(
-            "/v2.0/ports",
-            &json!({"port": {"network_id": net, "name": "mine"}}),
-        )
-        .await
-        .unwrap();
-    let port = r.body["port"]["id"].as_str().unwrap().to_string();
+    let port = user_port(&c, &net).await;
     let (status, body) = boot(&n, "ported", &image, &flavor, json!([{"port": port}])).await;
     assert_eq!(status, 202, "{body}");
     let ported = body["server"]["id"].as_str().unwrap().to_string();
@@ -435,14 +441,7 @@ async fn interfaces_attach_and_detach_through_the_agent() {
     assert_eq!(s["addresses"]["amber"][0]["addr"], "10.6.0.20", "{s}");
 
     // A port the user made.
-    let r = neutron(&c)
-        .post(
-            "/v2.0/ports",
-            &json!({"port": {"network_id": amber, "name": "mine"}}),
-        )
-        .await
-        .unwrap();
-    let mine = r.body["port"]["id"].as_str().unwrap().to_string();
+    let mine = user_port(&c, &amber).await;
     let r = n
         .post(&path, &json!({"interfaceAttachment": {"port_id": mine}}))
         .await
@@ -700,14 +699,7 @@ async fn a_build_that_fails_on_every_host_releases_its_ports() {
     let (image, flavor) = image_and_flavor(&c, 1, 64).await;
     let net = network(&c, "doomed", "10.3.0.0/24").await;
     let n = nova(&c, "2.37");
-    let r = neutron(&c)
-        .post(
-            "/v2.0/ports",
-            &json!({"port": {"network_id": net, "name": "mine"}}),
-        )
-        .await
-        .unwrap();
-    let mine = r.body["port"]["id"].as_str().unwrap().to_string();
+    let mine = user_port(&c, &net).await;
     c.fake_driver("fake-0").fail(ferro_virt::Op::Spawn, true);
 
     // The only host fails the build; the reschedule finds no other: ERROR, and the ports

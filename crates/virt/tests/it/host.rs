@@ -201,22 +201,21 @@ pub struct Links(pub &'static str);
 impl Links {
     /// The names of the links that carry the prefix.
     pub fn list(&self) -> Vec<String> {
-        let out = std::process::Command::new("ip")
-            .args(["-o", "link", "show"])
-            .output()
-            .expect("ip link");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| l.split(": ").nth(1))
-            .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        Self::names(&["-o", "link", "show"])
+            .into_iter()
             .filter(|n| n.starts_with(self.0))
             .collect()
     }
 
     /// The names of the links in bridge `bridge`.
     pub fn ports_of(bridge: &str) -> Vec<String> {
+        Self::names(&["-o", "link", "show", "master", bridge])
+    }
+
+    /// The link names `ip args…` lists (a veth's without its `@peer`).
+    fn names(args: &[&str]) -> Vec<String> {
         let out = std::process::Command::new("ip")
-            .args(["-o", "link", "show", "master", bridge])
+            .args(args)
             .output()
             .expect("ip link");
         String::from_utf8_lossy(&out.stdout)
