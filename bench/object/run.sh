@@ -13,6 +13,9 @@
 #   QUIET_MAX_WAIT [20] (seconds a run waits for the shared machine to go quiet)
 #   WORK [/var/tmp/ferrostack-bench/object]  OUT [$WORK/results-<UTC time>]
 #   SWIFT_PROXY_PORT [18080] (Swift's servers on 16200-16202)  FERROSTACK_BIN (skip the build)
+#   SERVERS ["ferrostack swift"]: `SERVERS=ferrostack` measures FerroStack alone (no ratios),
+#   for quick iterations; with TESTS (bench-swift.sh's: put4k get4k bigput bigget list) and
+#   e.g. `DURATION=5 RUNS=1` it takes a minute or two. Figures for docs come from a full run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
@@ -43,6 +46,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
+SERVERS="${SERVERS:-ferrostack swift}"
+
 # ---- FerroStack ---------------------------------------------------------------------------
 rm -rf "$state"
 start_aio "$OUT/ferrostack-server.log" FERROSTACK_OBJECT__REPLICAS="$REPLICAS" \
@@ -64,6 +69,7 @@ SERVER_PIDS="$fs_pid" SERVER_LABEL="ferrostack-r$REPLICAS" OUT_DIR="$OUT/ferrost
   STORAGE_URL="http://127.0.0.1:$object_port/v1/AUTH_$project" AUTH_TOKEN="$token" \
   bash "$PEERS/bench-swift.sh"
 stop_aio
+case " $SERVERS " in *" swift "*) ;; *) echo "results in $OUT (FerroStack only)" >&2; exit 0 ;; esac
 
 # ---- upstream Swift -----------------------------------------------------------------------
 bash "$PEERS/setup-swift.sh" install >&2
