@@ -889,14 +889,25 @@ impl ObjectStore {
     pub async fn account_updater(&self) {
         loop {
             self.send_pending_accounts().await;
-            let _ = tokio::time::timeout(
+            let woken = tokio::time::timeout(
                 std::time::Duration::from_secs(5),
                 self.accounts_queued.notified(),
             )
             .await;
+            if woken.is_ok() {
+                // Gather a burst's changes into one round: under a stream of PUTs a round
+                // per PUT read the container's totals and wrote the account's three
+                // replicas each time, and dropped and rewrote its durable marker. Upstream's
+                // container updater sends them every five minutes; an account read here
+                // sends them first (see `flush_account`).
+                tokio::time::sleep(ACCOUNT_UPDATE_DELAY).await;
+            }
         }
     }
 }
+
+/// How long the account updater lets changes gather after the first wakes it.
+const ACCOUNT_UPDATE_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The account updater's queue on disk, `<devices_root>/async_pending/<md5 of account/container>`
 /// holding the account and container (as upstream keeps updates not yet applied in

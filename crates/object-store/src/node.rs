@@ -523,9 +523,17 @@ impl StorageDevice for LocalDevice {
         update: &DbUpdate,
         create: bool,
     ) -> SwiftResult<Option<bool>> {
-        match self.open_db(t, create).await? {
-            Some(pool) => update.apply(&pool, t.kind()).await.map(Some),
-            None => Ok(None),
+        let Some(pool) = self.open_db(t, create).await? else {
+            return Ok(None);
+        };
+        match update {
+            // Rows of concurrent requests into one container go to it together.
+            DbUpdate::PutObject { row, deleted } => self
+                .dbs
+                .container_put_object(&self.db_path(t), &pool, row.clone(), *deleted)
+                .await
+                .map(|_| Some(true)),
+            _ => update.apply(&pool, t.kind()).await.map(Some),
         }
     }
 
