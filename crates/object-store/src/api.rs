@@ -577,16 +577,6 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A container listing's JSON row (keys in the order they always came out: sorted).
-#[derive(serde::Serialize)]
-struct ObjectItem<'a> {
-    bytes: i64,
-    content_type: &'a str,
-    hash: &'a str,
-    last_modified: String,
-    name: &'a str,
-}
-
 /// An account listing's JSON row.
 #[derive(serde::Serialize)]
 struct ContainerItem<'a> {
@@ -1307,16 +1297,23 @@ impl Handler<'_> {
             ("container", container),
             &entries,
             |out, n, r: &ObjectRow| {
-                let item = ObjectItem {
-                    bytes: r.size,
-                    content_type: &r.content_type,
-                    hash: &r.etag,
-                    last_modified: Timestamp::parse(&r.created_at)
-                        .unwrap_or(Timestamp(0))
-                        .iso(),
-                    name: n,
-                };
-                serde_json::to_writer(out, &item)
+                // Swift's keys in its order, written field by field (no row struct, no
+                // timestamp string): this runs once per listed object.
+                use std::io::Write as _;
+                out.extend_from_slice(b"{\"bytes\":");
+                write!(out, "{}", r.size).map_err(serde_json::Error::io)?;
+                out.extend_from_slice(b",\"content_type\":");
+                serde_json::to_writer(&mut *out, &r.content_type)?;
+                out.extend_from_slice(b",\"hash\":");
+                serde_json::to_writer(&mut *out, &r.etag)?;
+                out.extend_from_slice(b",\"last_modified\":\"");
+                Timestamp::parse(&r.created_at)
+                    .unwrap_or(Timestamp(0))
+                    .write_iso(out);
+                out.extend_from_slice(b"\",\"name\":");
+                serde_json::to_writer(&mut *out, n)?;
+                out.push(b'}');
+                Ok(())
             },
             |n, r: &ObjectRow| {
                 format!(

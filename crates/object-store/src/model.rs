@@ -131,21 +131,36 @@ impl Timestamp {
 
     /// Listings' `last_modified`: `2024-01-02T03:04:05.123450` (UTC, microseconds).
     pub fn iso(&self) -> String {
+        let mut out = Vec::with_capacity(26);
+        self.write_iso(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends [`Timestamp::iso`] to `out`, digit by digit: a listing writes one per row,
+    /// and formatting machinery and a string each were a tenth of a 10,000-row listing.
+    pub fn write_iso(&self, out: &mut Vec<u8>) {
+        use chrono::{Datelike as _, Timelike as _};
         let secs = (self.0 / 100_000) as i64;
         let micros = (self.0 % 100_000) * 10;
-        use chrono::{Datelike as _, Timelike as _};
         let dt = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
-        // Field by field rather than through a strftime pattern parsed on every call:
-        // listings format one of these per row.
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{micros:06}",
-            dt.year(),
-            dt.month(),
-            dt.day(),
-            dt.hour(),
-            dt.minute(),
-            dt.second()
-        )
+        let digits = |out: &mut Vec<u8>, n: u64, width: u32| {
+            for i in (0..width).rev() {
+                out.push(b'0' + (n / 10u64.pow(i) % 10) as u8);
+            }
+        };
+        digits(out, dt.year().max(0) as u64, 4);
+        out.push(b'-');
+        digits(out, u64::from(dt.month()), 2);
+        out.push(b'-');
+        digits(out, u64::from(dt.day()), 2);
+        out.push(b'T');
+        digits(out, u64::from(dt.hour()), 2);
+        out.push(b':');
+        digits(out, u64::from(dt.minute()), 2);
+        out.push(b':');
+        digits(out, u64::from(dt.second()), 2);
+        out.push(b'.');
+        digits(out, micros, 6);
     }
 }
 
