@@ -38,7 +38,7 @@ cleanup() {
 trap cleanup EXIT
 
 # The scheduler's per-decision timings are debug events of their own target.
-start_aio "$OUT/server.log" FERROSTACK_LOG="warn,ferro_compute::scheduler=debug" \
+start_aio "$OUT/server.log" FERROSTACK_LOG="${BENCH_LOG:-warn,ferro_compute::scheduler=debug}" \
   FERROSTACK_COMPUTE__REPORT_INTERVAL="$REPORT_INTERVAL" \
   "$CARGO_TARGET_DIR/release/ferrostack" --state-dir "$state" all-in-one --admin-password secret \
   --compute-driver fake --fake-hosts "$HOSTS"

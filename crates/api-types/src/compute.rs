@@ -351,6 +351,19 @@ pub enum AgentRequest {
         uuid: String,
         action: PowerAction,
     },
+    /// A call: one step of a shelve or unshelve of the guest on this host (see
+    /// [`ShelveStep`]), answered as `{"power_state": <code>}` once done.
+    Shelve {
+        version: String,
+        uuid: String,
+        step: ShelveStep,
+        /// The queued image a `snapshot` step uploads the guest's disk into, with the
+        /// requester's token.
+        #[serde(default)]
+        image_id: Option<String>,
+        #[serde(default)]
+        token: Option<String>,
+    },
     /// A call (`os-interface` attach): hot-plug port `nic` into the guest (its tap in the
     /// network's bridge, a NIC in the guest), answered `{}` once plugged. A NIC the guest
     /// has already is left as it is.
@@ -392,6 +405,17 @@ pub enum MigrateStep {
     DropDestination,
     FinishRevert,
     Rebuild,
+}
+
+/// The steps of a shelve on the guest's host. `Snapshot` powers the guest off and uploads
+/// its disk into the shelve's image; `Offload` powers it off and destroys it (its taps
+/// too); `PowerOn` starts a shelved guest that was not offloaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShelveStep {
+    Snapshot,
+    Offload,
+    PowerOn,
 }
 
 /// Requests to the conductor (topic [`CONDUCTOR_TOPIC`]).
@@ -438,6 +462,27 @@ pub enum ConductorRequest {
     RebuildInstance { version: String, uuid: String },
     /// Undo a resize the API marked `resize_reverting`.
     RevertResize { version: String, uuid: String },
+    /// Shelve a server the API marked `shelving`: its disk goes into image `image_id`
+    /// (queued in the image API by the API, uploaded with `token`), then the server is
+    /// SHELVED — and offloaded at once when `shelved_offload_time` is 0.
+    ShelveInstance {
+        version: String,
+        uuid: String,
+        image_id: String,
+        token: String,
+    },
+    /// Offload a SHELVED server the API marked `shelving_offloading`: its guest destroyed,
+    /// its allocation removed, its ports unbound; SHELVED_OFFLOADED on no host.
+    ShelveOffloadInstance { version: String, uuid: String },
+    /// Unshelve a server the API marked `unshelving`: a SHELVED one is powered on where it
+    /// is; a SHELVED_OFFLOADED one is scheduled (to `host` when an admin named one) and
+    /// built from its shelve image.
+    UnshelveInstance {
+        version: String,
+        uuid: String,
+        #[serde(default)]
+        host: Option<String>,
+    },
     /// An agent finished (or failed) a snapshot; on failure it deleted the image.
     SnapshotDone {
         version: String,

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use ferro_api_types::compute::{
     AgentRequest, CONDUCTOR_TOPIC, CONTRACT_VERSION, ConductorRequest, HostResources, MigrateStep,
-    PowerAction, compute_topic,
+    PowerAction, ShelveStep, compute_topic,
 };
 use ferro_bus::{Bus, Envelope};
 use ferro_client::TokenSource;
@@ -258,6 +258,17 @@ impl Agent {
                     Err(e) => Err(e.to_string()),
                 });
             }
+            AgentRequest::Shelve {
+                uuid,
+                step,
+                image_id,
+                token,
+                ..
+            } => {
+                let lock = self.guest_lock(&uuid);
+                let _g = lock.lock().await;
+                return Some(self.shelve_step(&uuid, step, image_id, token).await);
+            }
             AgentRequest::SnapshotInstance {
                 uuid,
                 image_id,
@@ -416,6 +427,41 @@ impl Agent {
 impl Agent {
     /// Writes the guest's disk to a scratch file and uploads it as image `image_id`.
     // TODO-perf: the upload holds the image in memory; large disks need a streamed body.
+    /// One step of a shelve (see [`ShelveStep`]), under the guest's lock: the guest's power
+    /// state after it. A failed snapshot leaves the guest powered off and the image queued
+    /// (the conductor deletes it).
+    async fn shelve_step(
+        &self,
+        uuid: &str,
+        step: ShelveStep,
+        image_id: Option<String>,
+        token: Option<String>,
+    ) -> Result<Value, String> {
+        let d = &self.driver;
+        let state = |s: ferro_virt::PowerState| Ok(json!({"power_state": s.code()}));
+        match step {
+            ShelveStep::PowerOn => d.power_on(uuid).await.map_err(|e| e.to_string())?,
+            ShelveStep::Snapshot | ShelveStep::Offload => {
+                let now = d.power_state(uuid).await.map_err(|e| e.to_string())?;
+                if now != ferro_virt::PowerState::Shutdown {
+                    d.power_off(uuid).await.map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        let after = d.power_state(uuid).await.map_err(|e| e.to_string())?;
+        match step {
+            ShelveStep::PowerOn => {}
+            ShelveStep::Snapshot => {
+                let (Some(image_id), Some(token)) = (image_id, token) else {
+                    return Err("a shelve snapshot needs an image and a token".into());
+                };
+                self.snapshot(uuid, &image_id, &token).await?;
+            }
+            ShelveStep::Offload => d.destroy(uuid).await.map_err(|e| e.to_string())?,
+        }
+        state(after)
+    }
+
     async fn snapshot(&self, uuid: &str, image_id: &str, token: &str) -> Result<(), String> {
         let dest = std::env::temp_dir().join(format!("ferrostack-snapshot-{image_id}"));
         let result = async {

@@ -112,6 +112,18 @@ impl Compute {
         expected: (VmState, Option<String>),
         f: InstanceFault,
     ) {
+        if i.vm_state == VmState::ShelvedOffloaded {
+            // An unshelve that cannot be placed leaves the server shelved on no host with
+            // its ports (upstream records the failure in the instance action only).
+            if let Err(e) = self.rebind_ports(&i, "").await {
+                tracing::warn!(uuid = %i.uuid, error = %e.detail(), "ports not unbound");
+            }
+            i.task_state = None;
+            i.host = None;
+            i.node = None;
+            self.conductor_save(&mut i, expected).await;
+            return;
+        }
         self.unbind_ports(&i).await;
         i.network_info.clear();
         i.vm_state = VmState::Error;
@@ -140,6 +152,11 @@ impl Compute {
                 let Some(mut i) = self.instance_load(&uuid).await? else {
                     return Ok(());
                 };
+                if i.host.as_deref() == Some(host.as_str()) && unshelving(&i) {
+                    return self
+                        .unshelve_built(i, &host, power_state, None, request_id)
+                        .await;
+                }
                 if i.host.as_deref() != Some(host.as_str()) || i.vm_state != VmState::Building {
                     return Ok(());
                 }
@@ -163,6 +180,11 @@ impl Compute {
                 let Some(mut i) = self.instance_load(&uuid).await? else {
                     return Ok(());
                 };
+                if i.host.as_deref() == Some(host.as_str()) && unshelving(&i) {
+                    return self
+                        .unshelve_built(i, &host, PowerState::NoState, Some(&reason), request_id)
+                        .await;
+                }
                 if i.host.as_deref() != Some(host.as_str()) || i.vm_state != VmState::Building {
                     return Ok(());
                 }
@@ -273,6 +295,21 @@ impl Compute {
             }
             ConductorRequest::RevertResize { uuid, .. } => {
                 self.conduct_revert(&uuid, request_id).await?;
+            }
+            ConductorRequest::ShelveInstance {
+                uuid,
+                image_id,
+                token,
+                ..
+            } => {
+                self.conduct_shelve(&uuid, &image_id, &token, request_id)
+                    .await?;
+            }
+            ConductorRequest::ShelveOffloadInstance { uuid, .. } => {
+                self.conduct_shelve_offload(&uuid, request_id).await?;
+            }
+            ConductorRequest::UnshelveInstance { uuid, host, .. } => {
+                self.conduct_unshelve(&uuid, host, request_id).await?;
             }
             ConductorRequest::SnapshotDone {
                 uuid, host, error, ..
@@ -522,7 +559,7 @@ impl Compute {
     /// Places `i` (in `building`/`scheduling`) on a host and casts its build there, or puts
     /// it in ERROR: upstream's NoValidHost fault, or for a reschedule (`last_failure`, the
     /// failed build's details) MaxRetriesExceeded.
-    async fn schedule(
+    pub(crate) async fn schedule(
         &self,
         mut i: Instance,
         request_id: &str,
@@ -826,6 +863,7 @@ impl Compute {
             .filter(|i| i.task_state.is_some() && i.updated_at < cutoff)
             .collect();
         let n = stuck.len();
+        self.offload_shelved().await?;
         for mut i in stuck {
             let expected = (i.vm_state, i.task_state.clone());
             if i.task_state.as_deref() == Some(task_state::DELETING) {
@@ -862,6 +900,11 @@ impl Compute {
     }
 }
 
+/// Whether `i` is an offloaded server being built again by an unshelve.
+fn unshelving(i: &Instance) -> bool {
+    i.vm_state == VmState::ShelvedOffloaded && i.task_state.as_deref() == Some(task_state::SPAWNING)
+}
+
 /// What an agent needs to build (or rebuild) `i`, with its current flavor.
 pub fn instance_spec(i: &Instance) -> InstanceSpec {
     InstanceSpec {
@@ -872,7 +915,11 @@ pub fn instance_spec(i: &Instance) -> InstanceSpec {
         root_gb: i.flavor.root_gb,
         ephemeral_gb: i.flavor.ephemeral_gb,
         swap_mb: i.flavor.swap,
-        image_ref: i.image_ref.clone(),
+        // An unshelve builds from the shelve's snapshot.
+        image_ref: i
+            .shelved_image_id
+            .clone()
+            .unwrap_or_else(|| i.image_ref.clone()),
         user_data: i.user_data.clone(),
         key_data: i.key_data.clone(),
         display_name: i.display_name.clone(),

@@ -885,7 +885,7 @@ const INSTANCE_COLUMNS: &str = "uuid, internal_id, project_id, user_id, display_
     locked_by, locked_reason, launch_index, reservation_id, config_drive, access_ip_v4, \
     access_ip_v6, auto_disk_config, attempts, tried_hosts, fault, created_at, updated_at, \
     launched_at, terminated_at, deleted_at, deleted, requested_networks, network_info, \
-    requested_host, requested_zone";
+    requested_host, requested_zone, shelved_image_id, shelved_at";
 
 #[derive(FromRow)]
 struct InstanceRow {
@@ -930,6 +930,8 @@ struct InstanceRow {
     network_info: Option<String>,
     requested_host: Option<String>,
     requested_zone: Option<String>,
+    shelved_image_id: Option<String>,
+    shelved_at: Option<i64>,
 }
 
 impl InstanceRow {
@@ -991,6 +993,8 @@ impl InstanceRow {
             network_info,
             requested_host: self.requested_host,
             requested_zone: self.requested_zone,
+            shelved_image_id: self.shelved_image_id,
+            shelved_at: self.shelved_at,
         })
     }
 }
@@ -1005,7 +1009,7 @@ pub async fn instance_insert(ex: &mut impl Executor, i: &Instance) -> Result<()>
     ex.execute(
         &Sql::new(&format!(
             "INSERT INTO nv_instances ({INSTANCE_COLUMNS}) VALUES \
-             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+             (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .arg(&i.uuid)
         .arg(i.internal_id)
@@ -1049,7 +1053,9 @@ pub async fn instance_insert(ex: &mut impl Executor, i: &Instance) -> Result<()>
         .arg(json_text(&i.requested_networks)?)
         .arg(json_text(&i.network_info)?)
         .arg(i.requested_host.as_ref())
-        .arg(i.requested_zone.as_ref()),
+        .arg(i.requested_zone.as_ref())
+        .arg(i.shelved_image_id.as_ref())
+        .arg(i.shelved_at),
     )
     .await?;
     Ok(())
@@ -1207,7 +1213,8 @@ pub async fn instance_save(
          vm_state = ?, task_state = ?, \
          power_state = ?, locked_by = ?, locked_reason = ?, attempts = ?, tried_hosts = ?, \
          fault = ?, updated_at = ?, launched_at = ?, terminated_at = ?, deleted_at = ?, \
-         deleted = ? WHERE uuid = ? AND deleted = ? AND vm_state = ?"
+         deleted = ?, requested_zone = ?, shelved_image_id = ?, shelved_at = ? \
+         WHERE uuid = ? AND deleted = ? AND vm_state = ?"
     ))
     .arg(&i.display_name)
     .arg(i.display_description.as_ref())
@@ -1240,6 +1247,9 @@ pub async fn instance_save(
     .arg(i.terminated_at)
     .arg(i.deleted_at)
     .arg(i.deleted)
+    .arg(i.requested_zone.as_ref())
+    .arg(i.shelved_image_id.as_ref())
+    .arg(i.shelved_at)
     .arg(&i.uuid)
     .arg(false)
     .arg(expected.0.as_str());
@@ -2137,6 +2147,8 @@ mod tests {
             network_info: Vec::new(),
             requested_host: None,
             requested_zone: None,
+            shelved_image_id: None,
+            shelved_at: None,
         }
     }
 

@@ -35,6 +35,7 @@ pub mod server_groups;
 pub mod server_meta;
 pub mod servers;
 pub mod servers_api;
+pub mod shelve;
 pub mod snapshot;
 pub mod usage;
 pub mod validation;
@@ -46,7 +47,7 @@ pub use manager::Compute;
 
 /// Compute's schema migrations, in order.
 pub fn migrations() -> &'static [ferro_db::Migration] {
-    static M: [ferro_db::Migration; 11] = [
+    static M: [ferro_db::Migration; 12] = [
         ferro_db::Migration {
             version: 1,
             name: "init",
@@ -102,6 +103,11 @@ pub fn migrations() -> &'static [ferro_db::Migration] {
             name: "instance_requested_zone",
             sql: include_str!("../migrations/0011_instance_requested_zone.sql"),
         },
+        ferro_db::Migration {
+            version: 12,
+            name: "instance_shelved",
+            sql: include_str!("../migrations/0012_instance_shelved.sql"),
+        },
     ];
     &M
 }
@@ -130,6 +136,9 @@ pub struct ComputeConfig {
     pub host_subset_size: usize,
     /// How long the scheduler's host view is trusted before a decision refreshes it.
     pub scheduler_view_ttl: Duration,
+    /// Seconds a shelved server stays on its host before the sweep offloads it (Nova's
+    /// `shelved_offload_time`): 0 offloads at once, a negative value never.
+    pub shelved_offload_time: i64,
 }
 
 impl ComputeConfig {
@@ -145,6 +154,7 @@ impl ComputeConfig {
             sweep_interval: conductor::SWEEP_INTERVAL,
             host_subset_size: scheduler::HOST_SUBSET_SIZE,
             scheduler_view_ttl: scheduler::VIEW_TTL,
+            shelved_offload_time: 0,
         }
     }
 }

@@ -344,6 +344,10 @@ pub mod task_state {
     pub const RESIZE_PREP: &str = "resize_prep";
     pub const RESIZE_MIGRATING: &str = "resize_migrating";
     pub const RESIZE_REVERTING: &str = "resize_reverting";
+    pub const SHELVING: &str = "shelving";
+    pub const SHELVING_IMAGE_UPLOADING: &str = "shelving_image_uploading";
+    pub const SHELVING_OFFLOADING: &str = "shelving_offloading";
+    pub const UNSHELVING: &str = "unshelving";
 
     /// Task states from which a hard reboot may start (`task_states.ALLOW_REBOOT`).
     pub const ALLOW_REBOOT: &[Option<&str>] = &[
@@ -456,6 +460,10 @@ pub struct Instance {
     /// `pinned_availability_zone`): every placement of the server keeps to it. Without one
     /// the server may move between zones.
     pub requested_zone: Option<String>,
+    /// A shelved server's snapshot image (upstream's system metadata `shelved_image_id`),
+    /// and when it was shelved.
+    pub shelved_image_id: Option<String>,
+    pub shelved_at: Option<i64>,
 }
 
 /// One entry of a create's `networks`: a network (maybe with a fixed IP) or a port.

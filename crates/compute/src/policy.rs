@@ -522,6 +522,26 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Create an image from a server"
     ),
     rule!(
+        "os_compute_api:os-shelve:shelve",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Shelve server"
+    ),
+    rule!(
+        "os_compute_api:os-shelve:unshelve",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Unshelve (restore) shelved server"
+    ),
+    rule!(
+        "os_compute_api:os-shelve:unshelve_to_host",
+        ADMIN,
+        "Unshelve (restore) shelve offloaded server to a specific host"
+    ),
+    rule!(
+        "os_compute_api:os-shelve:shelve_offload",
+        ADMIN,
+        "Shelf-offload (remove) server"
+    ),
+    rule!(
         "os_compute_api:os-attach-interfaces:list",
         PROJECT_READER_OR_ADMIN,
         "List port interfaces attached to a server"

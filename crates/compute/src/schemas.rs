@@ -598,6 +598,23 @@ pub fn migrate_action() -> Value {
         "required": ["migrate"], "additionalProperties": false})
 }
 
+/// `unshelve`'s body (shelve.py): anything before 2.77; from 2.77 null or a zone name;
+/// from 2.91 null or a zone (a name, or null to unpin) and/or a host.
+pub fn unshelve_action(v: ApiVersion) -> Value {
+    let entity = if v.at_least(2, 91) {
+        json!({"type": ["object", "null"], "properties": {
+            "availability_zone": {"type": ["string", "null"]},
+            "host": {"type": "string"}}, "additionalProperties": false})
+    } else if v.at_least(2, 77) {
+        json!({"type": ["object", "null"], "properties": {"availability_zone": name()},
+            "required": ["availability_zone"], "additionalProperties": false})
+    } else {
+        json!({})
+    };
+    json!({"type": "object", "properties": {"unshelve": entity}, "required": ["unshelve"],
+        "additionalProperties": false})
+}
+
 /// `PUT /os-hosts/{id}`'s body (hosts.py `update`): a status or a maintenance mode.
 pub fn host_update() -> Value {
     let mode = json!({"type": "string", "enum": ["enable", "disable", "Enable", "Disable",

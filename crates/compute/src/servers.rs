@@ -775,6 +775,8 @@ impl Compute {
                 network_info: Vec::new(),
                 requested_host: requested_host.clone(),
                 requested_zone: zone.clone(),
+                shelved_image_id: None,
+                shelved_at: None,
             };
             db::instance_insert(&mut tx, &i).await?;
             if let Some(g) = &group {
@@ -992,6 +994,9 @@ impl Compute {
             // The conductor may have claimed resources just before: let it find none.
             self.allocation_delete(&i.uuid).await;
             self.record_action(ctx, &i, "delete").await;
+            if let Some(image) = &i.shelved_image_id {
+                self.image_delete_as_service(image).await;
+            }
             return Ok(());
         };
         i.task_state = Some(task_state::DELETING.into());
@@ -1002,6 +1007,9 @@ impl Compute {
             )));
         }
         self.record_action(ctx, &i, "delete").await;
+        if let Some(image) = &i.shelved_image_id {
+            self.image_delete_as_service(image).await;
+        }
         self.cast_agent(
             &host,
             AgentRequest::TerminateInstance {

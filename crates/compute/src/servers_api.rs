@@ -453,6 +453,20 @@ async fn server_action(
                 .await?;
             return empty(StatusCode::ACCEPTED);
         }
+        "shelve" => {
+            s.server_shelve(&ctx, &id).await?;
+            return empty(StatusCode::ACCEPTED);
+        }
+        "shelveOffload" => {
+            s.server_shelve_offload(&ctx, &id).await?;
+            return empty(StatusCode::ACCEPTED);
+        }
+        "unshelve" => {
+            validate_body(&schemas::unshelve_action(v), &b)?;
+            let to = crate::shelve::UnshelveTo::parse(v, &b);
+            s.server_unshelve(&ctx, &id, to).await?;
+            return empty(StatusCode::ACCEPTED);
+        }
         "confirmResize" => {
             s.server_finish_resize(&ctx, &id, true).await?;
             return empty(StatusCode::NO_CONTENT);

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::Compute;
 use crate::db;
 use crate::fault::{Fault, Result};
-use crate::model::{VmState, task_state};
+use crate::model::{Instance, VmState, task_state};
 use crate::servers::check_idle;
 
 const EV_SNAPSHOT: &str = "compute_snapshot_instance";
@@ -44,11 +44,50 @@ impl Compute {
         let Some(host) = i.host.clone() else {
             return Err(Fault::conflict(format!("Instance {id} is not ready")));
         };
+        let name = entity["name"].as_str().unwrap_or_default().trim();
+        let image_id = self
+            .queue_snapshot_image(ctx, &i, name, entity["metadata"].as_object())
+            .await?;
+        let images = self.image_client(&ctx.token)?;
+        let expected = (i.vm_state, i.task_state.clone());
+        i.task_state = Some(task_state::IMAGE_SNAPSHOT.into());
+        i.updated_at = now_micros();
+        if !db::instance_save(&mut &self.db, &i, (expected.0, expected.1.as_deref())).await? {
+            let _ = images.delete(&format!("/v2/images/{image_id}")).await;
+            return Err(Fault::conflict(format!(
+                "Cannot 'createImage' instance {id} while it is changing state"
+            )));
+        }
+        self.record_action(ctx, &i, "createImage").await;
+        self.cast_agent(
+            &host,
+            AgentRequest::SnapshotInstance {
+                version: CONTRACT_VERSION.into(),
+                uuid: i.uuid.clone(),
+                image_id: image_id.clone(),
+                token: ctx.token.clone(),
+            },
+            &ctx.request_id,
+        )
+        .await?;
+        Ok(image_id)
+    }
+
+    /// Makes a queued snapshot image of `i` in the image API as the caller, named `name`,
+    /// with the server's snapshot properties and `metadata`: its id. The image API's
+    /// refusals keep their class (400, 403/413 as 403).
+    pub(crate) async fn queue_snapshot_image(
+        &self,
+        ctx: &RequestContext,
+        i: &Instance,
+        name: &str,
+        metadata: Option<&serde_json::Map<String, Value>>,
+    ) -> Result<String> {
         let images = self.image_client(&ctx.token)?;
         // The base image's formats, when it is still there.
         let base = self.image_get(ctx, &i.image_ref).await.ok();
         let mut image = json!({
-            "name": entity["name"].as_str().unwrap_or_default().trim(),
+            "name": name,
             "disk_format": base.as_ref().and_then(|b| b["disk_format"].as_str()).unwrap_or("qcow2"),
             "container_format": base.as_ref().and_then(|b| b["container_format"].as_str()).unwrap_or("bare"),
             "visibility": "private",
@@ -60,7 +99,7 @@ impl Compute {
             "user_id": ctx.user_id,
         });
         if let Some(map) = image.as_object_mut() {
-            for (k, v) in entity["metadata"].as_object().into_iter().flatten() {
+            for (k, v) in metadata.into_iter().flatten() {
                 map.insert(k.clone(), v.clone());
             }
         }
@@ -91,29 +130,7 @@ impl Compute {
                 )));
             }
         }
-        let image_id = r.body["id"].as_str().unwrap_or_default().to_string();
-        let expected = (i.vm_state, i.task_state.clone());
-        i.task_state = Some(task_state::IMAGE_SNAPSHOT.into());
-        i.updated_at = now_micros();
-        if !db::instance_save(&mut &self.db, &i, (expected.0, expected.1.as_deref())).await? {
-            let _ = images.delete(&format!("/v2/images/{image_id}")).await;
-            return Err(Fault::conflict(format!(
-                "Cannot 'createImage' instance {id} while it is changing state"
-            )));
-        }
-        self.record_action(ctx, &i, "createImage").await;
-        self.cast_agent(
-            &host,
-            AgentRequest::SnapshotInstance {
-                version: CONTRACT_VERSION.into(),
-                uuid: i.uuid.clone(),
-                image_id: image_id.clone(),
-                token: ctx.token.clone(),
-            },
-            &ctx.request_id,
-        )
-        .await?;
-        Ok(image_id)
+        Ok(r.body["id"].as_str().unwrap_or_default().to_string())
     }
 
     /// The agent's report on a snapshot: the server leaves `image_snapshot`.

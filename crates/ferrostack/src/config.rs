@@ -123,6 +123,9 @@ pub struct ComputeSection {
     pub host_disk_gb: i64,
     /// Hosts a build is tried on before the server goes to ERROR (Nova's `max_attempts`).
     pub max_attempts: i64,
+    /// Seconds a shelved server stays on its host before it is offloaded (Nova's
+    /// `shelved_offload_time`): 0 at once, negative never.
+    pub shelved_offload_time: i64,
     /// Seconds a server may stay in a transitional task state before the sweep acts.
     pub task_timeout: u64,
     /// Seconds between agent heartbeats (Nova's `report_interval`).
@@ -435,6 +438,7 @@ impl Default for ComputeSection {
             host_memory_mb: 16384,
             host_disk_gb: 200,
             max_attempts: 3,
+            shelved_offload_time: 0,
             task_timeout: 600,
             report_interval: 10,
             host_subset_size: ferro_compute::scheduler::HOST_SUBSET_SIZE,

@@ -204,6 +204,7 @@ impl Cloud {
         cc.policy_file = config.compute.policy_file.clone();
         cc.identity_url = Some(url.clone());
         cc.max_attempts = config.compute.max_attempts.max(1);
+        cc.shelved_offload_time = config.compute.shelved_offload_time;
         cc.task_timeout = std::time::Duration::from_secs(config.compute.task_timeout);
         cc.host_subset_size = config.compute.host_subset_size.max(1);
         cc.scheduler_view_ttl =

@@ -26,5 +26,6 @@ mod server_meta;
 mod server_networks;
 mod servers;
 mod services;
+mod shelve;
 mod unauthorized;
 mod vif_events;

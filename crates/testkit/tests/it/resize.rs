@@ -20,7 +20,7 @@ async fn flavor(n: &Client, name: &str, vcpus: i64, ram: i64) -> String {
     r.body["flavor"]["id"].as_str().unwrap().to_string()
 }
 
-async fn act(n: &Client, id: &str, body: Value) -> ferro_client::Response {
+pub(crate) async fn act(n: &Client, id: &str, body: Value) -> ferro_client::Response {
     n.post(&format!("/servers/{id}/action"), &body)
         .await
         .unwrap()
@@ -381,7 +381,7 @@ async fn create_image_uploads_the_guest_disk_or_deletes_the_image() {
 }
 
 /// Waits until the server is ACTIVE with no task (a snapshot shows ACTIVE while it runs).
-async fn wait_at_rest(n: &Client, id: &str) {
+pub(crate) async fn wait_at_rest(n: &Client, id: &str) {
     for _ in 0..200 {
         let s = wait_status(n, id, "ACTIVE").await;
         if s["OS-EXT-STS:task_state"].is_null() {
