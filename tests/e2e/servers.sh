@@ -146,6 +146,20 @@ check "server migrate confirm" succeeded
 wait_server_status e2e-vm ACTIVE
 check "the migrated server is active again" out_is ACTIVE
 
+osc server shelve --wait e2e-vm
+check "server shelve --wait" succeeded
+osc server show -f value -c status -c OS-EXT-SRV-ATTR:host e2e-vm
+check "the shelved server is offloaded from its host" is_true eval \
+    '[[ "$(tail -1 <<<"$OUT")" == SHELVED_OFFLOADED && "$(head -1 <<<"$OUT")" == None ]]'
+osc image list -f value -c Name
+check "its snapshot is an image" out_has_line e2e-vm-shelved
+osc server unshelve --wait e2e-vm
+check "server unshelve --wait" succeeded
+wait_server_status e2e-vm ACTIVE
+check "the unshelved server is active" out_is ACTIVE
+osc image list -f value -c Name
+check "the snapshot is deleted once it runs" is_true eval '! grep -qx e2e-vm-shelved <<<"$OUT"'
+
 osc server group create --policy anti-affinity -f value -c id e2e-apart
 check "server group create --policy anti-affinity" succeeded
 GROUP="$OUT"

@@ -42,7 +42,7 @@ COMPUTE_TEMPEST_SETS=(
   --set validation.run_validation=false
   --set compute-feature-enabled.resize=true --set compute-feature-enabled.console_output=true
   --set compute-feature-enabled.change_password=false --set compute-feature-enabled.snapshot=false
-  --set compute-feature-enabled.rescue=false --set compute-feature-enabled.shelve=false
+  --set compute-feature-enabled.rescue=false --set compute-feature-enabled.shelve=true
   --set compute-feature-enabled.suspend=true --set compute-feature-enabled.pause=true
   --set compute.min_compute_nodes=2
   --set compute-feature-enabled.live_migration=false --set compute-feature-enabled.cold_migration=true
