@@ -202,6 +202,21 @@ check "a server whose qemu was killed is SHUTOFF after the power state sync" out
 osc server start e2e-guest-vm
 check "and starts again" wait_console 3
 
+# Shelve: the guest's disk goes into an image and the guest leaves the host; unshelve boots
+# a new guest from that image (a qcow2 snapshot that keeps the AMI's kernel and ramdisk).
+osc server shelve --wait e2e-guest-vm
+check "server shelve --wait" succeeded
+wait_server_status e2e-guest-vm SHELVED_OFFLOADED
+check "the shelved guest is offloaded" out_is SHELVED_OFFLOADED
+check "its guest is gone from the host" is_true test ! -e "$STATE/qemu/qemu-0/vms/$SERVER"
+osc image show -f value -c disk_format -c status e2e-guest-vm-shelved
+check "its snapshot is an active qcow2 image" is_true eval '[[ "$(tr "\n" " " <<<"$OUT")" == "qcow2 active " ]]'
+osc server unshelve --wait e2e-guest-vm
+check "server unshelve --wait" succeeded
+check "the unshelved guest boots from its snapshot" wait_console 1
+osc image list -f value -c Name
+check "the snapshot is deleted once the guest runs" is_true eval '! grep -qx e2e-guest-vm-shelved <<<"$OUT"'
+
 osc server delete --wait e2e-guest-vm
 check "server delete --wait" succeeded
 left="$(pgrep -f "$STATE/qemu" || true)"

@@ -84,20 +84,45 @@ impl Compute {
         metadata: Option<&serde_json::Map<String, Value>>,
     ) -> Result<String> {
         let images = self.image_client(&ctx.token)?;
-        // The base image's formats, when it is still there.
+        // The base image's properties, when it is still there.
         let base = self.image_get(ctx, &i.image_ref).await.ok();
-        let mut image = json!({
-            "name": name,
-            "disk_format": base.as_ref().and_then(|b| b["disk_format"].as_str()).unwrap_or("qcow2"),
-            "container_format": base.as_ref().and_then(|b| b["container_format"].as_str()).unwrap_or("bare"),
-            "visibility": "private",
-            "min_disk": i.flavor.root_gb,
-            "min_ram": base.as_ref().and_then(|b| b["min_ram"].as_i64()).unwrap_or(0),
-            "instance_uuid": i.uuid,
-            "image_type": "snapshot",
-            "base_image_ref": i.image_ref,
-            "user_id": ctx.user_id,
-        });
+        // The driver's snapshot is one qcow2 file (as libvirt's, which sets the snapshot's
+        // format to what it wrote); the base's other properties carry over, as upstream's
+        // inherited image properties (a direct-boot image's kernel_id and ramdisk_id too).
+        let mut image = json!({});
+        if let (Some(map), Some(props)) = (
+            image.as_object_mut(),
+            base.as_ref().and_then(Value::as_object),
+        ) {
+            for (k, v) in props {
+                if inherited(k) {
+                    map.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        if let Some(map) = image.as_object_mut() {
+            for (k, v) in [
+                ("name", json!(name)),
+                ("disk_format", json!("qcow2")),
+                ("container_format", json!("bare")),
+                ("visibility", json!("private")),
+                ("min_disk", json!(i.flavor.root_gb)),
+                (
+                    "min_ram",
+                    json!(
+                        base.as_ref()
+                            .and_then(|b| b["min_ram"].as_i64())
+                            .unwrap_or(0)
+                    ),
+                ),
+                ("instance_uuid", json!(i.uuid)),
+                ("image_type", json!("snapshot")),
+                ("base_image_ref", json!(i.image_ref)),
+                ("user_id", json!(ctx.user_id)),
+            ] {
+                map.insert(k.into(), v);
+            }
+        }
         if let Some(map) = image.as_object_mut() {
             for (k, v) in metadata.into_iter().flatten() {
                 map.insert(k.clone(), v.clone());
@@ -155,4 +180,50 @@ impl Compute {
         db::instance_save(&mut &self.db, &i, (expected.0, expected.1.as_deref())).await?;
         Ok(())
     }
+}
+
+/// Whether a base image's attribute carries over to a snapshot of its server: not the
+/// image API's own attributes, nor what upstream never inherits (signatures, caching and
+/// the image API's reserved `os_glance` namespace).
+fn inherited(key: &str) -> bool {
+    const OWN: &[&str] = &[
+        "id",
+        "name",
+        "status",
+        "visibility",
+        "protected",
+        "checksum",
+        "os_hash_algo",
+        "os_hash_value",
+        "size",
+        "virtual_size",
+        "created_at",
+        "updated_at",
+        "tags",
+        "self",
+        "file",
+        "schema",
+        "owner",
+        "min_disk",
+        "min_ram",
+        "disk_format",
+        "container_format",
+        "direct_url",
+        "locations",
+        "os_hidden",
+        "stores",
+        "image_type",
+        "instance_uuid",
+        "base_image_ref",
+        "user_id",
+        "cache_in_nova",
+        "bittorrent",
+        "owner_specified.openstack.md5",
+        "owner_specified.openstack.sha256",
+        "owner_specified.openstack.object",
+    ];
+    !OWN.contains(&key)
+        && !key.starts_with("img_signature")
+        && !key.starts_with("os_glance")
+        && key != "certificate_ref"
 }

@@ -80,6 +80,10 @@ async fn shelve_offloads_and_unshelve_builds_from_the_snapshot() {
     assert_eq!(shelved.len(), 1, "{shelved:?}");
     assert_eq!(shelved[0]["status"], "active");
     assert_eq!(shelved[0]["image_type"], "snapshot");
+    assert_eq!(
+        shelved[0]["disk_format"], "qcow2",
+        "the driver's snapshot format"
+    );
     assert_eq!(shelved[0]["instance_uuid"], id.as_str());
     let snapshot = shelved[0]["id"].as_str().unwrap().to_string();
 
