@@ -164,6 +164,7 @@ pub fn router(state: Arc<Compute>) -> Router {
         .route("/os-instance_usage_audit_log", get(audit_log_list))
         .route("/os-instance_usage_audit_log/{before}", get(audit_log_show))
         .merge(crate::aggregates::routes())
+        .merge(crate::images_proxy::routes())
         .merge(crate::servers_api::routes())
         .merge(crate::server_meta::routes())
         .merge(crate::server_groups::routes())

@@ -16,6 +16,7 @@ pub mod conductor;
 pub mod db;
 pub mod external_events;
 pub mod fault;
+pub mod images_proxy;
 pub mod instance_actions;
 pub mod interfaces;
 pub mod keys;

@@ -11,6 +11,7 @@ mod identity_limits;
 mod image;
 mod image_import;
 mod image_metadefs;
+mod images_proxy;
 mod instance_actions;
 mod metadata;
 mod network;
