@@ -165,6 +165,7 @@ pub fn router(state: Arc<Compute>) -> Router {
         .route("/os-instance_usage_audit_log/{before}", get(audit_log_show))
         .merge(crate::aggregates::routes())
         .merge(crate::images_proxy::routes())
+        .merge(crate::security_groups_proxy::routes())
         .merge(crate::servers_api::routes())
         .merge(crate::server_meta::routes())
         .merge(crate::server_groups::routes())

@@ -32,6 +32,7 @@ pub mod rebuild;
 pub mod resize;
 pub mod scheduler;
 pub mod schemas;
+pub mod security_groups_proxy;
 pub mod server_groups;
 pub mod server_meta;
 pub mod servers;

@@ -562,6 +562,41 @@ pub static NOVA_DEFAULTS: &[DefaultRule] = &[
         "Detach an interface from a server"
     ),
     rule!(
+        "os_compute_api:os-security-groups:get",
+        PROJECT_READER_OR_ADMIN,
+        "List security groups (deprecated proxy)"
+    ),
+    rule!(
+        "os_compute_api:os-security-groups:show",
+        PROJECT_READER_OR_ADMIN,
+        "Show security group (deprecated proxy)"
+    ),
+    rule!(
+        "os_compute_api:os-security-groups:create",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Create security group (deprecated proxy)"
+    ),
+    rule!(
+        "os_compute_api:os-security-groups:update",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Update security group (deprecated proxy)"
+    ),
+    rule!(
+        "os_compute_api:os-security-groups:delete",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Delete security group (deprecated proxy)"
+    ),
+    rule!(
+        "os_compute_api:os-security-groups:rule:create",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Create security group rule (deprecated proxy)"
+    ),
+    rule!(
+        "os_compute_api:os-security-groups:rule:delete",
+        PROJECT_MEMBER_OR_ADMIN,
+        "Delete security group rule (deprecated proxy)"
+    ),
+    rule!(
         "os_compute_api:os-security-groups:list",
         PROJECT_READER_OR_ADMIN,
         "List security groups of server"

@@ -668,69 +668,77 @@ impl Compute {
             .await?
             .remove(&i.uuid)
             .unwrap_or_default();
-        // Who a rule's remote group is: the groups at hand, else asked for once.
-        let mut remote: std::collections::HashMap<String, Option<Value>> = groups
-            .iter()
-            .filter_map(|g| {
-                Some((
-                    g["id"].as_str()?.to_string(),
-                    Some(json!({"name": g["name"], "tenant_id": g["project_id"]})),
-                ))
-            })
-            .collect();
         let c = self.neutron_as(ctx)?;
-        let mut out = Vec::new();
-        for g in &groups {
-            let mut rules = Vec::new();
-            for r in g["security_group_rules"].as_array().into_iter().flatten() {
-                if r["direction"] != "ingress" {
-                    continue;
-                }
-                let group = match r["remote_group_id"].as_str() {
-                    Some(rg) => {
-                        if !remote.contains_key(rg) {
-                            let found = c
-                                .get(&format!("/v2.0/security-groups/{rg}"))
-                                .await
-                                .map_err(network_api)?;
-                            let data = (found.status == 200).then(|| {
-                                let sg = &found.body["security_group"];
-                                json!({"name": sg["name"], "tenant_id": sg["project_id"]})
-                            });
-                            remote.insert(rg.to_string(), data);
-                        }
-                        match remote.get(rg).cloned().flatten() {
-                            Some(d) => Some(d),
-                            // A rule whose remote group is gone is left out, as upstream.
-                            None => continue,
-                        }
-                    }
-                    None => None,
-                };
-                rules.push(nova_rule(r, group));
-            }
-            out.push(json!({
-                "id": g["id"], "description": g["description"], "name": g["name"],
-                "tenant_id": g["project_id"], "rules": rules,
-            }));
-        }
-        out.sort_by(|a, b| {
-            let key = |v: &Value| {
-                (
-                    v["tenant_id"].as_str().unwrap_or_default().to_string(),
-                    v["name"].as_str().unwrap_or_default().to_string(),
-                )
-            };
-            key(a).cmp(&key(b))
-        });
-        Ok(out)
+        nova_groups(&c, &groups).await
     }
+}
+
+/// Neutron security groups as Nova's API shows them (`_format_security_group`): ingress
+/// rules only, a rule's remote group by name and project (asked of the network API as `c`
+/// when not among `groups`; a rule whose remote group is gone is left out), sorted by
+/// project and name.
+pub(crate) async fn nova_groups(c: &Client, groups: &[Value]) -> Result<Vec<Value>> {
+    // Who a rule's remote group is: the groups at hand, else asked for once.
+    let mut remote: std::collections::HashMap<String, Option<Value>> = groups
+        .iter()
+        .filter_map(|g| {
+            Some((
+                g["id"].as_str()?.to_string(),
+                Some(json!({"name": g["name"], "tenant_id": g["project_id"]})),
+            ))
+        })
+        .collect();
+    let mut out = Vec::new();
+    for g in groups {
+        let mut rules = Vec::new();
+        for r in g["security_group_rules"].as_array().into_iter().flatten() {
+            if r["direction"] != "ingress" {
+                continue;
+            }
+            let group = match r["remote_group_id"].as_str() {
+                Some(rg) => {
+                    if !remote.contains_key(rg) {
+                        let found = c
+                            .get(&format!("/v2.0/security-groups/{rg}"))
+                            .await
+                            .map_err(network_api)?;
+                        let data = (found.status == 200).then(|| {
+                            let sg = &found.body["security_group"];
+                            json!({"name": sg["name"], "tenant_id": sg["project_id"]})
+                        });
+                        remote.insert(rg.to_string(), data);
+                    }
+                    match remote.get(rg).cloned().flatten() {
+                        Some(d) => Some(d),
+                        // A rule whose remote group is gone is left out, as upstream.
+                        None => continue,
+                    }
+                }
+                None => None,
+            };
+            rules.push(nova_rule(r, group));
+        }
+        out.push(json!({
+            "id": g["id"], "description": g["description"], "name": g["name"],
+            "tenant_id": g["project_id"], "rules": rules,
+        }));
+    }
+    out.sort_by(|a, b| {
+        let key = |v: &Value| {
+            (
+                v["tenant_id"].as_str().unwrap_or_default().to_string(),
+                v["name"].as_str().unwrap_or_default().to_string(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    Ok(out)
 }
 
 /// A Neutron ingress rule as Nova's API shows it (`_convert_to_nova_security_group_rule_
 /// format` + `_format_security_group_rule`): a protocol without ports spans every TCP/UDP
 /// port (1-65535) or none (-1); the remote is a group or an address range.
-fn nova_rule(r: &Value, group: Option<Value>) -> Value {
+pub(crate) fn nova_rule(r: &Value, group: Option<Value>) -> Value {
     let protocol = &r["protocol"];
     let (from, to) = match (
         protocol.as_str(),
