@@ -43,7 +43,7 @@ pub fn routes() -> Router<Arc<Compute>> {
 }
 
 /// The image API's own attributes; the rest of an image is its properties.
-const OWN: &[&str] = &[
+pub(crate) const OWN: &[&str] = &[
     "id",
     "name",
     "status",

@@ -171,6 +171,37 @@ async fn group_show(
     )
 }
 
+/// Writes a group's name and description (`id`: an update, else a create) and answers
+/// the group in Nova's format.
+async fn group_write(
+    s: &Compute,
+    ctx: &RequestContext,
+    id: Option<&str>,
+    body: &Value,
+) -> Result<Response> {
+    validate_body(&group_schema(), body)?;
+    let g = &body["security_group"];
+    let fields = json!({"security_group": {"name": g["name"], "description": g["description"]}});
+    let c = s.neutron_as(ctx)?;
+    let (r, want) = match id {
+        Some(id) => {
+            group_get(&c, id).await?;
+            let path = format!("/v2.0/security-groups/{}", percent_encode(id));
+            (c.put(&path, Some(&fields)).await, 200)
+        }
+        None => (c.post("/v2.0/security-groups", &fields).await, 201),
+    };
+    let r = r.map_err(network_api)?;
+    if r.status != want {
+        return Err(refused(&r));
+    }
+    let group = r.body["security_group"].clone();
+    ok(
+        StatusCode::OK,
+        json!({ "security_group": one_group(&c, group).await? }),
+    )
+}
+
 async fn group_create(
     State(s): S,
     Auth(ctx): Auth,
@@ -179,24 +210,7 @@ async fn group_create(
 ) -> Result<Response> {
     proxy_gone(v)?;
     s.authorize_groups(&ctx, "create")?;
-    validate_body(&group_schema(), &b)?;
-    let g = &b["security_group"];
-    let c = s.neutron_as(&ctx)?;
-    let r = c
-        .post(
-            "/v2.0/security-groups",
-            &json!({"security_group": {"name": g["name"], "description": g["description"]}}),
-        )
-        .await
-        .map_err(network_api)?;
-    if r.status != 201 {
-        return Err(refused(&r));
-    }
-    let group = r.body["security_group"].clone();
-    ok(
-        StatusCode::OK,
-        json!({ "security_group": one_group(&c, group).await? }),
-    )
+    group_write(&s, &ctx, None, &b).await
 }
 
 async fn group_update(
@@ -209,25 +223,7 @@ async fn group_update(
     proxy_gone(v)?;
     s.authorize_groups(&ctx, "update")?;
     uuid_like(&id)?;
-    validate_body(&group_schema(), &b)?;
-    let g = &b["security_group"];
-    let c = s.neutron_as(&ctx)?;
-    group_get(&c, &id).await?;
-    let r = c
-        .put(
-            &format!("/v2.0/security-groups/{}", percent_encode(&id)),
-            Some(&json!({"security_group": {"name": g["name"], "description": g["description"]}})),
-        )
-        .await
-        .map_err(network_api)?;
-    if r.status != 200 {
-        return Err(refused(&r));
-    }
-    let group = r.body["security_group"].clone();
-    ok(
-        StatusCode::OK,
-        json!({ "security_group": one_group(&c, group).await? }),
-    )
+    group_write(&s, &ctx, Some(&id), &b).await
 }
 
 async fn group_delete(

@@ -186,32 +186,7 @@ impl Compute {
 /// image API's own attributes, nor what upstream never inherits (signatures, caching and
 /// the image API's reserved `os_glance` namespace).
 fn inherited(key: &str) -> bool {
-    const OWN: &[&str] = &[
-        "id",
-        "name",
-        "status",
-        "visibility",
-        "protected",
-        "checksum",
-        "os_hash_algo",
-        "os_hash_value",
-        "size",
-        "virtual_size",
-        "created_at",
-        "updated_at",
-        "tags",
-        "self",
-        "file",
-        "schema",
-        "owner",
-        "min_disk",
-        "min_ram",
-        "disk_format",
-        "container_format",
-        "direct_url",
-        "locations",
-        "os_hidden",
-        "stores",
+    const SNAPSHOT_OWN: &[&str] = &[
         "image_type",
         "instance_uuid",
         "base_image_ref",
@@ -222,7 +197,8 @@ fn inherited(key: &str) -> bool {
         "owner_specified.openstack.sha256",
         "owner_specified.openstack.object",
     ];
-    !OWN.contains(&key)
+    !crate::images_proxy::OWN.contains(&key)
+        && !SNAPSHOT_OWN.contains(&key)
         && !key.starts_with("img_signature")
         && !key.starts_with("os_glance")
         && key != "certificate_ref"
