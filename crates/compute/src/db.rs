@@ -1262,29 +1262,32 @@ pub async fn instance_save(
 
 #[derive(FromRow)]
 struct UsageRow {
+    n: i64,
     vcpus: i64,
     memory_mb: i64,
 }
 
 /// Instances, vCPUs and RAM of the non-deleted instances of `project` (and `user`), summed
-/// here: SUM's type differs per engine (NUMERIC, DECIMAL).
+/// in the database (one row, whatever the number of servers).
 pub async fn instance_usage(
     ex: &mut impl Executor,
     project: &str,
     user: Option<&str>,
 ) -> Result<(i64, i64, i64)> {
-    let mut sql =
-        Sql::new("SELECT vcpus, memory_mb FROM nv_instances WHERE deleted = ? AND project_id = ?")
-            .arg(false)
-            .arg(project);
+    let e = ex.engine();
+    let mut sql = Sql::new(&format!(
+        "SELECT COUNT(*) AS n, {} AS vcpus, {} AS memory_mb FROM nv_instances \
+         WHERE deleted = ? AND project_id = ?",
+        ferro_db::int_sum(e, "vcpus"),
+        ferro_db::int_sum(e, "memory_mb")
+    ))
+    .arg(false)
+    .arg(project);
     if let Some(u) = user {
         sql.push(" AND user_id = ").bind(u);
     }
-    let rows: Vec<UsageRow> = ex.fetch_all(&sql).await?;
-    let n = i64::try_from(rows.len()).unwrap_or(i64::MAX);
-    Ok(rows.iter().fold((n, 0, 0), |(n, c, r), row| {
-        (n, c + row.vcpus, r + row.memory_mb)
-    }))
+    let row: Option<UsageRow> = ex.fetch_optional(&sql).await?;
+    Ok(row.map_or((0, 0, 0), |r| (r.n, r.vcpus, r.memory_mb)))
 }
 
 // ---- compute nodes --------------------------------------------------------------------------

@@ -398,7 +398,8 @@ impl Quotas {
         db::quota_lock(tx, &scope_key("project", project)).await?;
         db::quota_lock(tx, &scope_key("user", user)).await?;
         let project_limits = self.project(tx, project).await?;
-        let user_limits = self.user(tx, project, user).await?;
+        let mut user_limits = project_limits.clone();
+        overlay(&mut user_limits, &db::quota_limits(tx, project, user).await?);
         let project_usage = count_servers(tx, project, None).await?;
         let user_usage = count_servers(tx, project, Some(user)).await?;
         let mut overs = Vec::new();

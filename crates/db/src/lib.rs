@@ -22,7 +22,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, FromRow};
 
 pub use migrate::{Migration, migrate};
-pub use sql::{Kind, Sql, Value};
+pub use sql::{Kind, Sql, Value, int_sum};
 
 /// Errors of the database layer. Services turn them into `ferro_common::Error`.
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +190,8 @@ pub trait Executor {
     async fn fetch_all<T: Record>(&mut self, sql: &Sql) -> Result<Vec<T>, DbError>;
     async fn fetch_optional<T: Record>(&mut self, sql: &Sql) -> Result<Option<T>, DbError>;
     async fn execute(&mut self, sql: &Sql) -> Result<u64, DbError>;
+    /// The engine the statements run on.
+    fn engine(&self) -> Engine;
 }
 
 impl Executor for Tx {
@@ -202,6 +204,9 @@ impl Executor for Tx {
     async fn execute(&mut self, sql: &Sql) -> Result<u64, DbError> {
         Tx::execute(self, sql).await
     }
+    fn engine(&self) -> Engine {
+        Tx::engine(self)
+    }
 }
 
 impl Executor for &Db {
@@ -213,6 +218,9 @@ impl Executor for &Db {
     }
     async fn execute(&mut self, sql: &Sql) -> Result<u64, DbError> {
         PoolExec(self).execute(sql).await
+    }
+    fn engine(&self) -> Engine {
+        Db::engine(self)
     }
 }
 

@@ -233,3 +233,14 @@ mod tests {
         assert_eq!(s.render(Engine::MySql), "SELECT 1 WHERE x IN (NULL)");
     }
 }
+
+/// `SUM(expr)` of an integer column as a 64-bit integer on every engine (0 over no rows):
+/// PostgreSQL's and MySQL's `SUM` of a `BIGINT` is NUMERIC/DECIMAL, which does not decode
+/// as `i64`.
+pub fn int_sum(engine: Engine, expr: &str) -> String {
+    let target = match engine {
+        Engine::MySql => "SIGNED",
+        Engine::Postgres | Engine::Sqlite => "BIGINT",
+    };
+    format!("CAST(COALESCE(SUM({expr}), 0) AS {target})")
+}
