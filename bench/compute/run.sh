@@ -14,6 +14,7 @@
 #   REPORT_INTERVAL [10] (seconds between the fake hosts' heartbeats, Nova's default)
 #   QUICK=1 for a short run (SERVERS=200 HOSTS=100 unless set)
 #   OUT [/var/tmp/ferrostack-bench/compute-<time>] (server log and results)
+#   FERROSTACK_BIN (another server binary to measure) BENCH_LOG (the server's log filter)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -29,7 +30,10 @@ REPORT_INTERVAL="${REPORT_INTERVAL:-10}"
 OUT="${OUT:-/var/tmp/ferrostack-bench/compute-$(date -u +%Y%m%d-%H%M%S)}"
 mkdir -p "$OUT"
 
+# FERROSTACK_BIN names another server binary to measure (an older build, say); the driver
+# is this tree's either way.
 cargo build -q --release -p ferrostack --bin ferrostack --example bench_compute
+BIN="${FERROSTACK_BIN:-$CARGO_TARGET_DIR/release/ferrostack}"
 state=$(mktemp -d)
 cleanup() {
   stop_aio
@@ -40,7 +44,7 @@ trap cleanup EXIT
 # The scheduler's per-decision timings are debug events of their own target.
 start_aio "$OUT/server.log" FERROSTACK_LOG="${BENCH_LOG:-warn,ferro_compute::scheduler=debug}" \
   FERROSTACK_COMPUTE__REPORT_INTERVAL="$REPORT_INTERVAL" \
-  "$CARGO_TARGET_DIR/release/ferrostack" --state-dir "$state" all-in-one --admin-password secret \
+  "$BIN" --state-dir "$state" all-in-one --admin-password secret \
   --compute-driver fake --fake-hosts "$HOSTS"
 
 echo "== $SERVERS servers, $CLIENTS clients, $HOSTS fake hosts (commit $(git rev-parse --short HEAD), $(nproc) cores)" >&2
