@@ -399,7 +399,10 @@ impl Quotas {
         db::quota_lock(tx, &scope_key("user", user)).await?;
         let project_limits = self.project(tx, project).await?;
         let mut user_limits = project_limits.clone();
-        overlay(&mut user_limits, &db::quota_limits(tx, project, user).await?);
+        overlay(
+            &mut user_limits,
+            &db::quota_limits(tx, project, user).await?,
+        );
         let project_usage = count_servers(tx, project, None).await?;
         let user_usage = count_servers(tx, project, Some(user)).await?;
         let mut overs = Vec::new();

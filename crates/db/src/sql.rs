@@ -206,6 +206,17 @@ binder!(Sqlite, SqliteArguments);
 binder!(Postgres, PgArguments);
 binder!(MySql, MySqlArguments);
 
+/// `SUM(expr)` of an integer column as a 64-bit integer on every engine (0 over no rows):
+/// PostgreSQL's and MySQL's `SUM` of a `BIGINT` is NUMERIC/DECIMAL, which does not decode
+/// as `i64`.
+pub fn int_sum(engine: Engine, expr: &str) -> String {
+    let target = match engine {
+        Engine::MySql => "SIGNED",
+        Engine::Postgres | Engine::Sqlite => "BIGINT",
+    };
+    format!("CAST(COALESCE(SUM({expr}), 0) AS {target})")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,15 +243,4 @@ mod tests {
         s.bind_list(Vec::<String>::new());
         assert_eq!(s.render(Engine::MySql), "SELECT 1 WHERE x IN (NULL)");
     }
-}
-
-/// `SUM(expr)` of an integer column as a 64-bit integer on every engine (0 over no rows):
-/// PostgreSQL's and MySQL's `SUM` of a `BIGINT` is NUMERIC/DECIMAL, which does not decode
-/// as `i64`.
-pub fn int_sum(engine: Engine, expr: &str) -> String {
-    let target = match engine {
-        Engine::MySql => "SIGNED",
-        Engine::Postgres | Engine::Sqlite => "BIGINT",
-    };
-    format!("CAST(COALESCE(SUM({expr}), 0) AS {target})")
 }
