@@ -110,6 +110,23 @@ async fn group_get(c: &Client, id: &str) -> Result<Value> {
     Ok(r.body["security_group"].clone())
 }
 
+/// What a call on group `id` checks first — the microversion, `action`'s policy, the id's
+/// form, that the caller sees the group —: the group, and the client that read it.
+async fn group_for(
+    s: &Compute,
+    ctx: &RequestContext,
+    v: ApiVersion,
+    action: &str,
+    id: &str,
+) -> Result<(Client, Value)> {
+    proxy_gone(v)?;
+    s.authorize_groups(ctx, action)?;
+    uuid_like(id)?;
+    let c = s.neutron_as(ctx)?;
+    let g = group_get(&c, id).await?;
+    Ok((c, g))
+}
+
 async fn one_group(c: &Client, group: Value) -> Result<Value> {
     Ok(nova_groups(c, &[group])
         .await?
@@ -160,11 +177,7 @@ async fn group_show(
     v: ApiVersion,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    proxy_gone(v)?;
-    s.authorize_groups(&ctx, "show")?;
-    uuid_like(&id)?;
-    let c = s.neutron_as(&ctx)?;
-    let g = group_get(&c, &id).await?;
+    let (c, g) = group_for(&s, &ctx, v, "show", &id).await?;
     ok(
         StatusCode::OK,
         json!({ "security_group": one_group(&c, g).await? }),
@@ -232,11 +245,7 @@ async fn group_delete(
     v: ApiVersion,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    proxy_gone(v)?;
-    s.authorize_groups(&ctx, "delete")?;
-    uuid_like(&id)?;
-    let c = s.neutron_as(&ctx)?;
-    group_get(&c, &id).await?;
+    let (c, _) = group_for(&s, &ctx, v, "delete", &id).await?;
     let r = c
         .delete(&format!("/v2.0/security-groups/{}", percent_encode(&id)))
         .await
