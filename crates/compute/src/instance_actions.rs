@@ -75,7 +75,15 @@ impl Compute {
             host: host.map(str::to_string),
             details: error.map(str::to_string),
         };
-        if let Err(err) = db::action_event_add(&mut &self.db, uuid, request_id, &e).await {
+        // The action's update and the event's insert are one commit (one fsync), not two.
+        let recorded = async {
+            let mut tx = self.db.begin().await?;
+            db::action_event_add(&mut tx, uuid, request_id, &e).await?;
+            tx.commit().await?;
+            Ok::<(), ferro_common::Error>(())
+        }
+        .await;
+        if let Err(err) = recorded {
             tracing::error!(%uuid, %event, error = %err, "action event not recorded");
         }
     }
