@@ -42,13 +42,7 @@ impl Compute {
 
     /// The network API as the compute service (admin).
     pub(crate) async fn neutron(&self) -> Result<Client> {
-        let token = self
-            .links()?
-            .auth
-            .token()
-            .await
-            .map_err(|e| Fault::internal(format!("service token: {e}")))?;
-        self.network_client(&token)
+        self.network_client(&self.service_token().await?)
     }
 
     /// The one network `auto` (or an absent `networks` before 2.37, or an attach without

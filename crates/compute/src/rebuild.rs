@@ -14,7 +14,7 @@ use crate::conductor::{fault, instance_spec};
 use crate::db;
 use crate::fault::{Fault, Result};
 use crate::microversion::ApiVersion;
-use crate::model::{Instance, PowerState, VmState, task_state};
+use crate::model::{Instance, VmState, task_state};
 use crate::servers::{check_idle, id_from_href, random_token};
 
 const EV_REBUILD: &str = "compute_rebuild_instance";
@@ -168,7 +168,7 @@ impl Compute {
         i.task_state = None;
         match outcome {
             Ok(answer) => {
-                i.power_state = PowerState::from_code(answer["power_state"].as_i64().unwrap_or(0));
+                i.power_state = crate::shelve::power_of(&answer);
                 i.vm_state = if stopped {
                     VmState::Stopped
                 } else {

@@ -43,12 +43,9 @@ fn proxy_gone(v: ApiVersion) -> Result<()> {
 
 /// `validate_id`: a group or rule id must look like a uuid.
 fn uuid_like(id: &str) -> Result<()> {
-    let hex: String = id.chars().filter(|c| *c != '-').collect();
-    if hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        Ok(())
-    } else {
-        Err(Fault::bad_request("Security group id should be uuid"))
-    }
+    uuid::Uuid::parse_str(id)
+        .map(|_| ())
+        .map_err(|_| Fault::bad_request("Security group id should be uuid"))
 }
 
 /// The network API's refusal as Nova passes it on: its message with the status class

@@ -237,14 +237,19 @@ impl Compute {
         })
     }
 
-    /// A placement client with the service's token.
-    pub(crate) async fn placement(&self) -> Result<Client> {
-        let l = self.links()?;
-        let token = l
+    /// The compute service's own token (its service user, an admin of `service`).
+    pub(crate) async fn service_token(&self) -> Result<String> {
+        self.links()?
             .auth
             .token()
             .await
-            .map_err(|e| Fault::internal(format!("service token: {e}")))?;
+            .map_err(|e| Fault::internal(format!("service token: {e}")))
+    }
+
+    /// A placement client with the service's token.
+    pub(crate) async fn placement(&self) -> Result<Client> {
+        let token = self.service_token().await?;
+        let l = self.links()?;
         let c = self.peers.placement.get_or_init(|| {
             Client::new(&l.placement_url).with_header("OpenStack-API-Version", PLACEMENT_VERSION)
         });

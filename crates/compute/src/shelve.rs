@@ -223,14 +223,8 @@ impl Compute {
     /// image is not an error, a failure is logged (upstream logs it too).
     pub(crate) async fn image_delete_as_service(&self, image_id: &str) {
         let done = async {
-            let l = self.links()?;
-            let token = l
-                .auth
-                .token()
-                .await
-                .map_err(|e| Fault::internal(format!("service token: {e}")))?;
             let r = self
-                .image_client(&token)?
+                .image_client(&self.service_token().await?)?
                 .delete(&format!("/v2/images/{image_id}"))
                 .await
                 .map_err(|e| Fault::internal(format!("image API: {e}")))?;
@@ -496,6 +490,7 @@ impl Compute {
     }
 }
 
-fn power_of(answer: &Value) -> PowerState {
+/// The power state an agent's call answered (`{"power_state": <code>}`).
+pub(crate) fn power_of(answer: &Value) -> PowerState {
     PowerState::from_code(answer["power_state"].as_i64().unwrap_or(0))
 }
